@@ -1,0 +1,102 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "evalforge",
+    platforms: [.macOS(.v15)],
+    products: [
+        /// The library services link: records LLM spans and exports OTLP. Light by design:
+        /// it depends on swift-distributed-tracing, swift-log and the system zlib only.
+        .library(name: "EvalForgeSDK", targets: ["EvalForgeSDK"]),
+        .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // System zlib (Debian: zlib1g-dev) for gzip of OTLP bodies and batches.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Dependency-free shared facts: GenAI attribute keys, the versioned price table,
+        // W3C trace context, gzip. Used by the SDK, the collector and the backend.
+        .target(
+            name: "EvalForgeCore",
+            dependencies: ["CZlib"],
+            swiftSettings: swiftSettings
+        ),
+
+        // The SDK linked by user services.
+        .target(
+            name: "EvalForgeSDK",
+            dependencies: [
+                "EvalForgeCore",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Generated OTLP protobuf code (see scripts/generate-protos.sh).
+        .target(
+            name: "EvalForgeOTLP",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+
+        // The mock OpenAI / Anthropic provider (`evalforge mock-llm`).
+        .target(
+            name: "MockLLM",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The single `evalforge` executable with its subcommands.
+        .executableTarget(
+            name: "EvalForgeCLI",
+            dependencies: [
+                "EvalForgeSDK",
+                "MockLLM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "EvalForgeSDKTests",
+            dependencies: [
+                "EvalForgeSDK",
+                "EvalForgeCore",
+                "EvalForgeOTLP",
+                "MockLLM",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MockLLMTests",
+            dependencies: [
+                "MockLLM",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

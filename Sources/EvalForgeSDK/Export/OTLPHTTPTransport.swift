@@ -1,0 +1,142 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The outcome of one export request.
+enum ExportOutcome: Sendable {
+    /// Accepted; `rejected` spans were refused through `partial_success`.
+    case accepted(rejected: Int)
+    /// Retry later; `retryAfter` when the collector said how long to wait.
+    case retryable(reason: String, retryAfter: Duration?)
+    /// The collector refused the batch; retrying will not help.
+    case rejected(reason: String)
+}
+
+/// POSTs OTLP protobuf bodies to the collector over URLSession (no NIO in the SDK's dependency graph).
+final class OTLPHTTPTransport: Sendable {
+    private let url: URL?
+    private let headers: [String: String]
+    private let gzip: Bool
+    private let session: URLSession
+
+    init(configuration c: EvalForge.Configuration.Exporter) {
+        url = URL(string: c.endpoint)
+        headers = c.headers
+        gzip = c.gzip
+        let cfg = URLSessionConfiguration.ephemeral
+        cfg.httpMaximumConnectionsPerHost = 2
+        cfg.timeoutIntervalForRequest = c.timeout.seconds
+        cfg.urlCache = nil
+        session = URLSession(configuration: cfg)
+    }
+
+    var endpointDescription: String { url?.absoluteString ?? "<invalid URL>" }
+
+    func send(_ body: [UInt8], timeout: Duration) async -> ExportOutcome {
+        guard let url else { return .rejected(reason: "the exporter endpoint is not a valid URL") }
+        var request = URLRequest(url: url)
+        request.httpMethod = "POST"
+        request.timeoutInterval = max(0.05, timeout.seconds)
+        request.setValue("application/x-protobuf", forHTTPHeaderField: "Content-Type")
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        var payload = body
+        if gzip, let compressed = try? Gzip.compress(body) {
+            payload = compressed
+            request.setValue("gzip", forHTTPHeaderField: "Content-Encoding")
+        }
+        do {
+            let (data, response) = try await session.upload(for: request, from: Data(payload))
+            guard let http = response as? HTTPURLResponse else { return .retryable(reason: "no HTTP response", retryAfter: nil) }
+            switch http.statusCode {
+            case 200..<300:
+                return .accepted(rejected: Self.rejectedSpans(in: data))
+            case 429, 502, 503, 504:
+                return .retryable(
+                    reason: "collector answered \(http.statusCode)",
+                    retryAfter: Self.retryAfter(http.value(forHTTPHeaderField: "Retry-After")))
+            default:
+                let text = String(decoding: data.prefix(300), as: UTF8.self)
+                return .rejected(reason: "collector answered \(http.statusCode): \(text)")
+            }
+        } catch {
+            return .retryable(reason: "\(error)", retryAfter: nil)
+        }
+    }
+
+    static func retryAfter(_ value: String?) -> Duration? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let s = Double(value), s >= 0 { return .milliseconds(Int64(s * 1000)) }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        if let d = f.date(from: value) { return .milliseconds(Int64(max(0, d.timeIntervalSinceNow) * 1000)) }
+        return nil
+    }
+
+    /// Reads `partial_success.rejected_spans` (field 1 → field 1) from an ExportTraceServiceResponse.
+    static func rejectedSpans(in data: Data) -> Int {
+        var reader = ProtobufReader(Array(data))
+        while let (field, wire) = reader.nextTag() {
+            if field == 1, wire == 2, let inner = reader.lengthDelimited() {
+                var r = ProtobufReader(inner)
+                while let (f, w) = r.nextTag() {
+                    if f == 1, w == 0, let v = r.varint() { return Int(clamping: Int64(bitPattern: v)) }
+                    if !r.skip(wireType: w) { return 0 }
+                }
+                return 0
+            }
+            if !reader.skip(wireType: wire) { return 0 }
+        }
+        return 0
+    }
+}
+
+/// Just enough protobuf reading for the export response.
+struct ProtobufReader {
+    let bytes: [UInt8]
+    var i = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func varint() -> UInt64? {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < bytes.count, shift < 64 {
+            let b = bytes[i]
+            i += 1
+            v |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return v }
+            shift += 7
+        }
+        return nil
+    }
+
+    mutating func nextTag() -> (UInt64, UInt8)? {
+        guard i < bytes.count, let t = varint() else { return nil }
+        return (t >> 3, UInt8(t & 7))
+    }
+
+    mutating func lengthDelimited() -> [UInt8]? {
+        guard let n = varint(), n <= UInt64(bytes.count - i) else { return nil }
+        defer { i += Int(n) }
+        return Array(bytes[i..<i + Int(n)])
+    }
+
+    mutating func skip(wireType: UInt8) -> Bool {
+        switch wireType {
+        case 0: return varint() != nil
+        case 1: guard i + 8 <= bytes.count else { return false }; i += 8; return true
+        case 5: guard i + 4 <= bytes.count else { return false }; i += 4; return true
+        case 2: return lengthDelimited() != nil
+        default: return false
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, a) = components
+        return Double(s) + Double(a) / 1e18
+    }
+}

@@ -1,0 +1,317 @@
+import EvalForgeCore
+import Logging
+import Synchronization
+import Tracing
+
+extension EvalForge {
+    /// Records spans into a bounded buffer and exports them to the collector in the background.
+    ///
+    /// Recording (`startLLMCall`, `LLMSpan.end()`) never blocks on the network: a span costs one short
+    /// critical section. `run()` is the export loop; it conforms to the shape of swift-service-lifecycle's
+    /// `Service` (add `extension EvalForge.Pipeline: Service {}` to run it in a `ServiceGroup`), or use
+    /// `EvalForge.bootstrap`, which runs it for you.
+    public final class Pipeline: Sendable {
+        public let configuration: Configuration
+        let logger: Logger
+        let buffer: SpanBuffer
+        let sampler: Sampler
+        let counters = PipelineCounters()
+        let signal = WakeSignal()
+        let transport: OTLPHTTPTransport
+        let capturesContent: Bool
+        private let enabled: Bool
+        private let lifecycle = Mutex(Lifecycle())
+        private let breaker: CircuitBreaker
+
+        private struct Lifecycle {
+            var running = false
+            var shutdownRequested = false
+            var finished = false
+            var finishWaiters: [CheckedContinuation<Void, Never>] = []
+        }
+
+        /// A pipeline with `configuration`; nothing is exported until `run()` is running.
+        public convenience init(configuration: Configuration = .default, logger: Logger = Logger(label: "evalforge.sdk")) {
+            self.init(configuration: configuration, logger: logger, enabled: true)
+        }
+
+        init(configuration: Configuration, logger: Logger, enabled: Bool) {
+            self.configuration = configuration
+            self.logger = logger
+            self.enabled = enabled
+            buffer = SpanBuffer(capacity: configuration.buffer.maxSpans, batchSize: configuration.buffer.maxBatchSpans)
+            sampler = Sampler(configuration.sampling)
+            transport = OTLPHTTPTransport(configuration: configuration.exporter)
+            capturesContent = configuration.content.capture
+            breaker = CircuitBreaker(threshold: configuration.exporter.breakerThreshold, cooldown: configuration.exporter.breakerCooldown)
+        }
+
+        /// A pipeline that records nothing: what `EvalForge` uses before `bootstrap`.
+        static let disabled = Pipeline(configuration: .default, logger: Logger(label: "evalforge.sdk"), enabled: false)
+
+        // MARK: Recording
+
+        /// Starts recording an LLM call as a CLIENT span. Its parent is `parent`, else the current
+        /// EvalForge step, else the current span of the service's tracer (swift-distributed-tracing),
+        /// else it starts a new trace.
+        public func startLLMCall(_ request: LLMRequest, parent: TraceParent? = nil) -> LLMSpan {
+            start(request, name: nil, kind: .client, parent: parent)
+        }
+
+        /// Starts recording an agent step, tool execution or retrieval as an INTERNAL span named
+        /// "{operation} {name}".
+        public func startStep(_ operation: GenAIOperation, name: String, parent: TraceParent? = nil) -> LLMSpan {
+            let request = LLMRequest(operation: operation, provider: "", model: "")
+            var span = start(request, name: "\(operation.name) \(name)", kind: .internal, parent: parent)
+            switch operation {
+            case .invokeAgent, .createAgent: span.setAttribute(GenAIKeys.agentName, .string(name))
+            case .executeTool: span.setAttribute(GenAIKeys.toolName, .string(name))
+            case .retrieval: span.setAttribute(GenAIKeys.dataSourceID, .string(name))
+            default: break
+            }
+            return span
+        }
+
+        @inline(__always)
+        private func start(_ request: LLMRequest, name: String?, kind: SpanRecord.Kind, parent: TraceParent?) -> LLMSpan {
+            let parent = parent ?? EvalForge.currentParent(resolver: configuration.parentResolver)
+            let record = SpanRecord(
+                traceID: parent?.traceID ?? IDGenerator.traceID(),
+                spanID: IDGenerator.spanID(),
+                parentSpanID: parent?.spanID.value ?? 0,
+                kind: kind,
+                name: name,
+                request: request,
+                startUnixNanos: Clocks.unixNanos())
+            return LLMSpan(record: record, pipeline: self)
+        }
+
+        @inline(__always)
+        func submit(_ record: SpanRecord, durationNanos: UInt64) {
+            guard enabled else { return }
+            counters.recorded.add(1, ordering: .relaxed)
+            guard sampler.keeps(traceID: record.traceID, isError: record.isError, durationNanos: durationNanos) else {
+                counters.sampledOut.add(1, ordering: .relaxed)
+                return
+            }
+            switch buffer.append(record) {
+            case .accepted: break
+            case .acceptedBatchReady: signal.signal()
+            case .full: counters.droppedBufferFull.add(1, ordering: .relaxed)
+            }
+        }
+
+        /// Counters since start.
+        public var statistics: Statistics {
+            Statistics(
+                recorded: counters.recorded.load(ordering: .relaxed),
+                sampledOut: counters.sampledOut.load(ordering: .relaxed),
+                droppedBufferFull: counters.droppedBufferFull.load(ordering: .relaxed),
+                exported: counters.exported.load(ordering: .relaxed),
+                exportFailed: counters.exportFailed.load(ordering: .relaxed),
+                exportRequests: counters.exportRequests.load(ordering: .relaxed),
+                exportRetries: counters.exportRetries.load(ordering: .relaxed),
+                buffered: buffer.count)
+        }
+
+        // MARK: Export loop
+
+        /// Exports until the task is cancelled or `shutdown()` is called, then flushes what is
+        /// buffered within `buffer.shutdownTimeout`.
+        public func run() async throws {
+            let start = lifecycle.withLock { l -> Bool in
+                guard !l.running, !l.finished else { return false }
+                l.running = true
+                return true
+            }
+            guard start else { throw EvalForgeError.alreadyRunning }
+            logger.debug("evalforge export loop started", metadata: ["endpoint": "\(transport.endpointDescription)"])
+            await withTaskCancellationHandler {
+                var batch: [SpanRecord] = []
+                var encoder = OTLPSpanEncoder(configuration: configuration)
+                while !shutdownRequested {
+                    await signal.wait(timeout: configuration.buffer.flushInterval)
+                    if shutdownRequested { break }
+                    await exportBuffered(&batch, encoder: &encoder, deadline: nil)
+                }
+                let deadline = ContinuousClock.now + configuration.buffer.shutdownTimeout
+                await exportBuffered(&batch, encoder: &encoder, deadline: deadline)
+            } onCancel: {
+                self.requestShutdown()
+            }
+            let waiters = lifecycle.withLock { l -> [CheckedContinuation<Void, Never>] in
+                l.finished = true
+                l.running = false
+                defer { l.finishWaiters = [] }
+                return l.finishWaiters
+            }
+            for w in waiters { w.resume() }
+            logger.debug("evalforge export loop stopped", metadata: ["exported": "\(counters.exported.load(ordering: .relaxed))"])
+        }
+
+        private var shutdownRequested: Bool { lifecycle.withLock { $0.shutdownRequested } }
+
+        private func requestShutdown() {
+            lifecycle.withLock { $0.shutdownRequested = true }
+            signal.signal()
+        }
+
+        /// Stops the export loop after a final flush (bounded by `buffer.shutdownTimeout`) and waits
+        /// for it. Without a running loop it flushes directly.
+        public func shutdown() async {
+            let wasRunning = lifecycle.withLock { l -> Bool in
+                l.shutdownRequested = true
+                return l.running
+            }
+            signal.signal()
+            if wasRunning {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let done = lifecycle.withLock { l -> Bool in
+                        if l.finished { return true }
+                        l.finishWaiters.append(c)
+                        return false
+                    }
+                    if done { c.resume() }
+                }
+            } else {
+                var batch: [SpanRecord] = []
+                var encoder = OTLPSpanEncoder(configuration: configuration)
+                await exportBuffered(&batch, encoder: &encoder, deadline: ContinuousClock.now + configuration.buffer.shutdownTimeout)
+            }
+        }
+
+        /// Exports everything buffered now and waits until it and any export in flight are done
+        /// (or `timeout` passes).
+        public func forceFlush(timeout: Duration = .seconds(10)) async {
+            let deadline = ContinuousClock.now + timeout
+            var batch: [SpanRecord] = []
+            var encoder = OTLPSpanEncoder(configuration: configuration)
+            await exportBuffered(&batch, encoder: &encoder, deadline: deadline)
+            while counters.inFlight.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+        }
+
+        /// Drains the buffer and exports it in batches of at most `maxBatchSpans`.
+        private func exportBuffered(_ batch: inout [SpanRecord], encoder: inout OTLPSpanEncoder, deadline: ContinuousClock.Instant?) async {
+            repeat {
+                counters.inFlight.add(1, ordering: .releasing)
+                buffer.drain(into: &batch)
+                if batch.isEmpty {
+                    counters.inFlight.subtract(1, ordering: .releasing)
+                    return
+                }
+                var start = batch.startIndex
+                while start < batch.endIndex {
+                    let end = min(start + configuration.buffer.maxBatchSpans, batch.endIndex)
+                    let body = encoder.encode(batch[start..<end])
+                    await send(body, spans: end - start, deadline: deadline)
+                    start = end
+                }
+                batch.removeAll(keepingCapacity: true)
+                counters.inFlight.subtract(1, ordering: .releasing)
+            } while buffer.count >= configuration.buffer.maxBatchSpans || (deadline != nil && buffer.count > 0 && ContinuousClock.now < deadline!)
+        }
+
+        /// Sends one batch with retries, backoff and the circuit breaker.
+        private func send(_ body: [UInt8], spans: Int, deadline: ContinuousClock.Instant?) async {
+            var attempt = 0
+            let c = configuration.exporter
+            while true {
+                if let wait = breaker.waitBeforeNextAttempt() {
+                    guard await sleep(wait, deadline: deadline) else { return fail(spans, "circuit breaker open until the deadline") }
+                }
+                attempt += 1
+                counters.exportRequests.add(1, ordering: .relaxed)
+                if attempt > 1 { counters.exportRetries.add(1, ordering: .relaxed) }
+                var timeout = c.timeout
+                if let deadline { timeout = min(timeout, max(.milliseconds(50), deadline - ContinuousClock.now)) }
+                switch await transport.send(body, timeout: timeout) {
+                case .accepted(let rejected):
+                    breaker.recordSuccess()
+                    counters.exported.add(spans - min(rejected, spans), ordering: .relaxed)
+                    if rejected > 0 {
+                        counters.exportFailed.add(min(rejected, spans), ordering: .relaxed)
+                        logger.warning("collector rejected spans", metadata: ["rejected": "\(rejected)"])
+                    }
+                    return
+                case .rejected(let reason):
+                    breaker.recordSuccess()
+                    return fail(spans, reason)
+                case .retryable(let reason, let retryAfter):
+                    breaker.recordFailure()
+                    guard attempt < c.maxAttempts else { return fail(spans, "gave up after \(attempt) attempts: \(reason)") }
+                    let backoff = retryAfter.map { min($0, .seconds(60)) } ?? Backoff.delay(attempt: attempt, initial: c.initialBackoff, max: c.maxBackoff)
+                    logger.debug("export retry", metadata: ["attempt": "\(attempt)", "reason": "\(reason)"])
+                    guard await sleep(backoff, deadline: deadline) else { return fail(spans, "shutdown deadline passed: \(reason)") }
+                }
+            }
+        }
+
+        private func fail(_ spans: Int, _ reason: String) {
+            counters.exportFailed.add(spans, ordering: .relaxed)
+            logger.warning("evalforge export failed; spans dropped", metadata: ["spans": "\(spans)", "reason": "\(reason)"])
+        }
+
+        /// Sleeps unless that would pass `deadline`; false when it would.
+        private func sleep(_ d: Duration, deadline: ContinuousClock.Instant?) async -> Bool {
+            if let deadline, ContinuousClock.now + d > deadline { return false }
+            do { try await Task.sleep(for: d) } catch {
+                // Cancelled: the run loop is shutting down; keep trying within the deadline.
+                return deadline != nil
+            }
+            return true
+        }
+    }
+}
+
+/// Exponential backoff with full jitter.
+enum Backoff {
+    static func delay(attempt: Int, initial: Duration, max maxDelay: Duration) -> Duration {
+        let base = initial * (1 << min(attempt - 1, 16))
+        let cap = min(base, maxDelay)
+        let ms = Swift.max(1, Int64(cap.seconds * 1000))
+        return .milliseconds(Int64.random(in: ms / 2...ms))
+    }
+}
+
+/// Opens after `threshold` consecutive failures; while open, the next attempt waits out the cooldown
+/// (then one probe decides).
+final class CircuitBreaker: Sendable {
+    private struct State {
+        var consecutiveFailures = 0
+        var openUntil: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
+    let threshold: Int
+    let cooldown: Duration
+
+    init(threshold: Int, cooldown: Duration) {
+        self.threshold = max(1, threshold)
+        self.cooldown = cooldown
+    }
+
+    func waitBeforeNextAttempt() -> Duration? {
+        state.withLock { s in
+            guard let until = s.openUntil else { return nil }
+            let now = ContinuousClock.now
+            return until > now ? until - now : nil
+        }
+    }
+
+    func recordSuccess() {
+        state.withLock { s in
+            s.consecutiveFailures = 0
+            s.openUntil = nil
+        }
+    }
+
+    func recordFailure() {
+        state.withLock { s in
+            s.consecutiveFailures += 1
+            if s.consecutiveFailures >= threshold { s.openUntil = ContinuousClock.now + cooldown }
+        }
+    }
+
+    var isOpen: Bool { waitBeforeNextAttempt() != nil }
+}
