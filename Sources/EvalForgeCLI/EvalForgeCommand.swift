@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct EvalForgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evalforge",
+        abstract: "EvalForge: LLM observability and evaluation.",
+        subcommands: [DemoCommand.self]
+    )
+}
