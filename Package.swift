@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // System zlib (Debian: zlib1g-dev) for gzip of OTLP bodies and batches.
@@ -52,6 +56,31 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The model shared by the collector and the backend: normalized span facts, GenAI attribute
+        // normalization, rollups and mergeable latency sketches.
+        .target(
+            name: "EvalForgeModel",
+            dependencies: ["EvalForgeCore", "EvalForgeOTLP"],
+            swiftSettings: swiftSettings
+        ),
+
+        // The per-host collector pipeline: receive, normalize, dedup, rollups, tail sampling, WAL, forward.
+        // A library so the backend's dev mode can host it in-process.
+        .target(
+            name: "Collector",
+            dependencies: [
+                "EvalForgeCore", "EvalForgeOTLP", "EvalForgeModel", "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The mock OpenAI / Anthropic provider (`evalforge mock-llm`).
         .target(
             name: "MockLLM",
@@ -68,6 +97,9 @@ let package = Package(
             dependencies: [
                 "EvalForgeSDK",
                 "MockLLM",
+                "Collector",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -86,6 +118,17 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CollectorTests",
+            dependencies: [
+                "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeSDK",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

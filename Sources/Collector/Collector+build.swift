@@ -1,0 +1,51 @@
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// The collector as a runnable application: receiver, health and metrics endpoints, and the
+/// forwarder service. `evalforge collector` runs it; the backend's dev mode hosts it in-process.
+public enum CollectorApp {
+    /// Opens the WAL (replaying what was not acknowledged), then builds the HTTP app with the
+    /// forwarder added as a service.
+    public static func build(
+        configuration: CollectorConfiguration,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        logger: Logger = Logger(label: "evalforge.collector")
+    ) throws -> (app: some ApplicationProtocol, pipeline: CollectorPipeline) {
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let pipeline = try CollectorPipeline(configuration: configuration, metricsFactory: factory, logger: logger)
+        let outbox = try Outbox(directory: configuration.queueDirectory + "/outbox")
+        let skip = outbox.pending().map(\.lastSeq).max() ?? 0
+        let replayed = try pipeline.replay(skipThrough: skip)
+        if replayed > 0 { logger.info("replayed WAL records", metadata: ["records": "\(replayed)"]) }
+        let forwarder = Forwarder(pipeline: pipeline, outbox: outbox, logger: logger)
+        let router = buildRouter(pipeline: pipeline, registry: registry)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "evalforge-collector"),
+            services: [forwarder],
+            logger: logger)
+        return (app, pipeline)
+    }
+
+    static func buildRouter(pipeline: CollectorPipeline, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+        let router = Router()
+        OTLPTraceController(pipeline: pipeline).addRoutes(to: router)
+        router.get("/healthz") { _, _ -> Response in
+            let s = pipeline.statistics
+            let data = (try? JSONEncoder().encode(s)) ?? Data()
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            let s = pipeline.statistics
+            pipeline.metrics.queueDepth.record(s.queueDepthRecords)
+            pipeline.metrics.queueBytes.record(s.queueBytes)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        return router
+    }
+}

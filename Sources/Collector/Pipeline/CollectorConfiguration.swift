@@ -1,0 +1,65 @@
+import Foundation
+
+/// Everything the collector can be told. Start from `.default`; the `evalforge collector` command
+/// applies a YAML file (`--config`), then `EVALFORGE_COLLECTOR_*` environment variables, then flags.
+/// docs/collector-configuration.md lists every key.
+public struct CollectorConfiguration: Sendable, Equatable {
+    /// Receiver address. Config `receiver.host` / `receiver.port`, env `EVALFORGE_COLLECTOR_HOST` / `_PORT`. Default 127.0.0.1:4318.
+    public var host: String = "127.0.0.1"
+    public var port: Int = 4318
+    /// Largest request body accepted, compressed or inflated; larger gets 413. Config `receiver.max_body_bytes`. Default 8 MiB.
+    public var maxBodyBytes: Int = 8 << 20
+    /// Project for spans whose resource has no `evalforge.project`. Config `receiver.default_project`. Default "default".
+    public var defaultProject: String = "default"
+
+    /// Deduplication window. Config `dedup.window_seconds`. Default 600 s.
+    public var dedupWindow: Duration = .seconds(600)
+    /// Most (trace id, span id) pairs remembered (~12 bytes each). Config `dedup.max_ids`. Default 4,000,000 (~48 MB).
+    public var dedupMaxIDs: Int = 4_000_000
+
+    public var sampling: TailSamplingPolicy = .default
+
+    /// WAL directory. Config `queue.directory`, env `EVALFORGE_COLLECTOR_QUEUE_DIR`. Default ./data/collector-wal.
+    public var queueDirectory: String = "data/collector-wal"
+    /// WAL size cap; above it the receiver answers 503 with Retry-After. Config `queue.max_bytes`. Default 1 GiB.
+    public var queueMaxBytes: Int = 1 << 30
+    /// WAL segment size. Config `queue.segment_bytes`. Default 64 MiB.
+    public var queueSegmentBytes: Int = 64 << 20
+    /// fsync policy: "always" (before every acknowledgement, group-committed), "interval:<ms>", "never".
+    /// Config `queue.fsync`, env `EVALFORGE_COLLECTOR_FSYNC`. Default "always".
+    public var fsync: String = "always"
+
+    /// Backend base URL; batches go to `<url>/v1/batches`. Config `forward.backend_url`, env `EVALFORGE_BACKEND_URL`. Default http://127.0.0.1:3000.
+    public var backendURL: String = "http://127.0.0.1:3000"
+    /// API key sent as `Authorization: Bearer`. Config `forward.api_key`, env `EVALFORGE_API_KEY`. Default none.
+    public var apiKey: String? = nil
+    /// Kept spans per batch at most. Config `forward.max_batch_spans`. Default 5,000.
+    public var maxBatchSpans: Int = 5_000
+    /// Longest a batch waits before it is sent. Config `forward.flush_interval_ms`. Default 1,000.
+    public var flushInterval: Duration = .seconds(1)
+    /// Timeout of one forward request. Config `forward.timeout_ms`. Default 30,000.
+    public var forwardTimeout: Duration = .seconds(30)
+    /// Retry backoff bounds (exponential with jitter). Config `forward.initial_backoff_ms` / `forward.max_backoff_ms`. Default 200 ms / 30 s.
+    public var initialBackoff: Duration = .milliseconds(200)
+    public var maxBackoff: Duration = .seconds(30)
+    /// gzip level of forwarded batches (1 fastest … 9 smallest). Config `forward.gzip_level`. Default 1.
+    public var gzipLevel: Int = 1
+    /// This collector's id in batch ids. Config `forward.collector_id`, env `EVALFORGE_COLLECTOR_ID`. Default the host name.
+    public var collectorID: String = ProcessInfo.processInfo.hostName
+
+    /// How long graceful shutdown may spend forwarding what is pending. Config `shutdown_timeout_ms`. Default 10,000.
+    public var shutdownTimeout: Duration = .seconds(10)
+
+    public init() {}
+    public static let `default` = CollectorConfiguration()
+
+    var fsyncPolicy: WriteAheadLog.FsyncPolicy? {
+        switch fsync {
+        case "always": return .always
+        case "never": return .never
+        default:
+            guard fsync.hasPrefix("interval:"), let ms = Int(fsync.dropFirst("interval:".count)), ms > 0 else { return nil }
+            return .interval(.milliseconds(ms))
+        }
+    }
+}

@@ -1,0 +1,335 @@
+import EvalForgeCore
+import EvalForgeModel
+import EvalForgeOTLP
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+public typealias ExportTraceRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
+
+/// The collector's data path after decoding: normalize → deduplicate → WAL → rollups and tail
+/// sampling → sealed batches for the forwarder. One short critical section per request keeps WAL
+/// order, dedup state and sampling consistent; normalization runs outside it and the fsync wait
+/// happens after it.
+public final class CollectorPipeline: Sendable {
+    public let configuration: CollectorConfiguration
+    let wal: WriteAheadLog
+    let normalizer: GenAINormalizer
+    let metrics: CollectorMetrics
+    let logger: Logger
+    private let state: Mutex<State>
+
+    private struct State {
+        var dedup: DuplicateFilter
+        var sampler: TailSampler
+        var pending = PendingRecords()
+        /// WAL records at or below this were forwarded in the outbox batch found at start-up.
+        var skipThroughSeq: UInt64 = 0
+    }
+
+    /// What happened to the spans of one request.
+    public struct IngestResult: Sendable, Equatable {
+        public var accepted = 0
+        public var duplicates = 0
+        public var rejected = 0
+        public var rejectionReason: String?
+    }
+
+    public init(configuration: CollectorConfiguration, metricsFactory: any MetricsFactory = MetricsSystem.factory, logger: Logger = Logger(label: "evalforge.collector")) throws {
+        guard let policy = configuration.fsyncPolicy else {
+            throw CollectorError.configuration("queue.fsync '\(configuration.fsync)' must be always, never or interval:<ms>")
+        }
+        self.configuration = configuration
+        self.logger = logger
+        wal = try WriteAheadLog(directory: configuration.queueDirectory, maxSegmentBytes: configuration.queueSegmentBytes, policy: policy)
+        normalizer = GenAINormalizer()
+        metrics = CollectorMetrics(factory: metricsFactory)
+        state = Mutex(State(
+            dedup: DuplicateFilter(window: configuration.dedupWindow, maxIDs: configuration.dedupMaxIDs),
+            sampler: TailSampler(policy: configuration.sampling)))
+    }
+
+    // MARK: Ingest
+
+    /// Ingests one decoded request. `raw` is its protobuf encoding, which the WAL keeps. Returns
+    /// after the accepted spans are durable (by the fsync policy); throws `CollectorError.queueFull`
+    /// under backpressure, with nothing accepted.
+    public func ingest(_ request: ExportTraceRequest, raw: [UInt8]) async throws -> IngestResult {
+        guard wal.totalBytes < configuration.queueMaxBytes else {
+            metrics.requestsRejected.increment()
+            throw CollectorError.queueFull
+        }
+        var request = request
+        let facts = normalize(&request)
+        let now = Self.nowNanos()
+        let (seq, result) = try state.withLock { s -> (UInt64?, IngestResult) in
+            var result = IngestResult()
+            var excluded: [Int] = []
+            var fingerprints: [UInt64] = []
+            fingerprints.reserveCapacity(facts.count)
+            var local = Set<UInt64>()
+            for (i, f) in facts.enumerated() {
+                guard let f else {
+                    excluded.append(i)
+                    result.rejected += 1
+                    continue
+                }
+                let fp = DuplicateFilter.fingerprint(f.traceID, f.spanID)
+                if s.dedup.contains(fp) || !local.insert(fp).inserted {
+                    excluded.append(i)
+                    result.duplicates += 1
+                } else {
+                    fingerprints.append(fp)
+                }
+            }
+            result.accepted = fingerprints.count
+            if result.rejected > 0 { result.rejectionReason = "\(result.rejected) span(s) have an invalid trace id (16 non-zero bytes) or span id (8 non-zero bytes)" }
+            guard result.accepted > 0 else { return (nil, result) }
+            let seq = try wal.append(WALRecord.encode(excluded: excluded, request: raw))
+            for fp in fingerprints { s.dedup.insert(fp, nowNanos: now) }
+            Self.apply(seq: seq, request: request, facts: facts, excluded: excluded, now: now, state: &s, metrics: metrics)
+            return (seq, result)
+        }
+        metrics.spansReceived.increment(by: facts.count)
+        metrics.received.add(facts.count, ordering: .relaxed)
+        if result.duplicates > 0 {
+            metrics.duplicates.increment(by: result.duplicates)
+            metrics.duplicateCount.add(result.duplicates, ordering: .relaxed)
+        }
+        if result.rejected > 0 {
+            metrics.spansRejected.increment(by: result.rejected)
+            metrics.rejected.add(result.rejected, ordering: .relaxed)
+        }
+        if let seq { try await wal.waitDurable(seq) }
+        return result
+    }
+
+    /// Normalizes every span in place; nil facts mark spans with invalid ids.
+    private func normalize(_ request: inout ExportTraceRequest) -> [SpanFacts?] {
+        var facts: [SpanFacts?] = []
+        for r in request.resourceSpans.indices {
+            let info = ResourceInfo(request.resourceSpans[r].resource, defaultProject: configuration.defaultProject)
+            for s in request.resourceSpans[r].scopeSpans.indices {
+                for i in request.resourceSpans[r].scopeSpans[s].spans.indices {
+                    facts.append(normalizer.normalize(&request.resourceSpans[r].scopeSpans[s].spans[i], resource: info))
+                }
+            }
+        }
+        return facts
+    }
+
+    /// Feeds the accepted spans of WAL record `seq` to the rollups and the sampler.
+    private static func apply(seq: UInt64, request: ExportTraceRequest, facts: [SpanFacts?], excluded: [Int], now: UInt64, state s: inout State, metrics: CollectorMetrics) {
+        s.pending.open(seq: seq)
+        var outcomes: [TailSampler.Outcome] = []
+        var rollups = RollupTable()
+        var accepted = 0
+        var ex = 0
+        var i = 0
+        for rs in request.resourceSpans {
+            for ss in rs.scopeSpans {
+                for span in ss.spans {
+                    defer { i += 1 }
+                    if ex < excluded.count, excluded[ex] == i {
+                        ex += 1
+                        continue
+                    }
+                    guard let f = facts[i] else { continue }
+                    accepted += 1
+                    rollups.add(f)
+                    s.sampler.offer(seq: seq, facts: f, span: KeptSpan(resource: rs.resource, scope: ss.scope, span: span), nowNanos: now, into: &outcomes)
+                }
+            }
+        }
+        s.pending.withRecord(seq) { r in
+            r.rollups = rollups
+            r.accepted = accepted
+            r.undecided = accepted
+        }
+        record(outcomes, into: &s.pending, metrics: metrics)
+    }
+
+    private static func record(_ outcomes: [TailSampler.Outcome], into pending: inout PendingRecords, metrics: CollectorMetrics) {
+        var kept = 0
+        var dropped = 0
+        for o in outcomes {
+            switch o {
+            case .keep(let seq, let span):
+                kept += 1
+                pending.withRecord(seq) { r in
+                    r.kept.append(span)
+                    r.undecided -= 1
+                }
+            case .drop(let seq):
+                dropped += 1
+                pending.withRecord(seq) { $0.undecided -= 1 }
+            }
+        }
+        if kept > 0 {
+            metrics.sampledIn.increment(by: kept)
+            metrics.keptCount.add(kept, ordering: .relaxed)
+        }
+        if dropped > 0 {
+            metrics.sampledOut.increment(by: dropped)
+            metrics.droppedCount.add(dropped, ordering: .relaxed)
+        }
+    }
+
+    // MARK: Replay
+
+    /// Re-reads the WAL after a restart: records past the checkpoint are processed again (dedup
+    /// state, rollups, sampling), except those already covered by the outbox batch `skipThrough`.
+    func replay(skipThrough: UInt64) throws -> Int {
+        state.withLock { $0.skipThroughSeq = skipThrough }
+        var count = 0
+        try wal.replay { seq, payload in
+            guard let record = WALRecord.decode(payload), var request = try? ExportTraceRequest(serializedBytes: record.request) else {
+                logger.error("unreadable WAL record skipped", metadata: ["seq": "\(seq)"])
+                return
+            }
+            let facts = normalize(&request)
+            let now = Self.nowNanos()
+            state.withLock { s in
+                var ex = 0
+                for (i, f) in facts.enumerated() {
+                    if ex < record.excluded.count, record.excluded[ex] == i { ex += 1; continue }
+                    if let f { s.dedup.insert(DuplicateFilter.fingerprint(f.traceID, f.spanID), nowNanos: now) }
+                }
+                if seq > s.skipThroughSeq {
+                    Self.apply(seq: seq, request: request, facts: facts, excluded: record.excluded, now: now, state: &s, metrics: metrics)
+                }
+            }
+            count += 1
+        }
+        return count
+    }
+
+    // MARK: Sealing batches
+
+    /// A batch ready to forward: the results of WAL records `firstSeq...lastSeq`.
+    struct SealedBatch: Sendable {
+        var firstSeq: UInt64
+        var lastSeq: UInt64
+        var rollups: RollupTable
+        var kept: [KeptSpan]
+        var accepted: Int
+    }
+
+    /// Decides traces whose time has come and seals the forwardable prefix; nil when nothing is ready.
+    /// `force` decides every pending trace now (shutdown).
+    func seal(force: Bool = false) -> SealedBatch? {
+        let now = Self.nowNanos()
+        return state.withLock { s -> SealedBatch? in
+            var outcomes: [TailSampler.Outcome] = []
+            s.sampler.expire(nowNanos: now, force: force, into: &outcomes)
+            Self.record(outcomes, into: &s.pending, metrics: metrics)
+            metrics.pendingTraces.record(s.sampler.pendingTraces)
+            let records = s.pending.takeDecidedPrefix(maxSpans: configuration.maxBatchSpans)
+            guard let first = records.first, let last = records.last else { return nil }
+            var batch = SealedBatch(firstSeq: first.seq, lastSeq: last.seq, rollups: RollupTable(), kept: [], accepted: 0)
+            batch.kept.reserveCapacity(records.reduce(0) { $0 + $1.kept.count })
+            for r in records {
+                batch.rollups.merge(r.rollups)
+                batch.kept.append(contentsOf: r.kept)
+                batch.accepted += r.accepted
+            }
+            return batch
+        }
+    }
+
+    /// Kept spans waiting in decided records (the forwarder seals early past its batch size).
+    var readyKeptSpans: Int { state.withLock { $0.pending.keptSpans } }
+
+    public var statistics: CollectorStatistics {
+        let pending = state.withLock { $0.sampler.pendingTraces }
+        return CollectorStatistics(
+            spansReceived: metrics.received.load(ordering: .relaxed),
+            spansRejected: metrics.rejected.load(ordering: .relaxed),
+            duplicatesDropped: metrics.duplicateCount.load(ordering: .relaxed),
+            sampledIn: metrics.keptCount.load(ordering: .relaxed),
+            sampledOut: metrics.droppedCount.load(ordering: .relaxed),
+            batchesForwarded: metrics.forwardedBatches.load(ordering: .relaxed),
+            spansForwarded: metrics.forwardedSpans.load(ordering: .relaxed),
+            forwardFailures: metrics.forwardFailures.load(ordering: .relaxed),
+            queueDepthRecords: Int(wal.depth),
+            queueBytes: wal.totalBytes,
+            pendingTraces: pending)
+    }
+
+    static func nowNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// A WAL payload: the indices of spans not accepted (duplicates, invalid ids) and the request's
+/// protobuf bytes as received (normalization is deterministic and is redone on replay).
+enum WALRecord {
+    static func encode(excluded: [Int], request: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(request.count + 8 + excluded.count * 2)
+        varint(UInt64(excluded.count), &out)
+        for e in excluded { varint(UInt64(e), &out) }
+        out.append(contentsOf: request)
+        return out
+    }
+
+    static func decode(_ bytes: [UInt8]) -> (excluded: [Int], request: ArraySlice<UInt8>)? {
+        var i = 0
+        guard let n = read(bytes, &i), n < 10_000_000 else { return nil }
+        var excluded: [Int] = []
+        for _ in 0..<n {
+            guard let e = read(bytes, &i) else { return nil }
+            excluded.append(Int(e))
+        }
+        return (excluded, bytes[i...])
+    }
+
+    private static func varint(_ v: UInt64, _ out: inout [UInt8]) {
+        var v = v
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    private static func read(_ b: [UInt8], _ i: inout Int) -> UInt64? {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < b.count, shift < 64 {
+            let x = b[i]
+            i += 1
+            v |= UInt64(x & 0x7F) << shift
+            if x < 0x80 { return v }
+            shift += 7
+        }
+        return nil
+    }
+}
+
+/// Errors the collector reports to clients and operators.
+public struct CollectorError: Error, CustomStringConvertible, Sendable {
+    private enum Code: Sendable { case queueFull, configuration, badRequest, tooLarge, unsupportedMediaType }
+    private let code: Code
+    public let message: String
+    public var description: String { message }
+
+    public static let queueFull = CollectorError(code: .queueFull, message: "the collector's queue is full (backend slow or down); retry after the indicated delay")
+    static func configuration(_ m: String) -> CollectorError { CollectorError(code: .configuration, message: m) }
+    static func badRequest(_ m: String) -> CollectorError { CollectorError(code: .badRequest, message: m) }
+    static func tooLarge(_ m: String) -> CollectorError { CollectorError(code: .tooLarge, message: m) }
+    static func unsupportedMediaType(_ m: String) -> CollectorError { CollectorError(code: .unsupportedMediaType, message: m) }
+
+    var httpStatus: Int {
+        switch code {
+        case .queueFull: return 503
+        case .configuration: return 500
+        case .badRequest: return 400
+        case .tooLarge: return 413
+        case .unsupportedMediaType: return 415
+        }
+    }
+}

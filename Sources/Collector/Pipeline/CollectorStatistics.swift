@@ -1,0 +1,58 @@
+import Metrics
+import Synchronization
+
+/// The collector's counters, exported through swift-metrics (Prometheus in the executable) and
+/// readable directly for tests and /healthz.
+final class CollectorMetrics: Sendable {
+    let spansReceived: Counter
+    let spansRejected: Counter
+    let requestsRejected: Counter
+    let duplicates: Counter
+    let sampledIn: Counter
+    let sampledOut: Counter
+    let batchesForwarded: Counter
+    let forwardErrors: Counter
+    let forwardLatency: Metrics.Timer
+    let queueDepth: Gauge
+    let queueBytes: Gauge
+    let pendingTraces: Gauge
+
+    let received = Atomic<Int>(0)
+    let rejected = Atomic<Int>(0)
+    let duplicateCount = Atomic<Int>(0)
+    let keptCount = Atomic<Int>(0)
+    let droppedCount = Atomic<Int>(0)
+    let forwardedBatches = Atomic<Int>(0)
+    let forwardedSpans = Atomic<Int>(0)
+    let forwardFailures = Atomic<Int>(0)
+
+    init(factory: any MetricsFactory) {
+        spansReceived = Counter(label: "evalforge_collector_spans_received_total", factory: factory)
+        spansRejected = Counter(label: "evalforge_collector_spans_rejected_total", factory: factory)
+        requestsRejected = Counter(label: "evalforge_collector_requests_rejected_total", factory: factory)
+        duplicates = Counter(label: "evalforge_collector_spans_duplicate_total", factory: factory)
+        sampledIn = Counter(label: "evalforge_collector_spans_sampled_in_total", factory: factory)
+        sampledOut = Counter(label: "evalforge_collector_spans_sampled_out_total", factory: factory)
+        batchesForwarded = Counter(label: "evalforge_collector_batches_forwarded_total", factory: factory)
+        forwardErrors = Counter(label: "evalforge_collector_forward_errors_total", factory: factory)
+        forwardLatency = Metrics.Timer(label: "evalforge_collector_forward_latency_seconds", factory: factory)
+        queueDepth = Gauge(label: "evalforge_collector_queue_depth_records", factory: factory)
+        queueBytes = Gauge(label: "evalforge_collector_queue_bytes", factory: factory)
+        pendingTraces = Gauge(label: "evalforge_collector_sampling_pending_traces", factory: factory)
+    }
+}
+
+/// A snapshot of the collector's counters.
+public struct CollectorStatistics: Sendable, Hashable, Codable {
+    public var spansReceived: Int
+    public var spansRejected: Int
+    public var duplicatesDropped: Int
+    public var sampledIn: Int
+    public var sampledOut: Int
+    public var batchesForwarded: Int
+    public var spansForwarded: Int
+    public var forwardFailures: Int
+    public var queueDepthRecords: Int
+    public var queueBytes: Int
+    public var pendingTraces: Int
+}

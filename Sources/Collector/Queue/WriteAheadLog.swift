@@ -1,0 +1,328 @@
+import CZlib
+import Dispatch
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The collector's durable queue: append-only segment files of checksummed records, numbered by a
+/// sequence that never repeats; a checkpoint file holds the last sequence the backend acknowledged.
+///
+/// - Record: `u32 payload length | u32 CRC-32 of (seq, payload) | u64 seq | payload` (little endian).
+/// - `append` writes into the page cache (a process crash loses nothing after it returns);
+///   `waitDurable` returns when an fsync covers the record, by the `FsyncPolicy`.
+/// - Replay after a restart reads every record after the checkpoint; a torn last record (a crash
+///   mid-write) is cut off.
+/// - `release(upTo:)` records the acknowledgement and deletes segments no longer needed.
+final class WriteAheadLog: Sendable {
+    /// When appended records reach the disk.
+    enum FsyncPolicy: Sendable, Equatable {
+        /// fsync before the client is acknowledged (group commit: one fsync covers every waiting request).
+        case always
+        /// fsync in the background every interval; a machine crash may lose that much, a process crash nothing.
+        case interval(Duration)
+        /// Leave it to the kernel.
+        case never
+    }
+
+    struct Error: Swift.Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    private struct Segment {
+        var firstSeq: UInt64
+        var path: String
+        var bytes: Int
+    }
+
+    private struct State {
+        var fd: Int32 = -1
+        var segments: [Segment] = []
+        var nextSeq: UInt64 = 1
+        var ackedSeq: UInt64 = 0
+        var totalBytes = 0
+        var writtenSeq: UInt64 = 0
+        var syncedSeq: UInt64 = 0
+        var syncing = false
+        var waiters: [(UInt64, CheckedContinuation<Void, any Swift.Error>)] = []
+    }
+
+    let directory: String
+    let maxSegmentBytes: Int
+    let policy: FsyncPolicy
+    private let state = Mutex(State())
+    private let syncQueue = DispatchQueue(label: "evalforge.wal.fsync")
+
+    /// Opens (creating if needed) the log in `directory`.
+    init(directory: String, maxSegmentBytes: Int = 64 << 20, policy: FsyncPolicy) throws {
+        self.directory = directory
+        self.maxSegmentBytes = max(1 << 16, maxSegmentBytes)
+        self.policy = policy
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let acked = Self.readCheckpoint(directory)
+        var segments: [Segment] = []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix("wal-") && name.hasSuffix(".log") {
+            guard let first = UInt64(name.dropFirst(4).dropLast(4)) else { continue }
+            let path = directory + "/" + name
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            segments.append(Segment(firstSeq: first, path: path, bytes: size ?? 0))
+        }
+        segments.sort { $0.firstSeq < $1.firstSeq }
+        state.withLock { s in
+            s.segments = segments
+            s.ackedSeq = acked
+            s.nextSeq = acked + 1
+            s.totalBytes = segments.reduce(0) { $0 + $1.bytes }
+        }
+    }
+
+    /// Reads every record after the checkpoint in order, repairing a torn tail. Call once, before `append`.
+    func replay(_ body: (UInt64, [UInt8]) throws -> Void) throws {
+        let (segments, acked) = state.withLock { ($0.segments, $0.ackedSeq) }
+        var lastSeq = acked
+        for (i, seg) in segments.enumerated() {
+            guard let data = FileManager.default.contents(atPath: seg.path) else { continue }
+            let bytes = [UInt8](data)
+            var offset = 0
+            var good = 0
+            while offset + 16 <= bytes.count {
+                let len = Int(Self.u32(bytes, offset))
+                let crc = Self.u32(bytes, offset + 4)
+                let seq = Self.u64(bytes, offset + 8)
+                guard len <= bytes.count - offset - 16 else { break }
+                let payload = Array(bytes[(offset + 16)..<(offset + 16 + len)])
+                guard Self.checksum(seq: seq, payload) == crc else { break }
+                if seq > lastSeq {
+                    try body(seq, payload)
+                    lastSeq = seq
+                }
+                offset += 16 + len
+                good = offset
+            }
+            if good < bytes.count {
+                // Torn or corrupt tail: keep what verified, drop the rest (and any later segments' order stays).
+                truncate(seg.path, Int64(good))
+                state.withLock { s in
+                    if let k = s.segments.firstIndex(where: { $0.path == seg.path }) {
+                        s.totalBytes -= s.segments[k].bytes - good
+                        s.segments[k].bytes = good
+                    }
+                }
+                if i < segments.count - 1 { continue }
+            }
+        }
+        state.withLock { s in
+            s.nextSeq = lastSeq + 1
+            s.writtenSeq = lastSeq
+            s.syncedSeq = lastSeq
+        }
+    }
+
+    /// Appends one record and returns its sequence number. Synchronous and short: a write(2) into
+    /// the page cache (callers hold their ordering lock around it).
+    func append(_ payload: [UInt8]) throws -> UInt64 {
+        try state.withLock { s in
+            if s.fd < 0 || (s.segments.last.map { $0.bytes >= maxSegmentBytes } ?? true) {
+                try rotate(&s)
+            }
+            let seq = s.nextSeq
+            var header = [UInt8](repeating: 0, count: 16)
+            Self.put32(&header, 0, UInt32(payload.count))
+            Self.put32(&header, 4, Self.checksum(seq: seq, payload))
+            Self.put64(&header, 8, seq)
+            try Self.writeAll(s.fd, header)
+            try Self.writeAll(s.fd, payload)
+            s.nextSeq += 1
+            s.writtenSeq = seq
+            let n = 16 + payload.count
+            s.segments[s.segments.count - 1].bytes += n
+            s.totalBytes += n
+            return seq
+        }
+    }
+
+    private func rotate(_ s: inout State) throws {
+        if s.fd >= 0 {
+            fsync(s.fd)
+            Glibc.close(s.fd)
+            s.fd = -1
+        }
+        let path = directory + "/wal-" + String(format: "%020llu", s.nextSeq) + ".log"
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Error(message: "cannot open WAL segment \(path): \(String(cString: strerror(errno)))") }
+        s.fd = fd
+        s.segments.append(Segment(firstSeq: s.nextSeq, path: path, bytes: 0))
+        Self.fsyncDirectory(directory)
+    }
+
+    /// Returns when `seq` is on disk as the policy requires (at once for `interval` and `never`).
+    func waitDurable(_ seq: UInt64) async throws {
+        guard policy == .always else { return }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Swift.Error>) in
+            let startSync = state.withLock { s -> Bool in
+                if s.syncedSeq >= seq {
+                    c.resume()
+                    return false
+                }
+                s.waiters.append((seq, c))
+                if s.syncing { return false }
+                s.syncing = true
+                return true
+            }
+            if startSync { syncQueue.async { self.syncLoop() } }
+        }
+    }
+
+    /// Runs on the fsync queue: syncs, wakes the covered waiters, repeats while more are waiting.
+    private func syncLoop() {
+        while true {
+            let (fd, target) = state.withLock { s in (s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq) }
+            let ok = fd < 0 || fdatasync(fd) == 0
+            let err = errno
+            if fd >= 0 { Glibc.close(fd) }
+            let (ready, more) = state.withLock { s -> ([(UInt64, CheckedContinuation<Void, any Swift.Error>)], Bool) in
+                if ok { s.syncedSeq = max(s.syncedSeq, target) }
+                var ready: [(UInt64, CheckedContinuation<Void, any Swift.Error>)] = []
+                if ok {
+                    s.waiters.removeAll { w in
+                        if w.0 <= s.syncedSeq {
+                            ready.append(w)
+                            return true
+                        }
+                        return false
+                    }
+                } else {
+                    ready = s.waiters
+                    s.waiters = []
+                }
+                let more = !s.waiters.isEmpty
+                if !more { s.syncing = false }
+                return (ready, more)
+            }
+            for (_, c) in ready {
+                if ok { c.resume() } else { c.resume(throwing: Error(message: "WAL fsync failed: \(String(cString: strerror(err)))")) }
+            }
+            if !more { return }
+        }
+    }
+
+    /// One background fsync (the `interval` policy calls this on its timer).
+    func syncNow() {
+        let fd = state.withLock { s in s.fd >= 0 ? dup(s.fd) : -1 }
+        if fd >= 0 {
+            fdatasync(fd)
+            Glibc.close(fd)
+        }
+    }
+
+    /// Records that the backend acknowledged everything up to `seq` and deletes unneeded segments.
+    func release(upTo seq: UInt64) throws {
+        let (dead, changed) = state.withLock { s -> ([String], Bool) in
+            guard seq > s.ackedSeq else { return ([], false) }
+            s.ackedSeq = seq
+            var dead: [String] = []
+            while s.segments.count > 1, s.segments[1].firstSeq <= seq + 1 {
+                let seg = s.segments.removeFirst()
+                s.totalBytes -= seg.bytes
+                dead.append(seg.path)
+            }
+            return (dead, true)
+        }
+        guard changed else { return }
+        try Self.writeCheckpoint(directory, seq)
+        for p in dead { unlink(p) }
+    }
+
+    var totalBytes: Int { state.withLock { $0.totalBytes } }
+    var ackedSeq: UInt64 { state.withLock { $0.ackedSeq } }
+    var lastSeq: UInt64 { state.withLock { $0.nextSeq - 1 } }
+    /// Records appended and not yet acknowledged.
+    var depth: UInt64 { state.withLock { $0.nextSeq - 1 - $0.ackedSeq } }
+
+    func close() {
+        state.withLock { s in
+            if s.fd >= 0 {
+                fsync(s.fd)
+                Glibc.close(s.fd)
+                s.fd = -1
+            }
+        }
+    }
+
+    // MARK: Files
+
+    static func readCheckpoint(_ dir: String) -> UInt64 {
+        guard let d = FileManager.default.contents(atPath: dir + "/checkpoint"), d.count == 12 else { return 0 }
+        let b = [UInt8](d)
+        let seq = u64(b, 0)
+        return u32(b, 8) == crc(b[0..<8]) ? seq : 0
+    }
+
+    static func writeCheckpoint(_ dir: String, _ seq: UInt64) throws {
+        var b = [UInt8](repeating: 0, count: 12)
+        put64(&b, 0, seq)
+        put32(&b, 8, crc(b[0..<8]))
+        let tmp = dir + "/checkpoint.tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Error(message: "cannot write WAL checkpoint: \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(fd) }
+        try writeAll(fd, b)
+        fsync(fd)
+        guard rename(tmp, dir + "/checkpoint") == 0 else { throw Error(message: "cannot rename WAL checkpoint: \(String(cString: strerror(errno)))") }
+        fsyncDirectory(dir)
+    }
+
+    static func fsyncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            Glibc.close(fd)
+        }
+    }
+
+    private func truncate(_ path: String, _ size: Int64) {
+        Glibc.truncate(path, off_t(size))
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var off = 0
+        try bytes.withUnsafeBytes { raw in
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw Error(message: "WAL write failed: \(String(cString: strerror(errno)))")
+                }
+                off += n
+            }
+        }
+    }
+
+    static func checksum(seq: UInt64, _ payload: [UInt8]) -> UInt32 {
+        var s = seq.littleEndian
+        var c = withUnsafeBytes(of: &s) { UInt32(crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), 8)) }
+        payload.withUnsafeBytes { raw in
+            c = UInt32(crc32(uLong(c), raw.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt(raw.count)))
+        }
+        return c
+    }
+
+    static func crc(_ b: ArraySlice<UInt8>) -> UInt32 {
+        Array(b).withUnsafeBytes { UInt32(crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count))) }
+    }
+
+    static func u32(_ b: [UInt8], _ o: Int) -> UInt32 {
+        UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24
+    }
+    static func u64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(u32(b, o)) | UInt64(u32(b, o + 4)) << 32 }
+    static func put32(_ b: inout [UInt8], _ o: Int, _ v: UInt32) {
+        for i in 0..<4 { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) }
+    }
+    static func put64(_ b: inout [UInt8], _ o: Int, _ v: UInt64) {
+        for i in 0..<8 { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
+    }
+}

@@ -1,0 +1,109 @@
+import EvalForgeCore
+import EvalForgeOTLP
+import Foundation
+import SwiftProtobuf
+
+/// Turns an OTLP/HTTP request body into an `ExportTraceServiceRequest` and its protobuf bytes, or a
+/// `CollectorError` naming what was wrong (HTTP 400, 413 or 415).
+enum OTLPRequestDecoder {
+    enum Format: Sendable { case protobuf, json }
+
+    static func format(contentType: String?) throws -> Format {
+        let ct = (contentType ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        switch ct {
+        case "application/x-protobuf", "application/protobuf": return .protobuf
+        case "application/json": return .json
+        case "": throw CollectorError.unsupportedMediaType("missing Content-Type: send application/x-protobuf or application/json")
+        default: throw CollectorError.unsupportedMediaType("unsupported Content-Type '\(ct)': send application/x-protobuf or application/json")
+        }
+    }
+
+    static func inflate(_ body: [UInt8], encoding: String?, limit: Int) throws -> [UInt8] {
+        switch (encoding ?? "identity").lowercased() {
+        case "identity", "": return body
+        case "gzip", "x-gzip":
+            do { return try Gzip.decompress(body, limit: limit) } catch let e as Gzip.Error {
+                if e.isTooLarge { throw CollectorError.tooLarge("gzip body inflates past the \(limit)-byte limit") }
+                throw CollectorError.badRequest("Content-Encoding gzip, but \(e.message)")
+            }
+        default:
+            throw CollectorError.unsupportedMediaType("unsupported Content-Encoding '\(encoding ?? "")': send gzip or identity")
+        }
+    }
+
+    static func decode(_ body: [UInt8], format: Format) throws -> (ExportTraceRequest, [UInt8]) {
+        switch format {
+        case .protobuf:
+            let request: ExportTraceRequest
+            do {
+                request = try ExportTraceRequest(serializedBytes: body)
+            } catch {
+                throw CollectorError.badRequest("body is not a valid OTLP ExportTraceServiceRequest protobuf: \(describe(error))")
+            }
+            try WireTypeValidator.validate(request)
+            return (request, body)
+        case .json:
+            let request = try decodeJSON(body)
+            do { return (request, try request.serializedBytes()) } catch {
+                throw CollectorError.badRequest("cannot re-encode the JSON request: \(error)")
+            }
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case BinaryDecodingError.truncated: return "truncated message"
+        case BinaryDecodingError.malformedProtobuf: return "malformed protobuf (bad tag, wire type or length)"
+        case BinaryDecodingError.invalidUTF8: return "a string field holds invalid UTF-8"
+        case BinaryDecodingError.messageDepthLimit: return "nesting too deep"
+        default: return "\(error)"
+        }
+    }
+
+    /// OTLP/JSON differs from proto3 JSON in one way that matters: trace and span ids are hex, not
+    /// base64. They are rewritten before SwiftProtobuf's JSON decoder runs (which accepts enum
+    /// names or numbers, and int64 as numbers or strings).
+    static func decodeJSON(_ body: [UInt8]) throws -> ExportTraceRequest {
+        guard var root = (try? JSONSerialization.jsonObject(with: Data(body), options: [])) as? [String: Any] else {
+            throw CollectorError.badRequest("body is not a JSON object (OTLP/JSON ExportTraceServiceRequest expected)")
+        }
+        if var rss = root["resourceSpans"] as? [[String: Any]] {
+            for r in rss.indices {
+                guard var sss = rss[r]["scopeSpans"] as? [[String: Any]] else { continue }
+                for s in sss.indices {
+                    guard var spans = sss[s]["spans"] as? [[String: Any]] else { continue }
+                    for i in spans.indices {
+                        try rewriteIDs(&spans[i], path: "resourceSpans[\(r)].scopeSpans[\(s)].spans[\(i)]")
+                        if var links = spans[i]["links"] as? [[String: Any]] {
+                            for l in links.indices { try rewriteIDs(&links[l], path: "resourceSpans[\(r)].scopeSpans[\(s)].spans[\(i)].links[\(l)]") }
+                            spans[i]["links"] = links
+                        }
+                    }
+                    sss[s]["spans"] = spans
+                }
+                rss[r]["scopeSpans"] = sss
+            }
+            root["resourceSpans"] = rss
+        }
+        do {
+            let data = try JSONSerialization.data(withJSONObject: root)
+            var options = JSONDecodingOptions()
+            options.ignoreUnknownFields = true
+            return try ExportTraceRequest(jsonUTF8Data: data, options: options)
+        } catch let e as CollectorError {
+            throw e
+        } catch {
+            throw CollectorError.badRequest("body is not a valid OTLP/JSON ExportTraceServiceRequest: \(error)")
+        }
+    }
+
+    private static func rewriteIDs(_ o: inout [String: Any], path: String) throws {
+        for key in ["traceId", "spanId", "parentSpanId"] {
+            guard let v = o[key] else { continue }
+            guard let hex = v as? String else { throw CollectorError.badRequest("\(path).\(key) must be a hex string") }
+            if hex.isEmpty { continue }
+            guard let bytes = Hex.decode(hex) else { throw CollectorError.badRequest("\(path).\(key) '\(hex.prefix(40))' is not hex") }
+            o[key] = Data(bytes).base64EncodedString()
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import EvalForgeOTLP
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `POST /v1/traces`: OTLP/HTTP protobuf or JSON, optionally gzip, with spec-correct answers:
+/// 200 with an ExportTraceServiceResponse (partial_success for rejected spans), 400 for
+/// undecodable bodies, 413 above the size limit, 415 for unsupported types, 503 with Retry-After
+/// when the queue is full.
+struct OTLPTraceController: Sendable {
+    let pipeline: CollectorPipeline
+
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
+        router.post("/v1/traces") { request, context in
+            try await self.export(request, context: context)
+        }
+    }
+
+    func export(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let limit = pipeline.configuration.maxBodyBytes
+        do {
+            let format = try OTLPRequestDecoder.format(contentType: request.headers[.contentType])
+            if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+                throw CollectorError.tooLarge("body of \(length) bytes exceeds the \(limit)-byte limit")
+            }
+            let collected: ByteBuffer
+            do { collected = try await request.body.collect(upTo: limit) } catch {
+                throw CollectorError.tooLarge("body exceeds the \(limit)-byte limit")
+            }
+            let raw = Array(collected.readableBytesView)
+            let body = try OTLPRequestDecoder.inflate(raw, encoding: request.headers[.contentEncoding], limit: limit)
+            let (decoded, bytes) = try OTLPRequestDecoder.decode(body, format: format)
+            let result = try await pipeline.ingest(decoded, raw: bytes)
+            var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
+            if result.rejected > 0 {
+                response.partialSuccess.rejectedSpans = Int64(result.rejected)
+                response.partialSuccess.errorMessage = result.rejectionReason ?? "spans rejected"
+            }
+            return try Self.encode(response, format: format)
+        } catch let e as CollectorError {
+            var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+            if e.httpStatus == 503 { headers[.retryAfter] = "2" }
+            return Response(status: .init(code: e.httpStatus), headers: headers, body: .init(byteBuffer: ByteBuffer(string: e.message + "\n")))
+        }
+    }
+
+    static func encode(_ r: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse, format: OTLPRequestDecoder.Format) throws -> Response {
+        switch format {
+        case .protobuf:
+            let bytes: [UInt8] = try r.serializedBytes()
+            return Response(status: .ok, headers: [.contentType: "application/x-protobuf"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        case .json:
+            let text = try r.jsonString()
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+    }
+}

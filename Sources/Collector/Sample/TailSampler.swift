@@ -1,0 +1,145 @@
+import EvalForgeCore
+import EvalForgeModel
+import EvalForgeOTLP
+
+/// Per-trace tail sampling. A span whose trace the ratio keeps, or which makes its trace interesting
+/// (error, slow, costly, matching rule), is released at once with every span buffered for that trace;
+/// other spans wait until their trace's decision time and are then dropped. Decisions are
+/// remembered for `decisionWait` so late spans follow their trace.
+///
+/// Not thread-safe: owned by the pipeline's ingest critical section.
+struct TailSampler {
+    struct Held {
+        var seq: UInt64
+        var span: KeptSpan
+    }
+
+    private struct TraceState {
+        var firstSeenNanos: UInt64
+        var decideAtNanos: UInt64
+        var cost: Double = 0
+        var held: [Held] = []
+    }
+
+    let policy: TailSamplingPolicy
+    private let ratioThreshold: UInt64
+    private let keepAllByRatio: Bool
+    private let waitNanos: UInt64
+    private let graceNanos: UInt64
+    private var traces: [TraceID: TraceState] = [:]
+    private var decided: [TraceID: Bool] = [:]
+    private var decidedOrder: [(TraceID, UInt64)] = []
+    private var decidedHead = 0
+    private(set) var bufferedSpans = 0
+
+    init(policy: TailSamplingPolicy) {
+        self.policy = policy
+        let r = min(1, max(0, policy.ratio))
+        keepAllByRatio = r >= 1
+        ratioThreshold = UInt64(r * Double(UInt64(1) << 56))
+        waitNanos = Self.nanos(policy.decisionWait)
+        graceNanos = Self.nanos(policy.rootGrace)
+    }
+
+    static func nanos(_ d: Duration) -> UInt64 {
+        let (s, a) = d.components
+        return UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, a) / 1_000_000_000)
+    }
+
+    @inline(__always) func ratioKeeps(_ id: TraceID) -> Bool {
+        keepAllByRatio || (id.low & 0x00FF_FFFF_FFFF_FFFF) < ratioThreshold
+    }
+
+    func isInteresting(_ f: SpanFacts, _ span: Opentelemetry_Proto_Trace_V1_Span) -> Bool {
+        if policy.keepErrors && f.isError { return true }
+        if let ms = policy.latencyThresholdMs, Double(f.durationNanos) / 1e6 > ms { return true }
+        if !policy.rules.isEmpty {
+            for kv in span.attributes {
+                for rule in policy.rules where rule.key == kv.key && rule.matches(kv.value.stringValue) { return true }
+            }
+        }
+        return false
+    }
+
+    /// A decision about one span: kept (with the WAL record it came in) or dropped.
+    enum Outcome {
+        case keep(UInt64, KeptSpan)
+        case drop(UInt64)
+    }
+
+    /// Offers one span; `out` receives every decision made now (this span and any held for its trace).
+    mutating func offer(seq: UInt64, facts f: SpanFacts, span: KeptSpan, nowNanos: UInt64, into out: inout [Outcome]) {
+        let id = f.traceID
+        if let d = decided[id] {
+            out.append(d || isInteresting(f, span.span) ? .keep(seq, span) : .drop(seq))
+            return
+        }
+        if ratioKeeps(id) {
+            decide(id, keep: true, nowNanos: nowNanos, into: &out)
+            out.append(.keep(seq, span))
+            return
+        }
+        var state = traces[id] ?? TraceState(firstSeenNanos: nowNanos, decideAtNanos: nowNanos &+ waitNanos)
+        state.cost += f.costUSD ?? 0
+        let costly = policy.costThresholdUSD.map { state.cost > $0 } ?? false
+        if costly || isInteresting(f, span.span) {
+            traces[id] = state
+            decide(id, keep: true, nowNanos: nowNanos, into: &out)
+            out.append(.keep(seq, span))
+            return
+        }
+        if f.isRoot { state.decideAtNanos = min(state.decideAtNanos, nowNanos &+ graceNanos) }
+        state.held.append(Held(seq: seq, span: span))
+        bufferedSpans += 1
+        traces[id] = state
+    }
+
+    /// Decides every trace whose time has come (or the oldest, past `maxBufferedSpans`).
+    mutating func expire(nowNanos: UInt64, force: Bool = false, into out: inout [Outcome]) {
+        var due: [TraceID] = []
+        for (id, s) in traces where force || s.decideAtNanos <= nowNanos { due.append(id) }
+        for id in due { decide(id, keep: false, nowNanos: nowNanos, into: &out) }
+        if bufferedSpans > policy.maxBufferedSpans {
+            let oldest = traces.sorted { $0.value.firstSeenNanos < $1.value.firstSeenNanos }
+            for (id, _) in oldest {
+                guard bufferedSpans > policy.maxBufferedSpans * 9 / 10 else { break }
+                decide(id, keep: false, nowNanos: nowNanos, into: &out)
+            }
+        }
+        // Forget old decisions.
+        while decidedHead < decidedOrder.count, nowNanos &- decidedOrder[decidedHead].1 > waitNanos {
+            decided.removeValue(forKey: decidedOrder[decidedHead].0)
+            decidedHead += 1
+        }
+        if decidedHead > 4096, decidedHead * 2 > decidedOrder.count {
+            decidedOrder.removeFirst(decidedHead)
+            decidedHead = 0
+        }
+    }
+
+    private mutating func decide(_ id: TraceID, keep: Bool, nowNanos: UInt64, into out: inout [Outcome]) {
+        if let state = traces.removeValue(forKey: id) {
+            bufferedSpans -= state.held.count
+            for h in state.held {
+                out.append(keep ? .keep(h.seq, h.span) : .drop(h.seq))
+            }
+        }
+        if decided.updateValue(keep, forKey: id) == nil { decidedOrder.append((id, nowNanos)) }
+    }
+
+    var pendingTraces: Int { traces.count }
+
+    /// The lowest WAL sequence number still held by an undecided trace.
+    var oldestHeldSeq: UInt64? {
+        var m: UInt64?
+        for (_, s) in traces { if let f = s.held.first?.seq { m = min(m ?? f, f) } }
+        return m
+    }
+}
+
+/// A span on its way to the backend, with the resource and scope it came with.
+struct KeptSpan: Sendable {
+    var resource: Opentelemetry_Proto_Resource_V1_Resource
+    var scope: Opentelemetry_Proto_Common_V1_InstrumentationScope
+    var span: Opentelemetry_Proto_Trace_V1_Span
+}

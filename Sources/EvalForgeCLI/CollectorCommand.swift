@@ -1,0 +1,76 @@
+import ArgumentParser
+import Collector
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+
+/// `evalforge collector`: the per-host sidecar.
+struct CollectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "collector",
+        abstract: "Run the per-host collector: receive OTLP, normalize, deduplicate, aggregate, tail-sample, and forward durably to the backend.",
+        discussion: """
+            Settings come from --config (YAML; every key is in docs/collector-configuration.md), then \
+            EVALFORGE_COLLECTOR_* environment variables, then these flags. Accepted spans are written to the \
+            write-ahead log under --queue-dir before the client is acknowledged; after a crash they are \
+            replayed and forwarded exactly once.
+            """)
+
+    @Option(help: "YAML configuration file.")
+    var config: String?
+
+    @Option(help: "Receiver host (default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Receiver port for OTLP/HTTP (default 4318).")
+    var port: Int?
+
+    @Option(help: "Backend base URL; batches go to <url>/v1/batches (default http://127.0.0.1:3000).")
+    var backendURL: String?
+
+    @Option(help: "Write-ahead log directory (default data/collector-wal).")
+    var queueDir: String?
+
+    @Option(help: "fsync policy: always, never or interval:<ms> (default always).")
+    var fsync: String?
+
+    @Option(help: "Fraction of uninteresting traces kept, 0…1 (default 1.0).")
+    var samplingRatio: Double?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        var c = CollectorConfiguration.default
+        do {
+            if let config {
+                guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                    throw ValidationError("--config \(config): cannot read the file")
+                }
+                try c.apply(yaml: text)
+            }
+            try c.apply(environment: ProcessInfo.processInfo.environment)
+            if let host { c.host = host }
+            if let port { c.port = port }
+            if let backendURL { c.backendURL = backendURL }
+            if let queueDir { c.queueDirectory = queueDir }
+            if let fsync { c.fsync = fsync }
+            if let samplingRatio {
+                guard (0...1).contains(samplingRatio) else { throw ValidationError("--sampling-ratio \(samplingRatio): expected a number between 0 and 1") }
+                c.sampling.ratio = samplingRatio
+            }
+            try c.validate()
+        } catch let e as CollectorError {
+            throw ValidationError(e.message)
+        }
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
+        var logger = Logger(label: "evalforge.collector")
+        logger.logLevel = level
+        let registry = PrometheusCollectorRegistry()
+        let (app, _) = try CollectorApp.build(configuration: c, registry: registry, logger: logger)
+        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "backend": "\(c.backendURL)", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)"])
+        try await app.runService()
+    }
+}

@@ -1,0 +1,175 @@
+import EvalForgeCore
+import Foundation
+import Testing
+
+@testable import EvalForgeSDK
+
+@Suite("Price table")
+struct PriceTableTests {
+    @Test func lookups() {
+        let t = PriceTable.builtIn
+        #expect(t.price(for: "gpt-4o")?.input == 2.50)
+        #expect(t.price(for: "gpt-4o-2024-08-06")?.input == 2.50)
+        #expect(t.price(for: "gpt-4o-mini-2024-07-18")?.input == 0.15)
+        #expect(t.price(for: "claude-sonnet-4-5-20250929")?.output == 15)
+        #expect(t.price(for: "claude-3-5-sonnet-latest")?.input == 3)
+        #expect(t.price(for: "anthropic.claude-3-5-haiku-20241022-v1:0")?.input == 0.80)
+        #expect(t.price(for: "openai/gpt-4.1-mini")?.output == 1.60)
+        #expect(t.price(for: "my-finetune") == nil)
+        #expect(t.cost(model: "my-finetune", usage: TokenUsage(input: 10, output: 10)) == nil)
+        #expect(t.cost(model: "gpt-4o", usage: TokenUsage()) == nil)
+    }
+
+    @Test func anthropicCacheAccounting() {
+        let u = TokenUsage.anthropic(inputTokens: 100, outputTokens: 50, cacheReadInputTokens: 1000, cacheCreationInputTokens: 200)
+        #expect(u.input == 1300)
+        let cost = PriceTable.builtIn.cost(model: "claude-sonnet-4-5", usage: u)!
+        let expected = (100 * 3.0 + 1000 * 0.30 + 200 * 3.75 + 50 * 15.0) / 1_000_000
+        #expect(abs(cost - expected) < 1e-12)
+    }
+
+    @Test func overrides() {
+        let t = PriceTable.builtIn.merging(["my-finetune": ModelPrice(input: 1, output: 2)])
+        #expect(t.version.hasSuffix("+custom"))
+        #expect(t.cost(model: "my-finetune", usage: TokenUsage(input: 1_000_000, output: 1_000_000)) == 3)
+    }
+}
+
+@Suite("Server-sent events")
+struct SSETests {
+    @Test func splitAcrossChunksAndLineEndings() {
+        let text = "event: message_start\r\ndata: {\"a\":1}\r\n\r\n: comment\n\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n"
+        let bytes = Array(text.utf8)
+        for chunk in [1, 2, 3, 7, 1000] {
+            var p = ServerSentEventParser()
+            var events: [ServerSentEvent] = []
+            var i = 0
+            while i < bytes.count {
+                events += p.feed(bytes[i..<min(i + chunk, bytes.count)])
+                i += chunk
+            }
+            #expect(events.map(\.event) == ["message_start", "message", "message"])
+            #expect(events.map(\.data) == ["{\"a\":1}", "line1\nline2", "[DONE]"])
+        }
+    }
+}
+
+@Suite("Content redaction")
+struct RedactionTests {
+    @Test func masks() {
+        var c = EvalForge.Configuration.Content()
+        c.maxBytes = 1000
+        let r = ContentRedactor(c)
+        var truncated = false
+        let out = r.apply("mail jane.doe@example.org key sk-proj-abcdefghijklmnopqrstuv card 4111 1111 1111 1111 order 1234567890123", truncated: &truncated)
+        #expect(out.contains("[REDACTED_EMAIL]") && !out.contains("jane.doe"))
+        #expect(out.contains("[REDACTED_API_KEY]") && !out.contains("sk-proj"))
+        #expect(out.contains("[REDACTED_CARD]") && !out.contains("4111"))
+        #expect(out.contains("1234567890123"))  // fails Luhn: not a card
+        #expect(!truncated)
+    }
+
+    @Test func hookAndTruncation() {
+        var c = EvalForge.Configuration.Content()
+        c.masks = []
+        c.maxBytes = 10
+        c.redact = { $0.replacingOccurrences(of: "secret", with: "******") }
+        let r = ContentRedactor(c)
+        var truncated = false
+        let out = r.apply("secret héllo wörld", truncated: &truncated)
+        #expect(truncated)
+        #expect(out.utf8.count <= 10)
+        #expect(out.hasPrefix("******"))
+        #expect(String(decoding: Array(out.utf8), as: UTF8.self) == out)  // still valid UTF-8
+    }
+}
+
+@Suite("Configuration from the environment")
+struct ConfigurationTests {
+    @Test func standardAndEvalForgeVariables() {
+        let (c, problems) = EvalForge.Configuration.default.applyingEnvironment([
+            "OTEL_SERVICE_NAME": "checkout",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,team=ml%20ops",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=acme",
+            "EVALFORGE_API_KEY": "ef_123",
+            "EVALFORGE_SAMPLE_RATIO": "0.25",
+            "EVALFORGE_BUFFER_MAX_SPANS": "1000",
+            "EVALFORGE_CAPTURE_CONTENT": "true",
+            "EVALFORGE_REDACT": "emails",
+        ])
+        #expect(problems.isEmpty)
+        #expect(c.serviceName == "checkout")
+        #expect(c.resourceAttributes == ["deployment.environment": "prod", "team": "ml ops"])
+        #expect(c.exporter.endpoint == "http://collector:4318/v1/traces")
+        #expect(c.exporter.headers["x-tenant"] == "acme")
+        #expect(c.exporter.headers["Authorization"] == "Bearer ef_123")
+        #expect(c.sampling.ratio == 0.25)
+        #expect(c.buffer.maxSpans == 1000)
+        #expect(c.content.capture)
+        #expect(c.content.masks == [.emails])
+    }
+
+    @Test func badValuesAreReportedAndIgnored() {
+        let (c, problems) = EvalForge.Configuration.default.applyingEnvironment([
+            "EVALFORGE_SAMPLE_RATIO": "2",
+            "EVALFORGE_BUFFER_MAX_SPANS": "lots",
+            "EVALFORGE_CAPTURE_CONTENT": "maybe",
+            "EVALFORGE_REDACT": "emails,phones",
+        ])
+        #expect(problems.count == 4)
+        #expect(problems.contains { $0.contains("EVALFORGE_BUFFER_MAX_SPANS") && $0.contains("integer") })
+        #expect(c.sampling.ratio == 1)
+        #expect(c.buffer.maxSpans == EvalForge.Configuration.default.buffer.maxSpans)
+        #expect(!c.content.capture)
+    }
+}
+
+@Suite("Adapters on malformed input")
+struct AdapterRobustnessTests {
+    @Test func malformedBodiesNeverCrash() {
+        let pipeline = EvalForge.Pipeline(configuration: .default)
+        let bodies: [Data] = [
+            Data(), Data([0xff, 0xfe, 0x00]), Data("{".utf8), Data("[]".utf8), Data("{\"choices\": 3}".utf8),
+            Data("{\"usage\": {\"prompt_tokens\": \"many\"}, \"choices\": []}".utf8),
+            Data(repeating: 0x7b, count: 1 << 20),
+        ]
+        for body in bodies {
+            var a = pipeline.startLLMCall(OpenAIChatAdapter.request(fromBody: body))
+            OpenAIChatAdapter.recordResponse(body, into: &a)
+            var b = pipeline.startLLMCall(AnthropicMessagesAdapter.request(fromBody: body))
+            AnthropicMessagesAdapter.recordResponse(body, into: &b)
+            if body.count != 2 || body != Data("[]".utf8) {
+                #expect(a.isError || a.usage.isEmpty)
+            }
+        }
+        var s = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"))
+        OpenAIChatAdapter.recordResponse(Data("{\"usage\": {\"prompt_tokens\": \"many\", \"completion_tokens\": 3}, \"choices\": []}".utf8), into: &s)
+        #expect(s.usage.input == nil && s.usage.output == 3)
+        var t = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"))
+        OpenAIChatAdapter.recordResponse(Data("not json".utf8), into: &t)
+        #expect(t.isError)
+        #expect(t.record.errorType == "malformed_response")
+    }
+
+    @Test func truncatedStreamIsAnError() {
+        let pipeline = EvalForge.Pipeline(configuration: .default)
+        var span = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"))
+        var r = OpenAIChatAdapter.StreamRecorder()
+        r.observe(#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}"#, into: &span)
+        r.finish(into: &span)
+        #expect(span.isError)
+        #expect(span.record.errorType == "stream_truncated")
+        #expect(span.record.firstChunkNanos > 0)
+
+        var a = pipeline.startLLMCall(LLMRequest(provider: "anthropic", model: "claude-haiku-4-5"))
+        var ar = AnthropicMessagesAdapter.StreamRecorder()
+        ar.observe(ServerSentEvent(event: "message_start", data: #"{"type":"message_start","message":{"id":"m1","model":"claude-haiku-4-5","usage":{"input_tokens":12,"cache_read_input_tokens":100,"output_tokens":1}}}"#), into: &a)
+        ar.observe(ServerSentEvent(event: "content_block_delta", data: #"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#), into: &a)
+        ar.observe(ServerSentEvent(event: "message_delta", data: #"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#), into: &a)
+        ar.finish(into: &a)
+        #expect(a.record.errorType == "stream_truncated")  // no message_stop
+        #expect(a.usage.input == 112 && a.usage.output == 9 && a.usage.cacheRead == 100)
+        #expect(a.finishReasons == ["end_turn"])
+    }
+}
