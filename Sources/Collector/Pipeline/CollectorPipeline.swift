@@ -86,7 +86,10 @@ public final class CollectorPipeline: Sendable {
             result.accepted = fingerprints.count
             if result.rejected > 0 { result.rejectionReason = "\(result.rejected) span(s) have an invalid trace id (16 non-zero bytes) or span id (8 non-zero bytes)" }
             guard result.accepted > 0 else { return (nil, result) }
-            let seq = try wal.append(WALRecord.encode(excluded: excluded, request: raw))
+            let seq: UInt64
+            do { seq = try wal.append(WALRecord.encode(excluded: excluded, request: raw)) } catch {
+                throw CollectorError.storage("cannot write the queue: \(error)")
+            }
             for fp in fingerprints { s.dedup.insert(fp, nowNanos: now) }
             Self.apply(seq: seq, request: request, facts: facts, excluded: excluded, now: now, state: &s, metrics: metrics)
             return (seq, result)
@@ -101,7 +104,9 @@ public final class CollectorPipeline: Sendable {
             metrics.spansRejected.increment(by: result.rejected)
             metrics.rejected.add(result.rejected, ordering: .relaxed)
         }
-        if let seq { try await wal.waitDurable(seq) }
+        if let seq {
+            do { try await wal.waitDurable(seq) } catch { throw CollectorError.storage("cannot sync the queue: \(error)") }
+        }
         return result
     }
 
@@ -179,12 +184,14 @@ public final class CollectorPipeline: Sendable {
     // MARK: Replay
 
     /// Re-reads the WAL after a restart: records past the checkpoint are processed again (dedup
-    /// state, rollups, sampling), except those already covered by the outbox batch `skipThrough`.
+    /// state, rollups, sampling), except those already covered by the outbox batch `skipThrough`;
+    /// acknowledged records still on disk only restore dedup state, so a client retrying a request
+    /// whose answer was lost in the crash is recognised. Returns the records processed again.
     func replay(skipThrough: UInt64) throws -> Int {
         state.withLock { $0.skipThroughSeq = skipThrough }
         var count = 0
-        try wal.replay { seq, payload in
-            guard let record = WALRecord.decode(payload), var request = try? ExportTraceRequest(serializedBytes: record.request) else {
+        try wal.replay { seq, payload, acknowledged in
+            guard let record = WALRecord.decode(payload), var request = try? ExportTraceRequest(serializedBytes: Array(record.request)) else {
                 logger.error("unreadable WAL record skipped", metadata: ["seq": "\(seq)"])
                 return
             }
@@ -196,11 +203,11 @@ public final class CollectorPipeline: Sendable {
                     if ex < record.excluded.count, record.excluded[ex] == i { ex += 1; continue }
                     if let f { s.dedup.insert(DuplicateFilter.fingerprint(f.traceID, f.spanID), nowNanos: now) }
                 }
-                if seq > s.skipThroughSeq {
+                if !acknowledged && seq > s.skipThroughSeq {
                     Self.apply(seq: seq, request: request, facts: facts, excluded: record.excluded, now: now, state: &s, metrics: metrics)
                 }
             }
-            count += 1
+            if !acknowledged { count += 1 }
         }
         return count
     }
@@ -312,12 +319,13 @@ enum WALRecord {
 
 /// Errors the collector reports to clients and operators.
 public struct CollectorError: Error, CustomStringConvertible, Sendable {
-    private enum Code: Sendable { case queueFull, configuration, badRequest, tooLarge, unsupportedMediaType }
+    private enum Code: Sendable { case queueFull, storage, configuration, badRequest, tooLarge, unsupportedMediaType }
     private let code: Code
     public let message: String
     public var description: String { message }
 
     public static let queueFull = CollectorError(code: .queueFull, message: "the collector's queue is full (backend slow or down); retry after the indicated delay")
+    static func storage(_ m: String) -> CollectorError { CollectorError(code: .storage, message: m) }
     static func configuration(_ m: String) -> CollectorError { CollectorError(code: .configuration, message: m) }
     static func badRequest(_ m: String) -> CollectorError { CollectorError(code: .badRequest, message: m) }
     static func tooLarge(_ m: String) -> CollectorError { CollectorError(code: .tooLarge, message: m) }
@@ -325,7 +333,7 @@ public struct CollectorError: Error, CustomStringConvertible, Sendable {
 
     var httpStatus: Int {
         switch code {
-        case .queueFull: return 503
+        case .queueFull, .storage: return 503
         case .configuration: return 500
         case .badRequest: return 400
         case .tooLarge: return 413

@@ -80,8 +80,9 @@ final class WriteAheadLog: Sendable {
         }
     }
 
-    /// Reads every record after the checkpoint in order, repairing a torn tail. Call once, before `append`.
-    func replay(_ body: (UInt64, [UInt8]) throws -> Void) throws {
+    /// Reads every record still on disk in order, repairing a torn tail; `acknowledged` tells whether
+    /// the backend already has it (such records only rebuild dedup state). Call once, before `append`.
+    func replay(_ body: (_ seq: UInt64, _ payload: [UInt8], _ acknowledged: Bool) throws -> Void) throws {
         let (segments, acked) = state.withLock { ($0.segments, $0.ackedSeq) }
         var lastSeq = acked
         for (i, seg) in segments.enumerated() {
@@ -97,8 +98,10 @@ final class WriteAheadLog: Sendable {
                 let payload = Array(bytes[(offset + 16)..<(offset + 16 + len)])
                 guard Self.checksum(seq: seq, payload) == crc else { break }
                 if seq > lastSeq {
-                    try body(seq, payload)
+                    try body(seq, payload, false)
                     lastSeq = seq
+                } else {
+                    try body(seq, payload, true)
                 }
                 offset += 16 + len
                 good = offset

@@ -1,0 +1,112 @@
+import EvalForgeCore
+import EvalForgeOTLP
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+@Suite("Crash recovery of the real `evalforge collector` process")
+struct CrashRecoveryTests {
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["EVALFORGE_BIN"] { return b }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/evalforge").path
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func start(port: Int, backend: Int, queue: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["collector", "--port", "\(port)", "--backend-url", "http://127.0.0.1:\(backend)", "--queue-dir", queue, "--fsync", "always", "--log-level", "warning"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    static func waitHealthy(_ port: Int) async -> Bool {
+        for _ in 0..<200 {
+            if let (_, r) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/healthz")!), (r as? HTTPURLResponse)?.statusCode == 200 { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test("kill -9 under load, restart: no acknowledged span lost, none stored twice")
+    func killDashNine() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the evalforge executable first (swift build): \(Self.binary)")
+        let backend = BackendStandIn()
+        try await backend.buildApplication().test(.live) { backendClient in
+            let backendPort = try #require(backendClient.port)
+            let port = Self.freePort()
+            let queue = CollectorPipelineTests.tempDir()
+            var collector = try Self.start(port: port, backend: backendPort, queue: queue)
+            #expect(await Self.waitHealthy(port))
+
+            let shared = LoadState()
+            let client = OTLPClient(url: "http://127.0.0.1:\(port)")
+            // Two concurrent senders, each retrying a request until it is acknowledged.
+            let load = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for _ in 0..<2 {
+                        group.addTask {
+                            while !shared.stop.load(ordering: .relaxed) {
+                                let t = SpanFactory.traceID()
+                                let spans = (1...20).map { SpanFactory.span(trace: t, id: UInt64($0)) }
+                                let r = SpanFactory.request(spans)
+                                while !shared.stop.load(ordering: .relaxed) {
+                                    if (try? await client.post(r)) == 200 {
+                                        shared.acked.withLock { a in for s in spans { a.insert(Hex.encode(bytes: s.traceID) + Hex.encode(bytes: s.spanID)) } }
+                                        break
+                                    }
+                                    try? await Task.sleep(for: .milliseconds(20))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(1500))
+            kill(collector.processIdentifier, SIGKILL)
+            collector.waitUntilExit()
+            let ackedAtKill = shared.acked.withLock { $0.count }
+            try await Task.sleep(for: .milliseconds(300))
+            collector = try Self.start(port: port, backend: backendPort, queue: queue)
+            #expect(await Self.waitHealthy(port))
+            try await Task.sleep(for: .milliseconds(1000))
+            shared.stop.store(true, ordering: .relaxed)
+            await load.value
+            let all = shared.acked.withLock { $0 }
+            #expect(ackedAtKill > 0)
+            #expect(all.count > ackedAtKill)
+            // Everything acknowledged reaches the backend, once.
+            _ = await backend.waitFor(spans: all.count, timeout: .seconds(30))
+            let stored = backend.stored.withLock { $0.spans.map { Hex.encode(bytes: $0.traceID) + Hex.encode(bytes: $0.spanID) } }
+            #expect(all.isSubset(of: Set(stored)), "lost \(all.subtracting(stored).count) acknowledged spans")
+            #expect(stored.count == Set(stored).count, "\(stored.count - Set(stored).count) spans stored twice")
+            collector.terminate()
+            collector.waitUntilExit()
+        }
+    }
+}
+
+final class LoadState: Sendable {
+    let acked = Mutex<Set<String>>([])
+    let stop = Atomic<Bool>(false)
+}
