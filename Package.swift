@@ -98,6 +98,8 @@ let package = Package(
                 "EvalForgeSDK",
                 "MockLLM",
                 "Collector",
+                "EvalForgeModel",
+                "EvalForgeOTLP",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -20,15 +20,8 @@ struct OTLPTraceController: Sendable {
     func export(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let limit = pipeline.configuration.maxBodyBytes
         do {
+            let raw = try await Self.readBody(request, limit: limit)
             let format = try OTLPRequestDecoder.format(contentType: request.headers[.contentType])
-            if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
-                throw CollectorError.tooLarge("body of \(length) bytes exceeds the \(limit)-byte limit")
-            }
-            let collected: ByteBuffer
-            do { collected = try await request.body.collect(upTo: limit) } catch {
-                throw CollectorError.tooLarge("body exceeds the \(limit)-byte limit")
-            }
-            let raw = Array(collected.readableBytesView)
             let body = try OTLPRequestDecoder.inflate(raw, encoding: request.headers[.contentEncoding], limit: limit)
             let (decoded, bytes) = try OTLPRequestDecoder.decode(body, format: format)
             let result = try await pipeline.ingest(decoded, raw: bytes)
@@ -41,8 +34,34 @@ struct OTLPTraceController: Sendable {
         } catch let e as CollectorError {
             var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
             if e.httpStatus == 503 { headers[.retryAfter] = "2" }
+            if e.httpStatus == 413, e.message.hasPrefix("body of") { headers[.connection] = "close" }
             return Response(status: .init(code: e.httpStatus), headers: headers, body: .init(byteBuffer: ByteBuffer(string: e.message + "\n")))
         }
+    }
+
+    /// Reads the body up to `limit` bytes. A larger body is drained (up to 8× the limit, so the
+    /// client can read the 413 instead of blocking on a full socket) or, beyond that, refused with
+    /// `Connection: close`.
+    static func readBody(_ request: Request, limit: Int) async throws -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            if length <= limit * 8 {
+                for try await _ in request.body {}
+                throw CollectorError.tooLarge("body exceeds the \(limit)-byte limit (\(length) bytes)")
+            }
+            throw CollectorError.tooLarge("body of \(length) bytes exceeds the \(limit)-byte limit")
+        }
+        var out: [UInt8] = []
+        var seen = 0
+        for try await chunk in request.body {
+            seen += chunk.readableBytes
+            if seen <= limit {
+                out.append(contentsOf: chunk.readableBytesView)
+            } else if seen > limit * 8 {
+                throw CollectorError.tooLarge("body of \(seen)+ bytes exceeds the \(limit)-byte limit")
+            }
+        }
+        if seen > limit { throw CollectorError.tooLarge("body exceeds the \(limit)-byte limit (\(seen) bytes)") }
+        return out
     }
 
     static func encode(_ r: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse, format: OTLPRequestDecoder.Format) throws -> Response {
