@@ -16,6 +16,8 @@ struct ReceiverTests {
         var c = CollectorPipelineTests.config()
         c.port = 0
         c.backendURL = "http://127.0.0.1:9"
+        c.flushInterval = .seconds(3600)  // the tests seal batches themselves
+        c.shutdownTimeout = .milliseconds(200)
         edit(&c)
         let (app, pipeline) = try CollectorApp.build(configuration: c)
         try await app.test(.router) { client in try await body(client, pipeline) }
