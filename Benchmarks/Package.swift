@@ -1,0 +1,40 @@
+// swift-tools-version:6.2
+// Benchmarks for evalforge. A separate package so that the comparison peer (swift-otel) and its
+// dependency graph never enter the main package. Run through `scripts/bench NAME`.
+import PackageDescription
+
+let package = Package(
+    name: "evalforge-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "evalforge", path: ".."),
+        // The peer for `scripts/bench sdk`: only its OTLP/HTTP exporter (no gRPC stack to build).
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        // swift-otel brings swift-nio; declared so the bench can run its own OTLP/HTTP receiver.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Counts malloc/calloc/realloc/memalign calls per thread (interposes glibc's allocator).
+        .target(name: "CAllocCounter", path: "Sources/CAllocCounter"),
+        .executableTarget(
+            name: "SDKBench",
+            dependencies: [
+                "CAllocCounter",
+                .product(name: "EvalForgeSDK", package: "evalforge"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/SDKBench"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
