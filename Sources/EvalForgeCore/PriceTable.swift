@@ -59,7 +59,13 @@ public struct PriceTable: Sendable {
 
     /// The USD cost of `usage` on `model`, or nil when the model is unknown or no tokens were reported.
     public func cost(model: String, usage: TokenUsage) -> Double? {
-        guard let p = price(for: model), usage.input != nil || usage.output != nil else { return nil }
+        guard let p = price(for: model) else { return nil }
+        return Self.cost(price: p, usage: usage)
+    }
+
+    /// The USD cost of `usage` at `p`, or nil when no tokens were reported.
+    public static func cost(price p: ModelPrice, usage: TokenUsage) -> Double? {
+        guard usage.input != nil || usage.output != nil else { return nil }
         let input = Double(usage.input ?? 0)
         let cacheRead = Double(usage.cacheRead ?? 0)
         let cacheWrite = Double(usage.cacheCreation ?? 0)

@@ -152,8 +152,8 @@ struct OTLPSpanEncoder {
             price = priceTable.price(for: model)
             if costCache.count < 4096 { costCache[model] = price }
         }
-        guard price != nil, !r.usage.isEmpty else { return nil }
-        return priceTable.cost(model: model, usage: r.usage)
+        guard let price else { return nil }
+        return PriceTable.cost(price: price, usage: r.usage)
     }
 
     // MARK: KeyValue writers (KeyValue{1: key, 2: AnyValue{...}})
