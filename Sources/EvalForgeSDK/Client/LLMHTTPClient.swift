@@ -107,7 +107,8 @@ public final class LLMHTTPClient: Sendable {
     }
 
     /// Sends a non-streaming request body and returns the response body. Non-2xx answers throw
-    /// `LLMHTTPError` with the provider's message; the span records the status as `error.type`.
+    /// `LLMHTTPError` with the provider's message (the span records the status as `error.type`), and
+    /// so does a 2xx body that is not a valid completion ("malformed_response").
     public func send(_ body: Data, context: CallContext = CallContext()) async throws -> Data {
         var span = startSpan(body, context: context)
         do {
@@ -124,7 +125,9 @@ public final class LLMHTTPClient: Sendable {
             case .openAIChatCompletions: OpenAIChatAdapter.recordResponse(data, into: &span)
             case .anthropicMessages: AnthropicMessagesAdapter.recordResponse(data, into: &span)
             }
+            let malformed = span.record.errorType == "malformed_response" ? span.record.errorMessage : nil
             span.end()
+            if let malformed { throw LLMHTTPError.malformed(malformed ?? "the response is not a valid completion") }
             return data
         } catch let error as LLMHTTPError {
             throw error
