@@ -16,6 +16,7 @@ extension EvalForge {
         let buffer: SpanBuffer
         let sampler: Sampler
         let counters = PipelineCounters()
+        let metrics = MetricsPublisher()
         let signal = WakeSignal()
         let transport: OTLPHTTPTransport
         let capturesContent: Bool
@@ -133,9 +134,11 @@ extension EvalForge {
                     await signal.wait(timeout: configuration.buffer.flushInterval)
                     if shutdownRequested { break }
                     await exportBuffered(&batch, encoder: &encoder, deadline: nil)
+                    metrics.publish(statistics)
                 }
                 let deadline = ContinuousClock.now + configuration.buffer.shutdownTimeout
                 await exportBuffered(&batch, encoder: &encoder, deadline: deadline)
+                metrics.publish(statistics)
             } onCancel: {
                 self.requestShutdown()
             }

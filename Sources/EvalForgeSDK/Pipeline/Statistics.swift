@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 extension EvalForge {
@@ -31,4 +32,31 @@ final class PipelineCounters: Sendable {
     let exportRequests = Atomic<Int>(0)
     let exportRetries = Atomic<Int>(0)
     let inFlight = Atomic<Int>(0)
+}
+
+/// Publishes the pipeline's counters through swift-metrics (whatever backend the process bootstrapped),
+/// as deltas once per export-loop wake-up — never per span.
+final class MetricsPublisher: Sendable {
+    private let recorded = Counter(label: "evalforge_sdk_spans_recorded_total")
+    private let sampledOut = Counter(label: "evalforge_sdk_spans_sampled_out_total")
+    private let dropped = Counter(label: "evalforge_sdk_spans_dropped_total", dimensions: [("reason", "buffer_full")])
+    private let exported = Counter(label: "evalforge_sdk_spans_exported_total")
+    private let failed = Counter(label: "evalforge_sdk_spans_export_failed_total")
+    private let requests = Counter(label: "evalforge_sdk_export_requests_total")
+    private let buffered = Gauge(label: "evalforge_sdk_buffered_spans")
+    private let last = Mutex(EvalForge.Statistics(recorded: 0, sampledOut: 0, droppedBufferFull: 0, exported: 0, exportFailed: 0, exportRequests: 0, exportRetries: 0, buffered: 0))
+
+    func publish(_ now: EvalForge.Statistics) {
+        let before = last.withLock { l -> EvalForge.Statistics in
+            defer { l = now }
+            return l
+        }
+        if now.recorded > before.recorded { recorded.increment(by: now.recorded - before.recorded) }
+        if now.sampledOut > before.sampledOut { sampledOut.increment(by: now.sampledOut - before.sampledOut) }
+        if now.droppedBufferFull > before.droppedBufferFull { dropped.increment(by: now.droppedBufferFull - before.droppedBufferFull) }
+        if now.exported > before.exported { exported.increment(by: now.exported - before.exported) }
+        if now.exportFailed > before.exportFailed { failed.increment(by: now.exportFailed - before.exportFailed) }
+        if now.exportRequests > before.exportRequests { requests.increment(by: now.exportRequests - before.exportRequests) }
+        buffered.record(now.buffered)
+    }
 }
