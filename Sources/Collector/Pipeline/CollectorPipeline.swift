@@ -284,14 +284,14 @@ enum WALRecord {
     }
 
     static func decode(_ bytes: [UInt8]) -> (excluded: [Int], request: ArraySlice<UInt8>)? {
-        var i = 0
-        guard let n = read(bytes, &i), n < 10_000_000 else { return nil }
+        var r = ProtobufWireReader(bytes)
+        guard let n = r.varint(), n < 10_000_000 else { return nil }
         var excluded: [Int] = []
         for _ in 0..<n {
-            guard let e = read(bytes, &i) else { return nil }
+            guard let e = r.varint() else { return nil }
             excluded.append(Int(e))
         }
-        return (excluded, bytes[i...])
+        return (excluded, bytes[r.offset...])
     }
 
     private static func varint(_ v: UInt64, _ out: inout [UInt8]) {
@@ -303,18 +303,6 @@ enum WALRecord {
         out.append(UInt8(v))
     }
 
-    private static func read(_ b: [UInt8], _ i: inout Int) -> UInt64? {
-        var v: UInt64 = 0
-        var shift: UInt64 = 0
-        while i < b.count, shift < 64 {
-            let x = b[i]
-            i += 1
-            v |= UInt64(x & 0x7F) << shift
-            if x < 0x80 { return v }
-            shift += 7
-        }
-        return nil
-    }
 }
 
 /// Errors the collector reports to clients and operators.

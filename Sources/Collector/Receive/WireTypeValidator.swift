@@ -1,3 +1,4 @@
+import EvalForgeCore
 import EvalForgeOTLP
 import Foundation
 
@@ -33,37 +34,13 @@ enum WireTypeValidator {
 
     private static func check(_ data: Data, _ known: [UInt64: UInt8], _ path: String) throws {
         guard !data.isEmpty else { return }
-        let b = [UInt8](data)
-        var i = 0
-        func varint() -> UInt64? {
-            var v: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < b.count, shift < 64 {
-                let x = b[i]
-                i += 1
-                v |= UInt64(x & 0x7F) << shift
-                if x < 0x80 { return v }
-                shift += 7
-            }
-            return nil
-        }
-        while i < b.count {
-            guard let tag = varint() else { return }
-            let field = tag >> 3
-            let wire = UInt8(tag & 7)
+        var r = ProtobufWireReader([UInt8](data))
+        while let (field, wire) = r.nextTag() {
             if let expected = known[field], expected != wire {
                 let got = Int(wire) < wireNames.count ? wireNames[Int(wire)] : "invalid"
                 throw CollectorError.badRequest("\(path): field \(field) has wire type \(got), expected \(wireNames[Int(expected)])")
             }
-            switch wire {
-            case 0: guard varint() != nil else { return }
-            case 1: i += 8
-            case 5: i += 4
-            case 2:
-                guard let n = varint(), n <= UInt64(b.count - min(i, b.count)) else { return }
-                i += Int(n)
-            default: return
-            }
+            guard r.skip(wireType: wire) else { return }
         }
     }
 }

@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -77,10 +78,10 @@ final class OTLPHTTPTransport: Sendable {
 
     /// Reads `partial_success.rejected_spans` (field 1 → field 1) from an ExportTraceServiceResponse.
     static func rejectedSpans(in data: Data) -> Int {
-        var reader = ProtobufReader(Array(data))
+        var reader = ProtobufWireReader(Array(data))
         while let (field, wire) = reader.nextTag() {
             if field == 1, wire == 2, let inner = reader.lengthDelimited() {
-                var r = ProtobufReader(inner)
+                var r = ProtobufWireReader(Array(inner))
                 while let (f, w) = r.nextTag() {
                     if f == 1, w == 0, let v = r.varint() { return Int(clamping: Int64(bitPattern: v)) }
                     if !r.skip(wireType: w) { return 0 }
@@ -90,47 +91,6 @@ final class OTLPHTTPTransport: Sendable {
             if !reader.skip(wireType: wire) { return 0 }
         }
         return 0
-    }
-}
-
-/// Just enough protobuf reading for the export response.
-struct ProtobufReader {
-    let bytes: [UInt8]
-    var i = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func varint() -> UInt64? {
-        var v: UInt64 = 0
-        var shift: UInt64 = 0
-        while i < bytes.count, shift < 64 {
-            let b = bytes[i]
-            i += 1
-            v |= UInt64(b & 0x7F) << shift
-            if b < 0x80 { return v }
-            shift += 7
-        }
-        return nil
-    }
-
-    mutating func nextTag() -> (UInt64, UInt8)? {
-        guard i < bytes.count, let t = varint() else { return nil }
-        return (t >> 3, UInt8(t & 7))
-    }
-
-    mutating func lengthDelimited() -> [UInt8]? {
-        guard let n = varint(), n <= UInt64(bytes.count - i) else { return nil }
-        defer { i += Int(n) }
-        return Array(bytes[i..<i + Int(n)])
-    }
-
-    mutating func skip(wireType: UInt8) -> Bool {
-        switch wireType {
-        case 0: return varint() != nil
-        case 1: guard i + 8 <= bytes.count else { return false }; i += 8; return true
-        case 5: guard i + 4 <= bytes.count else { return false }; i += 4; return true
-        case 2: return lengthDelimited() != nil
-        default: return false
-        }
     }
 }
 
