@@ -1,106 +1,119 @@
-import Foundation
-
-/// What the mock will answer to one request, decided deterministically before rendering it in a
-/// provider's format: text chunks or a tool call, token usage, finish reason, fault.
+/// What the mock answers to one request, decided deterministically from (seed, request) before it is
+/// rendered in a provider's format: text chunks or a tool call, token usage, finish reason, latency,
+/// fault.
 struct AnswerPlan {
-    enum Fault: String { case none, rateLimited = "429", serverError = "500", overloaded = "529", cut, malformed }
+    enum Content {
+        /// Text, one chunk per output token.
+        case text([String])
+        case toolCall(id: String, name: String, arguments: String)
+    }
 
+    enum Finish {
+        case stop
+        case length
+        case toolCalls
+    }
+
+    var id: String
     var model: String
     var stream: Bool
-    var chunks: [String] = []
-    var toolCall: (id: String, name: String, arguments: String)?
-    var inputTokens: Int
-    var outputTokens: Int
-    var cachedTokens: Int
-    var reasoningTokens: Int
-    var truncated: Bool
-    var fault: Fault
-    var ttftMs: Double
-    var id: String
     var includeUsage: Bool
+    var content: Content
+    var finish: Finish
+    var inputTokens: Int
+    var cachedTokens: Int
+    /// All generated tokens, reasoning included (OpenAI `completion_tokens`, Anthropic `output_tokens`).
+    var outputTokens: Int
+    var reasoningTokens: Int
+    var fault: MockFault?
+    var ttftMs: Double
+    var interChunkDelay: Duration
+    /// Seeds the provider-specific ids (tool call ids, request ids).
+    var idSeed: UInt64
 
-    var text: String { chunks.joined() }
-}
-
-/// A request the mock refuses, in the provider's terms.
-struct MockRequestError: Error {
-    let status: Int
-    let message: String
+    var text: String {
+        if case .text(let chunks) = content { return chunks.joined() }
+        return ""
+    }
 }
 
 enum Planner {
-    /// Builds the plan from a parsed request. `messages` are (role, text) pairs; `tools` are
-    /// (name, JSON schema); `lastIsToolResult` says whether the conversation awaits a final answer.
+    /// Longest answer when the request sets no limit.
+    static let defaultMaxTokens = 4096
+
     static func plan(
-        body: [UInt8], object o: [String: Any], messages: [(String, String)], tools: [(String, Any?)],
-        forcedTool: String?, toolsDisabled: Bool, lastIsToolResult: Bool, maxTokens: Int?, jsonMode: Bool,
-        headers: (String) -> String?, configuration c: MockLLMConfiguration, idPrefix: String, sequence: UInt64
+        _ request: ChatRequest, overrides: RequestOverrides, configuration c: MockLLMConfiguration,
+        faults: FaultInjector, idPrefix: String
     ) throws -> AnswerPlan {
-        guard let model = o["model"] as? String, !model.isEmpty else { throw MockRequestError(status: 400, message: "'model' is required and must be a non-empty string") }
-        let seed = headers("x-mock-seed").flatMap(UInt64.init) ?? c.seed
-        // The same conversation gives the same answer streamed or not: hash the request without
-        // its streaming options.
-        var canonical = o
-        canonical.removeValue(forKey: "stream")
-        canonical.removeValue(forKey: "stream_options")
-        var rng = MockRNG(seed: seed, body: Array(Generator.json(canonical).utf8))
-        let promptText = messages.map { "\($0.0): \($0.1)" }.joined(separator: "\n")
-        let input = Generator.tokens(promptText) + 3 * messages.count + tools.reduce(0) { $0 + Generator.tokens($1.0) + 20 }
-        let cached = headers("x-mock-cached-tokens").flatMap(Int.init).map { min($0, input) } ?? Generator.cachedTokens(input: input)
+        let seed = overrides.seed ?? c.seed
+        let hash = request.contentHash
+        var rng = MockRNG(seed: seed, body: withUnsafeBytes(of: hash.littleEndian) { Array($0) })
 
-        // Fault: a header forces it; otherwise the configured rates decide.
-        var fault = AnswerPlan.Fault.none
-        if let f = headers("x-mock-fault") {
-            guard let parsed = AnswerPlan.Fault(rawValue: f) else {
-                throw MockRequestError(status: 400, message: "x-mock-fault '\(f)': expected 429, 500, 529, cut or malformed")
-            }
-            fault = parsed
-        } else {
-            // Fault draws follow the request sequence (seeded), so a retried request can succeed.
-            var faultRNG = MockRNG(seed: seed, body: withUnsafeBytes(of: sequence.littleEndian) { Array($0) })
-            let u = faultRNG.unit()
-            let r = c.faults
-            if u < r.rate429 { fault = .rateLimited }
-            else if u < r.rate429 + r.rate500 { fault = .serverError }
-            else if u < r.rate429 + r.rate500 + r.rate529 { fault = .overloaded }
-            else if u < r.rate429 + r.rate500 + r.rate529 + r.rateStreamCut { fault = .cut }
-        }
+        let input = TokenCounter.promptTokens(messages: request.messages, tools: request.tools)
+        let cached = min(overrides.cachedTokens ?? TokenCounter.cachedTokens(input: input), input)
+        let ttft = overrides.latencyMs ?? c.latency.sample(rng.unit(), rng.unit())
+        let gap = overrides.interTokenMs.map { Duration.milliseconds($0) } ?? c.interChunkDelay
+        let id = idPrefix + (idPrefix == "msg_" ? "01" + rng.base62(22) : rng.base62(29))
+        let idSeed = rng.next()
 
-        let ttft = headers("x-mock-latency-ms").flatMap(Double.init) ?? c.latency.sample(rng.unit(), rng.unit())
-        let stream = (o["stream"] as? Bool) ?? false
         var plan = AnswerPlan(
-            model: model, stream: stream, inputTokens: input, outputTokens: 0, cachedTokens: cached, reasoningTokens: 0,
-            truncated: false, fault: fault, ttftMs: max(0, ttft), id: idPrefix + rng.hex(24),
-            includeUsage: ((o["stream_options"] as? [String: Any])?["include_usage"] as? Bool) ?? false)
+            id: id, model: request.model, stream: request.stream, includeUsage: request.includeUsage,
+            content: .text([]), finish: .stop, inputTokens: input, cachedTokens: cached, outputTokens: 0,
+            reasoningTokens: 0, fault: faults.fault(forced: overrides.fault, seed: seed, requestHash: hash),
+            ttftMs: max(0, ttft), interChunkDelay: gap, idSeed: idSeed)
 
-        if !tools.isEmpty && !toolsDisabled && !lastIsToolResult {
-            let chosen = forcedTool.flatMap { name in tools.first { $0.0 == name } } ?? tools[Int(rng.next() % UInt64(tools.count))]
-            let args = Generator.json(Generator.arguments(schema: chosen.1, &rng))
-            plan.toolCall = (id: "call_" + rng.hex(24), name: chosen.0, arguments: args)
-            plan.outputTokens = Generator.tokens(chosen.0) + Generator.tokens(args) + 5
-            return plan
-        }
-        let limit = max(1, min(maxTokens ?? 4096, 4096))
-        var wanted = rng.int(12...60)
-        if jsonMode {
-            let answer = Generator.jsonAnswer(prompt: promptText, &rng)
-            // Stream JSON in small pieces.
-            var pieces: [String] = []
-            var current = ""
-            for ch in answer {
-                current.append(ch)
-                if current.count >= 6 { pieces.append(current); current = "" }
+        let limit = max(1, request.maxTokens ?? defaultMaxTokens)
+        if request.awaitsToolCall, request.toolChoice != .none, !request.tools.isEmpty {
+            let forced: String?
+            switch request.toolChoice {
+            case .named(let name): forced = name
+            case .required: forced = request.tools.first?.name
+            default: forced = nil
             }
-            if !current.isEmpty { pieces.append(current) }
-            plan.chunks = pieces
-            wanted = Generator.tokens(answer)
-        } else {
-            plan.chunks = Generator.sentences(min(wanted, limit), &rng)
-            plan.truncated = wanted > limit
+            if let tool = ToolCallSynthesizer.choose(request.tools, forced: forced, &rng) {
+                let arguments = ToolCallSynthesizer.arguments(for: tool, &rng)
+                plan.content = .toolCall(id: rng.base62(24), name: tool.name, arguments: arguments)
+                plan.finish = .toolCalls
+                plan.outputTokens = 8 + TokenCounter.tokens(tool.name) + TokenCounter.tokens(arguments)
+                return plan
+            }
         }
-        let visible = jsonMode ? wanted : plan.chunks.count
-        plan.reasoningTokens = Generator.isReasoningModel(model) ? visible * 2 : 0
-        plan.outputTokens = visible + plan.reasoningTokens
+
+        let reasoning = TokenCounter.isReasoningModel(request.model)
+        var chunks: [String]
+        if request.jsonMode {
+            let prompt = request.messages.map(\.text).joined(separator: "\n")
+            chunks = pieces(TextGenerator.jsonAnswer(prompt: prompt, &rng), size: 4)
+        } else {
+            chunks = TextGenerator.tokens(rng.int(10...50), &rng)
+        }
+        // Reasoning models spend twice the visible tokens thinking; all of it counts against the limit.
+        var visible = chunks.count
+        var thinking = reasoning ? 2 * visible : 0
+        if visible + thinking > limit {
+            plan.finish = .length
+            visible = reasoning ? max(1, limit / 3) : limit
+            thinking = reasoning ? max(0, limit - visible) : 0
+            chunks.removeLast(max(0, chunks.count - visible))
+        }
+        plan.content = .text(chunks)
+        plan.reasoningTokens = thinking
+        plan.outputTokens = visible + thinking
         return plan
+    }
+
+    /// `text` in pieces of `size` characters (one token each).
+    static func pieces(_ text: String, size: Int) -> [String] {
+        var out: [String] = []
+        var current = ""
+        for ch in text {
+            current.append(ch)
+            if current.count >= size {
+                out.append(current)
+                current = ""
+            }
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
     }
 }

@@ -1,80 +1,62 @@
 /// How the mock provider behaves. Start from `.default`; `evalforge mock-llm` maps its flags and
-/// `EVALFORGE_MOCK_*` variables onto these fields.
+/// `EVALFORGE_MOCK_*` environment variables onto these fields.
 public struct MockLLMConfiguration: Sendable {
-    /// Listen address. Flags `--host` / `--port`, env `EVALFORGE_MOCK_HOST` / `EVALFORGE_MOCK_PORT`. Default 127.0.0.1:8080.
+    /// Listen host. Flag `--host`, env `EVALFORGE_MOCK_HOST`. Default "127.0.0.1".
     public var host: String = "127.0.0.1"
+    /// Listen port; 0 picks a free one (read it back with ``onServerRunning``). Flag `--port`,
+    /// env `EVALFORGE_MOCK_PORT`. Default 8080.
     public var port: Int = 8080
-    /// Seed of every generated text, id and fault decision. Flag `--seed`, env `EVALFORGE_MOCK_SEED`. Default 42.
+    /// Seed of every generated text, id, latency sample and fault decision; a request can override it
+    /// with `x-mock-seed`. Flag `--seed`, env `EVALFORGE_MOCK_SEED`. Default 42.
     public var seed: UInt64 = 42
-    /// Time before the first byte (the whole latency of a non-streaming answer). Flag `--latency`. Default none.
+    /// Time to first token (the whole latency of a non-streaming answer); a request can override it
+    /// with `x-mock-latency-ms`. Flag `--latency`, env `EVALFORGE_MOCK_LATENCY`. Default `.none`.
     public var latency: LatencyModel = .none
-    /// Delay between streamed chunks. Flag `--inter-token-ms`. Default 0.
+    /// Delay between streamed chunks (per-token latency). Flag `--inter-token-ms`,
+    /// env `EVALFORGE_MOCK_INTER_TOKEN_MS`. Default zero.
     public var interChunkDelay: Duration = .zero
-    /// Fault rates (0…1), decided per request from the seed. Flags `--fault-429`, `--fault-500`, `--fault-529`, `--fault-cut`. Default 0.
+    /// Fractions of requests that fail, decided per request from the seed; a request can force one
+    /// with `x-mock-fault`. Flags `--fault-429`, `--fault-500`, `--fault-529`, `--fault-cut`,
+    /// env `EVALFORGE_MOCK_FAULT_429` … Default: no faults.
     public var faults = FaultRates()
-    /// `Retry-After` seconds on 429 and 529. Flag `--retry-after`. Default 1.
+    /// `Retry-After` seconds sent with 429 and 529 (503 on the OpenAI route). Flag `--retry-after`,
+    /// env `EVALFORGE_MOCK_RETRY_AFTER`. Default 1.
     public var retryAfterSeconds: Int = 1
-    /// Largest request body; larger gets 413. Flag `--max-body-bytes`. Default 4 MiB.
+    /// Largest accepted request body in bytes; larger gets 413. Flag `--max-body-bytes`,
+    /// env `EVALFORGE_MOCK_MAX_BODY_BYTES`. Default 4 MiB.
     public var maxBodyBytes: Int = 4 << 20
+    /// Called once the server listens, with the port it bound (the real one when `port` is 0).
+    /// No flag. Default: does nothing.
+    public var onServerRunning: @Sendable (_ port: Int) async -> Void = { _ in }
 
     public init() {}
+
+    /// 127.0.0.1:8080, seed 42, no latency, no faults.
     public static let `default` = MockLLMConfiguration()
 
+    /// Fractions (0…1) of requests answered with each fault; together at most 1.
     public struct FaultRates: Sendable, Equatable {
+        /// 429 with `Retry-After`. Flag `--fault-429`, env `EVALFORGE_MOCK_FAULT_429`. Default 0.
         public var rate429: Double = 0
+        /// 500. Flag `--fault-500`, env `EVALFORGE_MOCK_FAULT_500`. Default 0.
         public var rate500: Double = 0
+        /// Anthropic's 529 `overloaded_error` (503 on the OpenAI route) with `Retry-After`.
+        /// Flag `--fault-529`, env `EVALFORGE_MOCK_FAULT_529`. Default 0.
         public var rate529: Double = 0
+        /// The response stops half-way and the connection closes (no final events).
+        /// Flag `--fault-cut`, env `EVALFORGE_MOCK_FAULT_CUT`. Default 0.
         public var rateStreamCut: Double = 0
+
         public init() {}
+
+        public init(rate429: Double = 0, rate500: Double = 0, rate529: Double = 0, rateStreamCut: Double = 0) {
+            self.rate429 = rate429
+            self.rate500 = rate500
+            self.rate529 = rate529
+            self.rateStreamCut = rateStreamCut
+        }
+
+        /// Sum of all rates.
+        public var total: Double { rate429 + rate500 + rate529 + rateStreamCut }
     }
 }
-
-/// A latency distribution in milliseconds.
-public enum LatencyModel: Sendable, Equatable {
-    case none
-    case fixed(ms: Double)
-    case uniform(minMs: Double, maxMs: Double)
-    /// Log-normal with the given median and 95th percentile.
-    case logNormal(p50Ms: Double, p95Ms: Double)
-
-    /// Parses "none", "fixed:200", "uniform:100-500", "lognormal:p50=200,p95=800".
-    public init?(_ text: String) {
-        let t = text.lowercased()
-        if t == "none" || t == "0" { self = .none; return }
-        if t.hasPrefix("fixed:"), let v = Double(t.dropFirst(6)), v >= 0 { self = .fixed(ms: v); return }
-        if t.hasPrefix("uniform:") {
-            let parts = t.dropFirst(8).split(separator: "-")
-            if parts.count == 2, let a = Double(parts[0]), let b = Double(parts[1]), a >= 0, b >= a { self = .uniform(minMs: a, maxMs: b); return }
-        }
-        if t.hasPrefix("lognormal:") {
-            var p50: Double?
-            var p95: Double?
-            for kv in t.dropFirst(10).split(separator: ",") {
-                let pair = kv.split(separator: "=")
-                guard pair.count == 2, let v = Double(pair[1]) else { return nil }
-                if pair[0] == "p50" { p50 = v } else if pair[0] == "p95" { p95 = v } else { return nil }
-            }
-            if let p50, let p95, p50 > 0, p95 >= p50 { self = .logNormal(p50Ms: p50, p95Ms: p95); return }
-        }
-        return nil
-    }
-
-    /// A sample for `u1`, `u2` uniform in (0, 1).
-    func sample(_ u1: Double, _ u2: Double) -> Double {
-        switch self {
-        case .none: return 0
-        case .fixed(let ms): return ms
-        case .uniform(let a, let b): return a + (b - a) * u1
-        case .logNormal(let p50, let p95):
-            let mu = _log(p50)
-            let sigma = (_log(p95) - mu) / 1.6448536269514722
-            let z = (-2 * _log(max(u1, 1e-12))).squareRoot() * _cos(2 * Double.pi * u2)
-            return _exp(mu + sigma * z)
-        }
-    }
-}
-
-import Foundation
-private func _log(_ x: Double) -> Double { Foundation.log(x) }
-private func _exp(_ x: Double) -> Double { Foundation.exp(x) }
-private func _cos(_ x: Double) -> Double { Foundation.cos(x) }

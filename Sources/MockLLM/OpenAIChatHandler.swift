@@ -1,131 +1,224 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import NIOCore
 
 /// `POST /v1/chat/completions` in OpenAI's format, streaming and not.
 struct OpenAIChatHandler: Sendable {
     let configuration: MockLLMConfiguration
-    let requests: RequestCounter
+    let faults: FaultInjector
 
-    func handle(body: [UInt8], headers: @escaping (String) -> String?) async throws -> Response {
+    func handle(body: [UInt8], headers: HTTPFields) async throws -> Response {
         let plan: AnswerPlan
         do {
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
-                throw MockRequestError(status: 400, message: "request body is not a JSON object")
-            }
-            guard let raw = o["messages"] as? [[String: Any]], !raw.isEmpty else {
-                throw MockRequestError(status: 400, message: "'messages' is required and must be a non-empty array of message objects")
-            }
-            var messages: [(String, String)] = []
-            for (i, m) in raw.enumerated() {
-                guard let role = m["role"] as? String else { throw MockRequestError(status: 400, message: "messages[\(i)].role is required and must be a string") }
-                messages.append((role, Self.text(m["content"]) ?? ""))
-            }
-            var tools: [(String, Any?)] = []
-            for (i, t) in ((o["tools"] as? [[String: Any]]) ?? []).enumerated() {
-                guard let f = t["function"] as? [String: Any], let name = f["name"] as? String else {
-                    throw MockRequestError(status: 400, message: "tools[\(i)].function.name is required")
-                }
-                tools.append((name, f["parameters"]))
-            }
-            var forced: String?
-            var disabled = false
-            if let choice = o["tool_choice"] as? String { disabled = choice == "none" }
-            if let choice = o["tool_choice"] as? [String: Any], let f = choice["function"] as? [String: Any] { forced = f["name"] as? String }
-            let maxTokens = (o["max_completion_tokens"] as? Int) ?? (o["max_tokens"] as? Int)
-            if let m = maxTokens, m < 1 { throw MockRequestError(status: 400, message: "max_tokens must be at least 1") }
-            let jsonMode = ((o["response_format"] as? [String: Any])?["type"] as? String).map { $0 == "json_object" || $0 == "json_schema" } ?? false
+            let overrides = try RequestOverrides(headers: headers)
             plan = try Planner.plan(
-                body: body, object: o, messages: messages, tools: tools, forcedTool: forced, toolsDisabled: disabled,
-                lastIsToolResult: raw.last?["role"] as? String == "tool", maxTokens: maxTokens, jsonMode: jsonMode,
-                headers: headers, configuration: configuration, idPrefix: "chatcmpl-", sequence: requests.next())
-        } catch let e as MockRequestError {
-            return Self.error(e.status, e.message, type: "invalid_request_error", code: nil)
+                Self.parse(body), overrides: overrides, configuration: configuration, faults: faults, idPrefix: "chatcmpl-")
+        } catch let e as MockLLMError {
+            return Self.error(e.status, e.message, type: "invalid_request_error", code: e.providerCode)
         }
+        let retryAfter = configuration.retryAfterSeconds
         switch plan.fault {
         case .rateLimited:
-            return Self.error(429, "Rate limit reached for requests (mock). Please retry after \(configuration.retryAfterSeconds)s.", type: "requests", code: "rate_limit_exceeded", retryAfter: configuration.retryAfterSeconds)
+            return Self.error(
+                429, "Rate limit reached for requests (mock). Please try again in \(retryAfter)s.",
+                type: "rate_limit_exceeded", code: "rate_limit_exceeded", retryAfter: retryAfter)
         case .serverError:
-            return Self.error(500, "The server had an error while processing your request (mock).", type: "server_error", code: nil)
+            return Self.error(500, "The server had an error while processing your request (mock).", type: "server_error", code: "server_error")
         case .overloaded:
-            return Self.error(503, "The engine is currently overloaded (mock).", type: "server_error", code: "overloaded", retryAfter: configuration.retryAfterSeconds)
+            return Self.error(
+                503, "The engine is currently overloaded, please try again later (mock).",
+                type: "server_error", code: "overloaded", retryAfter: retryAfter)
         case .malformed:
-            if plan.ttftMs > 0 { try await Task.sleep(for: .milliseconds(plan.ttftMs)) }
-            if plan.stream { return MockResponses.eventStream(["data: {\"id\": \"broken\", \"choices\": [\n\n"], ttftMs: 0, gap: .zero, cutAfter: nil) }
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"id\": \"chatcmpl-broken\", \"choices\": [")))
-        case .none, .cut:
+            if plan.stream {
+                return MockResponses.eventStream(["data: {\"id\": \"\(plan.id)\", \"choices\": [{\"delta\": \n\n"], ttftMs: plan.ttftMs, gap: .zero)
+            }
+            try await MockResponses.delay(plan.ttftMs)
+            return MockResponses.text(200, "{\"id\": \"\(plan.id)\", \"object\": \"chat.completion\", \"choices\": [", contentType: "application/json")
+        case .cut, nil:
             break
         }
         let created = Int(Date().timeIntervalSince1970)
         if plan.stream { return stream(plan, created: created) }
-        if plan.ttftMs > 0 { try await Task.sleep(for: .milliseconds(plan.ttftMs)) }
-        var message: [String: Any] = ["role": "assistant", "refusal": NSNull()]
-        var finish = plan.truncated ? "length" : "stop"
-        if let call = plan.toolCall {
-            message["content"] = NSNull()
-            message["tool_calls"] = [["id": call.id, "type": "function", "function": ["name": call.name, "arguments": call.arguments]]]
-            finish = "tool_calls"
-        } else {
-            message["content"] = plan.text
+        let body = Self.completion(plan, created: created)
+        if plan.fault == .cut { return MockResponses.cutBody(body, ttftMs: plan.ttftMs) }
+        try await MockResponses.delay(plan.ttftMs)
+        return MockResponses.text(200, body, contentType: "application/json", headers: Self.headers(plan))
+    }
+
+    // MARK: Request
+
+    static func parse(_ body: [UInt8]) throws -> ChatRequest {
+        guard let object = JSONText.object(body) else {
+            throw MockLLMError.notJSON(body.isEmpty ? "the body is empty" : "expected a JSON object")
         }
-        return MockResponses.json(200, [
-            "id": plan.id, "object": "chat.completion", "created": created, "model": plan.model, "system_fingerprint": "fp_evalforge_mock",
-            "choices": [["index": 0, "message": message, "logprobs": NSNull(), "finish_reason": finish]],
-            "usage": Self.usage(plan),
+        let o = RequestFields(object)
+        let model = try o.requiredString("model")
+        guard !model.isEmpty else { throw MockLLMError.invalidValue("model", "''", expected: "a model name such as gpt-4o") }
+        guard let raw = try o.objects("messages") else {
+            throw MockLLMError.missingField("messages", expected: "a non-empty array of message objects")
+        }
+        guard !raw.isEmpty else { throw MockLLMError.invalidValue("messages", "[]", expected: "at least one message") }
+        var messages: [ChatMessage] = []
+        messages.reserveCapacity(raw.count)
+        for m in raw {
+            let role = try m.requiredString("role")
+            guard ["system", "developer", "user", "assistant", "tool", "function"].contains(role) else {
+                throw MockLLMError.invalidValue(m.name("role"), "'\(role)'", expected: "system, developer, user, assistant or tool")
+            }
+            messages.append(ChatMessage(role: role, text: try text(m)))
+        }
+
+        var request = ChatRequest(model: model, messages: messages)
+        for (i, t) in (try o.objects("tools") ?? []).enumerated() {
+            guard let f = try t.object("function") else {
+                throw MockLLMError.missingField("tools[\(i)].function", expected: "an object with name and parameters")
+            }
+            let name = try f.requiredString("name")
+            _ = try f.object("parameters")  // a JSON schema object when present
+            request.tools.append(ToolDefinition(name: name, schema: f.object["parameters"]))
+        }
+        if o.has("tool_choice") {
+            if let choice = object["tool_choice"] as? String {
+                switch choice {
+                case "auto": request.toolChoice = .auto
+                case "none": request.toolChoice = .none
+                case "required": request.toolChoice = .required
+                default: throw MockLLMError.invalidValue("tool_choice", "'\(choice)'", expected: "none, auto, required or {\"type\": \"function\", \"function\": {\"name\": …}}")
+                }
+            } else if let choice = try o.object("tool_choice") {
+                guard let name = try choice.object("function")?.requiredString("name") else {
+                    throw MockLLMError.missingField("tool_choice.function.name", expected: "the name of a declared tool")
+                }
+                guard request.tools.contains(where: { $0.name == name }) else {
+                    throw MockLLMError.invalidValue("tool_choice.function.name", "'\(name)'", expected: "one of the declared tools")
+                }
+                request.toolChoice = .named(name)
+            }
+        }
+        request.awaitsToolCall = messages.last?.role == "user"
+
+        let maxCompletion = try o.int("max_completion_tokens")
+        let maxTokens = try o.int("max_tokens")
+        if let m = maxCompletion ?? maxTokens, m < 1 {
+            throw MockLLMError.invalidValue(maxCompletion != nil ? "max_completion_tokens" : "max_tokens", "\(m)", expected: "an integer ≥ 1")
+        }
+        request.maxTokens = maxCompletion ?? maxTokens
+        _ = try o.number("temperature", in: 0...2)
+        _ = try o.number("top_p", in: 0...1)
+        if let n = try o.int("n"), n != 1 { throw MockLLMError.invalidValue("n", "\(n)", expected: "1 (the mock answers with one choice)") }
+        if let format = try o.object("response_format") {
+            let type = try format.requiredString("type")
+            guard ["text", "json_object", "json_schema"].contains(type) else {
+                throw MockLLMError.invalidValue("response_format.type", "'\(type)'", expected: "text, json_object or json_schema")
+            }
+            request.jsonMode = type != "text"
+        }
+        request.stream = try o.bool("stream") ?? false
+        if let options = try o.object("stream_options") {
+            request.includeUsage = try options.bool("include_usage") ?? false
+        }
+        return request
+    }
+
+    /// A message's text: a string, or the text parts of an array of content parts.
+    static func text(_ m: RequestFields) throws -> String {
+        guard m.has("content") else { return "" }
+        if let s = m.object["content"] as? String { return s }
+        guard let parts = try? m.objects("content") else {
+            throw MockLLMError.wrongType(m.name("content"), expected: "a string or an array of content parts")
+        }
+        return try parts.compactMap { try $0.string("text") }.joined(separator: "\n")
+    }
+
+    // MARK: Response
+
+    static func headers(_ plan: AnswerPlan) -> HTTPFields {
+        var h = HTTPFields()
+        if let name = HTTPField.Name("x-request-id") { h[name] = "req_" + String(plan.idSeed, radix: 16) }
+        return h
+    }
+
+    static func completion(_ plan: AnswerPlan, created: Int) -> String {
+        var message: [String: Any] = ["role": "assistant", "refusal": NSNull(), "annotations": [Any]()]
+        switch plan.content {
+        case .toolCall(let id, let name, let arguments):
+            message["content"] = NSNull()
+            message["tool_calls"] = [["id": "call_" + id, "type": "function", "function": ["name": name, "arguments": arguments]]]
+        case .text(let chunks):
+            message["content"] = chunks.joined()
+        }
+        return JSONText.encode([
+            "id": plan.id, "object": "chat.completion", "created": created, "model": plan.model,
+            "system_fingerprint": "fp_evalforge_mock", "service_tier": "default",
+            "choices": [["index": 0, "message": message, "logprobs": NSNull(), "finish_reason": finishReason(plan.finish)]],
+            "usage": usage(plan),
         ])
     }
 
     private func stream(_ plan: AnswerPlan, created: Int) -> Response {
         func chunk(_ delta: [String: Any], finish: String? = nil) -> String {
             MockResponses.sse([
-                "id": plan.id, "object": "chat.completion.chunk", "created": created, "model": plan.model, "system_fingerprint": "fp_evalforge_mock",
+                "id": plan.id, "object": "chat.completion.chunk", "created": created, "model": plan.model,
+                "system_fingerprint": "fp_evalforge_mock", "service_tier": "default",
                 "choices": [["index": 0, "delta": delta, "logprobs": NSNull(), "finish_reason": finish.map { $0 as Any } ?? NSNull()]],
             ])
         }
         var events: [String] = []
-        if let call = plan.toolCall {
-            events.append(chunk(["role": "assistant", "content": NSNull(), "tool_calls": [["index": 0, "id": call.id, "type": "function", "function": ["name": call.name, "arguments": ""]]]]))
-            var rest = Substring(call.arguments)
-            while !rest.isEmpty {
-                let piece = rest.prefix(8)
-                rest = rest.dropFirst(8)
-                events.append(chunk(["tool_calls": [["index": 0, "function": ["arguments": String(piece)]]]]))
+        switch plan.content {
+        case .toolCall(let id, let name, let arguments):
+            events.append(chunk([
+                "role": "assistant", "content": NSNull(), "refusal": NSNull(),
+                "tool_calls": [["index": 0, "id": "call_" + id, "type": "function", "function": ["name": name, "arguments": ""]]],
+            ]))
+            for piece in Planner.pieces(arguments, size: 8) {
+                events.append(chunk(["tool_calls": [["index": 0, "function": ["arguments": piece]]]]))
             }
-            events.append(chunk([:], finish: "tool_calls"))
-        } else {
+        case .text(let chunks):
+            events.reserveCapacity(chunks.count + 4)
             events.append(chunk(["role": "assistant", "content": "", "refusal": NSNull()]))
-            for c in plan.chunks { events.append(chunk(["content": c])) }
-            events.append(chunk([:], finish: plan.truncated ? "length" : "stop"))
+            // Every content chunk has the same JSON around its text: encode that once.
+            let template = chunk(["content": "\u{1}MOCK\u{1}"])
+            let parts = template.components(separatedBy: JSONText.quote("\u{1}MOCK\u{1}"))
+            for c in chunks {
+                events.append(parts.count == 2 ? parts[0] + JSONText.quote(c) + parts[1] : chunk(["content": c]))
+            }
         }
+        events.append(chunk([:], finish: Self.finishReason(plan.finish)))
         if plan.includeUsage {
             events.append(MockResponses.sse([
-                "id": plan.id, "object": "chat.completion.chunk", "created": created, "model": plan.model, "system_fingerprint": "fp_evalforge_mock",
+                "id": plan.id, "object": "chat.completion.chunk", "created": created, "model": plan.model,
+                "system_fingerprint": "fp_evalforge_mock", "service_tier": "default",
                 "choices": [Any](), "usage": Self.usage(plan),
             ]))
         }
         events.append("data: [DONE]\n\n")
         let cut = plan.fault == .cut ? max(1, events.count / 2) : nil
-        return MockResponses.eventStream(events, ttftMs: plan.ttftMs, gap: configuration.interChunkDelay, cutAfter: cut)
+        return MockResponses.eventStream(events, ttftMs: plan.ttftMs, gap: plan.interChunkDelay, cutAfter: cut, headers: Self.headers(plan))
+    }
+
+    static func finishReason(_ f: AnswerPlan.Finish) -> String {
+        switch f {
+        case .stop: "stop"
+        case .length: "length"
+        case .toolCalls: "tool_calls"
+        }
     }
 
     static func usage(_ p: AnswerPlan) -> [String: Any] {
         [
             "prompt_tokens": p.inputTokens, "completion_tokens": p.outputTokens, "total_tokens": p.inputTokens + p.outputTokens,
             "prompt_tokens_details": ["cached_tokens": p.cachedTokens, "audio_tokens": 0],
-            "completion_tokens_details": ["reasoning_tokens": p.reasoningTokens, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0],
+            "completion_tokens_details": [
+                "reasoning_tokens": p.reasoningTokens, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
+            ],
         ]
     }
 
+    /// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
     static func error(_ status: Int, _ message: String, type: String, code: String?, retryAfter: Int? = nil) -> Response {
         var headers: HTTPFields = [:]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        return MockResponses.json(status, ["error": ["message": message, "type": type, "param": NSNull(), "code": code.map { $0 as Any } ?? NSNull()]], headers: headers)
-    }
-
-    static func text(_ content: Any?) -> String? {
-        if let s = content as? String { return s }
-        guard let parts = content as? [[String: Any]] else { return nil }
-        return parts.compactMap { $0["text"] as? String }.joined(separator: "\n")
+        let error: [String: Any] = ["message": message, "type": type, "param": NSNull(), "code": code.map { $0 as Any } ?? NSNull()]
+        return MockResponses.json(status, ["error": error], headers: headers)
     }
 }
