@@ -1,3 +1,3 @@
 // The OTLP trace protocol as generated Swift (see Generated/ and scripts/generate-protos.sh).
-// Everything here is `package`: the SDK encodes OTLP itself, the collector and backend decode with these types.
+// The generated types are `public` (Visibility=Public): the SDK encodes OTLP itself, the collector and backend decode with these types.
 @_exported import SwiftProtobuf
