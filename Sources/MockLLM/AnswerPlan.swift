@@ -5,7 +5,8 @@ struct AnswerPlan {
     enum Content {
         /// Text, one chunk per output token.
         case text([String])
-        case toolCall(id: String, name: String, arguments: String)
+        /// `input` is the arguments object; `arguments` its JSON text.
+        case toolCall(id: String, name: String, input: JSONValue, arguments: String)
     }
 
     enum Finish {
@@ -71,8 +72,9 @@ enum Planner {
             default: forced = nil
             }
             if let tool = ToolCallSynthesizer.choose(request.tools, forced: forced, &rng) {
-                let arguments = ToolCallSynthesizer.arguments(for: tool, &rng)
-                plan.content = .toolCall(id: rng.base62(24), name: tool.name, arguments: arguments)
+                let input = ToolCallSynthesizer.arguments(for: tool, &rng)
+                let arguments = input.text
+                plan.content = .toolCall(id: rng.base62(24), name: tool.name, input: input, arguments: arguments)
                 plan.finish = .toolCalls
                 plan.outputTokens = 8 + TokenCounter.tokens(tool.name) + TokenCounter.tokens(arguments)
                 return plan

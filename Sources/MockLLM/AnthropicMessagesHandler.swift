@@ -129,7 +129,7 @@ struct AnthropicMessagesHandler: Sendable {
             case "tool_result":
                 if let inner = b["content"], let t = try text(inner, path: "\(path)[\(i)].content") { parts.append(t) }
             case "tool_use":
-                parts.append(JSONText.encode(b["input"] ?? [String: Any]()))
+                parts.append(b["input"].flatMap { JSONValue(any: $0)?.text } ?? "{}")
             default:
                 break
             }
@@ -156,26 +156,26 @@ struct AnthropicMessagesHandler: Sendable {
     }
 
     /// Anthropic counts `input_tokens` without the cache reads and writes.
-    static func usage(_ p: AnswerPlan, output: Int) -> [String: Any] {
+    static func usage(_ p: AnswerPlan, output: Int) -> JSONValue {
         [
-            "input_tokens": p.inputTokens - p.cachedTokens, "output_tokens": output,
-            "cache_read_input_tokens": p.cachedTokens, "cache_creation_input_tokens": 0,
+            "input_tokens": .int(p.inputTokens - p.cachedTokens), "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": .int(p.cachedTokens), "output_tokens": .int(output),
         ]
     }
 
     static func message(_ plan: AnswerPlan) -> String {
-        var content: [[String: Any]] = []
+        let content: JSONValue
         switch plan.content {
-        case .toolCall(let id, let name, let arguments):
-            let input = (try? JSONSerialization.jsonObject(with: Data(arguments.utf8))) ?? [String: Any]()
-            content.append(["type": "tool_use", "id": toolUseID(id), "name": name, "input": input])
+        case .toolCall(let id, let name, let input, _):
+            content = [["type": "tool_use", "id": .string(toolUseID(id)), "name": .string(name), "input": input]]
         case .text(let chunks):
-            content.append(["type": "text", "text": chunks.joined()])
+            content = [["type": "text", "text": .string(chunks.joined())]]
         }
-        return JSONText.encode([
-            "id": plan.id, "type": "message", "role": "assistant", "model": plan.model, "content": content,
-            "stop_reason": stopReason(plan.finish), "stop_sequence": NSNull(), "usage": usage(plan, output: plan.outputTokens),
-        ])
+        let body: JSONValue = [
+            "id": .string(plan.id), "type": "message", "role": "assistant", "model": .string(plan.model), "content": content,
+            "stop_reason": .string(stopReason(plan.finish)), "stop_sequence": nil, "usage": usage(plan, output: plan.outputTokens),
+        ]
+        return body.text
     }
 
     /// message_start, content_block_start, ping, content_block_delta…, content_block_stop,
@@ -185,20 +185,20 @@ struct AnthropicMessagesHandler: Sendable {
         events.append(MockResponses.sse([
             "type": "message_start",
             "message": [
-                "id": plan.id, "type": "message", "role": "assistant", "content": [Any](), "model": plan.model,
-                "stop_reason": NSNull(), "stop_sequence": NSNull(), "usage": Self.usage(plan, output: 1),
+                "id": .string(plan.id), "type": "message", "role": "assistant", "model": .string(plan.model), "content": [],
+                "stop_reason": nil, "stop_sequence": nil, "usage": Self.usage(plan, output: 1),
             ],
         ], event: "message_start"))
         switch plan.content {
-        case .toolCall(let id, let name, let arguments):
+        case .toolCall(let id, let name, _, let arguments):
             events.append(MockResponses.sse([
                 "type": "content_block_start", "index": 0,
-                "content_block": ["type": "tool_use", "id": Self.toolUseID(id), "name": name, "input": [String: Any]()],
+                "content_block": ["type": "tool_use", "id": .string(Self.toolUseID(id)), "name": .string(name), "input": [:]],
             ], event: "content_block_start"))
             events.append(MockResponses.sse(["type": "ping"], event: "ping"))
             for piece in Planner.pieces(arguments, size: 8) {
                 events.append(MockResponses.sse([
-                    "type": "content_block_delta", "index": 0, "delta": ["type": "input_json_delta", "partial_json": piece],
+                    "type": "content_block_delta", "index": 0, "delta": ["type": "input_json_delta", "partial_json": .string(piece)],
                 ], event: "content_block_delta"))
             }
         case .text(let chunks):
@@ -206,15 +206,16 @@ struct AnthropicMessagesHandler: Sendable {
             events.append(MockResponses.sse(["type": "content_block_start", "index": 0, "content_block": ["type": "text", "text": ""]], event: "content_block_start"))
             events.append(MockResponses.sse(["type": "ping"], event: "ping"))
             for c in chunks {
-                events.append(MockResponses.sse(
-                    json: "{\"delta\":{\"text\":\(JSONText.quote(c)),\"type\":\"text_delta\"},\"index\":0,\"type\":\"content_block_delta\"}",
-                    event: "content_block_delta"))
+                var event = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"
+                JSONText.quote(c, into: &event)
+                event += "}}\n\n"
+                events.append(event)
             }
         }
         events.append(MockResponses.sse(["type": "content_block_stop", "index": 0], event: "content_block_stop"))
         events.append(MockResponses.sse([
-            "type": "message_delta", "delta": ["stop_reason": Self.stopReason(plan.finish), "stop_sequence": NSNull()],
-            "usage": ["output_tokens": plan.outputTokens],
+            "type": "message_delta", "delta": ["stop_reason": .string(Self.stopReason(plan.finish)), "stop_sequence": nil],
+            "usage": ["output_tokens": .int(plan.outputTokens)],
         ], event: "message_delta"))
         events.append(MockResponses.sse(["type": "message_stop"], event: "message_stop"))
         let cut = plan.fault == .cut ? max(1, events.count / 2) : nil
@@ -225,6 +226,6 @@ struct AnthropicMessagesHandler: Sendable {
     static func error(_ status: Int, _ type: String, _ message: String, retryAfter: Int? = nil) -> Response {
         var headers: HTTPFields = [:]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        return MockResponses.json(status, ["type": "error", "error": ["type": type, "message": message]], headers: headers)
+        return MockResponses.json(status, ["type": "error", "error": ["type": .string(type), "message": .string(message)]], headers: headers)
     }
 }

@@ -15,7 +15,7 @@ struct ToolDefinition {
     init(name: String, schema: Any?) {
         self.name = name
         self.schema = schema
-        self.schemaJSON = schema.map { JSONText.encode($0) } ?? ""
+        self.schemaJSON = schema.flatMap { JSONValue(any: $0)?.text } ?? ""
     }
 }
 

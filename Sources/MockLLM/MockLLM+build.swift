@@ -13,7 +13,9 @@ public func buildMockLLMApplication(
     let onServerRunning = configuration.onServerRunning
     return Application(
         router: buildMockLLMRouter(configuration: configuration),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "evalforge-mock-llm"),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: "evalforge-mock-llm",
+            backlog: configuration.backlog),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
 }
@@ -43,10 +45,10 @@ public func buildMockLLMRouter(configuration: MockLLMConfiguration) -> Router<Ba
         "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini",
         "claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1",
     ]
-    let modelList = JSONText.encode([
-        "object": "list",
-        "data": models.map { ["id": $0, "object": "model", "created": 1_700_000_000, "owned_by": "evalforge-mock"] },
-    ])
+    let modelList = JSONValue.object([
+        ("object", "list"),
+        ("data", .array(models.map { ["id": .string($0), "object": "model", "created": 1_700_000_000, "owned_by": "evalforge-mock"] })),
+    ]).text
     router.get("/v1/models") { _, _ -> Response in
         MockResponses.text(200, modelList, contentType: "application/json")
     }

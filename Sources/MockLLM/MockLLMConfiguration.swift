@@ -25,6 +25,9 @@ public struct MockLLMConfiguration: Sendable {
     /// Largest accepted request body in bytes; larger gets 413. Flag `--max-body-bytes`,
     /// env `EVALFORGE_MOCK_MAX_BODY_BYTES`. Default 4 MiB.
     public var maxBodyBytes: Int = 4 << 20
+    /// Pending-connection queue of the listening socket, so a benchmark opening thousands of
+    /// connections at once is not refused (the kernel caps it at `net.core.somaxconn`). No flag. Default 4096.
+    public var backlog: Int = 4096
     /// Called once the server listens, with the port it bound (the real one when `port` is 0).
     /// No flag. Default: does nothing.
     public var onServerRunning: @Sendable (_ port: Int) async -> Void = { _ in }

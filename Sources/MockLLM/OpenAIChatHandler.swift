@@ -139,57 +139,57 @@ struct OpenAIChatHandler: Sendable {
     }
 
     static func completion(_ plan: AnswerPlan, created: Int) -> String {
-        var message: [String: Any] = ["role": "assistant", "refusal": NSNull(), "annotations": [Any]()]
+        let message: JSONValue
         switch plan.content {
-        case .toolCall(let id, let name, let arguments):
-            message["content"] = NSNull()
-            message["tool_calls"] = [["id": "call_" + id, "type": "function", "function": ["name": name, "arguments": arguments]]]
+        case .toolCall(let id, let name, _, let arguments):
+            message = [
+                "role": "assistant", "content": nil,
+                "tool_calls": [["id": .string("call_" + id), "type": "function", "function": ["name": .string(name), "arguments": .string(arguments)]]],
+                "refusal": nil, "annotations": [],
+            ]
         case .text(let chunks):
-            message["content"] = chunks.joined()
+            message = ["role": "assistant", "content": .string(chunks.joined()), "refusal": nil, "annotations": []]
         }
-        return JSONText.encode([
-            "id": plan.id, "object": "chat.completion", "created": created, "model": plan.model,
-            "system_fingerprint": "fp_evalforge_mock", "service_tier": "default",
-            "choices": [["index": 0, "message": message, "logprobs": NSNull(), "finish_reason": finishReason(plan.finish)]],
-            "usage": usage(plan),
-        ])
+        let body: JSONValue = [
+            "id": .string(plan.id), "object": "chat.completion", "created": .int(created), "model": .string(plan.model),
+            "choices": [["index": 0, "message": message, "logprobs": nil, "finish_reason": .string(finishReason(plan.finish))]],
+            "usage": usage(plan), "service_tier": "default", "system_fingerprint": "fp_evalforge_mock",
+        ]
+        return body.text
     }
 
     private func stream(_ plan: AnswerPlan, created: Int) -> Response {
-        func chunk(_ delta: [String: Any], finish: String? = nil) -> String {
-            MockResponses.sse([
-                "id": plan.id, "object": "chat.completion.chunk", "created": created, "model": plan.model,
-                "system_fingerprint": "fp_evalforge_mock", "service_tier": "default",
-                "choices": [["index": 0, "delta": delta, "logprobs": NSNull(), "finish_reason": finish.map { $0 as Any } ?? NSNull()]],
-            ])
+        // Every chunk has the same JSON around its choices: write the envelope once.
+        let head = "data: {\"id\":\(JSONText.quote(plan.id)),\"object\":\"chat.completion.chunk\",\"created\":\(created),\"model\":\(JSONText.quote(plan.model)),\"service_tier\":\"default\",\"system_fingerprint\":\"fp_evalforge_mock\","
+        func chunk(_ delta: JSONValue, finish: String? = nil) -> String {
+            let choice: JSONValue = ["index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish.map { .string($0) } ?? nil]
+            return head + "\"choices\":[" + choice.text + "]}\n\n"
         }
         var events: [String] = []
         switch plan.content {
-        case .toolCall(let id, let name, let arguments):
+        case .toolCall(let id, let name, _, let arguments):
             events.append(chunk([
-                "role": "assistant", "content": NSNull(), "refusal": NSNull(),
-                "tool_calls": [["index": 0, "id": "call_" + id, "type": "function", "function": ["name": name, "arguments": ""]]],
+                "role": "assistant", "content": nil, "refusal": nil,
+                "tool_calls": [["index": 0, "id": .string("call_" + id), "type": "function", "function": ["name": .string(name), "arguments": ""]]],
             ]))
             for piece in Planner.pieces(arguments, size: 8) {
-                events.append(chunk(["tool_calls": [["index": 0, "function": ["arguments": piece]]]]))
+                events.append(chunk(["tool_calls": [["index": 0, "function": ["arguments": .string(piece)]]]]))
             }
         case .text(let chunks):
             events.reserveCapacity(chunks.count + 4)
-            events.append(chunk(["role": "assistant", "content": "", "refusal": NSNull()]))
-            // Every content chunk has the same JSON around its text: encode that once.
-            let template = chunk(["content": "\u{1}MOCK\u{1}"])
-            let parts = template.components(separatedBy: JSONText.quote("\u{1}MOCK\u{1}"))
+            events.append(chunk(["role": "assistant", "content": "", "refusal": nil]))
+            let tail = "},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
             for c in chunks {
-                events.append(parts.count == 2 ? parts[0] + JSONText.quote(c) + parts[1] : chunk(["content": c]))
+                var event = head
+                event += "\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                JSONText.quote(c, into: &event)
+                event += tail
+                events.append(event)
             }
         }
         events.append(chunk([:], finish: Self.finishReason(plan.finish)))
         if plan.includeUsage {
-            events.append(MockResponses.sse([
-                "id": plan.id, "object": "chat.completion.chunk", "created": created, "model": plan.model,
-                "system_fingerprint": "fp_evalforge_mock", "service_tier": "default",
-                "choices": [Any](), "usage": Self.usage(plan),
-            ]))
+            events.append(head + "\"choices\":[],\"usage\":" + Self.usage(plan).text + "}\n\n")
         }
         events.append("data: [DONE]\n\n")
         let cut = plan.fault == .cut ? max(1, events.count / 2) : nil
@@ -204,12 +204,12 @@ struct OpenAIChatHandler: Sendable {
         }
     }
 
-    static func usage(_ p: AnswerPlan) -> [String: Any] {
+    static func usage(_ p: AnswerPlan) -> JSONValue {
         [
-            "prompt_tokens": p.inputTokens, "completion_tokens": p.outputTokens, "total_tokens": p.inputTokens + p.outputTokens,
-            "prompt_tokens_details": ["cached_tokens": p.cachedTokens, "audio_tokens": 0],
+            "prompt_tokens": .int(p.inputTokens), "completion_tokens": .int(p.outputTokens), "total_tokens": .int(p.inputTokens + p.outputTokens),
+            "prompt_tokens_details": ["cached_tokens": .int(p.cachedTokens), "audio_tokens": 0],
             "completion_tokens_details": [
-                "reasoning_tokens": p.reasoningTokens, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
+                "reasoning_tokens": .int(p.reasoningTokens), "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
             ],
         ]
     }
@@ -218,7 +218,7 @@ struct OpenAIChatHandler: Sendable {
     static func error(_ status: Int, _ message: String, type: String, code: String?, retryAfter: Int? = nil) -> Response {
         var headers: HTTPFields = [:]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        let error: [String: Any] = ["message": message, "type": type, "param": NSNull(), "code": code.map { $0 as Any } ?? NSNull()]
-        return MockResponses.json(status, ["error": error], headers: headers)
+        let body: JSONValue = ["error": ["message": .string(message), "type": .string(type), "param": nil, "code": code.map { .string($0) } ?? nil]]
+        return MockResponses.json(status, body, headers: headers)
     }
 }

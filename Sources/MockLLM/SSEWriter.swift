@@ -8,8 +8,8 @@ struct ResponseCut: Error {}
 /// Response bodies of the mock: JSON, server-sent events with their timing, and deliberately
 /// broken ones for fault injection.
 enum MockResponses {
-    static func json(_ status: Int, _ object: Any, headers extra: HTTPFields = [:]) -> Response {
-        text(status, JSONText.encode(object), contentType: "application/json", headers: extra)
+    static func json(_ status: Int, _ value: JSONValue, headers extra: HTTPFields = [:]) -> Response {
+        text(status, value.text, contentType: "application/json", headers: extra)
     }
 
     static func text(_ status: Int, _ body: String, contentType: String, headers extra: HTTPFields = [:]) -> Response {
@@ -19,8 +19,8 @@ enum MockResponses {
     }
 
     /// One server-sent event: `event: <name>\n` (when named) and `data: <json>\n\n`.
-    static func sse(_ object: Any, event: String? = nil) -> String {
-        sse(json: JSONText.encode(object), event: event)
+    static func sse(_ value: JSONValue, event: String? = nil) -> String {
+        sse(json: value.text, event: event)
     }
 
     static func sse(json: String, event: String? = nil) -> String {

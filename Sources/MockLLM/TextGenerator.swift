@@ -20,6 +20,13 @@ enum TextGenerator {
         "across all runs", "when the cache is warm", "during peak hours", "without extra tools", "on the test set",
     ]
 
+    /// The phrase lists split into words once.
+    private static let split = (
+        openers: openers.map(words), subjects: subjects.map(words), verbs: verbs.map(words), objects: objects.map(words),
+        modifiers: modifiers.map(words)
+    )
+    private static func words(_ phrase: String) -> [String] { phrase.split(separator: " ").map(String.init) }
+
     /// Whole sentences of at least `count` tokens in all (a sentence has 4 to 13 words); the
     /// concatenation ends with a full stop. Callers cut it to a token limit when they have one.
     static func tokens(_ count: Int, _ rng: inout MockRNG) -> [String] {
@@ -27,15 +34,13 @@ enum TextGenerator {
         var words: [String] = []
         words.reserveCapacity(count + 16)
         while words.count < count {
-            var sentence: [Substring] = []
-            if rng.int(0...3) == 0 { sentence += openers[rng.index(openers.count)].split(separator: " ") }
-            sentence += subjects[rng.index(subjects.count)].split(separator: " ")
-            sentence += verbs[rng.index(verbs.count)].split(separator: " ")
-            sentence += objects[rng.index(objects.count)].split(separator: " ")
-            if rng.int(0...1) == 0 { sentence += modifiers[rng.index(modifiers.count)].split(separator: " ") }
-            for (i, w) in sentence.enumerated() {
-                words.append(i == 0 ? w.prefix(1).uppercased() + w.dropFirst() : String(w))
-            }
+            let first = words.count
+            if rng.int(0...3) == 0 { words += split.openers[rng.index(split.openers.count)] }
+            words += split.subjects[rng.index(split.subjects.count)]
+            words += split.verbs[rng.index(split.verbs.count)]
+            words += split.objects[rng.index(split.objects.count)]
+            if rng.int(0...1) == 0 { words += split.modifiers[rng.index(split.modifiers.count)] }
+            words[first] = words[first].prefix(1).uppercased() + words[first].dropFirst()
             words[words.count - 1] += "."
         }
         // One chunk per word with its separating space; no trailing space at the very end.
@@ -51,8 +56,10 @@ enum TextGenerator {
         if prompt.lowercased().contains("score") {
             let score = Double(rng.int(0...100)) / 100
             let label = score >= 0.7 ? "pass" : (score >= 0.4 ? "partial" : "fail")
-            return JSONText.encode(["score": score, "label": label, "explanation": text(12, &rng)])
+            let verdict: JSONValue = ["score": .double(score), "label": .string(label), "explanation": .string(text(12, &rng))]
+            return verdict.text
         }
-        return JSONText.encode(["answer": text(10, &rng), "confidence": Double(rng.int(50...99)) / 100])
+        let answer: JSONValue = ["answer": .string(text(10, &rng)), "confidence": .double(Double(rng.int(50...99)) / 100)]
+        return answer.text
     }
 }

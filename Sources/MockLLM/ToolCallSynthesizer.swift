@@ -10,25 +10,25 @@ enum ToolCallSynthesizer {
         return tools[rng.index(tools.count)]
     }
 
-    /// The arguments object as compact JSON with sorted keys.
-    static func arguments(for tool: ToolDefinition, _ rng: inout MockRNG) -> String {
-        JSONText.encode(object(schema: tool.schema, depth: 0, &rng))
+    /// The arguments object, keys sorted.
+    static func arguments(for tool: ToolDefinition, _ rng: inout MockRNG) -> JSONValue {
+        object(schema: tool.schema, depth: 0, &rng)
     }
 
-    static func object(schema: Any?, depth: Int, _ rng: inout MockRNG) -> [String: Any] {
-        guard let s = schema as? [String: Any], let props = s["properties"] as? [String: Any] else { return [:] }
+    static func object(schema: Any?, depth: Int, _ rng: inout MockRNG) -> JSONValue {
+        guard let s = schema as? [String: Any], let props = s["properties"] as? [String: Any] else { return .object([]) }
         let names = ((s["required"] as? [String]).map { $0.filter { props[$0] != nil } }) ?? Array(props.keys)
-        var out: [String: Any] = [:]
-        for name in names.sorted() {
-            out[name] = value(props[name], name: name, depth: depth + 1, &rng)
+        var out: [(String, JSONValue)] = []
+        for name in Set(names).sorted() {
+            out.append((name, value(props[name], name: name, depth: depth + 1, &rng)))
         }
-        return out
+        return .object(out)
     }
 
-    static func value(_ schema: Any?, name: String, depth: Int, _ rng: inout MockRNG) -> Any {
+    static func value(_ schema: Any?, name: String, depth: Int, _ rng: inout MockRNG) -> JSONValue {
         let s = schema as? [String: Any] ?? [:]
-        if let c = s["const"] { return c }
-        if let options = s["enum"] as? [Any], !options.isEmpty { return options[rng.index(options.count)] }
+        if let c = s["const"], let v = JSONValue(any: c) { return v }
+        if let options = s["enum"] as? [Any], !options.isEmpty, let v = JSONValue(any: options[rng.index(options.count)]) { return v }
         for key in ["anyOf", "oneOf", "allOf"] {
             if let alternatives = s[key] as? [Any], let first = alternatives.first(where: { !isNull($0) }) {
                 return value(first, name: name, depth: depth, &rng)
@@ -37,27 +37,27 @@ enum ToolCallSynthesizer {
         var type = s["type"] as? String
         if let types = s["type"] as? [String] { type = types.first { $0 != "null" } }
         if type == nil, s["properties"] != nil { type = "object" }
-        guard depth < 8 else { return type == "object" ? [String: Any]() : "…" }
+        guard depth < 8 else { return type == "object" ? .object([]) : .string("…") }
         switch type {
         case "integer":
-            let lo = (s["minimum"] as? Int) ?? 1
-            let hi = max(lo, (s["maximum"] as? Int) ?? lo + 99)
-            return rng.int(lo...min(hi, lo + 1_000_000))
+            let lo = bound(s["minimum"]).map { Int($0.rounded(.up)) } ?? 1
+            let hi = max(lo, bound(s["maximum"]).map { Int($0.rounded(.down)) } ?? lo + 99)
+            return .int(rng.int(lo...min(hi, lo + 1_000_000)))
         case "number":
-            let lo = (s["minimum"] as? Double) ?? 0
-            let hi = max(lo, (s["maximum"] as? Double) ?? lo + 100)
-            return lo + Double(rng.int(0...100)) / 100 * (hi - lo)
+            let lo = bound(s["minimum"]) ?? 0
+            let hi = max(lo, bound(s["maximum"]) ?? lo + 100)
+            return .double(((lo + Double(rng.int(0...100)) / 100 * (hi - lo)) * 100).rounded() / 100)
         case "boolean":
-            return rng.next() % 2 == 0
+            return .bool(rng.next() % 2 == 0)
         case "array":
-            let count = max(1, min((s["minItems"] as? Int) ?? 1, 5))
-            return (0..<count).map { _ in value(s["items"], name: name, depth: depth + 1, &rng) }
+            let count = max(1, min(bound(s["minItems"]).map { Int($0) } ?? 1, 5))
+            return .array((0..<count).map { _ in value(s["items"], name: name, depth: depth + 1, &rng) })
         case "object":
             return object(schema: s, depth: depth, &rng)
         case "null":
-            return NSNull()
+            return .null
         default:
-            return string(name: name, format: s["format"] as? String, &rng)
+            return .string(string(name: name, format: s["format"] as? String, &rng))
         }
     }
 
@@ -80,6 +80,12 @@ enum ToolCallSynthesizer {
         if n.contains("name") { return pick(["Alice", "Bob", "Carol"]) }
         if n.contains("query") || n.contains("question") || n.contains("text") { return pick(["latest results", "weekly summary", "open issues"]) }
         return pick(["latest", "summary", "report", "default", "example"])
+    }
+
+    /// A finite numeric schema bound (JSON numbers decode as NSNumber).
+    private static func bound(_ value: Any?) -> Double? {
+        guard let n = value as? NSNumber, !RequestFields.isBool(n), n.doubleValue.isFinite, abs(n.doubleValue) < 1e12 else { return nil }
+        return n.doubleValue
     }
 
     private static func isNull(_ schema: Any) -> Bool { (schema as? [String: Any])?["type"] as? String == "null" }
