@@ -82,14 +82,19 @@ struct CrashRecoveryTests {
                     }
                 }
             }
-            try await Task.sleep(for: .milliseconds(1500))
+            // Kill once the load is flowing (slow builds, e.g. under the thread sanitizer, take longer).
+            let flowing = ContinuousClock.now + .seconds(60)
+            while shared.acked.withLock({ $0.count }) < 200, ContinuousClock.now < flowing { try await Task.sleep(for: .milliseconds(100)) }
+            try await Task.sleep(for: .milliseconds(500))
             kill(collector.processIdentifier, SIGKILL)
             collector.waitUntilExit()
             let ackedAtKill = shared.acked.withLock { $0.count }
             try await Task.sleep(for: .milliseconds(300))
             collector = try Self.start(port: port, backend: backendPort, queue: queue)
             #expect(await Self.waitHealthy(port))
-            try await Task.sleep(for: .milliseconds(1000))
+            let resumed = shared.acked.withLock { $0.count }
+            let after = ContinuousClock.now + .seconds(60)
+            while shared.acked.withLock({ $0.count }) < resumed + 200, ContinuousClock.now < after { try await Task.sleep(for: .milliseconds(100)) }
             shared.stop.store(true, ordering: .relaxed)
             await load.value
             let all = shared.acked.withLock { $0 }

@@ -4,7 +4,7 @@ import EvalForgeOTLP
 import Foundation
 import Logging
 import Metrics
-import Synchronization
+import NIOConcurrencyHelpers
 
 public typealias ExportTraceRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
 
@@ -18,7 +18,8 @@ public final class CollectorPipeline: Sendable {
     let normalizer: GenAINormalizer
     let metrics: CollectorMetrics
     let logger: Logger
-    private let state: Mutex<State>
+    /// A pthread mutex (visible to the thread sanitizer), held for short CPU-only sections.
+    private let state: NIOLockedValueBox<State>
 
     private struct State {
         var dedup: DuplicateFilter
@@ -45,7 +46,7 @@ public final class CollectorPipeline: Sendable {
         wal = try WriteAheadLog(directory: configuration.queueDirectory, maxSegmentBytes: configuration.queueSegmentBytes, policy: policy)
         normalizer = GenAINormalizer()
         metrics = CollectorMetrics(factory: metricsFactory)
-        state = Mutex(State(
+        state = NIOLockedValueBox(State(
             dedup: DuplicateFilter(window: configuration.dedupWindow, maxIDs: configuration.dedupMaxIDs),
             sampler: TailSampler(policy: configuration.sampling)))
     }
@@ -63,7 +64,7 @@ public final class CollectorPipeline: Sendable {
         var request = request
         let facts = normalize(&request)
         let now = Self.nowNanos()
-        let (seq, result) = try state.withLock { s -> (UInt64?, IngestResult) in
+        let (seq, result) = try state.withLockedValue { s -> (UInt64?, IngestResult) in
             var result = IngestResult()
             var excluded: [Int] = []
             var fingerprints: [UInt64] = []
@@ -188,7 +189,7 @@ public final class CollectorPipeline: Sendable {
     /// acknowledged records still on disk only restore dedup state, so a client retrying a request
     /// whose answer was lost in the crash is recognised. Returns the records processed again.
     func replay(skipThrough: UInt64) throws -> Int {
-        state.withLock { $0.skipThroughSeq = skipThrough }
+        state.withLockedValue { $0.skipThroughSeq = skipThrough }
         var count = 0
         try wal.replay { seq, payload, acknowledged in
             guard let record = WALRecord.decode(payload), var request = try? ExportTraceRequest(serializedBytes: Array(record.request)) else {
@@ -197,7 +198,7 @@ public final class CollectorPipeline: Sendable {
             }
             let facts = normalize(&request)
             let now = Self.nowNanos()
-            state.withLock { s in
+            state.withLockedValue { s in
                 var ex = 0
                 for (i, f) in facts.enumerated() {
                     if ex < record.excluded.count, record.excluded[ex] == i { ex += 1; continue }
@@ -227,7 +228,7 @@ public final class CollectorPipeline: Sendable {
     /// `force` decides every pending trace now (shutdown).
     func seal(force: Bool = false) -> SealedBatch? {
         let now = Self.nowNanos()
-        return state.withLock { s -> SealedBatch? in
+        return state.withLockedValue { s -> SealedBatch? in
             var outcomes: [TailSampler.Outcome] = []
             s.sampler.expire(nowNanos: now, force: force, into: &outcomes)
             Self.record(outcomes, into: &s.pending, metrics: metrics)
@@ -246,10 +247,10 @@ public final class CollectorPipeline: Sendable {
     }
 
     /// Kept spans waiting in decided records (the forwarder seals early past its batch size).
-    var readyKeptSpans: Int { state.withLock { $0.pending.keptSpans } }
+    var readyKeptSpans: Int { state.withLockedValue { $0.pending.keptSpans } }
 
     public var statistics: CollectorStatistics {
-        let pending = state.withLock { $0.sampler.pendingTraces }
+        let pending = state.withLockedValue { $0.sampler.pendingTraces }
         return CollectorStatistics(
             spansReceived: metrics.received.load(ordering: .relaxed),
             spansRejected: metrics.rejected.load(ordering: .relaxed),

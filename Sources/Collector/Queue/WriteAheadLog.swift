@@ -1,7 +1,7 @@
 import CZlib
 import Dispatch
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -53,7 +53,7 @@ final class WriteAheadLog: Sendable {
     let directory: String
     let maxSegmentBytes: Int
     let policy: FsyncPolicy
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let syncQueue = DispatchQueue(label: "evalforge.wal.fsync")
 
     /// Opens (creating if needed) the log in `directory`.
@@ -72,7 +72,7 @@ final class WriteAheadLog: Sendable {
             segments.append(Segment(firstSeq: first, path: path, bytes: size ?? 0))
         }
         segments.sort { $0.firstSeq < $1.firstSeq }
-        state.withLock { s in
+        state.withLockedValue { s in
             s.segments = segments
             s.ackedSeq = acked
             s.nextSeq = acked + 1
@@ -83,7 +83,7 @@ final class WriteAheadLog: Sendable {
     /// Reads every record still on disk in order, repairing a torn tail; `acknowledged` tells whether
     /// the backend already has it (such records only rebuild dedup state). Call once, before `append`.
     func replay(_ body: (_ seq: UInt64, _ payload: [UInt8], _ acknowledged: Bool) throws -> Void) throws {
-        let (segments, acked) = state.withLock { ($0.segments, $0.ackedSeq) }
+        let (segments, acked) = state.withLockedValue { ($0.segments, $0.ackedSeq) }
         var lastSeq = acked
         for (i, seg) in segments.enumerated() {
             guard let data = FileManager.default.contents(atPath: seg.path) else { continue }
@@ -109,7 +109,7 @@ final class WriteAheadLog: Sendable {
             if good < bytes.count {
                 // Torn or corrupt tail: keep what verified, drop the rest (and any later segments' order stays).
                 truncate(seg.path, Int64(good))
-                state.withLock { s in
+                state.withLockedValue { s in
                     if let k = s.segments.firstIndex(where: { $0.path == seg.path }) {
                         s.totalBytes -= s.segments[k].bytes - good
                         s.segments[k].bytes = good
@@ -118,7 +118,7 @@ final class WriteAheadLog: Sendable {
                 if i < segments.count - 1 { continue }
             }
         }
-        state.withLock { s in
+        state.withLockedValue { s in
             s.nextSeq = lastSeq + 1
             s.writtenSeq = lastSeq
             s.syncedSeq = lastSeq
@@ -128,7 +128,7 @@ final class WriteAheadLog: Sendable {
     /// Appends one record and returns its sequence number. Synchronous and short: a write(2) into
     /// the page cache (callers hold their ordering lock around it).
     func append(_ payload: [UInt8]) throws -> UInt64 {
-        try state.withLock { s in
+        try state.withLockedValue { s in
             if s.fd < 0 || (s.segments.last.map { $0.bytes >= maxSegmentBytes } ?? true) {
                 try rotate(&s)
             }
@@ -166,7 +166,7 @@ final class WriteAheadLog: Sendable {
     func waitDurable(_ seq: UInt64) async throws {
         guard policy == .always else { return }
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Swift.Error>) in
-            let startSync = state.withLock { s -> Bool in
+            let startSync = state.withLockedValue { s -> Bool in
                 if s.syncedSeq >= seq {
                     c.resume()
                     return false
@@ -183,11 +183,11 @@ final class WriteAheadLog: Sendable {
     /// Runs on the fsync queue: syncs, wakes the covered waiters, repeats while more are waiting.
     private func syncLoop() {
         while true {
-            let (fd, target) = state.withLock { s in (s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq) }
+            let (fd, target) = state.withLockedValue { s in (s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq) }
             let ok = fd < 0 || fdatasync(fd) == 0
             let err = errno
             if fd >= 0 { Glibc.close(fd) }
-            let (ready, more) = state.withLock { s -> ([(UInt64, CheckedContinuation<Void, any Swift.Error>)], Bool) in
+            let (ready, more) = state.withLockedValue { s -> ([(UInt64, CheckedContinuation<Void, any Swift.Error>)], Bool) in
                 if ok { s.syncedSeq = max(s.syncedSeq, target) }
                 var ready: [(UInt64, CheckedContinuation<Void, any Swift.Error>)] = []
                 if ok {
@@ -215,7 +215,7 @@ final class WriteAheadLog: Sendable {
 
     /// One background fsync (the `interval` policy calls this on its timer).
     func syncNow() {
-        let fd = state.withLock { s in s.fd >= 0 ? dup(s.fd) : -1 }
+        let fd = state.withLockedValue { s in s.fd >= 0 ? dup(s.fd) : -1 }
         if fd >= 0 {
             fdatasync(fd)
             Glibc.close(fd)
@@ -224,7 +224,7 @@ final class WriteAheadLog: Sendable {
 
     /// Records that the backend acknowledged everything up to `seq` and deletes unneeded segments.
     func release(upTo seq: UInt64) throws {
-        let (dead, changed) = state.withLock { s -> ([String], Bool) in
+        let (dead, changed) = state.withLockedValue { s -> ([String], Bool) in
             guard seq > s.ackedSeq else { return ([], false) }
             s.ackedSeq = seq
             var dead: [String] = []
@@ -240,14 +240,14 @@ final class WriteAheadLog: Sendable {
         for p in dead { unlink(p) }
     }
 
-    var totalBytes: Int { state.withLock { $0.totalBytes } }
-    var ackedSeq: UInt64 { state.withLock { $0.ackedSeq } }
-    var lastSeq: UInt64 { state.withLock { $0.nextSeq - 1 } }
+    var totalBytes: Int { state.withLockedValue { $0.totalBytes } }
+    var ackedSeq: UInt64 { state.withLockedValue { $0.ackedSeq } }
+    var lastSeq: UInt64 { state.withLockedValue { $0.nextSeq - 1 } }
     /// Records appended and not yet acknowledged.
-    var depth: UInt64 { state.withLock { $0.nextSeq - 1 - $0.ackedSeq } }
+    var depth: UInt64 { state.withLockedValue { $0.nextSeq - 1 - $0.ackedSeq } }
 
     func close() {
-        state.withLock { s in
+        state.withLockedValue { s in
             if s.fd >= 0 {
                 fsync(s.fd)
                 Glibc.close(s.fd)
