@@ -125,9 +125,10 @@ public final class LLMHTTPClient: Sendable {
             case .openAIChatCompletions: OpenAIChatAdapter.recordResponse(data, into: &span)
             case .anthropicMessages: AnthropicMessagesAdapter.recordResponse(data, into: &span)
             }
-            let malformed = span.record.errorType == "malformed_response" ? span.record.errorMessage : nil
+            let malformed = span.record.errorType == "malformed_response"
+            let reason = span.record.errorMessage ?? "the response is not a valid completion"
             span.end()
-            if let malformed { throw LLMHTTPError.malformed(malformed ?? "the response is not a valid completion") }
+            if malformed { throw LLMHTTPError.malformed(reason) }
             return data
         } catch let error as LLMHTTPError {
             throw error
