@@ -35,6 +35,19 @@ let package = Package(
             ],
             path: "Sources/SDKBench"
         ),
+        // `scripts/bench collector`: drives a release `evalforge collector` child process with a
+        // separate load process (this executable with --load) and a backend stand-in.
+        .executableTarget(
+            name: "CollectorBench",
+            dependencies: [
+                .product(name: "EvalForgeSDK", package: "evalforge"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/CollectorBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
