@@ -23,11 +23,15 @@ public enum CollectorApp {
         let replayed = try pipeline.replay(skipThrough: skip)
         if replayed > 0 { logger.info("replayed WAL records", metadata: ["records": "\(replayed)"]) }
         let forwarder = Forwarder(pipeline: pipeline, outbox: outbox, logger: logger)
+        var services: [any Service] = [forwarder]
+        if case .interval(let every)? = configuration.fsyncPolicy {
+            services.append(WALSyncService(wal: pipeline.wal, interval: every))
+        }
         let router = buildRouter(pipeline: pipeline, registry: registry)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "evalforge-collector"),
-            services: [forwarder],
+            services: services,
             logger: logger)
         return (app, pipeline)
     }

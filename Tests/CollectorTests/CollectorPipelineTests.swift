@@ -200,3 +200,27 @@ struct CollectorPipelineTests {
         #expect(error(": : :").contains("YAML") || error(": : :").contains("mapping"))
     }
 }
+
+@Suite("WAL segments and fsync policies")
+struct WALSegmentTests {
+    @Test("many segment rotations with fsync always: every record durable and replayed", arguments: ["always", "interval:10", "never"])
+    func rotations(fsync: String) async throws {
+        let c = CollectorPipelineTests.config {
+            $0.fsync = fsync
+            $0.queueSegmentBytes = 1 << 16
+        }
+        let p = try CollectorPipeline(configuration: c)
+        for i in 0..<120 {
+            var r = SpanFactory.request([SpanFactory.span(trace: SpanFactory.traceID(), id: UInt64(i + 1))])
+            r.resourceSpans[0].scopeSpans[0].spans[0].attributes.append(SpanFactory.kv("pad", String(repeating: "z", count: 2_000)))
+            let result = try await CollectorPipelineTests.ingest(p, r)
+            #expect(result.accepted == 1)
+        }
+        await p.wal.syncInBackground()
+        p.wal.close()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: c.queueDirectory).filter { $0.hasPrefix("wal-") }
+        #expect(segments.count >= 3)
+        let p2 = try CollectorPipeline(configuration: c)
+        #expect(try p2.replay(skipThrough: 0) == 120)
+    }
+}

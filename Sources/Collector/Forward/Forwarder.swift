@@ -53,7 +53,7 @@ final class Forwarder: Service, Sendable {
         while outbox.pending().isEmpty, ContinuousClock.now < deadline, let batch = pipeline.seal(force: true) {
             guard await send(batch, deadline: deadline) else { break }
         }
-        pipeline.wal.syncNow()
+        await pipeline.wal.syncInBackground()
         if ownsClient { try? await client.shutdown() }
     }
 

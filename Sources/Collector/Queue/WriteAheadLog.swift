@@ -40,6 +40,8 @@ final class WriteAheadLog: Sendable {
 
     private struct State {
         var fd: Int32 = -1
+        /// Descriptors of rotated segments not yet synced; the next sync covers (and closes) them.
+        var retired: [Int32] = []
         var segments: [Segment] = []
         var nextSeq: UInt64 = 1
         var ackedSeq: UInt64 = 0
@@ -148,10 +150,20 @@ final class WriteAheadLog: Sendable {
         }
     }
 
+    /// Starts a new segment. The full one is not synced here (that would stall every ingest behind
+    /// the locks): it is retired, and the next sync — group commit, interval timer or shutdown —
+    /// syncs and closes it before declaring anything durable.
     private func rotate(_ s: inout State) throws {
         if s.fd >= 0 {
-            fsync(s.fd)
-            Glibc.close(s.fd)
+            if policy == .never {
+                let old = s.fd
+                syncQueue.async {
+                    fdatasync(old)
+                    Glibc.close(old)
+                }
+            } else {
+                s.retired.append(s.fd)
+            }
             s.fd = -1
         }
         let path = directory + "/wal-" + String(format: "%020llu", s.nextSeq) + ".log"
@@ -183,10 +195,20 @@ final class WriteAheadLog: Sendable {
     /// Runs on the fsync queue: syncs, wakes the covered waiters, repeats while more are waiting.
     private func syncLoop() {
         while true {
-            let (fd, target) = state.withLockedValue { s in (s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq) }
-            let ok = fd < 0 || fdatasync(fd) == 0
-            let err = errno
-            if fd >= 0 { Glibc.close(fd) }
+            let (retired, fd, target) = state.withLockedValue { s -> ([Int32], Int32, UInt64) in
+                defer { s.retired = [] }
+                return (s.retired, s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq)
+            }
+            var ok = true
+            var err: Int32 = 0
+            for old in retired {
+                if fdatasync(old) != 0 { ok = false; err = errno }
+                Glibc.close(old)
+            }
+            if fd >= 0 {
+                if fdatasync(fd) != 0 { ok = false; err = errno }
+                Glibc.close(fd)
+            }
             let (ready, more) = state.withLockedValue { s -> ([(UInt64, CheckedContinuation<Void, any Swift.Error>)], Bool) in
                 if ok { s.syncedSeq = max(s.syncedSeq, target) }
                 var ready: [(UInt64, CheckedContinuation<Void, any Swift.Error>)] = []
@@ -213,12 +235,31 @@ final class WriteAheadLog: Sendable {
         }
     }
 
-    /// One background fsync (the `interval` policy calls this on its timer).
+    /// One background sync of every written record (the `interval` policy's timer, and shutdown).
+    /// Blocking: call it off the cooperative thread pool (`syncInBackground`).
     func syncNow() {
-        let fd = state.withLockedValue { s in s.fd >= 0 ? dup(s.fd) : -1 }
+        let (retired, fd, target) = state.withLockedValue { s -> ([Int32], Int32, UInt64) in
+            defer { s.retired = [] }
+            return (s.retired, s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq)
+        }
+        for old in retired {
+            fdatasync(old)
+            Glibc.close(old)
+        }
         if fd >= 0 {
             fdatasync(fd)
             Glibc.close(fd)
+        }
+        state.withLockedValue { $0.syncedSeq = max($0.syncedSeq, target) }
+    }
+
+    /// `syncNow` on the WAL's sync queue.
+    func syncInBackground() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            syncQueue.async {
+                self.syncNow()
+                c.resume()
+            }
         }
     }
 
@@ -248,6 +289,11 @@ final class WriteAheadLog: Sendable {
 
     func close() {
         state.withLockedValue { s in
+            for old in s.retired {
+                fsync(old)
+                Glibc.close(old)
+            }
+            s.retired = []
             if s.fd >= 0 {
                 fsync(s.fd)
                 Glibc.close(s.fd)
