@@ -25,7 +25,7 @@ public struct TraceID: Hashable, Sendable {
     }
 
     /// Parses the 16 raw bytes of the OTLP wire form; nil if the length is wrong or the id is all zero.
-    public init?(bytes: some Collection<UInt8>) {
+    @inlinable public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 16 else { return nil }
         var high: UInt64 = 0
         var low: UInt64 = 0
@@ -52,7 +52,7 @@ public struct SpanID: Hashable, Sendable {
         self.value = v
     }
 
-    public init?(bytes: some Collection<UInt8>) {
+    @inlinable public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 8 else { return nil }
         var v: UInt64 = 0
         for b in bytes { v = v << 8 | UInt64(b) }

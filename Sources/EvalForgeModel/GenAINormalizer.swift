@@ -23,6 +23,19 @@ public struct GenAINormalizer: Sendable {
     /// Normalizes `span`'s attributes in place and returns its facts. `resource` gives service and
     /// project; `defaultProject` applies when the resource names none.
     public func normalize(_ span: inout Opentelemetry_Proto_Trace_V1_Span, resource: ResourceInfo) -> SpanFacts? {
+        var cache = PriceCache()
+        return normalize(&span, resource: resource, prices: &cache)
+    }
+
+    /// Model prices already looked up; pass one cache for all the spans of a request so each model's
+    /// name is resolved against the table once.
+    public struct PriceCache {
+        var prices: [String: ModelPrice?] = [:]
+        public init() {}
+    }
+
+    /// As `normalize(_:resource:)`, reusing `prices` across calls.
+    public func normalize(_ span: inout Opentelemetry_Proto_Trace_V1_Span, resource: ResourceInfo, prices: inout PriceCache) -> SpanFacts? {
         guard let traceID = TraceID(bytes: span.traceID), let spanID = SpanID(bytes: span.spanID) else { return nil }
         var provider = ""
         var legacySystem = ""
@@ -106,7 +119,15 @@ public struct GenAINormalizer: Sendable {
         let usage = TokenUsage(input: input, output: output, cacheRead: cacheRead, cacheCreation: cacheCreation, reasoning: reasoning)
         let isLLMCall = ["chat", "text_completion", "generate_content", "embeddings", "completion"].contains(operation) || (!model.isEmpty && operation.isEmpty)
         if cost == nil, isLLMCall, !usage.isEmpty {
-            cost = priceTable.cost(model: responseModel.isEmpty ? model : responseModel, usage: usage)
+            let name = responseModel.isEmpty ? model : responseModel
+            let price: ModelPrice?
+            if let cached = prices.prices[name] {
+                price = cached
+            } else {
+                price = priceTable.price(for: name)
+                if prices.prices.count < 1024 { prices.prices[name] = price }
+            }
+            cost = price.flatMap { PriceTable.cost(price: $0, usage: usage) }
         }
 
         // Rewrite attributes: canonical names first, aliases replaced.

@@ -114,11 +114,12 @@ public final class CollectorPipeline: Sendable {
     /// Normalizes every span in place; nil facts mark spans with invalid ids.
     private func normalize(_ request: inout ExportTraceRequest) -> [SpanFacts?] {
         var facts: [SpanFacts?] = []
+        var prices = GenAINormalizer.PriceCache()
         for r in request.resourceSpans.indices {
             let info = ResourceInfo(request.resourceSpans[r].resource, defaultProject: configuration.defaultProject)
             for s in request.resourceSpans[r].scopeSpans.indices {
                 for i in request.resourceSpans[r].scopeSpans[s].spans.indices {
-                    facts.append(normalizer.normalize(&request.resourceSpans[r].scopeSpans[s].spans[i], resource: info))
+                    facts.append(normalizer.normalize(&request.resourceSpans[r].scopeSpans[s].spans[i], resource: info, prices: &prices))
                 }
             }
         }
