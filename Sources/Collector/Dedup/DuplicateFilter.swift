@@ -45,21 +45,12 @@ struct DuplicateFilter {
         current.insert(fp)
     }
 
-    /// True when the id is new (and remembers it); false for a duplicate.
-    mutating func admit(_ traceID: TraceID, _ spanID: UInt64, nowNanos: UInt64) -> Bool {
-        let fp = Self.fingerprint(traceID, spanID)
-        if contains(fp) { return false }
-        insert(fp, nowNanos: nowNanos)
-        return true
-    }
 
     private mutating func rotate(_ now: UInt64) {
         swap(&previous, &current)
         current.removeAll(keepingCapacity: true)
         generationStartNanos = now
     }
-
-    var rememberedIDs: Int { current.count + previous.count }
 }
 
 extension UInt64 {

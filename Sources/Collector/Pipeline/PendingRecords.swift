@@ -57,5 +57,4 @@ struct PendingRecords {
 
     var count: Int { records.count - head }
     var keptSpans: Int { records[head...].reduce(0) { $0 + $1.kept.count } }
-    var firstUndecidedSeq: UInt64? { records[head...].first { $0.undecided > 0 }?.seq }
 }

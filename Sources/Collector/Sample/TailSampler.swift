@@ -128,13 +128,6 @@ struct TailSampler {
     }
 
     var pendingTraces: Int { traces.count }
-
-    /// The lowest WAL sequence number still held by an undecided trace.
-    var oldestHeldSeq: UInt64? {
-        var m: UInt64?
-        for (_, s) in traces { if let f = s.held.first?.seq { m = min(m ?? f, f) } }
-        return m
-    }
 }
 
 /// A span on its way to the backend, with the resource and scope it came with.

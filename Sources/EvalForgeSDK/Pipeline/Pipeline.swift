@@ -315,6 +315,4 @@ final class CircuitBreaker: Sendable {
             if s.consecutiveFailures >= threshold { s.openUntil = ContinuousClock.now + cooldown }
         }
     }
-
-    var isOpen: Bool { waitBeforeNextAttempt() != nil }
 }
