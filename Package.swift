@@ -32,6 +32,11 @@ let package = Package(
         // System zlib (Debian: zlib1g-dev) for gzip of OTLP bodies and batches.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
+        // System SQLite (Debian: libsqlite3-dev): the embedded store and the backend's metadata.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // System OpenSSL libcrypto (Debian: libssl-dev): SHA-256 of API keys, HMAC of webhooks.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
         // Dependency-free shared facts: GenAI attribute keys, the versioned price table,
         // W3C trace context, gzip. Used by the SDK, the collector and the backend.
         .target(
@@ -85,6 +90,58 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // SHA-256, HMAC-SHA256 and secure random bytes over the system OpenSSL.
+        .target(name: "EvalForgeCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+
+        // Telemetry storage behind one interface (SpanStore): ClickHouse over HTTP and embedded
+        // SQLite; plus the SQLite metadata file (projects, API keys).
+        .target(
+            name: "EvalForgeStore",
+            dependencies: [
+                "EvalForgeCore", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCrypto", "CSQLite",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The evaluation runner: evaluators, online evaluation, datasets, experiments, webhooks.
+        .target(
+            name: "Evaluation",
+            dependencies: [
+                "EvalForgeStore", "EvalForgeCore", "EvalForgeModel", "EvalForgeCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The backend: ingest, query API, web UI, evaluation API (`evalforge backend`).
+        .target(
+            name: "Backend",
+            dependencies: [
+                "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The mock OpenAI / Anthropic provider (`evalforge mock-llm`).
         .target(
             name: "MockLLM",
@@ -102,6 +159,9 @@ let package = Package(
                 "EvalForgeSDK",
                 "MockLLM",
                 "Collector",
+                "Backend",
+                "EvalForgeStore",
+                "Evaluation",
                 "EvalForgeModel",
                 "EvalForgeOTLP",
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -135,6 +195,35 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: [
+                "EvalForgeStore", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BackendTests",
+            dependencies: [
+                "Backend", "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeSDK", "MockLLM",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EvaluationTests",
+            dependencies: [
+                "Evaluation", "EvalForgeStore", "EvalForgeCrypto", "MockLLM", "Backend",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),

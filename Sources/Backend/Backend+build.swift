@@ -1,0 +1,78 @@
+import EvalForgeModel
+import EvalForgeStore
+import Evaluation
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The backend as a runnable application: ingest (`/v1/batches`, `/v1/traces`), the query API and
+/// evaluation API under `/api`, the web UI, `/healthz`. `evalforge backend` runs it; `evalforge dev`
+/// hosts it next to the collector and the mock LLM.
+public enum BackendApp {
+    /// Opens the stores (migrating their schemas), ensures the default project (and the bootstrap
+    /// key, when configured) exists, and builds the HTTP application with its background services.
+    public static func build(
+        configuration: BackendConfiguration,
+        logger: Logger = Logger(label: "evalforge.backend"),
+        additionalServices: [any Service] = []
+    ) async throws -> (app: some ApplicationProtocol, services: BackendServices) {
+        let services = try await makeServices(configuration: configuration, logger: logger)
+        let router = buildRouter(services: services)
+        var background: [any Service] = services.evaluation.services
+        background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), logger: logger))
+        background += additionalServices
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "evalforge-backend"),
+            services: background,
+            onServerRunning: { _ in },
+            logger: logger)
+        return (app, services)
+    }
+
+    /// Opens and migrates the stores and the evaluation runner without an HTTP server.
+    public static func makeServices(configuration: BackendConfiguration, logger: Logger) async throws -> BackendServices {
+        let metadata = try SQLiteDatabase(path: configuration.metadataPath)
+        let projects = ProjectStore(db: metadata)
+        try await projects.migrate()
+        let store: any SpanStore
+        if let ch = configuration.clickHouse {
+            store = try await ClickHouseStore(configuration: ch, logger: logger)
+        } else {
+            store = try SQLiteStore(path: configuration.telemetryPath, logger: logger)
+        }
+        try await store.migrate()
+        if try await projects.project(id: configuration.defaultProjectID) == nil {
+            try await projects.upsert(Project(id: configuration.defaultProjectID, name: configuration.defaultProjectID))
+        }
+        if let key = configuration.bootstrapAPIKey {
+            try await projects.addKey(key, projectID: configuration.defaultProjectID, name: "bootstrap")
+        }
+        let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger)
+        let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
+        logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
+        return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)
+    }
+
+    /// Routes: public (`/healthz`, the UI's own pages handle their login), then everything that
+    /// needs a project key behind `APIKeyMiddleware`.
+    public static func buildRouter(services: BackendServices) -> Router<BackendRequestContext> {
+        let router = Router(context: BackendRequestContext.self)
+        let storeDescription = services.store.description
+        router.get("/healthz") { _, _ -> Response in
+            let body = "{\"status\":\"ok\",\"store\":" + JSONString.quote(storeDescription) + "}"
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        WebUI.addRoutes(to: router, services: services)
+
+        let authed = router.group().add(middleware: APIKeyMiddleware(projects: services.projects))
+        BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
+        OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
+        let api = authed.group("api")
+        QueryRoutes.addRoutes(to: api, services: services)
+        EvaluationRoutes.addRoutes(to: api, services: services)
+        return router
+    }
+}

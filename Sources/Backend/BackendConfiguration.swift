@@ -1,0 +1,46 @@
+import EvalForgeStore
+import Foundation
+
+/// Configuration of `evalforge backend`.
+public struct BackendConfiguration: Sendable, Equatable {
+    /// Listen address. Env `EVALFORGE_BACKEND_HOST`; flag `--host`. Default "127.0.0.1".
+    public var host: String
+    /// Listen port for ingest, API and UI. Env `EVALFORGE_BACKEND_PORT`; flag `--port`. Default 3000.
+    public var port: Int
+    /// Directory of the SQLite files (metadata, and telemetry when no ClickHouse is configured).
+    /// Env `EVALFORGE_DATA_DIR`; flag `--data-dir`. Default "data".
+    public var dataDirectory: String
+    /// ClickHouse for telemetry; nil uses the embedded SQLite store. Env `EVALFORGE_CLICKHOUSE_URL`.
+    public var clickHouse: ClickHouseConfiguration?
+    /// Largest accepted request body (compressed and inflated), bytes. Env `EVALFORGE_MAX_BODY_BYTES`.
+    /// Default 16 MiB.
+    public var maxBodyBytes: Int
+    /// Most ingest requests stored concurrently; beyond it the backend answers 503 with Retry-After
+    /// (backpressure to the collector's queue). Env `EVALFORGE_MAX_INFLIGHT_INGEST`. Default 16.
+    public var maxInflightIngest: Int
+    /// Project created at start-up when no project exists, with this id. Default "default".
+    public var defaultProjectID: String
+    /// Plaintext API key registered for the default project at start-up (e.g. `evalforge dev
+    /// --api-key`). Env `EVALFORGE_API_KEY`. Default nil (no key added).
+    public var bootstrapAPIKey: String?
+    /// How often retention deletes run, seconds. Env `EVALFORGE_RETENTION_INTERVAL_S`. Default 3600.
+    public var retentionIntervalSeconds: Int
+
+    public static let `default` = BackendConfiguration()
+
+    public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String = "data", clickHouse: ClickHouseConfiguration? = nil, maxBodyBytes: Int = 16 << 20, maxInflightIngest: Int = 16, defaultProjectID: String = "default", bootstrapAPIKey: String? = nil, retentionIntervalSeconds: Int = 3600) {
+        self.host = host
+        self.port = port
+        self.dataDirectory = dataDirectory
+        self.clickHouse = clickHouse
+        self.maxBodyBytes = maxBodyBytes
+        self.maxInflightIngest = maxInflightIngest
+        self.defaultProjectID = defaultProjectID
+        self.bootstrapAPIKey = bootstrapAPIKey
+        self.retentionIntervalSeconds = retentionIntervalSeconds
+    }
+
+    /// Paths of the two SQLite files.
+    public var metadataPath: String { dataDirectory + "/evalforge-meta.sqlite" }
+    public var telemetryPath: String { dataDirectory + "/evalforge-telemetry.sqlite" }
+}

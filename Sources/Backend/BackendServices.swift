@@ -1,0 +1,15 @@
+import EvalForgeStore
+import Evaluation
+import Logging
+
+/// Everything the backend's routes share: the telemetry store, the metadata file and its project
+/// registry, ingest, and the evaluation runner.
+public struct BackendServices: Sendable {
+    public let configuration: BackendConfiguration
+    public let store: any SpanStore
+    public let metadata: SQLiteDatabase
+    public let projects: ProjectStore
+    public let ingest: IngestService
+    public let evaluation: EvaluationService
+    public let logger: Logger
+}

@@ -1,0 +1,104 @@
+import EvalForgeCore
+import EvalForgeModel
+import EvalForgeOTLP
+import EvalForgeStore
+import Foundation
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import SwiftProtobuf
+
+/// `POST /v1/batches`: the collector's forwarded batches (gzip `ForwardBatch` protobuf). Stored at most
+/// once per batch id; answered with a `ForwardResponse` only after the data is durable. The project
+/// is the API key's, whatever the spans' resources say.
+struct BatchIngestController: Sendable {
+    let ingest: IngestService
+    let maxBodyBytes: Int
+
+    func addRoutes(to router: some RouterMethods<BackendRequestContext>) {
+        router.post("/v1/batches", use: receive)
+    }
+
+    static let batchIDHeader = HTTPField.Name("X-EvalForge-Batch-Id")!
+
+    func receive(_ request: Request, context: BackendRequestContext) async throws -> Response {
+        let project = try context.requireProject()
+        do {
+            let body = try await IngestBody.read(request, limit: maxBodyBytes)
+            let batch = try Self.decode(body, headerBatchID: request.headers[Self.batchIDHeader], projectID: project.id)
+            let outcome = try await ingest.ingest(batch)
+            var response = Evalforge_V1_ForwardResponse()
+            response.batchID = batch.batchID
+            response.duplicate = outcome == .duplicate
+            let bytes: [UInt8] = try response.serializedBytes()
+            return Response(status: .ok, headers: [.contentType: "application/x-protobuf"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        } catch let e as IngestError {
+            return IngestBody.errorResponse(e)
+        }
+    }
+
+    /// Decodes and validates a forwarded batch into rows for `projectID`.
+    static func decode(_ body: [UInt8], headerBatchID: String?, projectID: String) throws -> StoreBatch {
+        let message: Evalforge_V1_ForwardBatch
+        do {
+            message = try Evalforge_V1_ForwardBatch(serializedBytes: body)
+        } catch {
+            throw IngestError.badRequest("body is not a valid evalforge.v1.ForwardBatch protobuf: \(error)")
+        }
+        let id = message.batchID
+        guard !id.isEmpty, id.utf8.count <= 256 else { throw IngestError.badRequest("batch_id is missing or longer than 256 bytes") }
+        if let header = headerBatchID, header != id {
+            throw IngestError.badRequest("X-EvalForge-Batch-Id '\(header)' does not match the body's batch_id '\(id)'")
+        }
+        var spans: [SpanRow] = []
+        spans.reserveCapacity(Int(min(message.spansKept, 1_000_000)))
+        for rs in message.resourceSpans {
+            spans += SpanRow.rows(from: rs, projectID: projectID)
+        }
+        var rollups: [RollupRow] = []
+        rollups.reserveCapacity(message.rollups.count)
+        for (i, r) in message.rollups.enumerated() {
+            guard var (key, value) = RollupCoding.rollup(r) else {
+                throw IngestError.badRequest("rollups[\(i)] is invalid (sketch parameters out of range)")
+            }
+            key.project = projectID
+            rollups.append(RollupRow(key: key, value: value))
+        }
+        return StoreBatch(projectID: projectID, batchID: id, spans: spans, rollups: rollups)
+    }
+}
+
+/// Reading bodies and writing error responses, shared by the ingest routes.
+enum IngestBody {
+    /// The request body, inflated when `Content-Encoding: gzip`; 413 past `limit` either way.
+    static func read(_ request: Request, limit: Int) async throws -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw IngestError.tooLarge("body of \(length) bytes exceeds the \(limit)-byte limit")
+        }
+        var buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw IngestError.tooLarge("body exceeds the \(limit)-byte limit")
+        }
+        let raw = buffer.readBytes(length: buffer.readableBytes) ?? []
+        switch (request.headers[.contentEncoding] ?? "identity").lowercased() {
+        case "identity", "":
+            return raw
+        case "gzip", "x-gzip":
+            do { return try Gzip.decompress(raw, limit: limit) } catch let e as Gzip.Error {
+                if e.isTooLarge { throw IngestError.tooLarge("gzip body inflates past the \(limit)-byte limit") }
+                throw IngestError.badRequest("Content-Encoding gzip, but \(e.message)")
+            }
+        case let other:
+            throw IngestError.unsupportedMediaType("unsupported Content-Encoding '\(other)': send gzip or identity")
+        }
+    }
+
+    static func errorResponse(_ e: IngestError) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if e.isRetryable { headers[.retryAfter] = "5" }
+        let body = "{\"error\":" + JSONString.quote(e.message) + "}"
+        return Response(status: .init(code: e.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Backend
+import EvalForgeStore
+import Foundation
+import Hummingbird
+import Logging
+
+/// `evalforge backend`: ingest, storage, query API, web UI and evaluation runner.
+struct BackendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backend",
+        abstract: "Run the backend: receive collector batches and OTLP, store them, serve the API and the web UI, run evaluations.",
+        discussion: """
+            Telemetry goes to ClickHouse when --clickhouse-url (or EVALFORGE_CLICKHOUSE_URL) is set, otherwise to an \
+            embedded SQLite file under --data-dir. Projects, API keys, datasets and evaluation runs always live in \
+            <data-dir>/evalforge-meta.sqlite. Every setting is listed in docs/configuration.md.
+            """)
+
+    @Option(help: "Listen host (default 127.0.0.1; env EVALFORGE_BACKEND_HOST).")
+    var host: String?
+
+    @Option(help: "Listen port for ingest, API and UI (default 3000; env EVALFORGE_BACKEND_PORT).")
+    var port: Int?
+
+    @Option(help: "Directory of the SQLite files (default data; env EVALFORGE_DATA_DIR).")
+    var dataDir: String?
+
+    @Option(help: "ClickHouse HTTP URL, e.g. http://127.0.0.1:8123 (env EVALFORGE_CLICKHOUSE_URL). Without it: embedded SQLite.")
+    var clickhouseURL: String?
+
+    @Option(help: "ClickHouse database (default evalforge; env EVALFORGE_CLICKHOUSE_DATABASE).")
+    var clickhouseDatabase: String?
+
+    @Option(help: "API key registered for the default project at start-up (env EVALFORGE_API_KEY).")
+    var apiKey: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let c = try BackendConfigurationLoader.load(
+            environment: ProcessInfo.processInfo.environment,
+            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey)
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
+        var logger = Logger(label: "evalforge.backend")
+        logger.logLevel = level
+        let (app, services) = try await BackendApp.build(configuration: c, logger: logger)
+        logger.info("backend listening", metadata: ["address": "http://\(c.host):\(c.port)", "store": "\(services.store.description)"])
+        try await app.runService()
+    }
+}
+
+/// Builds a `BackendConfiguration` from defaults, environment and flags (flags win), naming the
+/// offending variable or flag on a bad value.
+enum BackendConfigurationLoader {
+    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil) throws -> BackendConfiguration {
+        var c = BackendConfiguration.default
+        func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let text = env[name] else { return nil }
+            guard let v = Int(text), range.contains(v) else { throw ValidationError("\(name)=\(text): expected an integer in \(range.lowerBound)…\(range.upperBound)") }
+            return v
+        }
+        if let v = env["EVALFORGE_BACKEND_HOST"] { c.host = v }
+        if let v = try int("EVALFORGE_BACKEND_PORT", 1...65535) { c.port = v }
+        if let v = env["EVALFORGE_DATA_DIR"] { c.dataDirectory = v }
+        if let v = try int("EVALFORGE_MAX_BODY_BYTES", 1024...(1 << 30)) { c.maxBodyBytes = v }
+        if let v = try int("EVALFORGE_MAX_INFLIGHT_INGEST", 1...1024) { c.maxInflightIngest = v }
+        if let v = try int("EVALFORGE_RETENTION_INTERVAL_S", 60...86_400 * 7) { c.retentionIntervalSeconds = v }
+        if let v = env["EVALFORGE_API_KEY"], !v.isEmpty { c.bootstrapAPIKey = v }
+        var chURL = env["EVALFORGE_CLICKHOUSE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        if let host { c.host = host }
+        if let port {
+            guard (1...65535).contains(port) else { throw ValidationError("--port \(port): expected 1…65535") }
+            c.port = port
+        }
+        if let dataDir { c.dataDirectory = dataDir }
+        if let apiKey { c.bootstrapAPIKey = apiKey }
+        if let clickhouseURL { chURL = clickhouseURL }
+        if let url = chURL {
+            guard let u = URL(string: url), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil else {
+                throw ValidationError("ClickHouse URL '\(url)': expected http://host:port (the HTTP interface, usually port 8123)")
+            }
+            var ch = ClickHouseConfiguration(url: url)
+            if let v = env["EVALFORGE_CLICKHOUSE_DATABASE"] { ch.database = v }
+            if let v = clickhouseDatabase { ch.database = v }
+            if let v = env["EVALFORGE_CLICKHOUSE_USER"] { ch.user = v }
+            if let v = env["EVALFORGE_CLICKHOUSE_PASSWORD"] { ch.password = v }
+            if let v = try int("EVALFORGE_CLICKHOUSE_BATCH_ROWS", 1...1_000_000) { ch.batchRows = v }
+            if let v = try int("EVALFORGE_CLICKHOUSE_FLUSH_MS", 1...600_000) { ch.flushIntervalMilliseconds = v }
+            if let v = try int("EVALFORGE_CLICKHOUSE_TIMEOUT_S", 1...3600) { ch.timeoutSeconds = v }
+            guard ch.database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), !ch.database.isEmpty else {
+                throw ValidationError("ClickHouse database '\(ch.database)': use letters, digits and underscores only")
+            }
+            c.clickHouse = ch
+        }
+        return c
+    }
+}

@@ -1,0 +1,60 @@
+/// Telemetry storage: spans, rollups and scores, and the queries the API and the evaluation runner
+/// need. Two implementations, `ClickHouseStore` and `SQLiteStore`, pass one conformance suite
+/// (Tests/StoreTests).
+///
+/// Every query is scoped to one project: no method returns another project's rows.
+public protocol SpanStore: Sendable {
+    /// Short description for logs and `/healthz`, e.g. "sqlite 3.40.1 (data/evalforge.db)" or
+    /// "clickhouse 18.16.1 (legacy schema)".
+    var description: String { get }
+
+    /// Creates or upgrades the schema (versioned migrations); called once at start-up.
+    func migrate() async throws
+
+    /// Stores a batch durably, at most once per (project, batch id). Returns after the data is
+    /// durable (committed / acknowledged by the server). Throws `StoreError` when storage is
+    /// unavailable; the caller must then not acknowledge the batch.
+    func insert(_ batch: StoreBatch) async throws -> InsertOutcome
+
+    /// Stores scores; a score id stored twice is kept once (the later value wins).
+    func insertScores(_ scores: [ScoreRow]) async throws
+
+    /// A page of traces matching `filter`, in `sort` order. `cursor` is a previous page's
+    /// `nextCursor`; an invalid cursor throws `StoreError.invalidCursor`.
+    func listTraces(_ filter: TraceFilter, sort: TraceSort, limit: Int, cursor: String?) async throws -> Page<TraceSummary>
+
+    /// Every span of one trace, ordered by start time; empty when the trace is unknown.
+    func trace(projectID: String, traceID: String) async throws -> [SpanRow]
+
+    /// A page of spans matching `filter`, ordered by (start, span id) ascending; used for exports.
+    func listSpans(_ filter: SpanFilter, limit: Int, cursor: String?) async throws -> Page<SpanRow>
+
+    /// Sessions, most recent activity first.
+    func listSessions(_ filter: SessionFilter, limit: Int, cursor: String?) async throws -> Page<SessionSummary>
+
+    /// The spans of a session's traces, ordered by start time (at most `limit`).
+    func sessionSpans(projectID: String, sessionID: String, limit: Int) async throws -> [SpanRow]
+
+    /// Users, most recent activity first.
+    func listUsers(_ filter: SessionFilter, limit: Int, cursor: String?) async throws -> Page<UserSummary>
+
+    /// Time series of merged rollups (see `MetricsQuery`).
+    func metrics(_ query: MetricsQuery) async throws -> [MetricsBucket]
+
+    /// Scores of the given traces (trace-level and span-level), for a project.
+    func scores(projectID: String, traceIDs: [String]) async throws -> [ScoreRow]
+
+    /// Scores produced by one evaluation run or online rule.
+    func scores(projectID: String, runID: String) async throws -> [ScoreRow]
+
+    /// Scores attached to a session.
+    func scores(projectID: String, sessionID: String) async throws -> [ScoreRow]
+
+    /// Deletes a project's spans, rollups and scores older than `beforeUnixNanos`. Stores that
+    /// enforce retention with a server-side TTL may do nothing here. Returns rows deleted, when known.
+    @discardableResult
+    func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int
+
+    /// Releases connections; the store is unusable afterwards.
+    func shutdown() async
+}
