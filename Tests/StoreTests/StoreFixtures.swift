@@ -66,7 +66,7 @@ enum StoreFixtures {
 
     /// One batch holding traces `range`.
     static func batch(_ range: Range<Int>, projectID: String, batchID: String) -> StoreBatch {
-        let spans = range.flatMap { spans(trace: $0, projectID: projectID) }
+        let spans = range.flatMap { Self.spans(trace: $0, projectID: projectID) }
         return StoreBatch(projectID: projectID, batchID: batchID, spans: spans, rollups: rollups(spans))
     }
 

@@ -25,7 +25,7 @@ public final class SQLiteDatabase: Sendable {
         try w.execute("PRAGMA synchronous=FULL")
         try w.execute("PRAGMA foreign_keys=ON")
         writer = NIOLockedValueBox(w)
-        readers = try (0..<max(1, readers)).map { _ in
+        self.readers = try (0..<max(1, readers)).map { _ in
             let r = try SQLiteConnection(path: path, readOnly: true)
             return NIOLockedValueBox(r)
         }

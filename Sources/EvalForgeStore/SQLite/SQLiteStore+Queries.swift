@@ -63,7 +63,7 @@ extension SQLiteStore {
         }
         let dir = descending ? "DESC" : "ASC"
         let sql = "SELECT t.* FROM traces t WHERE \(cond) ORDER BY \(column) \(dir), t.trace_id \(dir) LIMIT \(limit + 1)"
-        let rows = try await db.read { c in try c.query(sql, binds) }
+        let rows = try await db.read { [binds] c in try c.query(sql, binds) }
         var items = rows.prefix(limit).map { TraceAggregate(row: $0).summary }
         items = Array(items)
         var next: String?
@@ -129,7 +129,7 @@ extension SQLiteStore {
             binds += [start, start, .text(c.after[1])]
         }
         let query = "SELECT * FROM spans s WHERE " + sql.joined(separator: " AND ") + " ORDER BY s.start_ns, s.span_id LIMIT \(limit + 1)"
-        let rows = try await db.read { c in try c.query(query, binds).map(SQLiteRowCoding.span) }
+        let rows = try await db.read { [binds] c in try c.query(query, binds).map(SQLiteRowCoding.span) }
         let items = Array(rows.prefix(limit))
         var next: String?
         if rows.count > limit, let last = items.last {
@@ -162,7 +162,7 @@ extension SQLiteStore {
             \(having.isEmpty ? "" : "HAVING " + having.joined(separator: " AND "))
             ORDER BY last_ns DESC, key DESC LIMIT \(limit + 1)
             """
-        let rows = try await db.read { c in try c.query(sql, binds) }
+        let rows = try await db.read { [binds] c in try c.query(sql, binds) }
         var next: String?
         if rows.count > limit {
             let last = rows[limit - 1]
@@ -211,7 +211,7 @@ extension SQLiteStore {
         if let v = q.model { cond.append("model = ?"); binds.append(.text(v)) }
         let sql = "SELECT * FROM rollups WHERE " + cond.joined(separator: " AND ")
         var merger = MetricsBucketing(query: q)
-        try await db.read { c in
+        try await db.read { [binds] c in
             var local = MetricsBucketing(query: q)
             try c.forEach(sql, binds) { r in
                 let minute = r["minute_unix"].int64 ?? 0
@@ -235,7 +235,7 @@ extension SQLiteStore {
         if let v = q.provider { cond.append("provider = ?"); binds.append(.text(v)) }
         if let v = q.model { cond.append("model = ?"); binds.append(.text(v)) }
         let sql = "SELECT user_id, start_ns, duration_ns, status, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, ttft_ns FROM spans WHERE " + cond.joined(separator: " AND ")
-        let result = try await db.read { c in
+        let result = try await db.read { [binds] c in
             var local = MetricsBucketing(query: q)
             try c.forEach(sql, binds) { r in
                 var v = RollupValue()
