@@ -1,4 +1,5 @@
 import EvalForgeStore
+import EvalForgeModel
 import Foundation
 import Hummingbird
 import NIOCore
@@ -93,36 +94,9 @@ enum CSV {
     }
 }
 
-/// One exported span: every stored field, content and attributes as parsed JSON in JSONL (as JSON
-/// text in CSV).
-struct SpanExport: Encodable {
-    var traceID: String
-    var spanID: String
-    var parentSpanID: String
-    var startUnixNanos: Int64
-    var durationMs: Double
-    var service: String
-    var name: String
-    var kind: String
-    var status: String
-    var statusMessage: String
-    var operation: String
-    var provider: String
-    var model: String
-    var inputTokens: Int64
-    var outputTokens: Int64
-    var cacheReadTokens: Int64
-    var cacheCreationTokens: Int64
-    var reasoningTokens: Int64
-    var costUSD: Double?
-    var ttftMs: Double?
-    var userID: String
-    var sessionID: String
-    var tags: [String]
-    var attributes: JSONValue
-    var input: JSONValue
-    var output: JSONValue
-
+/// One exported span: every stored field, content and attributes as JSON in JSONL (as JSON text in
+/// CSV).
+enum SpanExport {
     static let csvHeader = "trace_id,span_id,parent_span_id,start_time,start_unix_nanos,duration_ms,service,name,kind,status,status_message,operation,provider,model,input_tokens,output_tokens,cache_read_tokens,cache_creation_tokens,reasoning_tokens,cost_usd,ttft_ms,user_id,session_id,tags,attributes,input,output"
 
     static func encode(_ s: SpanRow, format: ExportController.Format) -> String {
@@ -137,52 +111,23 @@ struct SpanExport: Encodable {
             ]
             return cols.map(CSV.field).joined(separator: ",")
         case .jsonl:
-            let e = SpanExport(
-                traceID: s.traceID, spanID: s.spanID, parentSpanID: s.parentSpanID, startUnixNanos: s.startUnixNanos,
-                durationMs: Double(s.durationNanos) / 1e6, service: s.service, name: s.name, kind: s.kind.name, status: s.status.name,
-                statusMessage: s.statusMessage, operation: s.operation, provider: s.provider, model: s.model, inputTokens: s.inputTokens,
-                outputTokens: s.outputTokens, cacheReadTokens: s.cacheReadTokens, cacheCreationTokens: s.cacheCreationTokens,
-                reasoningTokens: s.reasoningTokens, costUSD: s.costUSD.flatMap { $0.isFinite ? $0 : nil }, ttftMs: s.ttftNanos.map { Double($0) / 1e6 },
-                userID: s.userID, sessionID: s.sessionID, tags: s.tags, attributes: JSONValue.parse(s.attributesJSON) ?? .object([:]),
-                input: SpanDTO.content(s.input) ?? .null, output: SpanDTO.content(s.output) ?? .null)
-            return (try? String(decoding: JSONEncoder.api.encode(e), as: UTF8.self)) ?? "{}"
+            // Written by hand (same fields and order as `ExportedSpan` in docs/openapi.yaml): stored
+            // JSON is embedded as is, so a 10,000-span export costs no parse and re-encode.
+            var o = "{\"trace_id\":" + JSONString.quote(s.traceID) + ",\"span_id\":" + JSONString.quote(s.spanID) + ",\"parent_span_id\":" + JSONString.quote(s.parentSpanID)
+            o += ",\"start_unix_nanos\":\(s.startUnixNanos),\"duration_ms\":\(Double(s.durationNanos) / 1e6)"
+            o += ",\"service\":" + JSONString.quote(s.service) + ",\"name\":" + JSONString.quote(s.name)
+            o += ",\"kind\":\"\(s.kind.name)\",\"status\":\"\(s.status.name)\",\"status_message\":" + JSONString.quote(s.statusMessage)
+            o += ",\"operation\":" + JSONString.quote(s.operation) + ",\"provider\":" + JSONString.quote(s.provider) + ",\"model\":" + JSONString.quote(s.model)
+            o += ",\"input_tokens\":\(s.inputTokens),\"output_tokens\":\(s.outputTokens),\"cache_read_tokens\":\(s.cacheReadTokens)"
+            o += ",\"cache_creation_tokens\":\(s.cacheCreationTokens),\"reasoning_tokens\":\(s.reasoningTokens)"
+            o += ",\"cost_usd\":" + JSONText.number(s.costUSD) + ",\"ttft_ms\":" + JSONText.number(s.ttftNanos.map { Double($0) / 1e6 })
+            o += ",\"user_id\":" + JSONString.quote(s.userID) + ",\"session_id\":" + JSONString.quote(s.sessionID)
+            o += ",\"tags\":[" + s.tags.map(JSONString.quote).joined(separator: ",") + "]"
+            let attrs = JSONText.embed(s.attributesJSON, emptyAs: "{}")
+            o += ",\"attributes\":" + (attrs.hasPrefix("{") ? attrs : "{}")
+            o += ",\"input\":" + JSONText.embed(s.input) + ",\"output\":" + JSONText.embed(s.output) + "}"
+            return o
         }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(traceID, forKey: .traceID)
-        try c.encode(spanID, forKey: .spanID)
-        try c.encode(parentSpanID, forKey: .parentSpanID)
-        try c.encode(startUnixNanos, forKey: .startUnixNanos)
-        try c.encode(durationMs, forKey: .durationMs)
-        try c.encode(service, forKey: .service)
-        try c.encode(name, forKey: .name)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(status, forKey: .status)
-        try c.encode(statusMessage, forKey: .statusMessage)
-        try c.encode(operation, forKey: .operation)
-        try c.encode(provider, forKey: .provider)
-        try c.encode(model, forKey: .model)
-        try c.encode(inputTokens, forKey: .inputTokens)
-        try c.encode(outputTokens, forKey: .outputTokens)
-        try c.encode(cacheReadTokens, forKey: .cacheReadTokens)
-        try c.encode(cacheCreationTokens, forKey: .cacheCreationTokens)
-        try c.encode(reasoningTokens, forKey: .reasoningTokens)
-        try c.encode(costUSD, forKey: .costUSD)
-        try c.encode(ttftMs, forKey: .ttftMs)
-        try c.encode(userID, forKey: .userID)
-        try c.encode(sessionID, forKey: .sessionID)
-        try c.encode(tags, forKey: .tags)
-        try c.encode(attributes, forKey: .attributes)
-        try c.encode(input, forKey: .input)
-        try c.encode(output, forKey: .output)
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case traceID, spanID, parentSpanID, startUnixNanos, durationMs, service, name, kind, status, statusMessage, operation, provider, model
-        case inputTokens, outputTokens, cacheReadTokens, cacheCreationTokens, reasoningTokens, costUSD, ttftMs, userID, sessionID, tags
-        case attributes, input, output
     }
 }
 

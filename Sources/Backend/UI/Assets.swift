@@ -40,6 +40,8 @@ h2{font-size:15px;font-weight:600;margin:0 0 12px}
 h3{font-size:13px;font-weight:600;margin:18px 0 8px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em}
 .page-head{display:flex;align-items:flex-end;justify-content:space-between;gap:16px;margin-bottom:20px;flex-wrap:wrap}
 .page-head .sub{color:var(--muted);margin-top:4px}
+.page-head>div:first-child{flex:1;min-width:0}
+td .name{overflow-wrap:anywhere}
 .crumbs{color:var(--muted);font-size:13px;margin-bottom:6px}
 .crumbs a{color:var(--muted)}
 .card{background:var(--panel);border:1px solid var(--border);border-radius:12px;box-shadow:var(--shadow)}
@@ -61,6 +63,7 @@ svg.chart .area{opacity:.08}
 svg.chart .dot{opacity:0}
 svg.chart .dot:hover{opacity:1}
 .legend{display:flex;flex-wrap:wrap;gap:6px 14px;font-size:12.5px;color:var(--muted);margin:6px 0 4px}
+.legend>span{max-width:260px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .legend .sw{display:inline-block;width:10px;height:10px;border-radius:3px;margin-right:6px;vertical-align:-1px}
 .seg{display:inline-flex;background:var(--panel-2);border:1px solid var(--border);border-radius:8px;padding:2px}
 .seg a{padding:4px 11px;border-radius:6px;color:var(--muted);font-size:13px;font-weight:500}
@@ -76,7 +79,7 @@ table.data td.num,table.data th.num{text-align:right;white-space:nowrap}
 table.data td.nowrap{white-space:nowrap}
 td .name{font-weight:550;color:var(--text)}
 td .sub{color:var(--faint);font-size:12px}
-.pill{display:inline-block;padding:1px 8px;border-radius:999px;background:var(--panel-2);border:1px solid var(--border);font-size:12px;color:var(--muted);white-space:nowrap;margin:1px 2px 1px 0}
+.pill{display:inline-block;max-width:220px;overflow:hidden;text-overflow:ellipsis;vertical-align:middle;padding:1px 8px;border-radius:999px;background:var(--panel-2);border:1px solid var(--border);font-size:12px;color:var(--muted);white-space:nowrap;margin:1px 2px 1px 0}
 .badge{display:inline-flex;align-items:center;gap:5px;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:550;white-space:nowrap}
 .badge::before{content:"";width:6px;height:6px;border-radius:50%;background:currentColor}
 .badge.ok{color:var(--ok);background:var(--ok-soft)}
@@ -87,6 +90,7 @@ td .sub{color:var(--faint);font-size:12px}
 .field{display:flex;flex-direction:column;gap:4px;min-width:120px}
 .field label{font-size:12px;color:var(--muted);font-weight:500}
 .field.grow{flex:1;min-width:220px}
+select{max-width:240px}
 input[type=text],input[type=number],input[type=password],select{height:34px;border:1px solid var(--border);background:var(--panel);color:var(--text);border-radius:8px;padding:0 10px;font:inherit;font-size:13.5px;min-width:0}
 input:focus,select:focus{outline:2px solid var(--accent-soft);border-color:var(--accent)}
 .btn{height:34px;border:1px solid var(--accent);background:var(--accent);color:#fff;border-radius:8px;padding:0 16px;font:inherit;font-weight:550;font-size:13.5px;cursor:pointer}

@@ -14,12 +14,31 @@ enum Charts {
 
     static func color(_ i: Int) -> String { palette[i % palette.count] }
 
+    /// How axis ticks are written: with as many decimals as the tick step needs.
+    enum Axis: Sendable {
+        case cost, count, ms, percent
+
+        func label(_ v: Double, step: Double) -> String {
+            if v == 0 { return "0" }
+            // The fewest decimals that write every tick exactly (0.25 → 2, 0.5 → 1, 5 → 0).
+            var decimals = 0
+            while decimals < 6, abs(step * pow(10, Double(decimals)) - (step * pow(10, Double(decimals))).rounded()) > 1e-6 { decimals += 1 }
+            switch self {
+            case .cost: return "$" + String(format: "%.\(max(decimals, v >= 1 ? 0 : 2))f", v)
+            case .count: return v >= 1000 ? Fmt.count(UInt64(v)) : String(format: "%.\(decimals)f", v)
+            case .percent: return String(format: "%.\(decimals)f", v) + "%"
+            case .ms: return v >= 1000 ? Fmt.ms(v) : String(format: "%.\(decimals)f", v) + " ms"
+            }
+        }
+    }
+
     /// A line chart over `slots` (Unix seconds of each bucket start).
-    static func line(slots: [Int64], series: [Series], format: (Double) -> String, area: Bool = false) -> HTML {
+    static func line(slots: [Int64], series: [Series], format: (Double) -> String, axis: Axis, area: Bool = false) -> HTML {
         let w = 640.0, h = 210.0, left = 56.0, right = 12.0, top = 10.0, bottom = 26.0
         let plotW = w - left - right, plotH = h - top - bottom
         let maxV = series.flatMap { $0.values.compactMap { $0 } }.max() ?? 0
-        let (ticks, top_) = niceTicks(maxV)
+        let (ticks, top_) = niceTicks(maxV, integer: axis == .count)
+        let step = ticks.count > 1 ? ticks[1] - ticks[0] : 1
         let n = max(slots.count, 1)
         func x(_ i: Int) -> Double { n == 1 ? left + plotW / 2 : left + plotW * Double(i) / Double(n - 1) }
         func y(_ v: Double) -> Double { top + plotH - (top_ > 0 ? v / top_ : 0) * plotH }
@@ -27,7 +46,7 @@ enum Charts {
         for t in ticks {
             let yy = f(y(t))
             out += "<line class=\"grid\" x1=\"\(f(left))\" x2=\"\(f(w - right))\" y1=\"\(yy)\" y2=\"\(yy)\"/>"
-            out += "<text x=\"\(f(left - 8))\" y=\"\(f(y(t) + 4))\" text-anchor=\"end\">\(HTML.escape(format(t)))</text>"
+            out += "<text x=\"\(f(left - 8))\" y=\"\(f(y(t) + 4))\" text-anchor=\"end\">\(HTML.escape(axis.label(t, step: step)))</text>"
         }
         // X labels: about 6, at evenly spaced slots.
         if !slots.isEmpty {
@@ -76,11 +95,12 @@ enum Charts {
     static func f(_ d: Double) -> String { String(format: "%.1f", d) }
 
     /// Up to five round ticks from 0 covering `maxV`; returns the ticks and the top of the axis.
-    static func niceTicks(_ maxV: Double) -> ([Double], Double) {
+    static func niceTicks(_ maxV: Double, integer: Bool = false) -> ([Double], Double) {
         guard maxV > 0, maxV.isFinite else { return ([0], 1) }
         let rough = maxV / 4
         let mag = pow(10, floor(log10(rough)))
-        let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= rough } ?? 10 * mag
+        var step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= rough } ?? 10 * mag
+        if integer { step = max(1, step.rounded(.up)) }
         let top = ceil(maxV / step) * step
         return (stride(from: 0.0, through: top + step / 2, by: step).map { $0 }, top)
     }

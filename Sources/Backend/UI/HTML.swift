@@ -96,6 +96,7 @@ enum Fmt {
 
     static func ms(_ v: Double?) -> String {
         guard let v, v.isFinite else { return "–" }
+        if v == 0 { return "0 ms" }
         if v < 1 { return String(format: "%.2f ms", v) }
         if v < 1000 { return String(format: "%.0f ms", v) }
         if v < 60_000 { return trim(String(format: "%.2f", v / 1000)) + " s" }

@@ -61,9 +61,9 @@ struct DashboardPage: Sendable {
         <div class="kpis">
           \(kpi("Requests", Fmt.count(t.requests), "\(Fmt.count(t.errors)) errors"))
           \(kpi("Error rate", Fmt.percent(t.errorRate), t.errors == 0 ? "no failed calls" : "\(Fmt.count(t.errors)) of \(Fmt.count(t.requests))"))
-          \(kpi("Cost", Fmt.cost(t.costUSD), t.costUnknownRequests > 0 ? "\(Fmt.count(t.costUnknownRequests)) calls unpriced" : "all calls priced"))
+          \(kpi("Cost", Fmt.cost(t.costUSD), t.costUnknownRequests > 0 ? "\(Fmt.count(t.costUnknownRequests)) call\(t.costUnknownRequests == 1 ? "" : "s") without a price" : "all calls priced"))
           \(kpi("Tokens", Fmt.count(t.totalTokens), "\(Fmt.count(t.inputTokens)) in · \(Fmt.count(t.outputTokens)) out"))
-          \(kpi("Latency p50 / p95", "\(Fmt.ms(t.latencyP50Ms)) / \(Fmt.ms(t.latencyP95Ms))", "p99 \(Fmt.ms(t.latencyP99Ms))"))
+          \(kpi("Latency p95", Fmt.ms(t.latencyP95Ms), "p50 \(Fmt.ms(t.latencyP50Ms)) · p99 \(Fmt.ms(t.latencyP99Ms))"))
           \(kpi("Time to first token p50", Fmt.ms(t.ttftP50Ms), "p95 \(Fmt.ms(t.ttftP95Ms))"))
         </div>
         """
@@ -98,12 +98,12 @@ struct DashboardPage: Sendable {
         let requests = perModel({ Double($0.requests) }, fill: 0)
         let charts: HTML = """
         <div class="grid2">
-          \(chart("Cost", total: Fmt.cost(t.costUSD), slots: slots, series: costSeries, format: Fmt.cost))
-          \(chart("Tokens", total: Fmt.count(t.totalTokens), slots: slots, series: tokenSeries, format: { Fmt.count(UInt64(max(0, $0))) }))
-          \(chart("Latency percentiles", total: "p95 \(Fmt.ms(t.latencyP95Ms))", slots: slots, series: latency, format: { Fmt.ms($0) }))
-          \(chart("Error rate", total: Fmt.percent(t.errorRate), slots: slots, series: errorSeries, format: { Fmt.percent($0 / 100) }))
-          \(chart("Requests", total: Fmt.count(t.requests), slots: slots, series: requests, format: { Fmt.count(UInt64(max(0, $0))) }))
-          \(chart("Time to first token", total: "p50 \(Fmt.ms(t.ttftP50Ms))", slots: slots, series: ttft, format: { Fmt.ms($0) }))
+          \(chart("Cost", total: Fmt.cost(t.costUSD), slots: slots, series: costSeries, axis: .cost, format: Fmt.cost))
+          \(chart("Tokens", total: Fmt.count(t.totalTokens), slots: slots, series: tokenSeries, axis: .count, format: { Fmt.count(UInt64(max(0, $0))) }))
+          \(chart("Latency percentiles", total: "p95 \(Fmt.ms(t.latencyP95Ms))", slots: slots, series: latency, axis: .ms, format: { Fmt.ms($0) }))
+          \(chart("Error rate", total: Fmt.percent(t.errorRate), slots: slots, series: errorSeries, axis: .percent, format: { Fmt.percent($0 / 100) }))
+          \(chart("Requests", total: Fmt.count(t.requests), slots: slots, series: requests, axis: .count, format: { Fmt.count(UInt64(max(0, $0))) }))
+          \(chart("Time to first token", total: "p50 \(Fmt.ms(t.ttftP50Ms))", slots: slots, series: ttft, axis: .ms, format: { Fmt.ms($0) }, empty: "No streamed calls in this range: TTFT is recorded for streaming responses."))
         </div>
         """
         let rows = report.series.enumerated().map { i, s -> HTML in
@@ -137,12 +137,15 @@ struct DashboardPage: Sendable {
         "<div class=\"card kpi\"><div class=\"label\">\(label)</div><div class=\"value\">\(value)</div><div class=\"hint\">\(hint)</div></div>"
     }
 
-    static func chart(_ title: String, total: String, slots: [Int64], series: [Charts.Series], format: (Double) -> String) -> HTML {
-        """
+    static func chart(_ title: String, total: String, slots: [Int64], series: [Charts.Series], axis: Charts.Axis, format: (Double) -> String, empty: String? = nil) -> HTML {
+        let hasData = series.contains { $0.values.contains { $0 != nil && $0 != 0 } }
+        let body: HTML = !hasData && empty != nil
+            ? "<div class=\"empty\" style=\"padding:70px 20px\">\(empty ?? "")</div>"
+            : Charts.line(slots: slots, series: series, format: format, axis: axis, area: series.count == 1) + Charts.legend(series)
+        return """
         <section class="card chart-card">
           <div class="head"><h2>\(title)</h2><span class="total">\(total)</span></div>
-          \(Charts.line(slots: slots, series: series, format: format, area: series.count == 1))
-          \(Charts.legend(series))
+          \(body)
         </section>
         """
     }
