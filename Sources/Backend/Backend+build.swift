@@ -71,6 +71,7 @@ public enum BackendApp {
         BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         let api = authed.group("api")
+        UsageController(store: services.store).addRoutes(to: api)
         QueryRoutes.addRoutes(to: api, services: services)
         EvaluationRoutes.addRoutes(to: api, services: services)
         return router

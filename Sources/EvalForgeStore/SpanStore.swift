@@ -58,3 +58,18 @@ public protocol SpanStore: Sendable {
     /// Releases connections; the store is unusable afterwards.
     func shutdown() async
 }
+
+extension SpanStore {
+    /// Number of stored spans of a project whose start is in [fromUnixNanos, toUnixNanos). This
+    /// default pages through `listSpans`; stores override it with a counting query.
+    public func countSpans(projectID: String, fromUnixNanos: Int64? = nil, toUnixNanos: Int64? = nil) async throws -> Int {
+        var n = 0
+        var cursor: String?
+        repeat {
+            let page = try await listSpans(SpanFilter(trace: TraceFilter(projectID: projectID, from: fromUnixNanos, to: toUnixNanos)), limit: 10_000, cursor: cursor)
+            n += page.items.count
+            cursor = page.nextCursor
+        } while cursor != nil
+        return n
+    }
+}

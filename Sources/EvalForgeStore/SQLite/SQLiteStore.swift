@@ -189,3 +189,12 @@ struct TraceAggregate {
         TraceSummary(traceID: traceID, name: name, service: service, startUnixNanos: start, durationNanos: max(0, end &- start), spanCount: spanCount, llmCalls: llmCalls, errorCount: errorCount, inputTokens: inputTokens, outputTokens: outputTokens, costUSD: cost, costUnknownSpans: costUnknown, userID: userID, sessionID: sessionID, tags: tags, models: models)
     }
 }
+
+extension SQLiteStore {
+    public func countSpans(projectID: String, fromUnixNanos: Int64? = nil, toUnixNanos: Int64? = nil) async throws -> Int {
+        try await db.read { c in
+            Int(try c.scalar("SELECT count(*) FROM spans WHERE project_id = ? AND start_ns >= ? AND start_ns < ?",
+                             [.text(projectID), .integer(fromUnixNanos ?? .min), .integer(toUnixNanos ?? .max)])?.int64 ?? 0)
+        }
+    }
+}
