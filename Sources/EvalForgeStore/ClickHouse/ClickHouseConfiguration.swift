@@ -15,8 +15,26 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     public var flushIntervalMilliseconds: Int
     /// Request timeout, seconds. Env `EVALFORGE_CLICKHOUSE_TIMEOUT_S`. Default 30.
     public var timeoutSeconds: Int
+    /// Connect timeout, milliseconds: how long an insert waits for a server that does not accept
+    /// connections before the attempt fails (then retried per `maxAttempts`). Default 2,000.
+    public var connectTimeoutMilliseconds: Int
+    /// Attempts per request for transient failures (connection refused, overload), with exponential
+    /// backoff from `retryBackoffMilliseconds`. Default 4 (waits 100 + 200 + 400 ms).
+    public var maxAttempts: Int
+    /// First retry delay, milliseconds. Default 100.
+    public var retryBackoffMilliseconds: Int
+    /// Inserts in flight at once. Default 2.
+    public var maxConcurrentInserts: Int
+    /// Rows the writer holds while inserts are in flight before it refuses new batches with
+    /// `StoreError.unavailable` (backpressure). Default 4 × `batchRows`.
+    public var maxBufferedRows: Int
+    /// Retention in days for projects without their own, 0 = keep forever. On servers with TTL
+    /// (23.8+) it is stored on each row and enforced by the server; elsewhere `deleteExpired` deletes.
+    public var defaultRetentionDays: Int
+    /// Per-project retention in days (overrides `defaultRetentionDays`).
+    public var retentionDays: [String: Int]
 
-    public init(url: String, database: String = "evalforge", user: String = "default", password: String = "", batchRows: Int = 10_000, flushIntervalMilliseconds: Int = 1_000, timeoutSeconds: Int = 30) {
+    public init(url: String, database: String = "evalforge", user: String = "default", password: String = "", batchRows: Int = 10_000, flushIntervalMilliseconds: Int = 1_000, timeoutSeconds: Int = 30, connectTimeoutMilliseconds: Int = 2_000, maxAttempts: Int = 4, retryBackoffMilliseconds: Int = 100, maxConcurrentInserts: Int = 2, maxBufferedRows: Int? = nil, defaultRetentionDays: Int = 0, retentionDays: [String: Int] = [:]) {
         self.url = url
         self.database = database
         self.user = user
@@ -24,5 +42,16 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
         self.batchRows = batchRows
         self.flushIntervalMilliseconds = flushIntervalMilliseconds
         self.timeoutSeconds = timeoutSeconds
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.maxAttempts = maxAttempts
+        self.retryBackoffMilliseconds = retryBackoffMilliseconds
+        self.maxConcurrentInserts = maxConcurrentInserts
+        self.maxBufferedRows = maxBufferedRows ?? 4 * max(1, batchRows)
+        self.defaultRetentionDays = defaultRetentionDays
+        self.retentionDays = retentionDays
+    }
+
+    func retention(for project: String) -> UInt16 {
+        UInt16(clamping: max(0, retentionDays[project] ?? defaultRetentionDays))
     }
 }

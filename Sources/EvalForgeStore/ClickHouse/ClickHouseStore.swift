@@ -1,28 +1,321 @@
+import AsyncHTTPClient
+import EvalForgeModel
+import Foundation
 import Logging
+import NIOCore
+import Synchronization
 
-/// PLACEHOLDER — replaced by the ClickHouse implementation (issue 4).
+/// Telemetry in ClickHouse over its HTTP interface; works with Debian's 18.16 (legacy schema) and
+/// with current servers, 23.8 and later (modern schema: DateTime64, LowCardinality, codecs, TTL,
+/// skipping indexes, query parameters). See docs/storage.md.
+///
+/// Exactly once: `spans` is a ReplacingMergeTree keyed by (project, day, trace, span) and `rollups`
+/// one keyed by (project, minute, service, provider, model, error, batch id), so a resent batch
+/// collapses; every query reads with FINAL, so results are exact before merges too. The `batches`
+/// ledger answers `.duplicate` for a batch already stored.
 public final class ClickHouseStore: SpanStore {
     public let configuration: ClickHouseConfiguration
-    public var description: String { "clickhouse \(configuration.url)" }
+    let flavor: ClickHouseFlavor
+    let http: ClickHouseHTTP
+    let client: HTTPClient
+    let writer: ClickHouseWriter
+    let logger: Logger
+    let db: String
+    private let scoreVersion = Mutex<UInt64>(0)
 
+    public var description: String { "clickhouse \(flavor.version) (\(flavor.name))" }
+
+    /// The server's version string, e.g. "18.16.1" or "26.9.2.1".
+    public var serverVersion: String { flavor.version }
+    /// True when the server gets the modern schema (23.8 and later).
+    public var usesModernSchema: Bool { flavor.modern }
+
+    /// Connects and reads the server version; throws `StoreError.unavailable` when the server does
+    /// not answer.
     public init(configuration: ClickHouseConfiguration, logger: Logger) async throws {
+        guard !configuration.database.isEmpty, configuration.database.utf8.allSatisfy({ $0 == 95 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
+            throw StoreError.invalidArgument("ClickHouse database name '\(configuration.database)' must be letters, digits and underscores")
+        }
         self.configuration = configuration
-        throw StoreError.unavailable("ClickHouse support is not built yet")
+        self.logger = logger
+        db = configuration.database
+        let timeout = HTTPClient.Configuration.Timeout(connect: .milliseconds(Int64(max(50, configuration.connectTimeoutMilliseconds))), read: .seconds(Int64(max(1, configuration.timeoutSeconds))))
+        var clientConfiguration = HTTPClient.Configuration(timeout: timeout)
+        clientConfiguration.decompression = .disabled
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        self.client = client
+        do {
+            http = try ClickHouseHTTP(configuration: configuration, client: client, logger: logger)
+            var r = try await http.query("SELECT version()")
+            flavor = ClickHouseFlavor(version: try r.string())
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        writer = ClickHouseWriter(
+            http: http,
+            tables: .init(spans: "\(db).spans", spanColumns: flavor.spanInsertColumns, rollups: "\(db).rollups", rollupColumns: flavor.rollupInsertColumns, batches: "\(db).batches"),
+            configuration: configuration, logger: logger)
+        logger.info("clickhouse connected", metadata: ["clickhouse.version": "\(flavor.version)", "clickhouse.schema": "\(flavor.name)"])
     }
 
-    public func migrate() async throws {}
-    public func insert(_ batch: StoreBatch) async throws -> InsertOutcome { throw StoreError.unavailable("n/a") }
-    public func insertScores(_ scores: [ScoreRow]) async throws {}
-    public func listTraces(_ filter: TraceFilter, sort: TraceSort, limit: Int, cursor: String?) async throws -> Page<TraceSummary> { Page(items: [], nextCursor: nil) }
-    public func trace(projectID: String, traceID: String) async throws -> [SpanRow] { [] }
-    public func listSpans(_ filter: SpanFilter, limit: Int, cursor: String?) async throws -> Page<SpanRow> { Page(items: [], nextCursor: nil) }
-    public func listSessions(_ filter: SessionFilter, limit: Int, cursor: String?) async throws -> Page<SessionSummary> { Page(items: [], nextCursor: nil) }
-    public func sessionSpans(projectID: String, sessionID: String, limit: Int) async throws -> [SpanRow] { [] }
-    public func listUsers(_ filter: SessionFilter, limit: Int, cursor: String?) async throws -> Page<UserSummary> { Page(items: [], nextCursor: nil) }
-    public func metrics(_ query: MetricsQuery) async throws -> [MetricsBucket] { [] }
-    public func scores(projectID: String, traceIDs: [String]) async throws -> [ScoreRow] { [] }
-    public func scores(projectID: String, runID: String) async throws -> [ScoreRow] { [] }
-    public func scores(projectID: String, sessionID: String) async throws -> [ScoreRow] { [] }
-    public func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int { 0 }
-    public func shutdown() async {}
+    public func shutdown() async {
+        await writer.drain()
+        try? await client.shutdown()
+    }
+
+    func values() -> SQLValues { SQLValues(useParameters: flavor.modern) }
+
+    // MARK: Schema
+
+    public func migrate() async throws {
+        do {
+            try await http.execute("CREATE DATABASE IF NOT EXISTS \(db)")
+            try await http.execute("CREATE TABLE IF NOT EXISTS \(db).schema_migrations (version UInt32, name String, applied DateTime) ENGINE = ReplacingMergeTree() ORDER BY version")
+            var r = try await http.query("SELECT DISTINCT toUInt32(version) FROM \(db).schema_migrations")
+            var applied = Set<Int>()
+            while !r.isAtEnd { applied.insert(Int(try r.integer(UInt32.self))) }
+            for m in flavor.migrations(database: db) where !applied.contains(m.version) {
+                for statement in m.statements { try await http.execute(statement) }
+                var v = values()
+                try await http.execute("INSERT INTO \(db).schema_migrations (version, name, applied) SELECT \(m.version), \(v.string(m.name)), now()", parameters: v.parameters)
+                logger.info("clickhouse migration applied", metadata: ["clickhouse.migration": "\(m.version)", "clickhouse.schema": "\(flavor.name)"])
+            }
+        } catch let e as StoreError where !e.isTransient {
+            throw StoreError.schema("ClickHouse schema migration failed on \(flavor.version): \(e.message)")
+        }
+    }
+
+    /// Versions recorded in `schema_migrations`.
+    public func appliedMigrations() async throws -> [Int] {
+        var r = try await http.query("SELECT toUInt32(version) FROM \(db).schema_migrations FINAL ORDER BY version")
+        var out: [Int] = []
+        while !r.isAtEnd { out.append(Int(try r.integer(UInt32.self))) }
+        return out
+    }
+
+    // MARK: Insert
+
+    public func insert(_ batch: StoreBatch) async throws -> InsertOutcome {
+        var v = values()
+        let sql = "SELECT count() FROM \(db).batches WHERE project_id = \(v.string(batch.projectID)) AND batch_id = \(v.string(batch.batchID))"
+        var r = try await http.query(sql, parameters: v.parameters)
+        if try r.uint64() > 0 { return .duplicate }
+        try await writer.write(encode(batch))
+        return .stored
+    }
+
+    /// RowBinary rows of a batch (spans, rollups merged per key, the ledger row).
+    func encode(_ batch: StoreBatch) -> ClickHouseWriter.Entry {
+        let retention = configuration.retention(for: batch.projectID)
+        var spans = RowBinaryWriter(capacity: batch.spans.reduce(0) { $0 + 256 + $1.input.utf8.count + $1.output.utf8.count + $1.attributesJSON.utf8.count + $1.eventsJSON.utf8.count })
+        for s in batch.spans {
+            ClickHouseRowCoding.write(s, projectID: batch.projectID, retention: retention, modern: flavor.modern, to: &spans)
+        }
+        var merged: [RollupKey: RollupValue] = [:]
+        for var r in batch.rollups {
+            r.key.project = batch.projectID
+            merged[r.key, default: RollupValue()].merge(r.value)
+        }
+        var rollups = RowBinaryWriter(capacity: merged.count * 256)
+        for (k, value) in merged {
+            ClickHouseRowCoding.write(k, value, batchID: batch.batchID, retention: retention, modern: flavor.modern, to: &rollups)
+        }
+        var ledger = RowBinaryWriter(capacity: 64 + batch.batchID.utf8.count + batch.projectID.utf8.count)
+        ledger.string(batch.projectID)
+        ledger.string(batch.batchID)
+        ledger.uint32(UInt32(clamping: Int64(Date().timeIntervalSince1970)))
+        ledger.uint32(UInt32(clamping: batch.spans.count))
+        return .init(spans: spans.buffer, spanRows: batch.spans.count, rollups: rollups.buffer, rollupRows: merged.count, ledger: ledger.buffer)
+    }
+
+    /// The spans table's insert columns and `spans` as RowBinary in that order: what the writer sends,
+    /// for tools that feed the same rows to another client (`scripts/bench writer` gives them to
+    /// clickhouse-client).
+    public func rowBinary(_ spans: [SpanRow], projectID: String) -> (columns: String, bytes: [UInt8]) {
+        var w = RowBinaryWriter(capacity: spans.count * 1400)
+        let retention = configuration.retention(for: projectID)
+        for s in spans { ClickHouseRowCoding.write(s, projectID: projectID, retention: retention, modern: flavor.modern, to: &w) }
+        return (flavor.spanInsertColumns, w.buffer.readBytes(length: w.buffer.readableBytes) ?? [])
+    }
+
+    public func insertScores(_ scores: [ScoreRow]) async throws {
+        guard !scores.isEmpty else { return }
+        var w = RowBinaryWriter(capacity: scores.count * 256)
+        for s in scores {
+            let version = scoreVersion.withLock { last -> UInt64 in
+                let now = UInt64(max(0, Date().timeIntervalSince1970 * 1e9))
+                last = max(last + 1, now)
+                return last
+            }
+            ClickHouseRowCoding.write(s, version: version, retention: configuration.retention(for: s.projectID), modern: flavor.modern, to: &w)
+        }
+        try await http.insert(table: "\(db).scores", columns: flavor.scoreInsertColumns, rows: w.buffer)
+    }
+
+    // MARK: Retention
+
+    public func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int {
+        let seconds = max(0, beforeUnixNanos / 1_000_000_000)
+        let targets: [(table: String, condition: (inout SQLValues) -> String)] = [
+            ("spans", { v in "project_id = \(v.string(projectID)) AND \(self.flavor.startNanos) < \(beforeUnixNanos)" }),
+            ("rollups", { v in "project_id = \(v.string(projectID)) AND minute < toDateTime(\(seconds))" }),
+            ("scores", { v in "project_id = \(v.string(projectID)) AND created_ns < \(beforeUnixNanos)" }),
+            ("batches", { v in "project_id = \(v.string(projectID)) AND stored < toDateTime(\(seconds))" }),
+        ]
+        var deleted = 0
+        for t in targets {
+            var v = values()
+            let cond = t.condition(&v)
+            var r = try await http.query("SELECT count() FROM \(db).\(t.table) FINAL WHERE \(cond)", parameters: v.parameters)
+            let n = Int(clamping: try r.uint64())
+            guard n > 0 else { continue }
+            deleted += n
+            try await http.execute("ALTER TABLE \(db).\(t.table) DELETE WHERE \(cond)", parameters: v.parameters)
+        }
+        // Mutations run in the background; wait so the caller sees the rows gone.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            var v = values()
+            var r = try await http.query("SELECT count() FROM system.mutations WHERE database = \(v.string(db)) AND is_done = 0", parameters: v.parameters)
+            if try r.uint64() == 0 { return deleted }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw StoreError.unavailable("ClickHouse is still deleting expired rows of project \(projectID) after 120 s; they disappear when its mutations finish")
+    }
+}
+
+/// RowBinary encoding and decoding of the store's rows (column order as in `ClickHouseFlavor`).
+enum ClickHouseRowCoding {
+    static func write(_ s: SpanRow, projectID: String, retention: UInt16, modern: Bool, to w: inout RowBinaryWriter) {
+        w.string(projectID)
+        w.string(s.traceID)
+        w.string(s.spanID)
+        w.string(s.parentSpanID)
+        let start = max(0, s.startUnixNanos)
+        if modern {
+            w.int64(start)
+        } else {
+            w.uint32(UInt32(clamping: start / 1_000_000_000))
+            w.uint32(UInt32(start % 1_000_000_000))
+        }
+        w.int64(s.durationNanos)
+        w.string(s.service)
+        w.string(s.name)
+        w.int8(s.kind.rawValue)
+        w.int8(s.status.rawValue)
+        w.string(s.statusMessage)
+        w.string(s.operation)
+        w.string(s.provider)
+        w.string(s.model)
+        w.int64(s.inputTokens)
+        w.int64(s.outputTokens)
+        w.int64(s.cacheReadTokens)
+        w.int64(s.cacheCreationTokens)
+        w.int64(s.reasoningTokens)
+        w.nullableFloat64(s.costUSD)
+        w.nullableInt64(s.ttftNanos)
+        w.string(s.userID)
+        w.string(s.sessionID)
+        w.strings(s.tags)
+        w.string(s.attributesJSON)
+        w.string(s.input)
+        w.string(s.output)
+        w.string(s.eventsJSON)
+        if modern { w.uint16(retention) }
+    }
+
+    static func span(_ r: inout RowBinaryReader) throws -> SpanRow {
+        SpanRow(
+            projectID: try r.string(), traceID: try r.string(), spanID: try r.string(), parentSpanID: try r.string(),
+            startUnixNanos: try r.int64(), durationNanos: try r.int64(), service: try r.string(), name: try r.string(),
+            kind: SpanKind(rawValue: try r.int8()) ?? .unspecified, status: SpanStatus(rawValue: try r.int8()) ?? .unset,
+            statusMessage: try r.string(), operation: try r.string(), provider: try r.string(), model: try r.string(),
+            inputTokens: try r.int64(), outputTokens: try r.int64(), cacheReadTokens: try r.int64(), cacheCreationTokens: try r.int64(),
+            reasoningTokens: try r.int64(), costUSD: try r.nullableFloat64(), ttftNanos: try r.nullableInt64(),
+            userID: try r.string(), sessionID: try r.string(), tags: try r.strings(), attributesJSON: try r.string(),
+            input: try r.string(), output: try r.string(), eventsJSON: try r.string())
+    }
+
+    static func write(_ k: RollupKey, _ v: RollupValue, batchID: String, retention: UInt16, modern: Bool, to w: inout RowBinaryWriter) {
+        w.string(k.project)
+        w.uint32(UInt32(clamping: k.minuteUnix))
+        w.string(k.service)
+        w.string(k.provider)
+        w.string(k.model)
+        w.uint8(k.isError ? 1 : 0)
+        w.string(batchID)
+        for n in [v.requests, v.errors, v.inputTokens, v.outputTokens, v.cacheReadTokens, v.cacheCreationTokens, v.reasoningTokens] { w.uint64(n) }
+        w.float64(v.costUSD)
+        w.uint64(v.costUnknownRequests)
+        write(v.latencyMs, to: &w)
+        write(v.ttftMs, to: &w)
+        if modern { w.uint16(retention) }
+    }
+
+    /// A sketch as count, sum, min, max, zero count and its non-empty buckets as parallel arrays
+    /// (so the server merges sketches with sumMap).
+    static func write(_ s: DDSketch, to w: inout RowBinaryWriter) {
+        w.uint64(s.count)
+        w.float64(s.sum)
+        w.float64(s.count > 0 ? s.min : 0)
+        w.float64(s.count > 0 ? s.max : 0)
+        w.uint64(s.zeroCount)
+        let nonEmpty = s.counts.indices.filter { s.counts[$0] > 0 }
+        w.varint(nonEmpty.count)
+        for i in nonEmpty { w.int32(s.offset &+ Int32(i)) }
+        w.varint(nonEmpty.count)
+        for i in nonEmpty { w.uint64(s.counts[i]) }
+    }
+
+    /// Reads what `sketchAggregates` selects: count, sum, min, max, zero count, keys, counts.
+    static func sketch(_ r: inout RowBinaryReader) throws -> DDSketch {
+        let count = try r.uint64()
+        let sum = try r.float64()
+        let min = try r.float64()
+        let max = try r.float64()
+        let zero = try r.uint64()
+        let keys = try r.array { try $0.integer(Int32.self) }
+        let counts = try r.array { try $0.uint64() }
+        guard count > 0 else { return DDSketch() }
+        guard keys.count == counts.count, let lo = keys.first, let hi = keys.last, Int(hi) - Int(lo) < DDSketch.maxBuckets else {
+            throw StoreError.rejected("ClickHouse returned a malformed latency sketch")
+        }
+        var dense = [UInt64](repeating: 0, count: Int(hi - lo) + 1)
+        for (k, c) in zip(keys, counts) { dense[Int(k - lo)] += c }
+        return DDSketch(alpha: DDSketch().alpha, count: count, sum: sum, min: min, max: max, zeroCount: zero, offset: lo, counts: dense) ?? DDSketch()
+    }
+
+    static func sketchAggregates(_ p: String) -> String {
+        "sum(\(p)_count), sum(\(p)_sum), if(sum(\(p)_count) > 0, minIf(\(p)_min, \(p)_count > 0), 0), if(sum(\(p)_count) > 0, maxIf(\(p)_max, \(p)_count > 0), 0), sum(\(p)_zero), "
+            + "arrayMap(x -> toInt32(x), tupleElement(sumMap(\(p)_keys, \(p)_counts), 1)), arrayMap(x -> toUInt64(x), tupleElement(sumMap(\(p)_keys, \(p)_counts), 2))"
+    }
+
+    static func write(_ s: ScoreRow, version: UInt64, retention: UInt16, modern: Bool, to w: inout RowBinaryWriter) {
+        w.string(s.projectID)
+        w.string(s.id)
+        w.string(s.traceID)
+        w.string(s.spanID)
+        w.string(s.sessionID)
+        w.string(s.name)
+        w.nullableFloat64(s.value)
+        w.string(s.label)
+        w.string(s.dataType.rawValue)
+        w.string(s.source.rawValue)
+        w.string(s.comment)
+        w.string(s.evaluator)
+        w.string(s.runID)
+        w.int64(s.createdUnixNanos)
+        w.uint64(version)
+        if modern { w.uint16(retention) }
+    }
+
+    static let scoreSelectColumns = "id, project_id, trace_id, span_id, session_id, name, value, label, data_type, source, comment, evaluator, run_id, created_ns"
+
+    static func score(_ r: inout RowBinaryReader) throws -> ScoreRow {
+        ScoreRow(id: try r.string(), projectID: try r.string(), traceID: try r.string(), spanID: try r.string(), sessionID: try r.string(),
+                 name: try r.string(), value: try r.nullableFloat64(), label: try r.string(),
+                 dataType: ScoreDataType(rawValue: try r.string()) ?? .numeric, source: ScoreSource(rawValue: try r.string()) ?? .api,
+                 comment: try r.string(), evaluator: try r.string(), runID: try r.string(), createdUnixNanos: try r.int64())
+    }
 }

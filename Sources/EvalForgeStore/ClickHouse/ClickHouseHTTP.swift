@@ -1,0 +1,117 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+
+/// One ClickHouse server's HTTP interface: runs statements and queries (RowBinary results) and
+/// sends insert bodies, retrying transient failures with exponential backoff.
+struct ClickHouseHTTP: Sendable {
+    let client: HTTPClient
+    let base: String
+    let authorization: String?
+    let timeout: TimeAmount
+    let maxAttempts: Int
+    let backoffMilliseconds: Int
+    let logger: Logger
+
+    init(configuration c: ClickHouseConfiguration, client: HTTPClient, logger: Logger) throws {
+        var base = c.url
+        while base.hasSuffix("/") { base.removeLast() }
+        guard let u = URL(string: base), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil else {
+            throw StoreError.invalidArgument("ClickHouse URL '\(c.url)' is not an http(s) URL like http://127.0.0.1:8123")
+        }
+        self.base = base
+        self.client = client
+        if c.user != "default" || !c.password.isEmpty {
+            authorization = "Basic " + Data("\(c.user):\(c.password)".utf8).base64EncodedString()
+        } else {
+            authorization = nil
+        }
+        timeout = .seconds(Int64(max(1, c.timeoutSeconds)))
+        maxAttempts = max(1, c.maxAttempts)
+        backoffMilliseconds = max(1, c.retryBackoffMilliseconds)
+        self.logger = logger
+    }
+
+    /// Runs `sql` (DDL or a statement without result); the SQL travels in the body.
+    func execute(_ sql: String, parameters: [(name: String, value: String)] = [], retry: Bool = true) async throws {
+        _ = try await send(urlQuery: [], parameters: parameters, body: ByteBuffer(string: sql), retry: retry, what: "statement")
+    }
+
+    /// Runs a SELECT and returns its RowBinary result.
+    func query(_ sql: String, parameters: [(name: String, value: String)] = []) async throws -> RowBinaryReader {
+        let body = try await send(urlQuery: [], parameters: parameters, body: ByteBuffer(string: sql + "\nFORMAT RowBinary"), retry: true, what: "query")
+        return RowBinaryReader(buffer: body)
+    }
+
+    /// INSERT INTO `table` (`columns`) FORMAT RowBinary with `rows` as the body; returns once the
+    /// server acknowledged it.
+    func insert(table: String, columns: String, rows: ByteBuffer) async throws {
+        _ = try await send(urlQuery: [("query", "INSERT INTO \(table) (\(columns)) FORMAT RowBinary")], parameters: [], body: rows, retry: true, what: "insert into \(table)")
+    }
+
+    private static let unreserved: CharacterSet = {
+        var s = CharacterSet.alphanumerics
+        s.insert(charactersIn: "-._~")
+        return s
+    }()
+
+    private func send(urlQuery: [(String, String)], parameters: [(name: String, value: String)], body: ByteBuffer, retry: Bool, what: String) async throws -> ByteBuffer {
+        var url = base + "/"
+        var first = true
+        for (k, v) in urlQuery + parameters.map({ ("param_" + $0.name, $0.value) }) {
+            url += (first ? "?" : "&") + k + "=" + (v.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? "")
+            first = false
+        }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await once(url: url, body: body, what: what)
+            } catch let error as StoreError where error.isTransient && retry && attempt < maxAttempts {
+                let delay = backoffMilliseconds << (attempt - 1)
+                logger.warning("clickhouse \(what) failed, retrying", metadata: ["clickhouse.attempt": "\(attempt)", "clickhouse.delay_ms": "\(delay)", "error": "\(error.message)"])
+                try await Task.sleep(for: .milliseconds(delay))
+            }
+        }
+    }
+
+    private func once(url: String, body: ByteBuffer, what: String) async throws -> ByteBuffer {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+        request.body = .bytes(body)
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: timeout)
+            bytes = try await response.body.collect(upTo: 1 << 30)
+        } catch let error as StoreError {
+            throw error
+        } catch is CancellationError {
+            throw StoreError.unavailable("ClickHouse \(what) cancelled")
+        } catch {
+            throw StoreError.unavailable("ClickHouse at \(base) is unreachable (\(what)): \(error); data stays queued and is retried")
+        }
+        guard response.status.code == 200 else {
+            throw Self.classify(statusCode: response.status.code, body: String(buffer: bytes), base: base, what: what)
+        }
+        return bytes
+    }
+
+    /// Error codes after which retrying later may succeed (overload, timeouts, network, read-only).
+    static let transientCodes: Set<Int> = [3, 159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999]
+
+    static func classify(statusCode: UInt, body: String, base: String, what: String) -> StoreError {
+        let text = body.split(separator: "\n").first.map(String.init) ?? "HTTP \(statusCode)"
+        var code: Int?
+        if let r = text.range(of: "Code: ") {
+            code = Int(text[r.upperBound...].prefix { $0.isNumber })
+        }
+        if statusCode == 503 || statusCode == 429 || code.map(transientCodes.contains) == true {
+            return .unavailable("ClickHouse at \(base) is overloaded or unavailable (\(what)): \(text)")
+        }
+        return .rejected("ClickHouse refused the \(what): \(text)")
+    }
+}

@@ -1,0 +1,166 @@
+/// The server's version and which schema it gets.
+///
+/// - legacy (before 23.8, e.g. Debian's 18.16): `DateTime` seconds plus a separate nanoseconds
+///   column, plain `String`s, the server's default LZ4 compression, no TTL (retention by
+///   `ALTER TABLE … DELETE` mutations in `deleteExpired`), no query parameters (escaped literals).
+/// - modern (23.8 and later): `DateTime64(9)`, `LowCardinality`, `Map`, ZSTD / Delta / T64 codecs,
+///   per-row TTL retention, data-skipping indexes, query parameters.
+struct ClickHouseFlavor: Sendable, Equatable {
+    let version: String
+    let modern: Bool
+
+    init(version: String) {
+        self.version = version
+        let parts = version.split(separator: ".").map { Int($0) ?? 0 }
+        let major = parts.first ?? 0
+        let minor = parts.count > 1 ? parts[1] : 0
+        modern = (major, minor) >= (23, 8)
+    }
+
+    var name: String { modern ? "modern schema" : "legacy schema" }
+
+    /// The span start as Int64 Unix nanoseconds.
+    var startNanos: String {
+        modern ? "toUnixTimestamp64Nano(start)" : "(toInt64(toUInt32(start)) * 1000000000 + toInt64(start_nanos))"
+    }
+
+    var spanInsertColumns: String {
+        "project_id, trace_id, span_id, parent_span_id, " + (modern ? "start" : "start, start_nanos")
+            + ", duration_ns, service, name, kind, status, status_message, operation, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, ttft_ns, user_id, session_id, tags, attributes, input, output, events"
+            + (modern ? ", retention_days" : "")
+    }
+
+    /// What `ClickHouseRowCoding.span` reads.
+    var spanSelectColumns: String {
+        "project_id, trace_id, span_id, parent_span_id, \(startNanos) AS start_ns, duration_ns, service, name, kind, status, status_message, operation, provider, model, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, ttft_ns, user_id, session_id, tags, attributes, input, output, events"
+    }
+
+    static let sketchColumns = ["latency", "ttft"].map { p in
+        "\(p)_count, \(p)_sum, \(p)_min, \(p)_max, \(p)_zero, \(p)_keys, \(p)_counts"
+    }.joined(separator: ", ")
+
+    var rollupInsertColumns: String {
+        "project_id, minute, service, provider, model, is_error, batch_id, requests, errors, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, cost_unknown_requests, "
+            + Self.sketchColumns + (modern ? ", retention_days" : "")
+    }
+
+    var scoreInsertColumns: String {
+        "project_id, id, trace_id, span_id, session_id, name, value, label, data_type, source, comment, evaluator, run_id, created_ns, version" + (modern ? ", retention_days" : "")
+    }
+
+    static let batchInsertColumns = "project_id, batch_id, stored, spans"
+
+    /// Versioned migrations; each statement is idempotent (IF NOT EXISTS) so a half-applied
+    /// migration can run again.
+    func migrations(database db: String) -> [(version: Int, name: String, statements: [String])] {
+        let q = "`" + db.replacingOccurrences(of: "`", with: "") + "`"
+        let m = modern
+        func lc(_ t: String = "String") -> String { m ? "LowCardinality(\(t))" : t }
+        func codec(_ c: String) -> String { m ? " CODEC(\(c))" : "" }
+        let text = codec("ZSTD(3)")
+        let ids = codec("ZSTD(1)")
+        let ints = codec("T64, ZSTD(1)")
+        let retention = m ? ",\n    retention_days UInt16" : ""
+        let sketch = ["latency", "ttft"].map { p in
+            "\(p)_count UInt64, \(p)_sum Float64, \(p)_min Float64, \(p)_max Float64, \(p)_zero UInt64, \(p)_keys Array(Int32), \(p)_counts Array(UInt64)"
+        }.joined(separator: ",\n    ")
+
+        let spans = """
+            CREATE TABLE IF NOT EXISTS \(q).spans (
+                project_id \(lc()),
+                trace_id String\(ids),
+                span_id String\(ids),
+                parent_span_id String\(ids),
+                \(m ? "start DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1))" : "start DateTime,\n    start_nanos UInt32"),
+                duration_ns Int64\(ints),
+                service \(lc()),
+                name \(lc()),
+                kind Int8,
+                status Int8,
+                status_message String\(ids),
+                operation \(lc()),
+                provider \(lc()),
+                model \(lc()),
+                input_tokens Int64\(ints),
+                output_tokens Int64\(ints),
+                cache_read_tokens Int64\(ints),
+                cache_creation_tokens Int64\(ints),
+                reasoning_tokens Int64\(ints),
+                cost_usd Nullable(Float64)\(ids),
+                ttft_ns Nullable(Int64)\(ids),
+                user_id String\(ids),
+                session_id String\(ids),
+                tags Array(\(lc())),
+                attributes String\(text),
+                input String\(text),
+                output String\(text),
+                events String\(text)\(retention)\(m ? """
+            ,
+                attributes_map Map(String, String) MATERIALIZED CAST(JSONExtractKeysAndValuesRaw(attributes), 'Map(String, String)'),
+                INDEX idx_trace trace_id TYPE bloom_filter(0.01) GRANULARITY 4,
+                INDEX idx_session session_id TYPE bloom_filter(0.01) GRANULARITY 4,
+                INDEX idx_user user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+                INDEX idx_cost cost_usd TYPE minmax GRANULARITY 4,
+                INDEX idx_duration duration_ns TYPE minmax GRANULARITY 4,
+                INDEX idx_input lowerUTF8(input) TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 4,
+                INDEX idx_output lowerUTF8(output) TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 4
+            """ : "")
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(start)
+            ORDER BY (project_id, toDate(start), trace_id, span_id)\(m ? "\nTTL toDateTime(start) + toIntervalDay(retention_days) WHERE retention_days > 0" : "")
+            """
+        let rollups = """
+            CREATE TABLE IF NOT EXISTS \(q).rollups (
+                project_id \(lc()),
+                minute DateTime\(m ? " CODEC(Delta, ZSTD(1))" : ""),
+                service \(lc()),
+                provider \(lc()),
+                model \(lc()),
+                is_error UInt8,
+                batch_id String\(ids),
+                requests UInt64,
+                errors UInt64,
+                input_tokens UInt64,
+                output_tokens UInt64,
+                cache_read_tokens UInt64,
+                cache_creation_tokens UInt64,
+                reasoning_tokens UInt64,
+                cost_usd Float64,
+                cost_unknown_requests UInt64,
+                \(sketch)\(retention)
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(minute)
+            ORDER BY (project_id, minute, service, provider, model, is_error, batch_id)\(m ? "\nTTL minute + toIntervalDay(retention_days) WHERE retention_days > 0" : "")
+            """
+        let scores = """
+            CREATE TABLE IF NOT EXISTS \(q).scores (
+                project_id \(lc()),
+                id String,
+                trace_id String\(ids),
+                span_id String\(ids),
+                session_id String\(ids),
+                name \(lc()),
+                value Nullable(Float64),
+                label \(lc()),
+                data_type \(lc()),
+                source \(lc()),
+                comment String\(text),
+                evaluator \(lc()),
+                run_id String\(ids),
+                created_ns Int64,
+                version UInt64\(retention)
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project_id, id)\(m ? "\nTTL toDateTime(intDiv(created_ns, 1000000000)) + toIntervalDay(retention_days) WHERE retention_days > 0" : "")
+            """
+        let batches = """
+            CREATE TABLE IF NOT EXISTS \(q).batches (
+                project_id String,
+                batch_id String,
+                stored DateTime,
+                spans UInt32
+            ) ENGINE = ReplacingMergeTree()
+            ORDER BY (project_id, batch_id)\(m ? "\nTTL stored + INTERVAL 400 DAY" : "")
+            """
+        return [(1, "spans, rollups, scores and the batch ledger", [spans, rollups, scores, batches])]
+    }
+}

@@ -1,0 +1,362 @@
+import EvalForgeModel
+import Foundation
+
+extension ClickHouseStore {
+    static func checkLimit(_ limit: Int) throws {
+        guard (1...10_000).contains(limit) else { throw StoreError.invalidArgument("limit must be between 1 and 10000, got \(limit)") }
+    }
+
+    /// Cost in picodollars: integer sums are exact and independent of summation order, so sorting
+    /// and keyset cursors on cost are stable.
+    static let picos = 1_000_000_000_000.0
+
+    /// One row per trace of a project (spans deduplicated with FINAL), with the trace-level columns
+    /// `t_*` and `f_*` helpers for the filters. `spanWhere` narrows the spans read (whole traces only).
+    func traceAggregates(projectID: String, filter f: TraceFilter?, _ v: inout SQLValues) throws -> String {
+        let s = flavor.startNanos
+        var extra: [String] = []
+        var helpers: [String] = []
+        let p = v.string(projectID)
+        if let f {
+            if let x = f.service { helpers.append("countIf(service = \(v.string(x))) > 0 AS f_service") }
+            if let x = f.provider { helpers.append("countIf(provider = \(v.string(x))) > 0 AS f_provider") }
+            if let x = f.model { helpers.append("countIf(model = \(v.string(x))) > 0 AS f_model") }
+            if let x = f.tag { helpers.append("countIf(has(tags, \(v.string(x)))) > 0 AS f_tag") }
+            if let name = f.scoreName {
+                var c = "trace_id IN (SELECT trace_id FROM \(db).scores FINAL WHERE project_id = \(v.string(projectID)) AND name = \(v.string(name))"
+                if let lo = f.minScore { c += " AND value >= \(try ClickHouseSQL.double(lo, "minScore"))" }
+                if let hi = f.maxScore { c += " AND value <= \(try ClickHouseSQL.double(hi, "maxScore"))" }
+                extra.append(c + ")")
+            }
+            if let text = f.text, !text.isEmpty {
+                let pattern = v.string("%" + ClickHouseSQL.likeEscape(text.lowercased()) + "%")
+                extra.append("trace_id IN (SELECT trace_id FROM \(db).spans WHERE project_id = \(v.string(projectID)) AND (lowerUTF8(input) LIKE \(pattern) OR lowerUTF8(output) LIKE \(pattern)))")
+            }
+        }
+        let root = "parent_span_id = ''"
+        return """
+            SELECT trace_id AS t_id,
+                countIf(\(root)) > 0 AS t_has_root,
+                if(t_has_root, argMinIf(name, \(s), \(root)), argMin(name, \(s))) AS t_name,
+                if(t_has_root, argMinIf(service, \(s), \(root)), argMin(service, \(s))) AS t_service,
+                min(\(s)) AS t_start, max(\(s) + duration_ns) AS t_end, t_end - t_start AS t_duration,
+                count() AS t_spans, countIf(model != '' OR provider != '') AS t_llm, countIf(status = 2) AS t_errors,
+                sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
+                sum(toInt64(round(ifNull(cost_usd, 0) * \(Self.picos)))) AS t_cost,
+                countIf((model != '' OR provider != '') AND isNull(cost_usd)) AS t_cost_unknown,
+                if(anyIf(user_id, \(root) AND user_id != '') != '', anyIf(user_id, \(root) AND user_id != ''), anyIf(user_id, user_id != '')) AS t_user,
+                if(anyIf(session_id, \(root) AND session_id != '') != '', anyIf(session_id, \(root) AND session_id != ''), anyIf(session_id, session_id != '')) AS t_session,
+                arraySort(groupUniqArrayArray(tags)) AS t_tags,
+                arraySort(groupUniqArrayIf(model, model != '')) AS t_models\(helpers.map { ",\n    " + $0 }.joined())
+            FROM \(db).spans FINAL
+            WHERE project_id = \(p)\(extra.map { " AND " + $0 }.joined())
+            GROUP BY trace_id
+            """
+    }
+
+    public func listTraces(_ filter: TraceFilter, sort: TraceSort, limit: Int, cursor: String?) async throws -> Page<TraceSummary> {
+        try Self.checkLimit(limit)
+        let fingerprint = Cursor.fingerprint(["traces", sort.rawValue, Cursor.fingerprint(filter)])
+        var v = values()
+        let inner = try traceAggregates(projectID: filter.projectID, filter: filter, &v)
+        var cond: [String] = []
+        if filter.service != nil { cond.append("f_service") }
+        if filter.provider != nil { cond.append("f_provider") }
+        if filter.model != nil { cond.append("f_model") }
+        if filter.tag != nil { cond.append("f_tag") }
+        if let x = filter.from { cond.append("t_start >= \(x)") }
+        if let x = filter.to { cond.append("t_start < \(x)") }
+        switch filter.status {
+        case .error?: cond.append("t_errors > 0")
+        case .ok?, .unset?: cond.append("t_errors = 0")
+        case nil: break
+        }
+        if let x = filter.userID { cond.append("t_user = \(v.string(x))") }
+        if let x = filter.sessionID { cond.append("t_session = \(v.string(x))") }
+        if let x = filter.minCostUSD {
+            guard x.isFinite else { throw StoreError.invalidArgument("minCostUSD must be a finite number") }
+            cond.append("t_cost >= \(Int64((x * Self.picos).rounded(.up).clamped(-9e18, 9e18)))")
+        }
+        if let x = filter.minDurationNanos { cond.append("t_duration >= \(x)") }
+        let (column, descending): (String, Bool) = switch sort {
+        case .startDesc: ("t_start", true)
+        case .startAsc: ("t_start", false)
+        case .costDesc: ("t_cost", true)
+        case .durationDesc: ("t_duration", true)
+        }
+        if let cursor {
+            let c = try Cursor.decode(cursor, query: fingerprint, count: 2)
+            guard let key = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
+            let op = descending ? "<" : ">"
+            cond.append("(\(column) \(op) \(key) OR (\(column) = \(key) AND t_id \(op) \(v.string(c.after[1]))))")
+        }
+        let dir = descending ? "DESC" : "ASC"
+        let sql = """
+            SELECT t_id, toString(t_name), toString(t_service), toInt64(t_start), toInt64(t_duration), toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
+                toInt64(t_in), toInt64(t_out), toInt64(t_cost), toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
+                arrayMap(x -> toString(x), t_tags), arrayMap(x -> toString(x), t_models), toInt64(\(column))
+            FROM (\(inner))
+            \(cond.isEmpty ? "" : "WHERE " + cond.joined(separator: " AND "))
+            ORDER BY \(column) \(dir), t_id \(dir)
+            LIMIT \(limit + 1)
+            """
+        var r = try await http.query(sql, parameters: v.parameters)
+        var items: [TraceSummary] = []
+        var keys: [Int64] = []
+        while !r.isAtEnd {
+            items.append(TraceSummary(
+                traceID: try r.string(), name: try r.string(), service: try r.string(), startUnixNanos: try r.int64(), durationNanos: try r.int64(),
+                spanCount: Int(clamping: try r.uint64()), llmCalls: Int(clamping: try r.uint64()), errorCount: Int(clamping: try r.uint64()),
+                inputTokens: try r.int64(), outputTokens: try r.int64(), costUSD: Double(try r.int64()) / Self.picos,
+                costUnknownSpans: Int(clamping: try r.uint64()), userID: try r.string(), sessionID: try r.string(), tags: try r.strings(), models: try r.strings()))
+            keys.append(try r.int64())
+        }
+        var next: String?
+        if items.count > limit {
+            items.removeLast(items.count - limit)
+            next = Cursor(query: fingerprint, after: [String(keys[limit - 1]), items[limit - 1].traceID]).encoded()
+        }
+        return Page(items: items, nextCursor: next)
+    }
+
+    func spans(where cond: String, orderLimit: String, _ v: SQLValues) async throws -> [SpanRow] {
+        var r = try await http.query("SELECT \(flavor.spanSelectColumns) FROM \(db).spans FINAL WHERE \(cond) \(orderLimit)", parameters: v.parameters)
+        var out: [SpanRow] = []
+        while !r.isAtEnd { out.append(try ClickHouseRowCoding.span(&r)) }
+        return out
+    }
+
+    public func trace(projectID: String, traceID: String) async throws -> [SpanRow] {
+        var v = values()
+        let cond = "project_id = \(v.string(projectID)) AND trace_id = \(v.string(traceID))"
+        return try await spans(where: cond, orderLimit: "ORDER BY start_ns, span_id", v)
+    }
+
+    public func listSpans(_ filter: SpanFilter, limit: Int, cursor: String?) async throws -> Page<SpanRow> {
+        try Self.checkLimit(limit)
+        let fingerprint = Cursor.fingerprint(["spans", Cursor.fingerprint(filter)])
+        let f = filter.trace
+        var v = values()
+        var cond = ["project_id = \(v.string(f.projectID))"]
+        let s = flavor.startNanos
+        if let x = f.from { cond.append("\(s) >= \(x)") }
+        if let x = f.to { cond.append("\(s) < \(x)") }
+        if let x = f.service { cond.append("service = \(v.string(x))") }
+        if let x = f.provider { cond.append("provider = \(v.string(x))") }
+        if let x = f.model { cond.append("model = \(v.string(x))") }
+        switch f.status {
+        case .error?: cond.append("status = 2")
+        case .ok?, .unset?: cond.append("status != 2")
+        case nil: break
+        }
+        if let x = f.userID { cond.append("user_id = \(v.string(x))") }
+        if let x = f.sessionID { cond.append("session_id = \(v.string(x))") }
+        if let x = f.tag { cond.append("has(tags, \(v.string(x)))") }
+        if let x = f.minCostUSD { cond.append("cost_usd >= \(try ClickHouseSQL.double(x, "minCostUSD"))") }
+        if let x = f.minDurationNanos { cond.append("duration_ns >= \(x)") }
+        if let name = f.scoreName {
+            var c = "trace_id IN (SELECT trace_id FROM \(db).scores FINAL WHERE project_id = \(v.string(f.projectID)) AND name = \(v.string(name))"
+            if let lo = f.minScore { c += " AND value >= \(try ClickHouseSQL.double(lo, "minScore"))" }
+            if let hi = f.maxScore { c += " AND value <= \(try ClickHouseSQL.double(hi, "maxScore"))" }
+            cond.append(c + ")")
+        }
+        if let text = f.text, !text.isEmpty {
+            let pattern = v.string("%" + ClickHouseSQL.likeEscape(text.lowercased()) + "%")
+            cond.append("(lowerUTF8(input) LIKE \(pattern) OR lowerUTF8(output) LIKE \(pattern))")
+        }
+        if filter.llmCallsOnly { cond.append("(model != '' OR provider != '')") }
+        if !filter.traceIDs.isEmpty { cond.append("has(\(v.stringArray(filter.traceIDs)), trace_id)") }
+        if let cursor {
+            let c = try Cursor.decode(cursor, query: fingerprint, count: 2)
+            guard let start = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
+            cond.append("(\(s) > \(start) OR (\(s) = \(start) AND span_id > \(v.string(c.after[1]))))")
+        }
+        var items = try await spans(where: cond.joined(separator: " AND "), orderLimit: "ORDER BY start_ns, span_id LIMIT \(limit + 1)", v)
+        var next: String?
+        if items.count > limit {
+            items.removeLast(items.count - limit)
+            if let last = items.last { next = Cursor(query: fingerprint, after: [String(last.startUnixNanos), last.spanID]).encoded() }
+        }
+        return Page(items: items, nextCursor: next)
+    }
+
+    /// Sessions or users: per-trace rows grouped by `column` (`t_session` or `t_user`), most recent first.
+    private func groupedActivity(_ filter: SessionFilter, column: String, limit: Int, cursor: String?) async throws -> (rows: [ActivityRow], next: String?) {
+        try Self.checkLimit(limit)
+        let fingerprint = Cursor.fingerprint([column, Cursor.fingerprint(filter)])
+        var v = values()
+        let inner = try traceAggregates(projectID: filter.projectID, filter: nil, &v)
+        var cond = ["\(column) != ''"]
+        if let x = filter.userID { cond.append("t_user = \(v.string(x))") }
+        var having: [String] = []
+        if let x = filter.from { having.append("g_last >= \(x)") }
+        if let x = filter.to { having.append("g_last < \(x)") }
+        if let cursor {
+            let c = try Cursor.decode(cursor, query: fingerprint, count: 2)
+            guard let last = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
+            having.append("(g_last < \(last) OR (g_last = \(last) AND g_key < \(v.string(c.after[1]))))")
+        }
+        let sql = """
+            SELECT toString(\(column)) AS g_key, toString(max(t_user)), toInt64(min(t_start)), toInt64(max(t_end)) AS g_last, toUInt64(count()),
+                toUInt64(uniqExactIf(t_session, t_session != '')), toUInt64(sum(t_llm)), toUInt64(sum(t_errors)), toInt64(sum(t_in)), toInt64(sum(t_out)), toInt64(sum(t_cost))
+            FROM (\(inner))
+            WHERE \(cond.joined(separator: " AND "))
+            GROUP BY g_key
+            \(having.isEmpty ? "" : "HAVING " + having.joined(separator: " AND "))
+            ORDER BY g_last DESC, g_key DESC
+            LIMIT \(limit + 1)
+            """
+        var r = try await http.query(sql, parameters: v.parameters)
+        var rows: [ActivityRow] = []
+        while !r.isAtEnd {
+            rows.append(ActivityRow(key: try r.string(), user: try r.string(), first: try r.int64(), last: try r.int64(), traces: Int(clamping: try r.uint64()),
+                                    sessions: Int(clamping: try r.uint64()), llmCalls: Int(clamping: try r.uint64()), errors: Int(clamping: try r.uint64()),
+                                    inputTokens: try r.int64(), outputTokens: try r.int64(), cost: Double(try r.int64()) / Self.picos))
+        }
+        var next: String?
+        if rows.count > limit {
+            rows.removeLast(rows.count - limit)
+            next = Cursor(query: fingerprint, after: [String(rows[limit - 1].last), rows[limit - 1].key]).encoded()
+        }
+        return (rows, next)
+    }
+
+    struct ActivityRow {
+        var key: String, user: String, first: Int64, last: Int64, traces: Int, sessions: Int, llmCalls: Int, errors: Int
+        var inputTokens: Int64, outputTokens: Int64, cost: Double
+    }
+
+    public func listSessions(_ filter: SessionFilter, limit: Int, cursor: String?) async throws -> Page<SessionSummary> {
+        let (rows, next) = try await groupedActivity(filter, column: "t_session", limit: limit, cursor: cursor)
+        return Page(items: rows.map {
+            SessionSummary(sessionID: $0.key, userID: $0.user, firstUnixNanos: $0.first, lastUnixNanos: $0.last, traceCount: $0.traces, llmCalls: $0.llmCalls,
+                           errorCount: $0.errors, inputTokens: $0.inputTokens, outputTokens: $0.outputTokens, costUSD: $0.cost)
+        }, nextCursor: next)
+    }
+
+    public func listUsers(_ filter: SessionFilter, limit: Int, cursor: String?) async throws -> Page<UserSummary> {
+        let (rows, next) = try await groupedActivity(filter, column: "t_user", limit: limit, cursor: cursor)
+        return Page(items: rows.map {
+            UserSummary(userID: $0.key, firstUnixNanos: $0.first, lastUnixNanos: $0.last, traceCount: $0.traces, sessionCount: $0.sessions, llmCalls: $0.llmCalls,
+                        errorCount: $0.errors, inputTokens: $0.inputTokens, outputTokens: $0.outputTokens, costUSD: $0.cost)
+        }, nextCursor: next)
+    }
+
+    public func sessionSpans(projectID: String, sessionID: String, limit: Int) async throws -> [SpanRow] {
+        try Self.checkLimit(limit)
+        var v = values()
+        let p = v.string(projectID)
+        let cond = "project_id = \(p) AND trace_id IN (SELECT trace_id FROM \(db).spans WHERE project_id = \(p) AND session_id = \(v.string(sessionID)))"
+        return try await spans(where: cond, orderLimit: "ORDER BY start_ns, span_id LIMIT \(limit)", v)
+    }
+
+    public func metrics(_ q: MetricsQuery) async throws -> [MetricsBucket] {
+        try MetricsBucketing.validate(q)
+        if q.groupBy == .user { return try await userMetrics(q) }
+        var v = values()
+        var cond = ["project_id = \(v.string(q.projectID))", "minute >= toDateTime(\(max(0, q.fromUnix)))", "minute < toDateTime(\(max(0, min(q.toUnix, Int64(UInt32.max)))))"]
+        if let x = q.service { cond.append("service = \(v.string(x))") }
+        if let x = q.provider { cond.append("provider = \(v.string(x))") }
+        if let x = q.model { cond.append("model = \(v.string(x))") }
+        let group: String = switch q.groupBy {
+        case .model: "toString(model)"
+        case .provider: "toString(provider)"
+        case .service: "toString(service)"
+        case .none, .user: "''"
+        }
+        let i = q.intervalSeconds
+        let sql = """
+            SELECT toInt64(toUInt32(minute)) - toInt64(toUInt32(minute)) % \(i) AS b, \(group) AS g,
+                toUInt64(sum(requests)), toUInt64(sum(errors)), toUInt64(sum(input_tokens)), toUInt64(sum(output_tokens)), toUInt64(sum(cache_read_tokens)),
+                toUInt64(sum(cache_creation_tokens)), toUInt64(sum(reasoning_tokens)), toFloat64(sum(cost_usd)), toUInt64(sum(cost_unknown_requests)),
+                \(ClickHouseRowCoding.sketchAggregates("latency")), \(ClickHouseRowCoding.sketchAggregates("ttft"))
+            FROM \(db).rollups FINAL
+            WHERE \(cond.joined(separator: " AND "))
+            GROUP BY b, g
+            ORDER BY b, g
+            """
+        var r = try await http.query(sql, parameters: v.parameters)
+        var out: [MetricsBucket] = []
+        while !r.isAtEnd {
+            let bucket = try r.int64()
+            let g = try r.string()
+            var value = RollupValue()
+            value.requests = try r.uint64()
+            value.errors = try r.uint64()
+            value.inputTokens = try r.uint64()
+            value.outputTokens = try r.uint64()
+            value.cacheReadTokens = try r.uint64()
+            value.cacheCreationTokens = try r.uint64()
+            value.reasoningTokens = try r.uint64()
+            value.costUSD = try r.float64()
+            value.costUnknownRequests = try r.uint64()
+            value.latencyMs = try ClickHouseRowCoding.sketch(&r)
+            value.ttftMs = try ClickHouseRowCoding.sketch(&r)
+            out.append(MetricsBucket(bucketUnix: bucket, group: g, value: value))
+        }
+        return out
+    }
+
+    private func userMetrics(_ q: MetricsQuery) async throws -> [MetricsBucket] {
+        var v = values()
+        let s = flavor.startNanos
+        var cond = ["project_id = \(v.string(q.projectID))", "\(s) >= \(q.fromUnix &* 1_000_000_000)", "\(s) < \(q.toUnix &* 1_000_000_000)", "(model != '' OR provider != '')"]
+        if let x = q.service { cond.append("service = \(v.string(x))") }
+        if let x = q.provider { cond.append("provider = \(v.string(x))") }
+        if let x = q.model { cond.append("model = \(v.string(x))") }
+        let sql = """
+            SELECT user_id, \(s), duration_ns, status, input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd, ttft_ns
+            FROM \(db).spans FINAL WHERE \(cond.joined(separator: " AND "))
+            """
+        var r = try await http.query(sql, parameters: v.parameters)
+        var local = MetricsBucketing(query: q)
+        while !r.isAtEnd {
+            let user = try r.string()
+            let start = try r.int64()
+            let duration = try r.int64()
+            var value = RollupValue()
+            value.requests = 1
+            if try r.int8() == SpanStatus.error.rawValue { value.errors = 1 }
+            value.inputTokens = UInt64(max(0, try r.int64()))
+            value.outputTokens = UInt64(max(0, try r.int64()))
+            value.cacheReadTokens = UInt64(max(0, try r.int64()))
+            value.cacheCreationTokens = UInt64(max(0, try r.int64()))
+            value.reasoningTokens = UInt64(max(0, try r.int64()))
+            if let cost = try r.nullableFloat64() { value.costUSD = cost } else { value.costUnknownRequests = 1 }
+            value.latencyMs.add(Double(duration) / 1e6)
+            if let t = try r.nullableInt64() { value.ttftMs.add(Double(t) / 1e6) }
+            local.add(minuteUnix: start / 1_000_000_000, group: user, value: value)
+        }
+        return local.buckets()
+    }
+
+    private func scores(where cond: String, _ v: SQLValues) async throws -> [ScoreRow] {
+        var r = try await http.query("SELECT \(ClickHouseRowCoding.scoreSelectColumns) FROM \(db).scores FINAL WHERE \(cond) ORDER BY created_ns, id", parameters: v.parameters)
+        var out: [ScoreRow] = []
+        while !r.isAtEnd { out.append(try ClickHouseRowCoding.score(&r)) }
+        return out
+    }
+
+    public func scores(projectID: String, traceIDs: [String]) async throws -> [ScoreRow] {
+        guard !traceIDs.isEmpty else { return [] }
+        var v = values()
+        let cond = "project_id = \(v.string(projectID)) AND has(\(v.stringArray(Array(traceIDs.prefix(10_000)))), trace_id)"
+        return try await scores(where: cond, v)
+    }
+
+    public func scores(projectID: String, runID: String) async throws -> [ScoreRow] {
+        var v = values()
+        let cond = "project_id = \(v.string(projectID)) AND run_id = \(v.string(runID))"
+        return try await scores(where: cond, v)
+    }
+
+    public func scores(projectID: String, sessionID: String) async throws -> [ScoreRow] {
+        var v = values()
+        let cond = "project_id = \(v.string(projectID)) AND session_id = \(v.string(sessionID))"
+        return try await scores(where: cond, v)
+    }
+}
+
+extension Double {
+    fileprivate func clamped(_ lo: Double, _ hi: Double) -> Double { Swift.min(Swift.max(self, lo), hi) }
+}

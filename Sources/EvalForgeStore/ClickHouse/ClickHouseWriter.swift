@@ -1,0 +1,163 @@
+import Logging
+import NIOCore
+
+/// The insert path: a bounded buffer of encoded rows that goes to the server in few, large RowBinary
+/// inserts.
+///
+/// - A caller's rows are encoded on its own task, then queued; the caller resumes only after the
+///   insert that carried them was acknowledged by the server (or with the error that insert ended in).
+/// - An insert starts when `batchRows` rows are waiting, or at once when nothing is in flight (group
+///   commit: rows that arrive while an insert is running travel together in the next one), or when the
+///   oldest waiting row has waited `flushIntervalMilliseconds`; at most `maxConcurrentInserts` run.
+/// - Spans and rollups of a flush go in one insert each (in parallel), then the batch-ledger rows.
+/// - More than `maxBufferedRows` waiting rows: new batches are refused with `StoreError.unavailable`
+///   (backpressure; the collector keeps them queued).
+actor ClickHouseWriter {
+    struct Entry: Sendable {
+        var spans: ByteBuffer
+        var spanRows: Int
+        var rollups: ByteBuffer
+        var rollupRows: Int
+        var ledger: ByteBuffer
+    }
+
+    private struct Waiting {
+        var entry: Entry
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    struct Tables: Sendable {
+        var spans: String
+        var spanColumns: String
+        var rollups: String
+        var rollupColumns: String
+        var batches: String
+    }
+
+    private let http: ClickHouseHTTP
+    private let tables: Tables
+    private let batchRows: Int
+    private let maxBufferedRows: Int
+    private let maxInFlight: Int
+    private let interval: Duration
+    private let logger: Logger
+
+    private var pending: [Waiting] = []
+    private var pendingRows = 0
+    private var oldest: ContinuousClock.Instant?
+    private var inFlight = 0
+    private var timer: Task<Void, Never>?
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Server inserts of spans/rollups started (for tests and logs).
+    private(set) var flushes = 0
+
+    init(http: ClickHouseHTTP, tables: Tables, configuration c: ClickHouseConfiguration, logger: Logger) {
+        self.http = http
+        self.tables = tables
+        batchRows = max(1, c.batchRows)
+        maxBufferedRows = max(c.maxBufferedRows, max(1, c.batchRows))
+        maxInFlight = max(1, c.maxConcurrentInserts)
+        interval = .milliseconds(max(1, c.flushIntervalMilliseconds))
+        self.logger = logger
+    }
+
+    /// Queues `entry` and returns once the server acknowledged the insert that carried it.
+    func write(_ entry: Entry) async throws {
+        let rows = max(1, entry.spanRows + entry.rollupRows)
+        if !pending.isEmpty, pendingRows + rows > maxBufferedRows {
+            throw StoreError.unavailable("ClickHouse writer is behind: \(pendingRows) rows are waiting for the server; retry later")
+        }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            pending.append(Waiting(entry: entry, continuation: c))
+            pendingRows += rows
+            if oldest == nil { oldest = .now }
+            startFlushes()
+        }
+    }
+
+    /// Waits until nothing is queued or in flight.
+    func drain() async {
+        if pending.isEmpty && inFlight == 0 { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+
+    private func startFlushes() {
+        while !pending.isEmpty && inFlight < maxInFlight {
+            let overdue = oldest.map { ContinuousClock.now - $0 >= interval } ?? false
+            guard pendingRows >= batchRows || inFlight == 0 || overdue else { break }
+            var take: [Waiting] = []
+            var rows = 0
+            while let first = pending.first {
+                let n = max(1, first.entry.spanRows + first.entry.rollupRows)
+                if !take.isEmpty && rows + n > batchRows { break }
+                take.append(pending.removeFirst())
+                rows += n
+            }
+            pendingRows -= rows
+            oldest = pending.isEmpty ? nil : .now
+            inFlight += 1
+            flushes += 1
+            let http = http, tables = tables, logger = logger
+            Task {
+                let result = await Self.flush(take.map(\.entry), http: http, tables: tables, logger: logger)
+                self.finished(take, result)
+            }
+        }
+        if !pending.isEmpty && timer == nil {
+            let interval = interval
+            timer = Task {
+                try? await Task.sleep(for: interval)
+                self.timerFired()
+            }
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        startFlushes()
+    }
+
+    private func finished(_ batch: [Waiting], _ result: Result<Void, StoreError>) {
+        inFlight -= 1
+        for w in batch { w.continuation.resume(with: result.mapError { $0 as any Error }) }
+        startFlushes()
+        if pending.isEmpty && inFlight == 0 {
+            let waiters = idleWaiters
+            idleWaiters = []
+            for w in waiters { w.resume() }
+        }
+    }
+
+    /// One flush: spans and rollups inserted in parallel, then the ledger rows. Retries happen inside
+    /// `ClickHouseHTTP`; a resend after a partial failure is harmless (the tables deduplicate).
+    private static func flush(_ entries: [Entry], http: ClickHouseHTTP, tables: Tables, logger: Logger) async -> Result<Void, StoreError> {
+        var spans = ByteBuffer()
+        var rollups = ByteBuffer()
+        var ledger = ByteBuffer()
+        var spanRows = 0, rollupRows = 0
+        spans.reserveCapacity(entries.reduce(0) { $0 + $1.spans.readableBytes })
+        for e in entries {
+            var s = e.spans, r = e.rollups, l = e.ledger
+            spans.writeBuffer(&s)
+            rollups.writeBuffer(&r)
+            ledger.writeBuffer(&l)
+            spanRows += e.spanRows
+            rollupRows += e.rollupRows
+        }
+        let spanBody = spans, rollupBody = rollups, ledgerBody = ledger
+        let haveSpans = spanRows > 0, haveRollups = rollupRows > 0
+        do {
+            async let spansDone: Void = haveSpans ? http.insert(table: tables.spans, columns: tables.spanColumns, rows: spanBody) : ()
+            async let rollupsDone: Void = haveRollups ? http.insert(table: tables.rollups, columns: tables.rollupColumns, rows: rollupBody) : ()
+            try await spansDone
+            try await rollupsDone
+            try await http.insert(table: tables.batches, columns: ClickHouseFlavor.batchInsertColumns, rows: ledgerBody)
+            return .success(())
+        } catch let e as StoreError {
+            logger.error("clickhouse insert failed", metadata: ["clickhouse.rows": "\(spanRows)", "clickhouse.batches": "\(entries.count)", "error": "\(e.message)"])
+            return .failure(e)
+        } catch {
+            return .failure(.unavailable("ClickHouse insert failed: \(error)"))
+        }
+    }
+}

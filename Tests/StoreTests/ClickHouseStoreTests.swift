@@ -1,0 +1,171 @@
+@testable import EvalForgeStore
+import EvalForgeModel
+import Foundation
+import Logging
+import Testing
+
+/// The ClickHouse store against real servers: Debian's clickhouse-server 18.16 (legacy schema) and a
+/// current engine (chdb 26.x behind tests/clickhouse/chdb_http.py, modern schema). scripts/test starts
+/// both and sets the variables; a bare `swift test` without them skips these tests with that reason.
+enum ClickHouseTestServers {
+    static let legacyVariable = "EVALFORGE_TEST_CLICKHOUSE_LEGACY_URL"
+    static let modernVariable = "EVALFORGE_TEST_CLICKHOUSE_URL"
+    /// Path of tests/clickhouse/legacy-server.sh, for the fault test's private server.
+    static let controlVariable = "EVALFORGE_TEST_CLICKHOUSE_CONTROL"
+
+    static var legacyURL: String? { ProcessInfo.processInfo.environment[legacyVariable].flatMap { $0.isEmpty ? nil : $0 } }
+    static var modernURL: String? { ProcessInfo.processInfo.environment[modernVariable].flatMap { $0.isEmpty ? nil : $0 } }
+    static var control: String? { ProcessInfo.processInfo.environment[controlVariable].flatMap { $0.isEmpty ? nil : $0 } }
+
+    enum Server: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case legacy, modern
+        var url: String? { self == .legacy ? ClickHouseTestServers.legacyURL : ClickHouseTestServers.modernURL }
+        var testDescription: String { self == .legacy ? "ClickHouse 18.16" : "chdb (current ClickHouse)" }
+    }
+
+    /// A store on a fresh database of `server`, migrated; the database is dropped by `drop`.
+    static func makeStore(_ server: Server, batchRows: Int = 10_000, flushMs: Int = 1_000, maxAttempts: Int = 4) async throws -> ClickHouseStore {
+        let url = try #require(server.url, "\(server == .legacy ? legacyVariable : modernVariable) is not set")
+        let db = "evalforge_test_\(UInt32.random(in: 0...UInt32.max))"
+        let config = ClickHouseConfiguration(url: url, database: db, batchRows: batchRows, flushIntervalMilliseconds: flushMs, maxAttempts: maxAttempts, retryBackoffMilliseconds: 50)
+        let store = try await ClickHouseStore(configuration: config, logger: Logger(label: "test.clickhouse"))
+        try await store.migrate()
+        return store
+    }
+
+    static func drop(_ store: ClickHouseStore) async {
+        try? await store.http.execute("DROP DATABASE IF EXISTS \(store.db)")
+        await store.shutdown()
+    }
+
+    static func count(_ store: ClickHouseStore, _ sql: String) async throws -> UInt64 {
+        var r = try await store.http.query(sql)
+        return try r.uint64()
+    }
+}
+
+@Suite("ClickHouse store")
+struct ClickHouseStoreTests {
+    typealias Servers = ClickHouseTestServers
+
+    @Test("conformance on ClickHouse 18.16", .enabled(if: Servers.legacyURL != nil, "EVALFORGE_TEST_CLICKHOUSE_LEGACY_URL not set (scripts/test starts tests/clickhouse/legacy-server.sh and sets it)"))
+    func conformanceLegacy() async throws {
+        let store = try await Servers.makeStore(.legacy)
+        #expect(store.description.hasPrefix("clickhouse 18.16"))
+        #expect(store.description.hasSuffix("(legacy schema)"))
+        #expect(!store.usesModernSchema)
+        try await StoreConformance.runAll(store)
+        await Servers.drop(store)
+    }
+
+    @Test("conformance on a current ClickHouse (chdb)", .enabled(if: Servers.modernURL != nil, "EVALFORGE_TEST_CLICKHOUSE_URL not set (scripts/test starts tests/clickhouse/chdb-server.sh and sets it)"))
+    func conformanceModern() async throws {
+        let store = try await Servers.makeStore(.modern)
+        #expect(store.usesModernSchema)
+        #expect(store.description.hasSuffix("(modern schema)"))
+        try await StoreConformance.runAll(store)
+        await Servers.drop(store)
+    }
+
+    static let hostile = [
+        "x' OR '1'='1", "'; DROP TABLE spans; --", "back\\slash", "\\'", "tab\there", "new\nline", "cr\rlf", "nul\u{0}byte",
+        "bell\u{07}", "del\u{7F}", "{p0:String}", "%_\\'", "unicode ✓ 日本 🚀", "'", "\\", "", "?", "$1", "`x`", "\"q\"", "a\u{1F}b",
+    ]
+
+    @Test("hostile strings come back unchanged as literals and parameters", arguments: ClickHouseTestServers.Server.allCases)
+    func escaping(_ server: ClickHouseTestServers.Server) async throws {
+        guard server.url != nil else { return }
+        let store = try await Servers.makeStore(server)
+        for s in Self.hostile {
+            var r = try await store.http.query("SELECT \(ClickHouseSQL.quote(s))")
+            #expect(try r.string() == s, "literal \(s.debugDescription)")
+            if store.usesModernSchema {
+                var v = SQLValues(useParameters: true)
+                let placeholder = v.string(s)
+                var p = try await store.http.query("SELECT \(placeholder)", parameters: v.parameters)
+                #expect(try p.string() == s, "parameter \(s.debugDescription)")
+            }
+            var a = try await store.http.query("SELECT arrayJoin(\(SQLValues(useParameters: false).stringArray([s, "x"])))")
+            #expect(try a.string() == s)
+        }
+        // Hostile values as filters and ids: stored and found as data, nothing else matches.
+        let p = StoreFixtures.uniqueProject("hostile")
+        var spans = StoreFixtures.spans(trace: 0, projectID: p)
+        for (i, h) in Self.hostile.enumerated() where i < spans.count { spans[i].userID = h; spans[i].sessionID = h }
+        spans[0].input = Self.hostile.joined(separator: "|")
+        #expect(try await store.insert(StoreBatch(projectID: p, batchID: Self.hostile[1], spans: spans, rollups: [])) == .stored)
+        #expect(try await store.insert(StoreBatch(projectID: p, batchID: Self.hostile[1], spans: spans, rollups: [])) == .duplicate)
+        let got = try await store.trace(projectID: p, traceID: StoreFixtures.traceID(0))
+        #expect(got.map(\.userID).sorted() == spans.map(\.userID).sorted())
+        #expect(got.first { $0.spanID == spans[0].spanID }?.input == spans[0].input)
+        let byUser = try await store.listSpans(SpanFilter(trace: TraceFilter(projectID: p, userID: Self.hostile[0])), limit: 100, cursor: nil)
+        #expect(byUser.items.map(\.spanID) == [spans[0].spanID])
+        let byText = try await store.listTraces(TraceFilter(projectID: p, text: "%_\\'"), sort: .startDesc, limit: 10, cursor: nil)
+        #expect(byText.items.count == 1)
+        #expect(try await store.listTraces(TraceFilter(projectID: p, text: "_%_"), sort: .startDesc, limit: 10, cursor: nil).items.isEmpty)
+        await Servers.drop(store)
+    }
+
+    @Test("migrations are recorded once and data survives reopening", arguments: ClickHouseTestServers.Server.allCases)
+    func migrations(_ server: ClickHouseTestServers.Server) async throws {
+        guard server.url != nil else { return }
+        let store = try await Servers.makeStore(server)
+        try await store.migrate()
+        #expect(try await store.appliedMigrations() == [1])
+        _ = try await store.insert(StoreFixtures.batch(0..<3, projectID: "p", batchID: "b"))
+        let again = try await ClickHouseStore(configuration: store.configuration, logger: Logger(label: "test"))
+        try await again.migrate()
+        #expect(try await again.appliedMigrations() == [1])
+        #expect(try await again.insert(StoreFixtures.batch(0..<3, projectID: "p", batchID: "b")) == .duplicate)
+        #expect(try await again.trace(projectID: "p", traceID: StoreFixtures.traceID(2)).count == 4)
+        let ddl = try await store.http.query("SELECT create_table_query FROM system.tables WHERE database = \(ClickHouseSQL.quote(store.db)) AND name = 'spans'")
+        var r = ddl
+        let create = try r.string()
+        if store.usesModernSchema {
+            for feature in ["DateTime64(9", "LowCardinality(String)", "ZSTD", "Delta", "TTL", "ngrambf_v1", "minmax", "Map(String, String)"] {
+                #expect(create.contains(feature), "modern spans table lacks \(feature)")
+            }
+        } else {
+            #expect(create.contains("start_nanos UInt32") && !create.contains("CODEC"))
+        }
+        await again.shutdown()
+        await Servers.drop(store)
+    }
+
+    @Test("retention deletes only a project's old data", arguments: ClickHouseTestServers.Server.allCases)
+    func retention(_ server: ClickHouseTestServers.Server) async throws {
+        guard server.url != nil else { return }
+        let store = try await Servers.makeStore(server)
+        _ = try await store.insert(StoreFixtures.batch(0..<10, projectID: "p", batchID: "b"))
+        _ = try await store.insert(StoreFixtures.batch(0..<10, projectID: "q", batchID: "b"))
+        let cutoff = (StoreFixtures.baseUnix + 5 * 60) * 1_000_000_000
+        let deleted = try await store.deleteExpired(projectID: "p", beforeUnixNanos: cutoff)
+        #expect(deleted > 0)
+        let left = try await StoreConformance.allPages(store, TraceFilter(projectID: "p"), sort: .startAsc, limit: 100)
+        #expect(left.map(\.traceID) == (5..<10).map(StoreFixtures.traceID))
+        #expect(try await StoreConformance.allPages(store, TraceFilter(projectID: "q"), sort: .startAsc, limit: 100).count == 10)
+        let m = try await store.metrics(MetricsQuery(projectID: "p", fromUnix: StoreFixtures.baseUnix, toUnix: StoreFixtures.baseUnix + 3600, intervalSeconds: 3600))
+        #expect(m.reduce(0) { $0 + $1.value.requests } == 10)
+        await Servers.drop(store)
+    }
+
+    @Test("concurrent inserts are grouped and each is stored once", arguments: ClickHouseTestServers.Server.allCases)
+    func concurrentInserts(_ server: ClickHouseTestServers.Server) async throws {
+        guard server.url != nil else { return }
+        let store = try await Servers.makeStore(server, batchRows: 200, flushMs: 50)
+        try await withThrowingTaskGroup(of: InsertOutcome.self) { group in
+            for i in 0..<16 {
+                group.addTask { try await store.insert(StoreFixtures.batch(i * 5..<(i * 5 + 5), projectID: "p", batchID: "b\(i)")) }
+                group.addTask { try await store.insert(StoreFixtures.batch(i * 5..<(i * 5 + 5), projectID: "p", batchID: "b\(i)")) }
+            }
+            for try await _ in group {}
+        }
+        #expect(try await Servers.count(store, "SELECT count() FROM \(store.db).spans FINAL WHERE project_id = 'p'") == 80 * 4)
+        let m = try await store.metrics(MetricsQuery(projectID: "p", fromUnix: StoreFixtures.baseUnix, toUnix: StoreFixtures.baseUnix + 86_400, intervalSeconds: 86_400))
+        #expect(m.reduce(0) { $0 + $1.value.requests } == 160)
+        // Fewer server inserts than insert calls that wrote: the writer grouped them.
+        let flushes = await store.writer.flushes
+        #expect(flushes < 32, "\(flushes) flushes for up to 32 writes")
+        await Servers.drop(store)
+    }
+}
