@@ -13,6 +13,8 @@ let package = Package(
         /// it depends on swift-distributed-tracing, swift-log and the system zlib only.
         .library(name: "EvalForgeSDK", targets: ["EvalForgeSDK"]),
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
+        /// The telemetry store (ClickHouse, SQLite); a product so Benchmarks/WriterBench can link it.
+        .library(name: "EvalForgeStore", targets: ["EvalForgeStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
