@@ -42,15 +42,15 @@ def wait_http(url, timeout=60):
 
 
 def build(binary_dir):
-    log("building evalforge (release) in .build-bench-main")
+    log("building evalforge (release) in .build-bench-e2e")
     t = time.time()
-    r = subprocess.run(["swift", "build", "-c", "release", "--product", "evalforge", "--scratch-path", ".build-bench-main"],
+    r = subprocess.run(["swift", "build", "-c", "release", "--product", "evalforge", "--scratch-path", ".build-bench-e2e"],
                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         print(r.stdout[-4000:], file=sys.stderr)
         sys.exit("e2e: build failed")
     log(f"built in {time.time() - t:.0f} s")
-    return os.path.join(ROOT, ".build-bench-main", "release", "evalforge")
+    return os.path.join(ROOT, ".build-bench-e2e", "release", "evalforge")
 
 
 def cpu_seconds(pid):
