@@ -22,17 +22,19 @@ let sessionID = "agent-session-\(UInt32.random(in: 100_000...999_999))"
 let userID = "traveller-42"
 let who = LLMHTTPClient.CallContext(userID: userID, sessionID: sessionID, tags: ["agent-example"])
 
-let turns = [
-    "What's the weather in Lisbon right now?",
-    "How much is 250 EUR in JPY?",
-    "Find me something to do there tomorrow morning.",
+/// The user's turns. The first two name the tool to use (`tool_choice`) so the demo exercises every
+/// tool against the mock LLM, which otherwise picks one by its seed; a real model decides with "auto".
+let turns: [(text: String, tool: String?)] = [
+    ("What's the weather in Lisbon right now?", "get_weather"),
+    ("How much is 250 EUR in JPY?", "convert_currency"),
+    ("Find me something to do there tomorrow morning.", nil),
 ]
 
 /// The conversation so far (OpenAI message objects), kept across turns.
 var messages: [[String: Any]] = [["role": "system", "content": "You are a travel assistant. Use the tools when they help."]]
 let maxStepsPerTurn = 5
 
-for (index, userText) in turns.enumerated() {
+for (index, (userText, forcedTool)) in turns.enumerated() {
     print("\n[turn \(index + 1)] user: \(userText)")
     messages.append(["role": "user", "content": userText])
 
@@ -44,7 +46,8 @@ for (index, userText) in turns.enumerated() {
 
         for step in 1...maxStepsPerTurn {
             // One model call; the SDK records it as a child of the agent span.
-            let body: [String: Any] = ["model": model, "messages": messages, "tools": Toolbox.all.map(\.declaration), "tool_choice": "auto"]
+            let toolChoice: Any = step == 1 ? forcedTool.map { ["type": "function", "function": ["name": $0]] } ?? "auto" : "auto"
+            let body: [String: Any] = ["model": model, "messages": messages, "tools": Toolbox.all.map(\.declaration), "tool_choice": toolChoice]
             let data = try await llm.send(try JSONSerialization.data(withJSONObject: body), context: who)
             guard let message = Chat.firstMessage(data) else { throw ToolError(description: "the model returned no message") }
             messages.append(message)
