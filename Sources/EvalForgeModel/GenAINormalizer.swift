@@ -37,137 +37,37 @@ public struct GenAINormalizer: Sendable {
     /// As `normalize(_:resource:)`, reusing `prices` across calls.
     public func normalize(_ span: inout Opentelemetry_Proto_Trace_V1_Span, resource: ResourceInfo, prices: inout PriceCache) -> SpanFacts? {
         guard let traceID = TraceID(bytes: span.traceID), let spanID = SpanID(bytes: span.spanID) else { return nil }
-        var provider = ""
-        var legacySystem = ""
-        var model = ""
-        var responseModel = ""
-        var operation = ""
-        var input: Int?
-        var output: Int?
-        var cacheRead: Int?
-        var cacheCreation: Int?
-        var reasoning: Int?
-        var total: Int?
-        var cost: Double?
-        var ttft: Double?
-        var hasCanonical = Set<String>()
-        var openInferenceKind = ""
-        var userID = ""
-        var sessionID = ""
-        var prompts: [Int: (role: String, content: String)] = [:]
-        var completions: [Int: (role: String, content: String)] = [:]
-        var drop = false
-
+        var e = GenAIExtraction()
         for kv in span.attributes {
-            let key = kv.key
-            let v = kv.value
-            switch key {
-            case GenAIKeys.providerName: provider = v.stringValue; hasCanonical.insert(key)
-            case GenAIKeys.system: legacySystem = v.stringValue; drop = true
-            case "llm.provider": if provider.isEmpty { provider = v.stringValue }
-            case "llm.system", "llm.vendor": if legacySystem.isEmpty { legacySystem = v.stringValue }
-            case GenAIKeys.requestModel: model = v.stringValue; hasCanonical.insert(key)
-            case "llm.model_name", "llm.request.model": if model.isEmpty { model = v.stringValue }
-            case GenAIKeys.responseModel: responseModel = v.stringValue; hasCanonical.insert(key)
-            case "llm.response.model": if responseModel.isEmpty { responseModel = v.stringValue }
-            case GenAIKeys.operationName: operation = v.stringValue; hasCanonical.insert(key)
-            case "llm.request.type": if operation.isEmpty { operation = Self.operation(fromRequestType: v.stringValue) }
-            case "openinference.span.kind": openInferenceKind = v.stringValue.uppercased()
-            case GenAIKeys.usageInputTokens: input = v.intLike; hasCanonical.insert(key)
-            case GenAIKeys.usagePromptTokens, "llm.token_count.prompt", "llm.usage.prompt_tokens": if input == nil { input = v.intLike }; drop = true
-            case GenAIKeys.usageOutputTokens: output = v.intLike; hasCanonical.insert(key)
-            case GenAIKeys.usageCompletionTokens, "llm.token_count.completion", "llm.usage.completion_tokens": if output == nil { output = v.intLike }; drop = true
-            case "llm.usage.total_tokens", "llm.token_count.total", "gen_ai.usage.total_tokens": total = v.intLike
-            case GenAIKeys.usageCacheReadInputTokens: cacheRead = v.intLike; hasCanonical.insert(key)
-            case "gen_ai.usage.cache_read_input_tokens", "llm.token_count.prompt_details.cache_read": if cacheRead == nil { cacheRead = v.intLike }
-            case GenAIKeys.usageCacheCreationInputTokens: cacheCreation = v.intLike; hasCanonical.insert(key)
-            case "gen_ai.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write": if cacheCreation == nil { cacheCreation = v.intLike }
-            case GenAIKeys.usageReasoningOutputTokens: reasoning = v.intLike; hasCanonical.insert(key)
-            case "llm.token_count.completion_details.reasoning", "gen_ai.usage.reasoning_tokens": if reasoning == nil { reasoning = v.intLike }
-            case GenAIKeys.costUSD: cost = v.doubleLike; hasCanonical.insert(key)
-            case "gen_ai.usage.cost", "llm.cost.total": if cost == nil { cost = v.doubleLike }
-            case GenAIKeys.timeToFirstChunk: ttft = v.doubleLike
-            case GenAIKeys.userID: userID = v.stringValue; hasCanonical.insert(key)
-            case "llm.user", "enduser.id": if userID.isEmpty { userID = v.stringValue }
-            case GenAIKeys.sessionID: sessionID = v.stringValue; hasCanonical.insert(key)
-            case "gen_ai.conversation.id": if sessionID.isEmpty { sessionID = v.stringValue }
-            case GenAIKeys.inputMessages, GenAIKeys.outputMessages: hasCanonical.insert(key)
-            default:
-                if key.hasPrefix("gen_ai.prompt.") || key.hasPrefix("llm.input_messages.") {
-                    Self.collectMessage(key, v.stringValue, into: &prompts)
-                } else if key.hasPrefix("gen_ai.completion.") || key.hasPrefix("llm.output_messages.") {
-                    Self.collectMessage(key, v.stringValue, into: &completions)
-                }
+            if let entry = GenAIAttributeRole.byName[kv.key] {
+                e.take(entry.role, kv.value)
+            } else if GenAIExtraction.isMessagePart(kv.key) {
+                e.takeMessagePart(kv.key, kv.value.stringValue)
             }
         }
-
-        if provider.isEmpty { provider = Self.provider(fromSystem: legacySystem) }
-        if operation.isEmpty {
-            switch openInferenceKind {
-            case "LLM": operation = "chat"
-            case "EMBEDDING": operation = "embeddings"
-            case "TOOL": operation = "execute_tool"
-            case "AGENT": operation = "invoke_agent"
-            case "RETRIEVER": operation = "retrieval"
-            default: if !model.isEmpty { operation = "chat" }
-            }
-        }
-        if input == nil, let total, let output { input = Swift.max(0, total - output) }
-        if provider == "anthropic", let i = input, (cacheRead ?? 0) + (cacheCreation ?? 0) > i {
-            input = i + (cacheRead ?? 0) + (cacheCreation ?? 0)
-        }
-        let usage = TokenUsage(input: input, output: output, cacheRead: cacheRead, cacheCreation: cacheCreation, reasoning: reasoning)
-        let isLLMCall = ["chat", "text_completion", "generate_content", "embeddings", "completion"].contains(operation) || (!model.isEmpty && operation.isEmpty)
-        if cost == nil, isLLMCall, !usage.isEmpty {
-            let name = responseModel.isEmpty ? model : responseModel
-            let price: ModelPrice?
-            if let cached = prices.prices[name] {
-                price = cached
-            } else {
-                price = priceTable.price(for: name)
-                if prices.prices.count < 1024 { prices.prices[name] = price }
-            }
-            cost = price.flatMap { PriceTable.cost(price: $0, usage: usage) }
-        }
+        let added = e.complete(priceTable: priceTable, prices: &prices)
 
         // Rewrite attributes: canonical names first, aliases replaced.
-        var attrs = span.attributes
-        if drop {
-            attrs.removeAll { [GenAIKeys.system, GenAIKeys.usagePromptTokens, GenAIKeys.usageCompletionTokens].contains($0.key) }
+        if e.drop || !added.isEmpty {
+            var attrs = span.attributes
+            if e.drop { attrs.removeAll { GenAIAttributeRole.removedNames.contains($0.key) } }
+            for (key, value) in added {
+                var kv = Opentelemetry_Proto_Common_V1_KeyValue()
+                kv.key = key
+                switch value {
+                case .string(let s): kv.value.stringValue = s
+                case .int(let i): kv.value.intValue = i
+                case .double(let d): kv.value.doubleValue = d
+                case .bool(let b): kv.value.boolValue = b
+                }
+                attrs.append(kv)
+            }
+            span.attributes = attrs
         }
-        func put(_ key: String, _ value: Opentelemetry_Proto_Common_V1_AnyValue.OneOf_Value) {
-            guard !hasCanonical.contains(key) else { return }
-            var kv = Opentelemetry_Proto_Common_V1_KeyValue()
-            kv.key = key
-            kv.value.value = value
-            attrs.append(kv)
-        }
-        if !provider.isEmpty { put(GenAIKeys.providerName, .stringValue(provider)) }
-        if !model.isEmpty { put(GenAIKeys.requestModel, .stringValue(model)) }
-        if !responseModel.isEmpty { put(GenAIKeys.responseModel, .stringValue(responseModel)) }
-        if !operation.isEmpty { put(GenAIKeys.operationName, .stringValue(operation)) }
-        if let input { put(GenAIKeys.usageInputTokens, .intValue(Int64(input))) }
-        if let output { put(GenAIKeys.usageOutputTokens, .intValue(Int64(output))) }
-        if let cacheRead { put(GenAIKeys.usageCacheReadInputTokens, .intValue(Int64(cacheRead))) }
-        if let cacheCreation { put(GenAIKeys.usageCacheCreationInputTokens, .intValue(Int64(cacheCreation))) }
-        if let reasoning { put(GenAIKeys.usageReasoningOutputTokens, .intValue(Int64(reasoning))) }
-        if let cost { put(GenAIKeys.costUSD, .doubleValue(cost)) } else if isLLMCall { put(GenAIKeys.costUnknown, .boolValue(true)) }
-        if !userID.isEmpty { put(GenAIKeys.userID, .stringValue(userID)) }
-        if !sessionID.isEmpty { put(GenAIKeys.sessionID, .stringValue(sessionID)) }
-        if !prompts.isEmpty { put(GenAIKeys.inputMessages, .stringValue(Self.messagesJSON(prompts))) }
-        if !completions.isEmpty { put(GenAIKeys.outputMessages, .stringValue(Self.messagesJSON(completions))) }
-        if attrs.count != span.attributes.count || drop { span.attributes = attrs }
-
-        var errorFlag = span.status.code == .error
-        if !errorFlag, span.attributes.contains(where: { $0.key == GenAIKeys.errorType }) { errorFlag = true }
-        return SpanFacts(
-            traceID: traceID, spanID: spanID.value,
-            parentSpanID: SpanID(bytes: span.parentSpanID)?.value ?? 0,
-            project: resource.project, service: resource.service,
-            provider: provider, model: model.isEmpty ? responseModel : model, operation: operation,
-            isLLMCall: isLLMCall, isError: errorFlag,
-            startUnixNanos: span.startTimeUnixNano, endUnixNanos: span.endTimeUnixNano,
-            usage: usage, costUSD: cost, timeToFirstChunkSeconds: ttft)
+        return e.facts(
+            traceID: traceID, spanID: spanID.value, parentSpanID: SpanID(bytes: span.parentSpanID)?.value ?? 0,
+            resource: resource, statusIsError: span.status.code == .error,
+            start: span.startTimeUnixNano, end: span.endTimeUnixNano)
     }
 
     static func provider(fromSystem s: String) -> String {
@@ -261,7 +161,7 @@ public enum JSONString {
     }
 }
 
-extension Opentelemetry_Proto_Common_V1_AnyValue {
+extension Opentelemetry_Proto_Common_V1_AnyValue: GenAIAttributeValue {
     /// Integer value of an int, a whole double, or a numeric string (some instrumentations send strings).
     var intLike: Int? {
         switch value {

@@ -70,6 +70,48 @@ struct DecoderFuzzTests {
         return b
     }
 
+    /// What the collector makes of a body: validated by the wire decoder and normalized from bytes.
+    /// Throws `CollectorError` for what it refuses.
+    static func ingestPath(_ bytes: [UInt8], normalizer: GenAINormalizer) throws -> (NormalizedRequest, [SpanFacts?], [Range<Int>], OTLPWireRequest) {
+        try bytes.withUnsafeBytes { b in
+            let wire = try OTLPWireDecoder.decode(b)
+            let (n, facts, ranges) = NormalizedRequest.build(wire, body: b, normalizer: normalizer, defaultProject: "p")
+            return (n, facts, ranges, wire)
+        }
+    }
+
+    /// Whatever the wire decoder accepts, SwiftProtobuf (the backend's decoder) must accept too, and
+    /// normalizing from bytes must give the same facts and the same span as normalizing the decoded
+    /// message. Returns a description of the first difference, nil when they agree.
+    static func crossCheck(_ bytes: [UInt8], normalizer: GenAINormalizer) -> String? {
+        guard let (normalized, facts, ranges, wire) = try? ingestPath(bytes, normalizer: normalizer) else { return nil }
+        guard var request = try? ExportTraceRequest(serializedBytes: bytes) else {
+            return "the wire decoder accepted a body SwiftProtobuf refuses"
+        }
+        var i = 0
+        for r in request.resourceSpans.indices {
+            let info = ResourceInfo(request.resourceSpans[r].resource, defaultProject: "p")
+            for s in request.resourceSpans[r].scopeSpans.indices {
+                for k in request.resourceSpans[r].scopeSpans[s].spans.indices {
+                    guard i < facts.count else { return "the wire decoder found fewer spans" }
+                    let f = normalizer.normalize(&request.resourceSpans[r].scopeSpans[s].spans[k], resource: info)
+                    if f != facts[i] { return "facts differ for span \(i): \(String(describing: f)) vs \(String(describing: facts[i]))" }
+                    if f != nil {
+                        let kept = KeptSpan(request: normalized, scope: Int32(wire.spans[i].scope), range: ranges[i])
+                        // Compared as bytes: a NaN double attribute never equals itself.
+                        let mine: [UInt8]? = try? kept.span.serializedBytes()
+                        let theirs: [UInt8]? = try? request.resourceSpans[r].scopeSpans[s].spans[k].serializedBytes()
+                        if mine != theirs { return "normalized span \(i) differs: \(kept.span.textFormatString()) vs \(request.resourceSpans[r].scopeSpans[s].spans[k].textFormatString())" }
+                        if (try? kept.resource.serializedBytes() as [UInt8]) != (try? request.resourceSpans[r].resource.serializedBytes() as [UInt8]) { return "resource of span \(i) differs" }
+                        if (try? kept.scopeMessage.serializedBytes() as [UInt8]) != (try? request.resourceSpans[r].scopeSpans[s].scope.serializedBytes() as [UInt8]) { return "scope of span \(i) differs" }
+                    }
+                    i += 1
+                }
+            }
+        }
+        return i == facts.count ? nil : "the wire decoder found more spans"
+    }
+
     @Test("mutated protobuf, gzip and JSON bodies never crash the decoders")
     func fuzz() throws {
         let iterations = Int(ProcessInfo.processInfo.environment["EVALFORGE_FUZZ_ITERATIONS"] ?? "") ?? 100_000
@@ -78,6 +120,7 @@ struct DecoderFuzzTests {
         let normalizer = GenAINormalizer()
         var decoded = 0
         var refused = 0
+        var mismatches: [String] = []
         let jsonSeed = Array(#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"s"}}]},"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x","kind":3,"attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":"5"}}]}]}]}]}"#.utf8)
         for i in 0..<iterations {
             var body = Self.mutate(seeds[i % seeds.count], &rng)
@@ -86,15 +129,9 @@ struct DecoderFuzzTests {
             do {
                 if i % 10 == 3 { body = try Gzip.compress(body) }
                 let inflated = try OTLPRequestDecoder.inflate(body, encoding: i % 10 == 3 ? "gzip" : nil, limit: 1 << 20)
-                var (request, _) = try OTLPRequestDecoder.decode(inflated, format: format)
-                for r in request.resourceSpans.indices {
-                    let info = ResourceInfo(request.resourceSpans[r].resource, defaultProject: "p")
-                    for s in request.resourceSpans[r].scopeSpans.indices {
-                        for k in request.resourceSpans[r].scopeSpans[s].spans.indices {
-                            _ = normalizer.normalize(&request.resourceSpans[r].scopeSpans[s].spans[k], resource: info)
-                        }
-                    }
-                }
+                let bytes = try OTLPRequestDecoder.protobufBytes(inflated, format: format)
+                _ = try Self.ingestPath(bytes, normalizer: normalizer)
+                if mismatches.count < 5, let m = Self.crossCheck(bytes, normalizer: normalizer) { mismatches.append("input \(i): \(m)") }
                 decoded += 1
             } catch is CollectorError {
                 refused += 1
@@ -103,5 +140,57 @@ struct DecoderFuzzTests {
         print("decoder fuzzing: \(iterations) inputs ran, \(decoded) decoded, \(refused) refused with a 4xx reason")
         #expect(decoded + refused == iterations)
         #expect(refused > iterations / 10)
+        #expect(mismatches.isEmpty, "\(mismatches)")
+    }
+
+    @Test("bytes and messages normalize alike: aliases, deprecated names, messages, cost")
+    func wireMatchesMessages() throws {
+        let t = SpanFactory.traceID()
+        var legacy = SpanFactory.span(trace: t, id: 1)
+        legacy.attributes = [
+            SpanFactory.kv("gen_ai.system", "anthropic"), SpanFactory.kv("llm.request.model", "claude-sonnet-4-5"),
+            SpanFactory.kv("gen_ai.usage.prompt_tokens", "120"), SpanFactory.kv("llm.token_count.completion", "7"),
+            SpanFactory.kv("gen_ai.usage.cache_read_input_tokens", "300"), SpanFactory.kv("gen_ai.prompt.0.role", "user"),
+            SpanFactory.kv("gen_ai.prompt.0.content", "hi"), SpanFactory.kv("gen_ai.completion.0.content", "hello"),
+            SpanFactory.kv("llm.user", "u1"), SpanFactory.kv("error.type", "timeout"),
+        ]
+        var openInference = SpanFactory.span(trace: t, id: 2, parent: 1)
+        openInference.attributes = [
+            SpanFactory.kv("openinference.span.kind", "llm"), SpanFactory.kv("llm.provider", "openai"), SpanFactory.kv("llm.model_name", "gpt-4o-mini"),
+            SpanFactory.kv("llm.token_count.total", "50"), SpanFactory.kv("llm.token_count.completion", "20"),
+        ]
+        var i = Opentelemetry_Proto_Common_V1_KeyValue()
+        i.key = "gen_ai.usage.input_tokens"
+        i.value.intValue = 9
+        openInference.attributes.append(i)
+        let plain = SpanFactory.span(trace: t, id: 3, parent: 1, model: "gpt-4o", input: 1000, output: 10)
+        var badID = SpanFactory.span(trace: t, id: 4)
+        badID.spanID = Data([0, 0, 0, 0, 0, 0, 0, 0])
+        let bytes: [UInt8] = try SpanFactory.request([legacy, openInference, plain, badID]).serializedBytes()
+        #expect(Self.crossCheck(bytes, normalizer: GenAINormalizer()) == nil)
+        let (_, facts, _, _) = try Self.ingestPath(bytes, normalizer: GenAINormalizer())
+        #expect(facts.count == 4 && facts[3] == nil)
+        #expect(facts[0]?.provider == "anthropic" && facts[0]?.isError == true && facts[0]?.usage.input == 420)
+    }
+
+    @Test("malformed bodies are refused with a reason naming the place")
+    func refusals() throws {
+        func reason(_ bytes: [UInt8]) -> String {
+            do { _ = try Self.ingestPath(bytes, normalizer: GenAINormalizer()); return "" } catch { return "\(error)" }
+        }
+        let good: [UInt8] = try SpanFactory.request([SpanFactory.span(trace: SpanFactory.traceID(), id: 1)]).serializedBytes()
+        #expect(reason(good) == "")
+        #expect(reason(Array(good.dropLast(3))).contains("truncated"))
+        #expect(reason([0x0A, 0x02, 0x12, 0x05]).contains("truncated"))
+        // resource_spans sent as a varint.
+        #expect(reason([0x08, 0x01]).contains("wire type varint, expected length-delimited"))
+        // A span name with invalid UTF-8.
+        var span = SpanFactory.span(trace: SpanFactory.traceID(), id: 1)
+        span.name = "AAAA"
+        var bad: [UInt8] = try SpanFactory.request([span]).serializedBytes()
+        let at = try #require(bad.firstIndex(of: UInt8(ascii: "A")))
+        bad[at] = 0xC0
+        #expect(reason(bad).contains("invalid UTF-8"))
+        #expect(reason(bad).contains("spans[0]"))
     }
 }

@@ -5,8 +5,8 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// Sends sealed batches to the backend: gzip protobuf, one batch in flight, retried with backoff
-/// until acknowledged; only then is the WAL released. On graceful shutdown it decides pending
+/// Sends sealed batches to the backend: gzip protobuf, one batch in flight while the next is
+/// prepared, retried with backoff until acknowledged; only then is the WAL released. On graceful shutdown it decides pending
 /// traces and forwards what it can within the shutdown timeout; the rest stays in the WAL.
 final class Forwarder: Service, Sendable {
     let pipeline: CollectorPipeline
@@ -32,46 +32,70 @@ final class Forwarder: Service, Sendable {
             logger.info("resending a batch left from the previous run", metadata: ["first_seq": "\(left.firstSeq)", "last_seq": "\(left.lastSeq)"])
             guard await deliver(left, deadline: nil) else { return }
         }
+        // Two stages overlap: while one batch is being delivered, the next is sealed, encoded,
+        // compressed and written to the outbox. Delivery (and so WAL release) stays in order.
+        var ready: Prepared?
         await withGracefulShutdownHandler {
             var lastSeal = ContinuousClock.now
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                try? await Task.sleep(for: .milliseconds(50))
+                if ready == nil { try? await Task.sleep(for: .milliseconds(50)) }
                 let due = ContinuousClock.now - lastSeal >= c.flushInterval || pipeline.readyKeptSpans >= c.maxBatchSpans
-                guard due else { continue }
-                lastSeal = ContinuousClock.now
-                while let batch = pipeline.seal(), !Task.isCancelled {
-                    guard await send(batch, deadline: nil) else { break }
-                    if pipeline.readyKeptSpans < c.maxBatchSpans { break }
+                if due { lastSeal = ContinuousClock.now }
+                guard let current = ready else {
+                    if due { ready = prepare(force: false) }
+                    continue
                 }
+                async let next = due ? prepare(force: false) : nil
+                let delivered = await deliver(current.entry, deadline: nil)
+                if delivered { pipeline.metrics.forwardedSpans.add(current.kept, ordering: .relaxed) }
+                let prepared = await next
+                guard delivered else {
+                    // Shutting down with the backend unreachable: both stay in the outbox and the WAL.
+                    ready = nil
+                    break
+                }
+                ready = prepared
+                // More than a batch ready: prepare again at once.
+                if ready == nil, pipeline.readyKeptSpans >= c.maxBatchSpans { ready = prepare(force: false) }
             }
         } onGracefulShutdown: {
             self.logger.info("collector forwarder draining")
         }
         // Drain: decide everything and forward within the shutdown timeout — unless a batch is
-        // already stuck in the outbox (the backend is down): then everything stays in the WAL.
+        // stuck in the outbox (the backend is down): then everything stays in the WAL.
         let deadline = ContinuousClock.now + c.shutdownTimeout
-        while outbox.pending().isEmpty, ContinuousClock.now < deadline, let batch = pipeline.seal(force: true) {
-            guard await send(batch, deadline: deadline) else { break }
+        if let current = ready, await deliver(current.entry, deadline: deadline) {
+            pipeline.metrics.forwardedSpans.add(current.kept, ordering: .relaxed)
+        }
+        while outbox.pending().isEmpty, ContinuousClock.now < deadline, let prepared = prepare(force: true) {
+            guard await deliver(prepared.entry, deadline: deadline) else { break }
+            pipeline.metrics.forwardedSpans.add(prepared.kept, ordering: .relaxed)
         }
         await pipeline.wal.syncInBackground()
         if ownsClient { try? await client.shutdown() }
     }
 
-    /// Encodes, persists to the outbox, and delivers one batch. False if it could not be delivered.
-    private func send(_ batch: CollectorPipeline.SealedBatch, deadline: ContinuousClock.Instant?) async -> Bool {
+    /// A batch written to the outbox, not yet delivered.
+    struct Prepared: Sendable {
+        var entry: Outbox.Entry
+        var kept: Int
+    }
+
+    /// Seals the next batch, encodes and compresses it, and persists it to the outbox (so a crash
+    /// before the acknowledgement resends the same batch). Nil when nothing is ready or it failed.
+    private func prepare(force: Bool) -> Prepared? {
+        guard let batch = pipeline.seal(force: force) else { return nil }
         let c = pipeline.configuration
         do {
             let body = try BatchEncoder.encode(batch, collectorID: c.collectorID)
             let gz = try Gzip.compress(body, level: Int32(c.gzipLevel))
             let entry = Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: gz)
             try outbox.write(entry)
-            let ok = await deliver(entry, deadline: deadline)
-            if ok { pipeline.metrics.forwardedSpans.add(batch.kept.count, ordering: .relaxed) }
-            return ok
+            return Prepared(entry: entry, kept: batch.kept.count)
         } catch {
             logger.error("cannot prepare batch", metadata: ["error": "\(error)"])
             pipeline.metrics.forwardErrors.increment()
-            return false
+            return nil
         }
     }
 

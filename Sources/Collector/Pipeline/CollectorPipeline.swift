@@ -8,10 +8,10 @@ import NIOConcurrencyHelpers
 
 public typealias ExportTraceRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
 
-/// The collector's data path after decoding: normalize → deduplicate → WAL → rollups and tail
-/// sampling → sealed batches for the forwarder. One short critical section per request keeps WAL
-/// order, dedup state and sampling consistent; normalization runs outside it and the fsync wait
-/// happens after it.
+/// The collector's data path: validate and normalize (from the protobuf bytes, no messages built)
+/// → deduplicate → WAL → rollups and tail sampling → sealed batches for the forwarder. One short
+/// critical section per request keeps WAL order, dedup state and sampling consistent;
+/// normalization runs outside it and the fsync wait happens after it.
 public final class CollectorPipeline: Sendable {
     public let configuration: CollectorConfiguration
     let wal: WriteAheadLog
@@ -53,25 +53,31 @@ public final class CollectorPipeline: Sendable {
 
     // MARK: Ingest
 
-    /// Ingests one decoded request. `raw` is its protobuf encoding, which the WAL keeps. Returns
-    /// after the accepted spans are durable (by the fsync policy); throws `CollectorError.queueFull`
-    /// under backpressure, with nothing accepted.
+    /// Ingests one request; `raw` is its protobuf encoding, which is what the pipeline reads (the
+    /// decoded `request` is not used: kept for callers that have one).
     public func ingest(_ request: ExportTraceRequest, raw: [UInt8]) async throws -> IngestResult {
+        try await ingest(protobuf: raw)
+    }
+
+    /// Ingests one OTLP `ExportTraceServiceRequest` protobuf body: validated and read without
+    /// building messages (`OTLPWireDecoder`), normalized from its bytes. Returns after the accepted
+    /// spans are durable (by the fsync policy); throws `CollectorError.badRequest` for a malformed
+    /// body and `CollectorError.queueFull` under backpressure, with nothing accepted.
+    public func ingest(protobuf body: [UInt8]) async throws -> IngestResult {
         guard wal.totalBytes < configuration.queueMaxBytes else {
             metrics.requestsRejected.increment()
             throw CollectorError.queueFull
         }
-        var request = request
-        let facts = normalize(&request)
+        let (request, spans) = try normalize(body)
         let now = Self.nowNanos()
         let (seq, result) = try state.withLockedValue { s -> (UInt64?, IngestResult) in
             var result = IngestResult()
             var excluded: [Int] = []
             var fingerprints: [UInt64] = []
-            fingerprints.reserveCapacity(facts.count)
-            var local = Set<UInt64>()
-            for (i, f) in facts.enumerated() {
-                guard let f else {
+            fingerprints.reserveCapacity(spans.count)
+            var local = Set<UInt64>(minimumCapacity: spans.count)
+            for (i, span) in spans.enumerated() {
+                guard let f = span.facts else {
                     excluded.append(i)
                     result.rejected += 1
                     continue
@@ -88,15 +94,15 @@ public final class CollectorPipeline: Sendable {
             if result.rejected > 0 { result.rejectionReason = "\(result.rejected) span(s) have an invalid trace id (16 non-zero bytes) or span id (8 non-zero bytes)" }
             guard result.accepted > 0 else { return (nil, result) }
             let seq: UInt64
-            do { seq = try wal.append(WALRecord.encode(excluded: excluded, request: raw)) } catch {
+            do { seq = try wal.append(WALRecord.encode(excluded: excluded, request: body)) } catch {
                 throw CollectorError.storage("cannot write the queue: \(error)")
             }
             for fp in fingerprints { s.dedup.insert(fp, nowNanos: now) }
-            Self.apply(seq: seq, request: request, facts: facts, excluded: excluded, now: now, state: &s, metrics: metrics)
+            Self.apply(seq: seq, request: request, spans: spans, excluded: excluded, now: now, state: &s, metrics: metrics)
             return (seq, result)
         }
-        metrics.spansReceived.increment(by: facts.count)
-        metrics.received.add(facts.count, ordering: .relaxed)
+        metrics.spansReceived.increment(by: spans.count)
+        metrics.received.add(spans.count, ordering: .relaxed)
         if result.duplicates > 0 {
             metrics.duplicates.increment(by: result.duplicates)
             metrics.duplicateCount.add(result.duplicates, ordering: .relaxed)
@@ -111,43 +117,43 @@ public final class CollectorPipeline: Sendable {
         return result
     }
 
-    /// Normalizes every span in place; nil facts mark spans with invalid ids.
-    private func normalize(_ request: inout ExportTraceRequest) -> [SpanFacts?] {
-        var facts: [SpanFacts?] = []
-        var prices = GenAINormalizer.PriceCache()
-        for r in request.resourceSpans.indices {
-            let info = ResourceInfo(request.resourceSpans[r].resource, defaultProject: configuration.defaultProject)
-            for s in request.resourceSpans[r].scopeSpans.indices {
-                for i in request.resourceSpans[r].scopeSpans[s].spans.indices {
-                    facts.append(normalizer.normalize(&request.resourceSpans[r].scopeSpans[s].spans[i], resource: info, prices: &prices))
-                }
-            }
+    /// One span of a request after normalization: facts (nil: invalid ids), where its normalized
+    /// bytes are, and its scope.
+    struct NormalizedSpan {
+        var facts: SpanFacts?
+        var range: Range<Int>
+        var scope: Int32
+    }
+
+    /// Validates and normalizes every span of a protobuf request body.
+    private func normalize(_ body: [UInt8]) throws -> (NormalizedRequest, [NormalizedSpan]) {
+        try body.withUnsafeBytes { b in
+            let wire = try OTLPWireDecoder.decode(b)
+            let (request, facts, ranges) = NormalizedRequest.build(wire, body: b, normalizer: normalizer, defaultProject: configuration.defaultProject)
+            var spans: [NormalizedSpan] = []
+            spans.reserveCapacity(facts.count)
+            for i in facts.indices { spans.append(NormalizedSpan(facts: facts[i], range: ranges[i], scope: Int32(truncatingIfNeeded: wire.spans[i].scope))) }
+            return (request, spans)
         }
-        return facts
     }
 
     /// Feeds the accepted spans of WAL record `seq` to the rollups and the sampler.
-    private static func apply(seq: UInt64, request: ExportTraceRequest, facts: [SpanFacts?], excluded: [Int], now: UInt64, state s: inout State, metrics: CollectorMetrics) {
+    private static func apply(seq: UInt64, request: NormalizedRequest, spans: [NormalizedSpan], excluded: [Int], now: UInt64, state s: inout State, metrics: CollectorMetrics) {
         s.pending.open(seq: seq)
         var outcomes: [TailSampler.Outcome] = []
+        outcomes.reserveCapacity(spans.count)
         var rollups = RollupTable()
         var accepted = 0
         var ex = 0
-        var i = 0
-        for rs in request.resourceSpans {
-            for ss in rs.scopeSpans {
-                for span in ss.spans {
-                    defer { i += 1 }
-                    if ex < excluded.count, excluded[ex] == i {
-                        ex += 1
-                        continue
-                    }
-                    guard let f = facts[i] else { continue }
-                    accepted += 1
-                    rollups.add(f)
-                    s.sampler.offer(seq: seq, facts: f, span: KeptSpan(resource: rs.resource, scope: ss.scope, span: span), nowNanos: now, into: &outcomes)
-                }
+        for (i, span) in spans.enumerated() {
+            if ex < excluded.count, excluded[ex] == i {
+                ex += 1
+                continue
             }
+            guard let f = span.facts else { continue }
+            accepted += 1
+            rollups.add(f)
+            s.sampler.offer(seq: seq, facts: f, span: KeptSpan(request: request, scope: span.scope, range: span.range), nowNanos: now, into: &outcomes)
         }
         s.pending.withRecord(seq) { r in
             r.rollups = rollups
@@ -193,20 +199,19 @@ public final class CollectorPipeline: Sendable {
         state.withLockedValue { $0.skipThroughSeq = skipThrough }
         var count = 0
         try wal.replay { seq, payload, acknowledged in
-            guard let record = WALRecord.decode(payload), var request = try? ExportTraceRequest(serializedBytes: Array(record.request)) else {
+            guard let record = WALRecord.decode(payload), let (request, spans) = try? normalize(Array(record.request)) else {
                 logger.error("unreadable WAL record skipped", metadata: ["seq": "\(seq)"])
                 return
             }
-            let facts = normalize(&request)
             let now = Self.nowNanos()
             state.withLockedValue { s in
                 var ex = 0
-                for (i, f) in facts.enumerated() {
+                for (i, span) in spans.enumerated() {
                     if ex < record.excluded.count, record.excluded[ex] == i { ex += 1; continue }
-                    if let f { s.dedup.insert(DuplicateFilter.fingerprint(f.traceID, f.spanID), nowNanos: now) }
+                    if let f = span.facts { s.dedup.insert(DuplicateFilter.fingerprint(f.traceID, f.spanID), nowNanos: now) }
                 }
                 if !acknowledged && seq > s.skipThroughSeq {
-                    Self.apply(seq: seq, request: request, facts: facts, excluded: record.excluded, now: now, state: &s, metrics: metrics)
+                    Self.apply(seq: seq, request: request, spans: spans, excluded: record.excluded, now: now, state: &s, metrics: metrics)
                 }
             }
             if !acknowledged { count += 1 }
@@ -274,7 +279,7 @@ public final class CollectorPipeline: Sendable {
 }
 
 /// A WAL payload: the indices of spans not accepted (duplicates, invalid ids) and the request's
-/// protobuf bytes as received (normalization is deterministic and is redone on replay).
+/// protobuf bytes as received (validation and normalization are deterministic and redone on replay).
 enum WALRecord {
     static func encode(excluded: [Int], request: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []

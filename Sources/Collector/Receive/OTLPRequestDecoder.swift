@@ -3,7 +3,7 @@ import EvalForgeOTLP
 import Foundation
 import SwiftProtobuf
 
-/// Turns an OTLP/HTTP request body into an `ExportTraceServiceRequest` and its protobuf bytes, or a
+/// Turns an OTLP/HTTP request body (after its content type and encoding) into protobuf bytes, or a
 /// `CollectorError` naming what was wrong (HTTP 400, 413 or 415).
 enum OTLPRequestDecoder {
     enum Format: Sendable { case protobuf, json }
@@ -31,20 +31,15 @@ enum OTLPRequestDecoder {
         }
     }
 
-    static func decode(_ body: [UInt8], format: Format) throws -> (ExportTraceRequest, [UInt8]) {
+    /// The request as protobuf bytes: a protobuf body as it is (the pipeline validates it while
+    /// reading it, see `OTLPWireDecoder`), a JSON body decoded and re-encoded.
+    static func protobufBytes(_ body: [UInt8], format: Format) throws -> [UInt8] {
         switch format {
         case .protobuf:
-            let request: ExportTraceRequest
-            do {
-                request = try ExportTraceRequest(serializedBytes: body)
-            } catch {
-                throw CollectorError.badRequest("body is not a valid OTLP ExportTraceServiceRequest protobuf: \(describe(error))")
-            }
-            try WireTypeValidator.validate(request)
-            return (request, body)
+            return body
         case .json:
             let request = try decodeJSON(body)
-            do { return (request, try request.serializedBytes()) } catch {
+            do { return try request.serializedBytes() } catch {
                 throw CollectorError.badRequest("cannot re-encode the JSON request: \(error)")
             }
         }

@@ -23,8 +23,8 @@ struct OTLPTraceController: Sendable {
             let raw = try await Self.readBody(request, limit: limit)
             let format = try OTLPRequestDecoder.format(contentType: request.headers[.contentType])
             let body = try OTLPRequestDecoder.inflate(raw, encoding: request.headers[.contentEncoding], limit: limit)
-            let (decoded, bytes) = try OTLPRequestDecoder.decode(body, format: format)
-            let result = try await pipeline.ingest(decoded, raw: bytes)
+            let bytes = try OTLPRequestDecoder.protobufBytes(body, format: format)
+            let result = try await pipeline.ingest(protobuf: bytes)
             var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
             if result.rejected > 0 {
                 response.partialSuccess.rejectedSpans = Int64(result.rejected)

@@ -50,12 +50,12 @@ struct TailSampler {
         keepAllByRatio || (id.low & 0x00FF_FFFF_FFFF_FFFF) < ratioThreshold
     }
 
-    func isInteresting(_ f: SpanFacts, _ span: Opentelemetry_Proto_Trace_V1_Span) -> Bool {
+    func isInteresting(_ f: SpanFacts, _ span: KeptSpan) -> Bool {
         if policy.keepErrors && f.isError { return true }
         if let ms = policy.latencyThresholdMs, Double(f.durationNanos) / 1e6 > ms { return true }
         if !policy.rules.isEmpty {
-            for kv in span.attributes {
-                for rule in policy.rules where rule.key == kv.key && rule.matches(kv.value.stringValue) { return true }
+            return span.forEachAttribute { key, value in
+                policy.rules.contains { $0.key == key && $0.matches(value) }
             }
         }
         return false
@@ -71,7 +71,7 @@ struct TailSampler {
     mutating func offer(seq: UInt64, facts f: SpanFacts, span: KeptSpan, nowNanos: UInt64, into out: inout [Outcome]) {
         let id = f.traceID
         if let d = decided[id] {
-            out.append(d || isInteresting(f, span.span) ? .keep(seq, span) : .drop(seq))
+            out.append(d || isInteresting(f, span) ? .keep(seq, span) : .drop(seq))
             return
         }
         if ratioKeeps(id) {
@@ -82,7 +82,7 @@ struct TailSampler {
         var state = traces[id] ?? TraceState(firstSeenNanos: nowNanos, decideAtNanos: nowNanos &+ waitNanos)
         state.cost += f.costUSD ?? 0
         let costly = policy.costThresholdUSD.map { state.cost > $0 } ?? false
-        if costly || isInteresting(f, span.span) {
+        if costly || isInteresting(f, span) {
             traces[id] = state
             decide(id, keep: true, nowNanos: nowNanos, into: &out)
             out.append(.keep(seq, span))
@@ -128,11 +128,4 @@ struct TailSampler {
     }
 
     var pendingTraces: Int { traces.count }
-}
-
-/// A span on its way to the backend, with the resource and scope it came with.
-struct KeptSpan: Sendable {
-    var resource: Opentelemetry_Proto_Resource_V1_Resource
-    var scope: Opentelemetry_Proto_Common_V1_InstrumentationScope
-    var span: Opentelemetry_Proto_Trace_V1_Span
 }

@@ -1,0 +1,349 @@
+import EvalForgeCore
+
+/// Where the spans of an `ExportTraceServiceRequest` are in its protobuf bytes, grouped by resource
+/// and scope. Ranges index the body they were read from; nothing is copied.
+struct OTLPWireRequest {
+    struct Scope {
+        /// Index into `resources`.
+        var resource: Int
+        /// Payloads of the scope field (several occurrences merge; usually one or none).
+        var scope: [Range<Int>]
+    }
+
+    struct Span {
+        var range: Range<Int>
+        /// Index into `scopes`.
+        var scope: Int
+    }
+
+    /// Payloads of each ResourceSpans' resource field.
+    var resources: [[Range<Int>]] = []
+    var scopes: [Scope] = []
+    var spans: [Span] = []
+}
+
+/// Validates an OTLP/HTTP protobuf body field by field — lengths, wire types of every known field
+/// (a known field with the wrong wire type is refused, where a protobuf runtime would keep it as
+/// unknown), UTF-8 of every string, nesting depth — and finds its spans, without building messages.
+/// Unknown fields (newer OTLP versions) are skipped. Every failure is a `CollectorError.badRequest`
+/// naming the place; no input traps.
+enum OTLPWireDecoder {
+    /// AnyValue nesting (arrays and key-value lists inside attributes) allowed at most.
+    static let maxDepth = 64
+
+    static func decode(_ body: UnsafeRawBufferPointer) throws -> OTLPWireRequest {
+        var out = OTLPWireRequest()
+        var d = Walker(b: body)
+        var c = ProtobufWireCursor(body, 0..<body.count)
+        var rsIndex = 0
+        while !c.isAtEnd {
+            let (field, wire) = try d.tag(&c, "ExportTraceServiceRequest")
+            if field == 1 {
+                let r = try d.payload(&c, wire, "ExportTraceServiceRequest", field)
+                d.path = .resourceSpans(rsIndex)
+                try d.resourceSpans(r, into: &out)
+                rsIndex += 1
+            } else {
+                try d.skip(&c, wire, "ExportTraceServiceRequest")
+            }
+        }
+        return out
+    }
+
+    /// Where in the request a problem is, for the 400 message.
+    enum Path {
+        case request
+        case resourceSpans(Int)
+        case scopeSpans(Int, Int)
+        case span(Int, Int, Int)
+
+        var description: String {
+            switch self {
+            case .request: return "request"
+            case .resourceSpans(let r): return "resource_spans[\(r)]"
+            case .scopeSpans(let r, let s): return "resource_spans[\(r)].scope_spans[\(s)]"
+            case .span(let r, let s, let i): return "resource_spans[\(r)].scope_spans[\(s)].spans[\(i)]"
+            }
+        }
+    }
+
+    private static let wireNames = ["varint", "64-bit", "length-delimited", "start-group", "end-group", "32-bit", "invalid (6)", "invalid (7)"]
+
+    struct Walker {
+        let b: UnsafeRawBufferPointer
+        var path = Path.request
+        var depth = 0
+
+        func fail(_ message: String) -> CollectorError {
+            CollectorError.badRequest("body is not a valid OTLP ExportTraceServiceRequest protobuf: \(path.description): \(message)")
+        }
+
+        @inline(__always) func tag(_ c: inout ProtobufWireCursor, _ message: StaticString) throws -> (UInt64, UInt8) {
+            let at = c.offset
+            guard let (field, wire) = c.tag(), field <= 536_870_911 else {
+                throw fail("\(message): malformed tag at byte \(at) (truncated, field number 0 or too large)")
+            }
+            return (field, wire)
+        }
+
+        @inline(__always) func expect(_ wire: UInt8, _ expected: UInt8, _ message: StaticString, _ field: UInt64) throws {
+            guard wire == expected else {
+                throw fail("\(message) field \(field) has wire type \(Self.name(wire)), expected \(Self.name(expected))")
+            }
+        }
+
+        static func name(_ w: UInt8) -> String { w < 8 ? wireNames[Int(w)] : "invalid" }
+
+        @inline(__always) func payload(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString, _ field: UInt64) throws -> Range<Int> {
+            try expect(wire, 2, message, field)
+            guard let r = c.lengthDelimited() else { throw fail("\(message) field \(field): truncated message (length past the end)") }
+            return r
+        }
+
+        @inline(__always) func string(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString, _ field: UInt64) throws -> Range<Int> {
+            let r = try payload(&c, wire, message, field)
+            guard UTF8Validation.isValid(b, r) else { throw fail("\(message) field \(field): a string field holds invalid UTF-8") }
+            return r
+        }
+
+        @inline(__always) func scalar(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ expected: UInt8, _ message: StaticString, _ field: UInt64) throws {
+            try expect(wire, expected, message, field)
+            guard c.skip(wireType: wire) else { throw fail("\(message) field \(field): truncated message") }
+        }
+
+        @inline(__always) func skip(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString) throws {
+            guard c.skip(wireType: wire) else {
+                throw fail(wire == 3 || wire == 4 || wire > 5 ? "\(message): unsupported wire type \(Self.name(wire))" : "\(message): truncated message")
+            }
+        }
+
+        mutating func resourceSpans(_ r: Range<Int>, into out: inout OTLPWireRequest) throws {
+            guard case .resourceSpans(let rsIndex) = path else { return }
+            var c = ProtobufWireCursor(b, r)
+            let resourceIndex = out.resources.count
+            out.resources.append([])
+            var ssIndex = 0
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "ResourceSpans")
+                switch field {
+                case 1:
+                    let p = try payload(&c, wire, "ResourceSpans", field)
+                    try resource(p)
+                    out.resources[resourceIndex].append(p)
+                case 2:
+                    let p = try payload(&c, wire, "ResourceSpans", field)
+                    path = .scopeSpans(rsIndex, ssIndex)
+                    try scopeSpans(p, resource: resourceIndex, into: &out)
+                    path = .resourceSpans(rsIndex)
+                    ssIndex += 1
+                case 3: _ = try string(&c, wire, "ResourceSpans", field)
+                default: try skip(&c, wire, "ResourceSpans")
+                }
+            }
+        }
+
+        mutating func resource(_ r: Range<Int>) throws {
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "Resource")
+                switch field {
+                case 1: try keyValue(try payload(&c, wire, "Resource", field))
+                case 2: try scalar(&c, wire, 0, "Resource", field)
+                case 3: try entityRef(try payload(&c, wire, "Resource", field))
+                default: try skip(&c, wire, "Resource")
+                }
+            }
+        }
+
+        func entityRef(_ r: Range<Int>) throws {
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "EntityRef")
+                switch field {
+                case 1, 2, 3, 4: _ = try string(&c, wire, "EntityRef", field)
+                default: try skip(&c, wire, "EntityRef")
+                }
+            }
+        }
+
+        mutating func scopeSpans(_ r: Range<Int>, resource: Int, into out: inout OTLPWireRequest) throws {
+            guard case .scopeSpans(let rsIndex, let ssIndex) = path else { return }
+            var c = ProtobufWireCursor(b, r)
+            let scopeIndex = out.scopes.count
+            out.scopes.append(OTLPWireRequest.Scope(resource: resource, scope: []))
+            var spanIndex = 0
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "ScopeSpans")
+                switch field {
+                case 1:
+                    let p = try payload(&c, wire, "ScopeSpans", field)
+                    try scope(p)
+                    out.scopes[scopeIndex].scope.append(p)
+                case 2:
+                    let p = try payload(&c, wire, "ScopeSpans", field)
+                    path = .span(rsIndex, ssIndex, spanIndex)
+                    try span(p)
+                    path = .scopeSpans(rsIndex, ssIndex)
+                    out.spans.append(OTLPWireRequest.Span(range: p, scope: scopeIndex))
+                    spanIndex += 1
+                case 3: _ = try string(&c, wire, "ScopeSpans", field)
+                default: try skip(&c, wire, "ScopeSpans")
+                }
+            }
+        }
+
+        mutating func scope(_ r: Range<Int>) throws {
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "InstrumentationScope")
+                switch field {
+                case 1, 2: _ = try string(&c, wire, "InstrumentationScope", field)
+                case 3: try keyValue(try payload(&c, wire, "InstrumentationScope", field))
+                case 4: try scalar(&c, wire, 0, "InstrumentationScope", field)
+                default: try skip(&c, wire, "InstrumentationScope")
+                }
+            }
+        }
+
+        mutating func span(_ r: Range<Int>) throws {
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "Span")
+                switch field {
+                case 1, 2, 4: _ = try payload(&c, wire, "Span", field)
+                case 3, 5: _ = try string(&c, wire, "Span", field)
+                case 6, 10, 12, 14: try scalar(&c, wire, 0, "Span", field)
+                case 7, 8: try scalar(&c, wire, 1, "Span", field)
+                case 9: try keyValue(try payload(&c, wire, "Span", field))
+                case 11: try event(try payload(&c, wire, "Span", field))
+                case 13: try link(try payload(&c, wire, "Span", field))
+                case 15: try status(try payload(&c, wire, "Span", field))
+                case 16: try scalar(&c, wire, 5, "Span", field)
+                default: try skip(&c, wire, "Span")
+                }
+            }
+        }
+
+        mutating func event(_ r: Range<Int>) throws {
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "Span.Event")
+                switch field {
+                case 1: try scalar(&c, wire, 1, "Span.Event", field)
+                case 2: _ = try string(&c, wire, "Span.Event", field)
+                case 3: try keyValue(try payload(&c, wire, "Span.Event", field))
+                case 4: try scalar(&c, wire, 0, "Span.Event", field)
+                default: try skip(&c, wire, "Span.Event")
+                }
+            }
+        }
+
+        mutating func link(_ r: Range<Int>) throws {
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "Span.Link")
+                switch field {
+                case 1, 2: _ = try payload(&c, wire, "Span.Link", field)
+                case 3: _ = try string(&c, wire, "Span.Link", field)
+                case 4: try keyValue(try payload(&c, wire, "Span.Link", field))
+                case 5: try scalar(&c, wire, 0, "Span.Link", field)
+                case 6: try scalar(&c, wire, 5, "Span.Link", field)
+                default: try skip(&c, wire, "Span.Link")
+                }
+            }
+        }
+
+        func status(_ r: Range<Int>) throws {
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "Status")
+                switch field {
+                case 2: _ = try string(&c, wire, "Status", field)
+                case 3: try scalar(&c, wire, 0, "Status", field)
+                default: try skip(&c, wire, "Status")
+                }
+            }
+        }
+
+        mutating func keyValue(_ r: Range<Int>) throws {
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "KeyValue")
+                switch field {
+                case 1: _ = try string(&c, wire, "KeyValue", field)
+                case 2: try anyValue(try payload(&c, wire, "KeyValue", field))
+                default: try skip(&c, wire, "KeyValue")
+                }
+            }
+        }
+
+        mutating func anyValue(_ r: Range<Int>) throws {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= OTLPWireDecoder.maxDepth else { throw fail("attribute values nested more than \(OTLPWireDecoder.maxDepth) deep") }
+            var c = ProtobufWireCursor(b, r)
+            while !c.isAtEnd {
+                let (field, wire) = try tag(&c, "AnyValue")
+                switch field {
+                case 1: _ = try string(&c, wire, "AnyValue", field)
+                case 2, 3: try scalar(&c, wire, 0, "AnyValue", field)
+                case 4: try scalar(&c, wire, 1, "AnyValue", field)
+                case 5, 6:
+                    let p = try payload(&c, wire, "AnyValue", field)
+                    var list = ProtobufWireCursor(b, p)
+                    let name: StaticString = field == 5 ? "ArrayValue" : "KeyValueList"
+                    while !list.isAtEnd {
+                        let (f, w) = try tag(&list, name)
+                        if f == 1 {
+                            let item = try payload(&list, w, name, f)
+                            if field == 5 { try anyValue(item) } else { try keyValue(item) }
+                        } else {
+                            try skip(&list, w, name)
+                        }
+                    }
+                case 7: _ = try payload(&c, wire, "AnyValue", field)
+                default: try skip(&c, wire, "AnyValue")
+                }
+            }
+        }
+    }
+}
+
+/// UTF-8 validation of byte ranges, with an eight-bytes-at-a-time ASCII fast path.
+enum UTF8Validation {
+    @inline(__always) static func isValid(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
+        var i = r.lowerBound
+        let end = r.upperBound
+        while i < end {
+            if end - i >= 8, b.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                i += 8
+                continue
+            }
+            let c0 = b[i]
+            if c0 < 0x80 {
+                i += 1
+                continue
+            }
+            if c0 < 0xC2 || c0 > 0xF4 { return false }
+            if c0 < 0xE0 {
+                guard i + 1 < end, b[i + 1] & 0xC0 == 0x80 else { return false }
+                i += 2
+            } else if c0 < 0xF0 {
+                guard i + 2 < end else { return false }
+                let c1 = b[i + 1]
+                guard c1 & 0xC0 == 0x80, b[i + 2] & 0xC0 == 0x80 else { return false }
+                if c0 == 0xE0 && c1 < 0xA0 { return false }  // overlong
+                if c0 == 0xED && c1 >= 0xA0 { return false }  // UTF-16 surrogates
+                i += 3
+            } else {
+                guard i + 3 < end else { return false }
+                let c1 = b[i + 1]
+                guard c1 & 0xC0 == 0x80, b[i + 2] & 0xC0 == 0x80, b[i + 3] & 0xC0 == 0x80 else { return false }
+                if c0 == 0xF0 && c1 < 0x90 { return false }  // overlong
+                if c0 == 0xF4 && c1 >= 0x90 { return false }  // past U+10FFFF
+                i += 4
+            }
+        }
+        return true
+    }
+}
