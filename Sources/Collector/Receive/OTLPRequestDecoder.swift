@@ -45,6 +45,18 @@ enum OTLPRequestDecoder {
         }
     }
 
+    /// The request decoded into messages, validated exactly as the pipeline validates it (for
+    /// callers that need messages: the backend's direct OTLP ingest), and its protobuf bytes.
+    static func decode(_ body: [UInt8], format: Format) throws -> (ExportTraceRequest, [UInt8]) {
+        let bytes = try protobufBytes(body, format: format)
+        _ = try bytes.withUnsafeBytes { try OTLPWireDecoder.decode($0) }
+        do {
+            return (try ExportTraceRequest(serializedBytes: bytes), bytes)
+        } catch {
+            throw CollectorError.badRequest("body is not a valid OTLP ExportTraceServiceRequest protobuf: \(describe(error))")
+        }
+    }
+
     static func describe(_ error: any Error) -> String {
         switch error {
         case BinaryDecodingError.truncated: return "truncated message"
