@@ -55,14 +55,17 @@ public protocol SpanStore: Sendable {
     @discardableResult
     func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int
 
+    /// Number of stored spans of a project whose start is in [fromUnixNanos, toUnixNanos), each
+    /// span counted once. A default pages through `listSpans`; stores answer with a counting query.
+    func countSpans(projectID: String, fromUnixNanos: Int64?, toUnixNanos: Int64?) async throws -> Int
+
     /// Releases connections; the store is unusable afterwards.
     func shutdown() async
 }
 
 extension SpanStore {
-    /// Number of stored spans of a project whose start is in [fromUnixNanos, toUnixNanos). This
-    /// default pages through `listSpans`; stores override it with a counting query.
-    public func countSpans(projectID: String, fromUnixNanos: Int64? = nil, toUnixNanos: Int64? = nil) async throws -> Int {
+    /// Counts by paging through `listSpans` (for stores without a counting query).
+    public func countSpans(projectID: String, fromUnixNanos: Int64?, toUnixNanos: Int64?) async throws -> Int {
         var n = 0
         var cursor: String?
         repeat {

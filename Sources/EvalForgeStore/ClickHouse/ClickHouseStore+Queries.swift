@@ -126,6 +126,15 @@ extension ClickHouseStore {
         return out
     }
 
+    public func countSpans(projectID: String, fromUnixNanos: Int64?, toUnixNanos: Int64?) async throws -> Int {
+        var v = values()
+        var cond = ["project_id = \(v.string(projectID))"]
+        if let x = fromUnixNanos { cond.append("\(flavor.startNanos) >= \(x)") }
+        if let x = toUnixNanos { cond.append("\(flavor.startNanos) < \(x)") }
+        var r = try await http.query("SELECT count() FROM \(db).spans FINAL WHERE \(cond.joined(separator: " AND "))", parameters: v.parameters)
+        return Int(clamping: try r.uint64())
+    }
+
     public func trace(projectID: String, traceID: String) async throws -> [SpanRow] {
         var v = values()
         let cond = "project_id = \(v.string(projectID)) AND trace_id = \(v.string(traceID))"

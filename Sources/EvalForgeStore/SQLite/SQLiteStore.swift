@@ -191,7 +191,7 @@ struct TraceAggregate {
 }
 
 extension SQLiteStore {
-    public func countSpans(projectID: String, fromUnixNanos: Int64? = nil, toUnixNanos: Int64? = nil) async throws -> Int {
+    public func countSpans(projectID: String, fromUnixNanos: Int64?, toUnixNanos: Int64?) async throws -> Int {
         try await db.read { c in
             Int(try c.scalar("SELECT count(*) FROM spans WHERE project_id = ? AND start_ns >= ? AND start_ns < ?",
                              [.text(projectID), .integer(fromUnixNanos ?? .min), .integer(toUnixNanos ?? .max)])?.int64 ?? 0)
