@@ -48,7 +48,19 @@ def log(*a):
     print("bench query:", *a, file=sys.stderr, flush=True)
 
 
+_KV = {}
+
+
 def kv(key, value):
+    """An attribute; memoized (the generator repeats keys and values), which makes loading cheap."""
+    k = (key, tuple(value) if isinstance(value, list) else value)
+    hit = _KV.get(k)
+    if hit is None:
+        hit = _KV[k] = _kv(key, value)
+    return hit
+
+
+def _kv(key, value):
     if isinstance(value, bool):
         return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(bool_value=value))
     if isinstance(value, int):
@@ -67,6 +79,10 @@ class Generator:
         self.r = random.Random(seed)
         self.now = now_ns
         self.sentences = [" ".join(self.r.choice(WORDS) for _ in range(self.r.randint(8, 24))) for _ in range(400)]
+        # Message bodies from pools (0.3-2 KB each), so generating spans is not the bottleneck.
+        self.inputs = [json.dumps([{"role": "system", "parts": [{"type": "text", "content": self.text(2)}]},
+                                   {"role": "user", "parts": [{"type": "text", "content": self.text(self.r.randint(2, 6))}]}]) for _ in range(500)]
+        self.outputs = [json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": self.text(self.r.randint(1, 4))}], "finish_reason": "stop"}]) for _ in range(500)]
 
     def text(self, n):
         return " ".join(self.r.choice(self.sentences) for _ in range(n))
@@ -87,9 +103,8 @@ class Generator:
         for _ in range(r.choice((1, 1, 1, 2, 2, 3))):
             prov, model = r.choice(MODELS)
             dur = int(r.lognormvariate(0, 0.6) * 900 * 10**6)
-            msgs = json.dumps([{"role": "system", "parts": [{"type": "text", "content": self.text(2)}]},
-                               {"role": "user", "parts": [{"type": "text", "content": self.text(r.randint(2, 6))}]}])
-            out = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": self.text(r.randint(1, 4))}], "finish_reason": "stop"}])
+            msgs = r.choice(self.inputs)
+            out = r.choice(self.outputs)
             sid = r.getrandbits(64).to_bytes(8, "big")
             attrs = common + [kv("gen_ai.operation.name", "chat"), kv("gen_ai.provider.name", prov), kv("gen_ai.request.model", model),
                               kv("gen_ai.usage.input_tokens", r.randint(80, 4000)), kv("gen_ai.usage.output_tokens", r.randint(10, 800)),
@@ -211,7 +226,7 @@ def main():
     ch = os.environ.get("EVALFORGE_CLICKHOUSE_URL", "")
     ap.add_argument("--spans", type=int, default=1_000_000 if ch else 200_000,
                     help="spans to load (default 1,000,000 on ClickHouse, 200,000 on the embedded SQLite store)")
-    ap.add_argument("--bin", default=os.environ.get("EVALFORGE_BIN", ""), help="evalforge binary (default: release build in .build-bench-main)")
+    ap.add_argument("--bin", default=os.environ.get("EVALFORGE_BIN", ""), help="evalforge binary (default: release build in .build-bench-query)")
     ap.add_argument("--requests", type=int, default=100, help="requests per measured query kind")
     ap.add_argument("--keep", default="", help="data directory to keep (default: a temporary one, removed)")
     ap.add_argument("--seed", type=int, default=1)
@@ -219,7 +234,7 @@ def main():
 
     binary = a.bin
     if not binary:
-        scratch = ".build-bench-main"
+        scratch = ".build-bench-query"
         log(f"swift build -c release --product evalforge --scratch-path {scratch}")
         with open(os.path.join(tempfile.gettempdir(), "bench-query-build.log"), "wb") as blog:
             if subprocess.call(["swift", "build", "-c", "release", "--product", "evalforge", "--scratch-path", scratch], stdout=blog, stderr=subprocess.STDOUT) != 0:
@@ -234,7 +249,8 @@ def main():
         store = "clickhouse"
         args += ["--clickhouse-url", ch, "--clickhouse-database", f"evalforge_bench_{os.getpid()}"]
     log(f"store {store}, {a.spans:,} spans, data dir {data_dir}")
-    proc = subprocess.Popen(args, stdout=sys.stderr, stderr=sys.stderr)
+    backend_log = open(os.path.join(data_dir, "backend.log"), "wb")
+    proc = subprocess.Popen(args, stdout=backend_log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while True:
@@ -289,6 +305,11 @@ def main():
 
         print(json.dumps({"bench": "query", "store": store, "spans": spans, "trace_by_id_p95_ms": p95(trace_ms), "list_p95_ms": p95(lists),
                           "dashboard_p95_ms": p95(dash), "dashboard_api_p95_ms": p95(dash_api), "export_10k_ms": round(export_ms, 1)}))
+    except BaseException:
+        if proc.poll() is not None:
+            log(f"backend exited with {proc.returncode}; its log: {backend_log.name}")
+            a.keep = a.keep or data_dir
+        raise
     finally:
         proc.terminate()
         try:

@@ -26,7 +26,7 @@ enum WebUI {
         let pages = router.group().add(middleware: auth)
         let store = services.store
         let optionsCache = TracesPage.OptionsCache()
-        pages.get("/") { request, context in try await DashboardPage(store: store).render(request, context: context) }
+        pages.get("/") { request, context in try await DashboardPage(store: store, optionsCache: optionsCache).render(request, context: context) }
         pages.get("/traces") { request, context in try await TracesPage(store: store, optionsCache: optionsCache).render(request, context: context) }
         pages.get("/traces/:trace_id") { request, context in try await TraceDetailPage(store: store).render(request, context: context) }
         pages.get("/sessions") { request, context in try await SessionsPage(store: store).render(request, context: context) }

@@ -6,6 +6,7 @@ import Hummingbird
 /// Dashboard: requests, cost, tokens, latency percentiles and error rate over time, by model.
 struct DashboardPage: Sendable {
     let store: any SpanStore
+    let optionsCache: TracesPage.OptionsCache
 
     static let ranges: [(key: String, label: String, seconds: Int64)] = [("1h", "1 hour", 3600), ("24h", "24 hours", 86_400), ("7d", "7 days", 7 * 86_400), ("30d", "30 days", 30 * 86_400)]
 
@@ -24,11 +25,11 @@ struct DashboardPage: Sendable {
             let from = to - range.seconds
             let alignedFrom = from - ((from % interval) + interval) % interval
             let query = MetricsQuery(projectID: project.id, fromUnix: alignedFrom, toUnix: to, intervalSeconds: interval, groupBy: .model, service: service)
-            let allServices = MetricsQuery(projectID: project.id, fromUnix: to - 30 * 86_400, toUnix: to, intervalSeconds: 30 * 86_400 + 60, groupBy: .service)
+            let projectID = project.id
             async let reportTask = MetricsController.report(store: store, query: query)
-            async let servicesTask = storeCall { try await store.metrics(allServices) }
+            async let optionsTask = optionsCache.options(store: store, projectID: projectID)
             let report = try await reportTask
-            let services = Set(try await servicesTask.map(\.group)).filter { !$0.isEmpty }.sorted()
+            let services = try await optionsTask.services
             let html = Layout.page(title: "Dashboard", section: .dashboard, project: project.name,
                                    Self.body(report: report, range: range.key, service: service, services: services))
             return Layout.response(html)
