@@ -1,25 +1,331 @@
+import AsyncHTTPClient
 import EvalForgeStore
+import Foundation
 import Logging
+import Metrics
+import NIOCore
 import ServiceLifecycle
 
+/// Settings of the evaluation runner.
+public struct EvaluationSettings: Sendable {
+    public var webhooks: WebhookSettings
+    /// Span batches queued for online evaluation before new ones are dropped (counted). Default 1,024.
+    public var onlineQueueBatches: Int
+    /// Span batches evaluated online at once. Default 8.
+    public var onlineConcurrentBatches: Int
+    /// Items in flight per run when an experiment does not say. Default 256.
+    public var defaultConcurrency: Int
+
+    public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueueBatches: Int = 1024, onlineConcurrentBatches: Int = 8, defaultConcurrency: Int = 256) {
+        self.webhooks = webhooks
+        self.onlineQueueBatches = onlineQueueBatches
+        self.onlineConcurrentBatches = onlineConcurrentBatches
+        self.defaultConcurrency = defaultConcurrency
+    }
+
+    public static let `default` = EvaluationSettings()
+}
+
+/// The HTTP client of judge, target and webhook calls: process-wide (never shut down, like
+/// `HTTPClient.shared`) with a connection pool sized for hundreds of concurrent judge calls.
+enum EvaluationHTTP {
+    static let client: HTTPClient = {
+        var config = HTTPClient.Configuration()
+        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+        config.timeout = .init(connect: .seconds(5))
+        config.httpVersion = .http1Only
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }()
+}
+
 /// The evaluation runner hosted by the backend: evaluators, online evaluation, datasets,
-/// experiments, run comparison and webhooks. (Skeleton: the evaluation issue fills it in.)
+/// experiments, run comparison and webhooks (docs/evaluation.md).
 public final class EvaluationService: Sendable {
     public let store: any SpanStore
     public let metadata: SQLiteDatabase
     public let logger: Logger
+    public let settings: EvaluationSettings
+    let repo: EvalRepository
+    let providers: ProviderRegistry
+    let engine: RunEngine
+    let webhooks: WebhookDispatcher
+    let online: OnlineEvaluator
 
     /// `metadata` is the backend's SQLite metadata file (datasets, runs and webhooks live there);
     /// `store` holds spans and scores.
-    public init(store: any SpanStore, metadata: SQLiteDatabase, logger: Logger) async throws {
+    public init(store: any SpanStore, metadata: SQLiteDatabase, logger: Logger, settings: EvaluationSettings = .default) async throws {
         self.store = store
         self.metadata = metadata
         self.logger = logger
+        self.settings = settings
+        try await EvalSchema.migrator.apply(to: metadata)
+        repo = EvalRepository(db: metadata)
+        let http = EvaluationHTTP.client
+        providers = ProviderRegistry(repo: repo, http: http, logger: logger)
+        webhooks = WebhookDispatcher(db: metadata, http: http, settings: settings.webhooks, logger: logger)
+        engine = RunEngine(db: metadata, store: store, http: http, providers: providers, webhooks: webhooks, logger: logger)
+        online = OnlineEvaluator(repo: repo, store: store, providers: providers, cache: ResultCache(db: metadata), queueBatches: settings.onlineQueueBatches,
+                                 maxConcurrentBatches: settings.onlineConcurrentBatches, logger: logger)
     }
 
     /// Called by ingest after a batch is durably stored (never blocks ingest: enqueue and return).
-    public func spansStored(projectID: String, spans: [SpanRow]) {}
+    public func spansStored(projectID: String, spans: [SpanRow]) {
+        online.enqueue(projectID: projectID, spans: spans)
+    }
 
-    /// Background services (run workers, webhook delivery) the backend application runs.
-    public var services: [any Service] { [] }
+    /// Background services (run workers, webhook delivery, online evaluation) the backend runs.
+    public var services: [any Service] { [engine, webhooks, online] }
+
+    /// Registers a Swift evaluator; reference it by name after creating `{"name": …, "type": "custom"}`.
+    public func register(_ evaluator: any Evaluator) {
+        providers.custom.withLock { $0[evaluator.name] = evaluator }
+    }
+
+    // MARK: providers
+
+    public func putProvider(projectID: String, _ config: ProviderConfig) async throws -> ProviderConfig {
+        try config.validate()
+        try await repo.putProvider(projectID, config)
+        return config.redacted
+    }
+
+    public func listProviders(projectID: String) async throws -> [ProviderConfig] { try await repo.providers(projectID).map(\.redacted) }
+
+    public func deleteProvider(projectID: String, name: String) async throws {
+        guard try await repo.deleteProvider(projectID, name) else { throw EvaluationError.notFound("provider '\(name)' does not exist") }
+    }
+
+    // MARK: evaluators
+
+    public struct StoredEvaluator: Sendable, Codable {
+        public var spec: EvaluatorSpec
+        public var version: Int
+    }
+
+    public func putEvaluator(projectID: String, _ spec: EvaluatorSpec) async throws -> StoredEvaluator {
+        try spec.validate()
+        if spec.type == "custom" {
+            guard providers.custom.withLock({ $0[spec.name] }) != nil else { throw EvaluationError.notFound("custom evaluator '\(spec.name)' is not registered in this process") }
+        } else {
+            // Build once to check schemas, patterns and the provider.
+            _ = try await providers.build(projectID: projectID, specs: [VersionedSpec(spec: spec, version: 1)])
+        }
+        let version = try await repo.putEvaluator(projectID, spec)
+        online.invalidate(projectID: projectID)
+        return StoredEvaluator(spec: spec, version: version)
+    }
+
+    public func listEvaluators(projectID: String) async throws -> [StoredEvaluator] {
+        try await repo.evaluators(projectID).map { StoredEvaluator(spec: $0.spec, version: $0.version) }
+    }
+
+    public func deleteEvaluator(projectID: String, name: String) async throws {
+        guard try await repo.deleteEvaluator(projectID, name) else { throw EvaluationError.notFound("evaluator '\(name)' does not exist") }
+        online.invalidate(projectID: projectID)
+    }
+
+    private func specs(projectID: String, names: [String]) async throws -> [VersionedSpec] {
+        guard !names.isEmpty else { throw EvaluationError.invalidArgument("evaluators: at least one evaluator name is required") }
+        let all = try await repo.evaluators(projectID)
+        return try names.map { n in
+            guard let s = all.first(where: { $0.spec.name == n }) else { throw EvaluationError.notFound("evaluator '\(n)' does not exist; create it with POST /api/evaluators") }
+            return s
+        }
+    }
+
+    /// Evaluates answers synchronously (nothing stored): `elapsedNs` covers the evaluation only.
+    public func evaluate(projectID: String, evaluators names: [String], specs inline: [EvaluatorSpec], inputs: [EvaluationInput]) async throws -> (results: [[EvaluationResult]], elapsedNs: Int64) {
+        var specs = inline.map { VersionedSpec(spec: $0, version: 0) }
+        if !names.isEmpty { specs += try await self.specs(projectID: projectID, names: names) }
+        guard !specs.isEmpty else { throw EvaluationError.invalidArgument("evaluators or specs: at least one evaluator is required") }
+        let evaluators = try await providers.build(projectID: projectID, specs: specs)
+        let heuristics = evaluators.compactMap { $0 as? any HeuristicEvaluator }
+        let start = ContinuousClock.now
+        var out: [[EvaluationResult]] = []
+        out.reserveCapacity(inputs.count)
+        if heuristics.count == evaluators.count {
+            for x in inputs { out.append(heuristics.map { $0.evaluateNow(x) }) }
+        } else {
+            out = await withTaskGroup(of: (Int, [EvaluationResult]).self) { group in
+                for (i, x) in inputs.enumerated() {
+                    group.addTask {
+                        var rs: [EvaluationResult] = []
+                        for e in evaluators { rs.append(await e.evaluate(x)) }
+                        return (i, rs)
+                    }
+                }
+                var all = [[EvaluationResult]](repeating: [], count: inputs.count)
+                for await (i, rs) in group { all[i] = rs }
+                return all
+            }
+        }
+        let d = start.duration(to: .now)
+        return (out, d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+    }
+
+    // MARK: online rules
+
+    public func createRule(projectID: String, name: String, filter: RuleFilter, samplingRate: Double, evaluators: [String], enabled: Bool = true) async throws -> OnlineRule {
+        guard (0...1).contains(samplingRate) else { throw EvaluationError.invalidArgument("samplingRate: expected 0…1, got \(samplingRate)") }
+        _ = try await specs(projectID: projectID, names: evaluators)
+        let rule = OnlineRule(id: newID("rule"), name: name.isEmpty ? "rule" : name, filter: filter, samplingRate: samplingRate, evaluators: evaluators, enabled: enabled, createdUnixMs: nowMs())
+        try await repo.insertRule(projectID, rule)
+        online.invalidate(projectID: projectID)
+        return rule
+    }
+
+    public func listRules(projectID: String) async throws -> [OnlineRule] { try await repo.rules(projectID) }
+
+    public func deleteRule(projectID: String, id: String) async throws {
+        guard try await repo.deleteRule(projectID, id) else { throw EvaluationError.notFound("rule '\(id)' does not exist") }
+        online.invalidate(projectID: projectID)
+    }
+
+    // MARK: datasets
+
+    public func createDataset(projectID: String, name: String, description: String = "", items: [DatasetItem] = []) async throws -> Dataset {
+        guard !name.isEmpty else { throw EvaluationError.invalidArgument("name: a dataset needs a name") }
+        var d = try await repo.createDataset(projectID, name: name, description: description)
+        if !items.isEmpty { d.itemCount = try await repo.addItems(projectID, datasetID: d.id, items).count }
+        return d
+    }
+
+    public func listDatasets(projectID: String) async throws -> [Dataset] { try await repo.datasets(projectID) }
+
+    public func dataset(projectID: String, id: String) async throws -> Dataset {
+        guard let d = try await repo.dataset(projectID, id) else { throw EvaluationError.notFound("dataset '\(id)' does not exist") }
+        return d
+    }
+
+    public func deleteDataset(projectID: String, id: String) async throws {
+        guard try await repo.deleteDataset(projectID, id) else { throw EvaluationError.notFound("dataset '\(id)' does not exist") }
+    }
+
+    public func addItems(projectID: String, datasetID: String, items: [DatasetItem]) async throws -> [DatasetItem] {
+        guard !items.isEmpty else { throw EvaluationError.invalidArgument("items: at least one item is required") }
+        return try await repo.addItems(projectID, datasetID: datasetID, items)
+    }
+
+    public func items(projectID: String, datasetID: String, limit: Int, offset: Int) async throws -> [DatasetItem] {
+        _ = try await dataset(projectID: projectID, id: datasetID)
+        return try await repo.items(projectID, datasetID: datasetID, limit: limit, offset: offset)
+    }
+
+    /// Adds one item per model call (span with recorded output) of the given traces.
+    public func addItemsFromTraces(projectID: String, datasetID: String, traceIDs: [String]) async throws -> [DatasetItem] {
+        _ = try await dataset(projectID: projectID, id: datasetID)
+        var items: [DatasetItem] = []
+        for t in traceIDs {
+            for span in try await store.trace(projectID: projectID, traceID: t) where span.isLLMCall && !span.output.isEmpty && span.service != EvaluationSpans.service {
+                items.append(InputConversion.datasetItem(from: span))
+            }
+        }
+        guard !items.isEmpty else { throw EvaluationError.notFound("no model calls with recorded output in the given traces") }
+        return try await repo.addItems(projectID, datasetID: datasetID, items)
+    }
+
+    // MARK: experiments and runs
+
+    public func createExperiment(projectID: String, name: String, datasetID: String, target: Target, evaluators: [String], concurrency: Int?) async throws -> Experiment {
+        try target.validate()
+        _ = try await dataset(projectID: projectID, id: datasetID)
+        _ = try await specs(projectID: projectID, names: evaluators)
+        if target.type == "provider", let p = target.provider, try await repo.providers(projectID).first(where: { $0.name == p }) == nil {
+            throw EvaluationError.notFound("target provider '\(p)' does not exist; create it with POST /api/providers")
+        }
+        let c = concurrency ?? settings.defaultConcurrency
+        guard (1...4096).contains(c) else { throw EvaluationError.invalidArgument("concurrency: expected 1…4096, got \(c)") }
+        let e = Experiment(id: newID("exp"), name: name.isEmpty ? "experiment" : name, datasetID: datasetID, target: target, evaluators: evaluators, concurrency: c, createdUnixMs: nowMs())
+        try await repo.insertExperiment(projectID, e)
+        return e
+    }
+
+    public func listExperiments(projectID: String) async throws -> [Experiment] { try await repo.experiments(projectID) }
+
+    /// Starts a run of the experiment over its dataset's current items.
+    public func startRun(projectID: String, experimentID: String) async throws -> Run {
+        guard let e = try await repo.experiments(projectID).first(where: { $0.id == experimentID }) else { throw EvaluationError.notFound("experiment '\(experimentID)' does not exist") }
+        let config = RunConfig(target: e.target, evaluators: try await specs(projectID: projectID, names: e.evaluators), concurrency: e.concurrency)
+        let id = try await repo.createRun(projectID, experiment: e, config: config)
+        engine.start(projectID: projectID, runID: id)
+        return try await run(projectID: projectID, id: id, withAggregates: false)
+    }
+
+    public func listRuns(projectID: String, limit: Int = 100) async throws -> [Run] { try await repo.runs(projectID, limit: limit) }
+
+    public func run(projectID: String, id: String, withAggregates: Bool = true) async throws -> Run {
+        guard var r = try await repo.run(projectID, id) else { throw EvaluationError.notFound("run '\(id)' does not exist") }
+        if withAggregates { r.aggregates = Run.aggregates(try await repo.runItems(projectID, runID: id)) }
+        return r
+    }
+
+    public func runItems(projectID: String, id: String) async throws -> [RunItemResult] {
+        _ = try await run(projectID: projectID, id: id, withAggregates: false)
+        return try await repo.runItems(projectID, runID: id)
+    }
+
+    public func cancelRun(projectID: String, id: String) async throws -> Run {
+        let changed = try await metadata.write { c in
+            try c.run("UPDATE eval_runs SET status = 'cancelled', finished_unix_ms = ? WHERE id = ? AND project_id = ? AND status IN ('pending', 'running')", [.integer(nowMs()), .text(id), .text(projectID)])
+        }
+        let r = try await run(projectID: projectID, id: id)
+        if changed == 0, !r.status.isFinal { throw EvaluationError.conflict("run '\(id)' could not be cancelled") }
+        return r
+    }
+
+    public func compare(projectID: String, base: String, candidate: String) async throws -> RunComparison {
+        let a = try await runItems(projectID: projectID, id: base)
+        let b = try await runItems(projectID: projectID, id: candidate)
+        return RunComparison(base: base, candidate: candidate, baseItems: a, candidateItems: b)
+    }
+
+    // MARK: scores (feedback)
+
+    public func addScores(projectID: String, _ scores: [ScoreRow]) async throws -> [ScoreRow] {
+        var out: [ScoreRow] = []
+        for var s in scores {
+            s.projectID = projectID
+            guard !s.name.isEmpty else { throw EvaluationError.invalidArgument("name: a score needs a name") }
+            guard !s.traceID.isEmpty || !s.sessionID.isEmpty else { throw EvaluationError.invalidArgument("a score needs a traceId (optionally with a spanId) or a sessionId") }
+            if !s.spanID.isEmpty, s.traceID.isEmpty { throw EvaluationError.invalidArgument("spanId needs its traceId") }
+            switch s.dataType {
+            case .numeric: guard let v = s.value, v.isFinite else { throw EvaluationError.invalidArgument("value: a numeric score needs a finite number") }
+            case .boolean:
+                guard let v = s.value, v == 0 || v == 1 else { throw EvaluationError.invalidArgument("value: a boolean score is 0 or 1 (or true/false)") }
+                if s.label.isEmpty { s.label = v == 1 ? "true" : "false" }
+            case .categorical: guard !s.label.isEmpty else { throw EvaluationError.invalidArgument("label: a categorical score needs a label") }
+            }
+            if s.id.isEmpty { s.id = newID("score") }
+            if s.createdUnixNanos == 0 { s.createdUnixNanos = Int64(Date().timeIntervalSince1970 * 1e9) }
+            out.append(s)
+        }
+        try await store.insertScores(out)
+        return out
+    }
+
+    // MARK: webhooks
+
+    public func createWebhook(projectID: String, url: String, secret: String?, events: [String]) async throws -> Webhook {
+        guard let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else { throw EvaluationError.invalidArgument("url: an http(s) URL is required") }
+        let known: Set<String> = ["run.started", "run.progress", "run.completed", "run.failed"]
+        for e in events where !known.contains(e) { throw EvaluationError.invalidArgument("events: '\(e)' is not one of \(known.sorted().joined(separator: ", "))") }
+        let w = Webhook(id: newID("wh"), url: url, secret: secret.flatMap { $0.isEmpty ? nil : $0 } ?? ("whsec_" + newID("").dropFirst()), events: events, enabled: true, createdUnixMs: nowMs())
+        try await repo.insertWebhook(projectID, w)
+        return w
+    }
+
+    public func listWebhooks(projectID: String) async throws -> [Webhook] {
+        try await repo.webhooks(projectID).map { var w = $0; w.secret = ""; return w }
+    }
+
+    public func deleteWebhook(projectID: String, id: String) async throws {
+        guard try await repo.deleteWebhook(projectID, id) else { throw EvaluationError.notFound("webhook '\(id)' does not exist") }
+    }
+
+    public func testWebhook(projectID: String, id: String) async throws -> Delivery { try await webhooks.test(projectID: projectID, webhookID: id) }
+
+    public func deliveries(projectID: String, webhookID: String, limit: Int = 100) async throws -> [Delivery] {
+        guard try await repo.webhooks(projectID).contains(where: { $0.id == webhookID }) else { throw EvaluationError.notFound("webhook '\(webhookID)' does not exist") }
+        return try await repo.deliveries(projectID, webhookID: webhookID, limit: limit)
+    }
 }

@@ -1,0 +1,62 @@
+import EvalForgeStore
+
+/// The evaluation runner's tables in the backend's metadata file.
+enum EvalSchema {
+    static let migrator = SQLiteMigrator([
+        .init("eval.001_core", """
+            CREATE TABLE eval_providers (
+                project_id TEXT NOT NULL, name TEXT NOT NULL, config TEXT NOT NULL, created_unix_ms INTEGER NOT NULL,
+                PRIMARY KEY (project_id, name));
+            CREATE TABLE eval_evaluators (
+                project_id TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, spec TEXT NOT NULL,
+                created_unix_ms INTEGER NOT NULL, PRIMARY KEY (project_id, name));
+            CREATE TABLE eval_rules (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL, filter TEXT NOT NULL,
+                sampling_rate REAL NOT NULL, evaluators TEXT NOT NULL, enabled INTEGER NOT NULL, created_unix_ms INTEGER NOT NULL);
+            CREATE INDEX eval_rules_project ON eval_rules (project_id);
+            CREATE TABLE eval_datasets (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL,
+                created_unix_ms INTEGER NOT NULL);
+            CREATE INDEX eval_datasets_project ON eval_datasets (project_id);
+            CREATE TABLE eval_items (
+                id TEXT PRIMARY KEY, dataset_id TEXT NOT NULL REFERENCES eval_datasets(id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL, input TEXT NOT NULL, expected TEXT, output TEXT, context TEXT, metadata TEXT NOT NULL,
+                source_trace_id TEXT NOT NULL, source_span_id TEXT NOT NULL, created_unix_ms INTEGER NOT NULL);
+            CREATE INDEX eval_items_dataset ON eval_items (dataset_id, seq);
+            CREATE TABLE eval_experiments (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL, dataset_id TEXT NOT NULL,
+                target TEXT NOT NULL, evaluators TEXT NOT NULL, concurrency INTEGER NOT NULL, created_unix_ms INTEGER NOT NULL);
+            CREATE TABLE eval_runs (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, experiment_id TEXT NOT NULL, dataset_id TEXT NOT NULL,
+                name TEXT NOT NULL, status TEXT NOT NULL, config TEXT NOT NULL, total INTEGER NOT NULL,
+                done INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+                judge_calls INTEGER NOT NULL DEFAULT 0, judge_input_tokens INTEGER NOT NULL DEFAULT 0,
+                judge_output_tokens INTEGER NOT NULL DEFAULT 0, judge_cost_usd REAL NOT NULL DEFAULT 0,
+                judge_latency_ms REAL NOT NULL DEFAULT 0, cache_hits INTEGER NOT NULL DEFAULT 0,
+                error TEXT NOT NULL DEFAULT '', created_unix_ms INTEGER NOT NULL, started_unix_ms INTEGER,
+                finished_unix_ms INTEGER, progress_notified INTEGER NOT NULL DEFAULT 0);
+            CREATE INDEX eval_runs_project ON eval_runs (project_id, created_unix_ms);
+            CREATE INDEX eval_runs_status ON eval_runs (status);
+            CREATE TABLE eval_run_items (
+                run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE, item_id TEXT NOT NULL,
+                seq INTEGER NOT NULL, state TEXT NOT NULL, claims INTEGER NOT NULL DEFAULT 0,
+                output TEXT, latency_ms REAL, error TEXT, results TEXT, finished_unix_ms INTEGER,
+                PRIMARY KEY (run_id, item_id));
+            CREATE INDEX eval_run_items_state ON eval_run_items (run_id, state, seq);
+            CREATE TABLE eval_cache (
+                key TEXT PRIMARY KEY, result TEXT NOT NULL, created_unix_ms INTEGER NOT NULL);
+            CREATE TABLE eval_webhooks (
+                id TEXT PRIMARY KEY, project_id TEXT NOT NULL, url TEXT NOT NULL, secret TEXT NOT NULL,
+                events TEXT NOT NULL, enabled INTEGER NOT NULL, created_unix_ms INTEGER NOT NULL);
+            CREATE INDEX eval_webhooks_project ON eval_webhooks (project_id);
+            CREATE TABLE eval_deliveries (
+                id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL REFERENCES eval_webhooks(id) ON DELETE CASCADE,
+                project_id TEXT NOT NULL, event TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, next_attempt_unix_ms INTEGER NOT NULL,
+                last_status_code INTEGER, last_error TEXT NOT NULL DEFAULT '', log TEXT NOT NULL DEFAULT '[]',
+                created_unix_ms INTEGER NOT NULL, updated_unix_ms INTEGER NOT NULL);
+            CREATE INDEX eval_deliveries_due ON eval_deliveries (status, next_attempt_unix_ms);
+            CREATE INDEX eval_deliveries_webhook ON eval_deliveries (webhook_id, created_unix_ms);
+            """),
+    ])
+}
