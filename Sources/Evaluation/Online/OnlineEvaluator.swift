@@ -150,8 +150,9 @@ final class OnlineEvaluator: Service, Sendable {
         }
         guard !scores.isEmpty || !spans.isEmpty else { return }
         do {
-            try await store.insertScores(scores)
+            // Spans first: a visible score means its evaluation span is stored too.
             _ = try await store.insert(StoreBatch(projectID: batch.projectID, batchID: newID("online"), spans: spans, rollups: []))
+            try await store.insertScores(scores)
         } catch {
             logger.error("storing online evaluation results failed", metadata: ["project": "\(batch.projectID)", "error": "\(error)"])
         }
