@@ -38,10 +38,6 @@ public struct MetricsBucketing: Sendable {
         table[BucketKey(bucket: bucket(of: minuteUnix), group: group), default: RollupValue()].merge(value)
     }
 
-    public func merge(into other: inout MetricsBucketing) {
-        for (k, v) in table { other.table[k, default: RollupValue()].merge(v) }
-    }
-
     /// Buckets ordered by time, then group.
     public func buckets() -> [MetricsBucket] {
         table.map { MetricsBucket(bucketUnix: $0.key.bucket, group: $0.key.group, value: $0.value) }

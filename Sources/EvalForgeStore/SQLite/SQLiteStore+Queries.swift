@@ -210,8 +210,7 @@ extension SQLiteStore {
         if let v = q.provider { cond.append("provider = ?"); binds.append(.text(v)) }
         if let v = q.model { cond.append("model = ?"); binds.append(.text(v)) }
         let sql = "SELECT * FROM rollups WHERE " + cond.joined(separator: " AND ")
-        var merger = MetricsBucketing(query: q)
-        try await db.read { [binds] c in
+        let result = try await db.read { [binds] c in
             var local = MetricsBucketing(query: q)
             try c.forEach(sql, binds) { r in
                 let minute = r["minute_unix"].int64 ?? 0
@@ -224,8 +223,8 @@ extension SQLiteStore {
                 local.add(minuteUnix: minute, group: group, value: SQLiteRowCoding.rollupValue(r))
             }
             return local
-        }.merge(into: &merger)
-        return merger.buckets()
+        }
+        return result.buckets()
     }
 
     private func userMetrics(_ q: MetricsQuery) async throws -> [MetricsBucket] {
