@@ -48,6 +48,16 @@ let package = Package(
             ],
             path: "Sources/CollectorBench"
         ),
+        // `scripts/bench writer`: the ClickHouse writer (EvalForgeStore) against clickhouse-client
+        // inserting the same span rows into the same server.
+        .executableTarget(
+            name: "WriterBench",
+            dependencies: [
+                .product(name: "EvalForgeStore", package: "evalforge"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/WriterBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

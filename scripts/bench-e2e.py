@@ -41,16 +41,12 @@ def wait_http(url, timeout=60):
     return False
 
 
-def build(binary_dir):
-    log("building evalforge (release) in .build-bench-e2e")
-    t = time.time()
-    r = subprocess.run(["swift", "build", "-c", "release", "--product", "evalforge", "--scratch-path", ".build-bench-e2e"],
-                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def build():
+    """The release evalforge from scripts/build-release (shared by every benchmark)."""
+    r = subprocess.run([os.path.join(ROOT, "scripts", "build-release")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
-        print(r.stdout[-4000:], file=sys.stderr)
         sys.exit("e2e: build failed")
-    log(f"built in {time.time() - t:.0f} s")
-    return os.path.join(ROOT, ".build-bench-e2e", "release", "evalforge")
+    return r.stdout.strip().splitlines()[-1]
 
 
 def cpu_seconds(pid):
@@ -183,7 +179,7 @@ def main():
     ap.add_argument("--clickhouse-url", default=os.environ.get("EVALFORGE_CLICKHOUSE_URL", ""))
     ap.add_argument("--binary", default="")
     a = ap.parse_args()
-    binary = a.binary or build(ROOT)
+    binary = a.binary or build()
     ch = a.clickhouse_url
     if not ch and os.path.exists(os.path.join(ROOT, "scripts", "clickhouse-server")):
         out = subprocess.run([os.path.join(ROOT, "scripts", "clickhouse-server"), "start"], stdout=subprocess.PIPE, text=True)

@@ -226,7 +226,7 @@ def main():
     ch = os.environ.get("EVALFORGE_CLICKHOUSE_URL", "")
     ap.add_argument("--spans", type=int, default=1_000_000 if ch else 200_000,
                     help="spans to load (default 1,000,000 on ClickHouse, 200,000 on the embedded SQLite store)")
-    ap.add_argument("--bin", default=os.environ.get("EVALFORGE_BIN", ""), help="evalforge binary (default: release build in .build-bench-query)")
+    ap.add_argument("--bin", default=os.environ.get("EVALFORGE_BIN", ""), help="evalforge binary (default: scripts/build-release)")
     ap.add_argument("--requests", type=int, default=100, help="requests per measured query kind")
     ap.add_argument("--keep", default="", help="data directory to keep (default: a temporary one, removed)")
     ap.add_argument("--seed", type=int, default=1)
@@ -234,12 +234,10 @@ def main():
 
     binary = a.bin
     if not binary:
-        scratch = ".build-bench-query"
-        log(f"swift build -c release --product evalforge --scratch-path {scratch}")
-        with open(os.path.join(tempfile.gettempdir(), "bench-query-build.log"), "wb") as blog:
-            if subprocess.call(["swift", "build", "-c", "release", "--product", "evalforge", "--scratch-path", scratch], stdout=blog, stderr=subprocess.STDOUT) != 0:
-                raise SystemExit(f"bench query: release build failed (log: {blog.name})")
-        binary = os.path.join(scratch, "release", "evalforge")
+        r = subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "build-release")], stdout=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise SystemExit("bench query: release build failed")
+        binary = r.stdout.strip().splitlines()[-1]
 
     data_dir = a.keep or tempfile.mkdtemp(prefix="evalforge-bench-query-")
     port = free_port()

@@ -69,6 +69,40 @@ struct RedactionTests {
         #expect(!truncated)
     }
 
+    /// The byte scanners against the regular expressions they replace, on random text built from
+    /// fragments of keys, addresses and card numbers.
+    @Test func scannersAgreeWithRegularExpressions() {
+        let email = #/[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}/#
+        let key = #/(sk-(ant-|proj-)?[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35}|(?i:bearer)\s+[A-Za-z0-9._\-]{20,})/#
+        let card = #/\b\d(?:[ \-]?\d){12,18}\b/#.wordBoundaryKind(.simple)
+        let fragments = ["sk-", "sk-ant-", "AKIA", "AIza", "ghp_", "gho_", "xoxb-", "Bearer ", "bearer\t", "BEARER  ",
+                         "@", ".", "..", "com", "io", "x", "a.b", "-", "_", "%", "+", " ", "\n", "4111", "1111 ", "1-",
+                         "0", "12345", "ABCDEFGH", "abcdefghij", "Z9", "é", "jane", "@example.org"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            var s = ""
+            for _ in 0..<Int.random(in: 1...24, using: &rng) { s += fragments.randomElement(using: &rng)! }
+            #expect(ContentRedactor.maskEmails(s) == s.replacing(email, with: "[REDACTED_EMAIL]"), "\(s)")
+            #expect(ContentRedactor.maskAPIKeys(s) == s.replacing(key, with: "[REDACTED_API_KEY]"), "\(s)")
+            let expectedCards = s.replacing(card) { m in
+                let digits = m.output.filter(\.isNumber)
+                return Self.luhn(digits) ? "[REDACTED_CARD]" : String(m.output)
+            }
+            #expect(ContentRedactor.maskCardNumbers(s) == expectedCards, "\(s)")
+        }
+    }
+
+    static func luhn(_ digits: some StringProtocol) -> Bool {
+        var sum = 0, double = false
+        for ch in digits.reversed() {
+            guard var v = ch.wholeNumberValue else { return false }
+            if double { v = v * 2 > 9 ? v * 2 - 9 : v * 2 }
+            sum += v
+            double.toggle()
+        }
+        return digits.count >= 13 && sum % 10 == 0
+    }
+
     @Test func hookAndTruncation() {
         var c = EvalForge.Configuration.Content()
         c.masks = []

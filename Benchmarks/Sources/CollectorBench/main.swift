@@ -26,7 +26,7 @@ struct Options {
     var edgeRatio = 0.1
     var modes = ["headline", "edge", "always"]
     var collectorBin: String?
-    var mainScratch = ".build-bench-main"
+    var mainScratch = ".build-release"
     var sinkLive = false
     var perf: String?
     var maxBatchSpans: Int?
@@ -84,7 +84,7 @@ func parseArguments() -> (load: LoadOptions?, options: Options) {
                 usage: CollectorBench [--seconds 20] [--warmup 3] [--connections 8] [--spans-per-request 200]
                        [--duplicates 0.1] [--rate SPANS_PER_S (0 = as fast as acknowledged)] [--fsync interval:100]
                        [--edge-ratio 0.1] [--modes headline,edge,always] [--collector-bin PATH]
-                       [--main-scratch .build-bench-main] [--sink-live] [--perf perf.data] [--max-batch-spans N]
+                       [--main-scratch .build-release] [--sink-live] [--perf perf.data] [--max-batch-spans N]
                        [--keep-dir] [--quick]
                 """)
             exit(0)

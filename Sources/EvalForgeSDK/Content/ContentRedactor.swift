@@ -24,49 +24,44 @@ struct ContentRedactor: Sendable {
         return s
     }
 
-    static let emailMask = "[REDACTED_EMAIL]"
-    static let apiKeyMask = "[REDACTED_API_KEY]"
-    static let cardMask = "[REDACTED_CARD]"
+    static let emailMask: StaticString = "[REDACTED_EMAIL]"
+    static let apiKeyMask: StaticString = "[REDACTED_API_KEY]"
+    static let cardMask: StaticString = "[REDACTED_CARD]"
 
     static func maskEmails(_ s: String) -> String {
         guard s.utf8.contains(UInt8(ascii: "@")) else { return s }
-        return s.replacing(#/[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}/#, with: emailMask)
+        return replacing(in: s, with: emailMask) { b in SensitiveTextScanner.emailRanges(b) }
     }
 
     static func maskAPIKeys(_ s: String) -> String {
-        s.replacing(
-            #/(sk-(ant-|proj-)?[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35}|(?i:bearer)\s+[A-Za-z0-9._\-]{20,})/#,
-            with: apiKeyMask)
+        replacing(in: s, with: apiKeyMask) { b in SensitiveTextScanner.apiKeyRanges(b) }
     }
 
     /// Runs of 13–19 digits (spaces or dashes allowed between them) that pass the Luhn check.
     static func maskCardNumbers(_ s: String) -> String {
-        var digitCount = 0
-        for c in s.utf8 where c >= 48 && c <= 57 {
-            digitCount += 1
-            if digitCount >= 13 { break }
-        }
-        guard digitCount >= 13 else { return s }
-        return s.replacing(#/\b\d(?:[ \-]?\d){12,18}\b/#) { match in
-            let digits = match.output.filter(\.isNumber)
-            return luhnValid(digits) ? cardMask : String(match.output)
+        replacing(in: s, with: cardMask) { b in
+            SensitiveTextScanner.cardCandidateRanges(b).filter { SensitiveTextScanner.luhnValid(b, $0) }
         }
     }
 
-    static func luhnValid(_ digits: some StringProtocol) -> Bool {
-        var sum = 0
-        var double = false
-        for ch in digits.reversed() {
-            guard let d = ch.wholeNumberValue else { return false }
-            var v = d
-            if double {
-                v *= 2
-                if v > 9 { v -= 9 }
+    /// `s` with the byte ranges `find` returns replaced by `mask`; `s` itself when there are none.
+    private static func replacing(in s: String, with mask: StaticString, _ find: (UnsafeBufferPointer<UInt8>) -> [Range<Int>]) -> String {
+        var text = s
+        text.makeContiguousUTF8()
+        return text.utf8.withContiguousStorageIfAvailable { b -> String in
+            let ranges = find(b)
+            guard !ranges.isEmpty else { return text }
+            var out: [UInt8] = []
+            out.reserveCapacity(b.count + ranges.count * mask.utf8CodeUnitCount)
+            var from = 0
+            for r in ranges {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: b[from..<r.lowerBound]))
+                out.append(contentsOf: UnsafeBufferPointer(start: mask.utf8Start, count: mask.utf8CodeUnitCount))
+                from = r.upperBound
             }
-            sum += v
-            double.toggle()
-        }
-        return digits.count >= 13 && sum % 10 == 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[from...]))
+            return String(decoding: out, as: UTF8.self)
+        } ?? text
     }
 
     /// The longest prefix of `s` within `maxBytes` UTF-8 bytes that ends on a character boundary.
