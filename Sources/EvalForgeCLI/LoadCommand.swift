@@ -1,4 +1,5 @@
 import ArgumentParser
+import EvalForgeCore
 import EvalForgeSDK
 import Foundation
 
@@ -65,7 +66,8 @@ struct LoadCommand: AsyncParsableCommand {
                     request.userID = "user-\(sentTraces % 97)"
                     request.sessionID = "session-\(sentTraces / 4)"
                     var call = pipeline.startLLMCall(request, parent: step.traceParent)
-                    call.usage = TokenUsage(input: 420 + j * 10, output: 96, cacheRead: j == 0 ? 128 : 0)
+                    let usage = TokenUsage(input: 420 + j * 10, output: 96, cacheRead: j == 0 ? 128 : 0)
+                    call.usage = usage
                     call.setInput(prompt)
                     call.setOutput(answer)
                     let failed = j == 1 && sentTraces % 40 == 39
@@ -74,7 +76,8 @@ struct LoadCommand: AsyncParsableCommand {
                     totals.inputTokens += 420 + j * 10
                     totals.outputTokens += 96
                     totals.cacheReadTokens += j == 0 ? 128 : 0
-                    totals.costUSD += call.costUSD ?? 0
+                    // What the pipeline prices this call at (the built-in table), for the exact-rollup check.
+                    totals.costUSD += PriceTable.builtIn.cost(model: request.model, usage: usage) ?? 0
                     if failed { totals.errors += 1 }
                     call.end()
                 }

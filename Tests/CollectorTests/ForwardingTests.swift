@@ -138,3 +138,24 @@ struct OTLPClient: Sendable {
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+
+@Suite("Forwarding window")
+struct InFlightWindowTests {
+    static func prepared(_ first: UInt64, _ last: UInt64) -> Forwarder.Prepared {
+        Forwarder.Prepared(entry: Outbox.Entry(firstSeq: first, lastSeq: last, body: []), kept: Int(last - first + 1))
+    }
+
+    @Test("acknowledgements in any order release batches only in order")
+    func releasesInOrder() {
+        var w = InFlightWindow()
+        for (f, l) in [(1, 10), (11, 20), (21, 30), (31, 40)] as [(UInt64, UInt64)] { w.append(Self.prepared(f, l)) }
+        #expect(w.finish(firstSeq: 21).isEmpty)  // third done: nothing before it is
+        #expect(w.finish(firstSeq: 11).isEmpty)
+        #expect(w.count == 4)
+        #expect(w.finish(firstSeq: 1).map(\.entry.lastSeq) == [10, 20, 30])  // the done prefix, oldest first
+        #expect(w.count == 1)
+        #expect(w.finish(firstSeq: 99).isEmpty)  // unknown: ignored
+        #expect(w.finish(firstSeq: 31).map(\.entry.lastSeq) == [40])
+        #expect(w.count == 0)
+    }
+}

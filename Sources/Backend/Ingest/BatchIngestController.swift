@@ -58,9 +58,10 @@ struct BatchIngestController: Sendable {
         var rollups: [RollupRow] = []
         rollups.reserveCapacity(message.rollups.count)
         for (i, r) in message.rollups.enumerated() {
-            guard var (key, value) = RollupCoding.rollup(r) else {
+            guard let (decodedKey, value) = RollupCoding.rollup(r) else {
                 throw IngestError.badRequest("rollups[\(i)] is invalid (sketch parameters out of range)")
             }
+            var key = decodedKey
             key.project = projectID
             rollups.append(RollupRow(key: key, value: value))
         }

@@ -5,8 +5,11 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// Sends sealed batches to the backend: gzip protobuf, one batch in flight while the next is
-/// prepared, retried with backoff until acknowledged; only then is the WAL released. On graceful shutdown it decides pending
+/// Sends sealed batches to the backend: gzip protobuf, up to `forward.concurrency` batches in flight
+/// while the next is prepared, each retried with backoff until acknowledged. Acknowledgements may
+/// arrive out of order; the WAL and the outbox are released only up to the oldest batch still in
+/// flight, so a crash leaves every unacknowledged batch (and perhaps some acknowledged ones, which the
+/// backend recognises by batch id) in the outbox to resend. On graceful shutdown it decides pending
 /// traces and forwards what it can within the shutdown timeout; the rest stays in the WAL.
 final class Forwarder: Service, Sendable {
     let pipeline: CollectorPipeline
@@ -26,37 +29,66 @@ final class Forwarder: Service, Sendable {
         self.logger = logger
     }
 
+    /// What a delivery task reports back to the run loop.
+    private enum Event: Sendable {
+        case finished(firstSeq: UInt64, Delivery)
+        case tick
+    }
+
     func run() async throws {
         let c = pipeline.configuration
         for left in outbox.pending() {
             logger.info("resending a batch left from the previous run", metadata: ["first_seq": "\(left.firstSeq)", "last_seq": "\(left.lastSeq)"])
-            guard await deliver(left, deadline: nil) else { return }
+            let outcome = await deliver(left, deadline: nil)
+            guard outcome != .gaveUp else { return }
+            complete(left)
         }
-        // Two stages overlap: while one batch is being delivered, the next is sealed, encoded,
-        // compressed and written to the outbox. Delivery (and so WAL release) stays in order.
-        var ready: Prepared?
+        // Preparing (seal, encode, gzip, outbox write) runs on this task while up to
+        // `forwardConcurrency` deliveries run as child tasks.
+        var stopped = false
         await withGracefulShutdownHandler {
-            var lastSeal = ContinuousClock.now
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                if ready == nil { try? await Task.sleep(for: .milliseconds(50)) }
-                let due = ContinuousClock.now - lastSeal >= c.flushInterval || pipeline.readyKeptSpans >= c.maxBatchSpans
-                if due { lastSeal = ContinuousClock.now }
-                guard let current = ready else {
-                    if due { ready = prepare(force: false) }
-                    continue
+            await withTaskGroup(of: Event.self) { group in
+                var window = InFlightWindow()
+                var ticking = false
+                var lastSeal = ContinuousClock.now
+                while !stopped {
+                    if Task.isCancelled || Task.isShuttingDownGracefully { stopped = true; break }
+                    // Fill the window with every batch that is due.
+                    while window.count < c.forwardConcurrency {
+                        let due = ContinuousClock.now - lastSeal >= c.flushInterval || pipeline.readyKeptSpans >= c.maxBatchSpans
+                        guard due else { break }
+                        lastSeal = ContinuousClock.now
+                        guard let prepared = prepare(force: false) else { break }
+                        window.append(prepared)
+                        group.addTask { Event.finished(firstSeq: prepared.entry.firstSeq, await self.deliver(prepared.entry, deadline: nil)) }
+                    }
+                    if window.count < c.forwardConcurrency && !ticking {
+                        ticking = true
+                        group.addTask {
+                            try? await Task.sleep(for: .milliseconds(50))
+                            return .tick
+                        }
+                    }
+                    guard let event = await group.next() else { continue }
+                    switch event {
+                    case .tick:
+                        ticking = false
+                    case .finished(let firstSeq, let outcome):
+                        if outcome == .gaveUp {
+                            // Shutting down with the backend unreachable: it stays in the outbox and the WAL.
+                            stopped = true
+                            continue
+                        }
+                        for done in window.finish(firstSeq: firstSeq) { complete(done.entry, kept: done.kept) }
+                    }
                 }
-                async let next = due ? prepare(force: false) : nil
-                let delivered = await deliver(current.entry, deadline: nil)
-                if delivered { pipeline.metrics.forwardedSpans.add(current.kept, ordering: .relaxed) }
-                let prepared = await next
-                guard delivered else {
-                    // Shutting down with the backend unreachable: both stay in the outbox and the WAL.
-                    ready = nil
-                    break
+                // Let the deliveries in flight finish (they give up at shutdown when failing), then
+                // release what was acknowledged in order.
+                while let event = await group.next() {
+                    if case .finished(let firstSeq, let outcome) = event, outcome != .gaveUp {
+                        for done in window.finish(firstSeq: firstSeq) { complete(done.entry, kept: done.kept) }
+                    }
                 }
-                ready = prepared
-                // More than a batch ready: prepare again at once.
-                if ready == nil, pipeline.readyKeptSpans >= c.maxBatchSpans { ready = prepare(force: false) }
             }
         } onGracefulShutdown: {
             self.logger.info("collector forwarder draining")
@@ -64,15 +96,22 @@ final class Forwarder: Service, Sendable {
         // Drain: decide everything and forward within the shutdown timeout — unless a batch is
         // stuck in the outbox (the backend is down): then everything stays in the WAL.
         let deadline = ContinuousClock.now + c.shutdownTimeout
-        if let current = ready, await deliver(current.entry, deadline: deadline) {
-            pipeline.metrics.forwardedSpans.add(current.kept, ordering: .relaxed)
-        }
         while outbox.pending().isEmpty, ContinuousClock.now < deadline, let prepared = prepare(force: true) {
-            guard await deliver(prepared.entry, deadline: deadline) else { break }
-            pipeline.metrics.forwardedSpans.add(prepared.kept, ordering: .relaxed)
+            guard await deliver(prepared.entry, deadline: deadline) != .gaveUp else { break }
+            complete(prepared.entry, kept: prepared.kept)
         }
         await pipeline.wal.syncInBackground()
         if ownsClient { try? await client.shutdown() }
+    }
+
+    /// Releases an acknowledged (or set-aside) batch: the WAL up to its last record, its outbox file.
+    /// Called in batch order.
+    private func complete(_ entry: Outbox.Entry, kept: Int = 0) {
+        try? pipeline.wal.release(upTo: entry.lastSeq)
+        outbox.remove(entry)
+        pipeline.metrics.forwardedSpans.add(kept, ordering: .relaxed)
+        pipeline.metrics.queueDepth.record(Int(pipeline.wal.depth))
+        pipeline.metrics.queueBytes.record(pipeline.wal.totalBytes)
     }
 
     /// A batch written to the outbox, not yet delivered.
@@ -99,9 +138,19 @@ final class Forwarder: Service, Sendable {
         }
     }
 
-    /// Posts until the backend acknowledges (2xx, or 409 for an already stored batch id). Returns
-    /// false only when shutdown's deadline passes; the batch then stays in the outbox and the WAL.
-    private func deliver(_ entry: Outbox.Entry, deadline: ContinuousClock.Instant?) async -> Bool {
+    /// How a delivery ended.
+    enum Delivery: Sendable, Equatable {
+        /// The backend acknowledged it (2xx, or 409 for an already stored batch id).
+        case acknowledged
+        /// The backend refused it for good (4xx); a copy was set aside under `outbox/rejected`.
+        case setAside
+        /// Shutdown's deadline passed first; it stays in the outbox and the WAL.
+        case gaveUp
+    }
+
+    /// Posts until the backend acknowledges or refuses for good; `.gaveUp` only when shutdown's
+    /// deadline passes. The caller releases the WAL and the outbox file, in batch order.
+    private func deliver(_ entry: Outbox.Entry, deadline: ContinuousClock.Instant?) async -> Delivery {
         let c = pipeline.configuration
         let id = BatchEncoder.batchID(collectorID: c.collectorID, firstSeq: entry.firstSeq, lastSeq: entry.lastSeq)
         var attempt = 0
@@ -125,13 +174,9 @@ final class Forwarder: Service, Sendable {
                 let text = String(buffer: try await response.body.collect(upTo: 64 * 1024))
                 pipeline.metrics.forwardLatency.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000 + (ContinuousClock.now - start).components.seconds * 1_000_000_000))
                 if (200..<300).contains(status) || status == 409 {
-                    try? pipeline.wal.release(upTo: entry.lastSeq)
-                    outbox.remove(entry)
                     pipeline.metrics.batchesForwarded.increment()
                     pipeline.metrics.forwardedBatches.add(1, ordering: .relaxed)
-                    pipeline.metrics.queueDepth.record(Int(pipeline.wal.depth))
-                    pipeline.metrics.queueBytes.record(pipeline.wal.totalBytes)
-                    return true
+                    return .acknowledged
                 }
                 failure = "backend answered \(status): \(text.prefix(200))"
                 if let ra = response.headers.first(name: "Retry-After"), let s = Double(ra) { retryAfter = .milliseconds(Int64(s * 1000)) }
@@ -142,11 +187,9 @@ final class Forwarder: Service, Sendable {
                     let aside = outbox.directory + "/rejected"
                     try? FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
                     try? Data(entry.body).write(to: URL(fileURLWithPath: aside + "/" + id + ".pb.gz"))
-                    try? pipeline.wal.release(upTo: entry.lastSeq)
-                    outbox.remove(entry)
                     pipeline.metrics.forwardFailures.add(1, ordering: .relaxed)
                     pipeline.metrics.forwardErrors.increment()
-                    return true
+                    return .setAside
                 }
             } catch {
                 failure = "\(error)"
@@ -157,8 +200,8 @@ final class Forwarder: Service, Sendable {
             if attempt == 1 || attempt % 10 == 0 {
                 logger.warning("forward failed; retrying", metadata: ["batch_id": "\(id)", "attempt": "\(attempt)", "reason": "\(failure)"])
             }
-            if let deadline, ContinuousClock.now + backoff > deadline { return false }
-            if deadline == nil && Task.isShuttingDownGracefully { return false }
+            if let deadline, ContinuousClock.now + backoff > deadline { return .gaveUp }
+            if deadline == nil && Task.isShuttingDownGracefully { return .gaveUp }
             try? await Task.sleep(for: backoff)
         }
     }
@@ -168,5 +211,26 @@ final class Forwarder: Service, Sendable {
         let cap = min(base, maxDelay)
         let ms = Swift.max(1, Int64(cap.components.seconds * 1000 + cap.components.attoseconds / 1_000_000_000_000_000))
         return .milliseconds(Int64.random(in: ms / 2...ms))
+    }
+}
+
+/// The batches in flight, oldest first; acknowledgements may come in any order, releases go in order.
+struct InFlightWindow {
+    private var batches: [(prepared: Forwarder.Prepared, done: Bool)] = []
+
+    var count: Int { batches.count }
+
+    mutating func append(_ p: Forwarder.Prepared) { batches.append((p, false)) }
+
+    /// Marks the batch starting at `firstSeq` done; returns the batches that can now be released
+    /// (the done prefix), oldest first.
+    mutating func finish(firstSeq: UInt64) -> [Forwarder.Prepared] {
+        if let i = batches.firstIndex(where: { $0.prepared.entry.firstSeq == firstSeq }) { batches[i].done = true }
+        var released: [Forwarder.Prepared] = []
+        while let first = batches.first, first.done {
+            released.append(first.prepared)
+            batches.removeFirst()
+        }
+        return released
     }
 }

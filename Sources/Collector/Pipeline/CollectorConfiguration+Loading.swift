@@ -50,11 +50,12 @@ extension CollectorConfiguration {
             if let v = try r.int(s, "segment_bytes", (1 << 16)...(1 << 32)) { queueSegmentBytes = v }
             if let v = try r.string(s, "fsync") { fsync = v }
         }
-        if let s = try r.section(doc, "forward", allowed: ["backend_url", "api_key", "max_batch_spans", "flush_interval_ms", "timeout_ms", "initial_backoff_ms", "max_backoff_ms", "gzip_level", "collector_id"]) {
+        if let s = try r.section(doc, "forward", allowed: ["backend_url", "api_key", "max_batch_spans", "concurrency", "flush_interval_ms", "timeout_ms", "initial_backoff_ms", "max_backoff_ms", "gzip_level", "collector_id"]) {
             let r = ConfigReader(path: "forward")
             if let v = try r.string(s, "backend_url") { backendURL = v }
             if let v = try r.string(s, "api_key") { apiKey = v }
             if let v = try r.int(s, "max_batch_spans", 1...1_000_000) { maxBatchSpans = v }
+            if let v = try r.int(s, "concurrency", 1...64) { forwardConcurrency = v }
             if let v = try r.int(s, "flush_interval_ms", 1...600_000) { flushInterval = .milliseconds(v) }
             if let v = try r.int(s, "timeout_ms", 1...600_000) { forwardTimeout = .milliseconds(v) }
             if let v = try r.int(s, "initial_backoff_ms", 1...600_000) { initialBackoff = .milliseconds(v) }
@@ -95,6 +96,7 @@ extension CollectorConfiguration {
         }
         guard (0...65535).contains(port) else { throw CollectorError.configuration("receiver.port \(port): expected 0…65535") }
         guard !queueDirectory.isEmpty else { throw CollectorError.configuration("queue.directory must not be empty") }
+        guard (1...64).contains(forwardConcurrency) else { throw CollectorError.configuration("forward.concurrency \(forwardConcurrency): expected 1…64") }
     }
 }
 

@@ -35,6 +35,9 @@ public struct CollectorConfiguration: Sendable, Equatable {
     public var apiKey: String? = nil
     /// Kept spans per batch at most. Config `forward.max_batch_spans`. Default 5,000.
     public var maxBatchSpans: Int = 5_000
+    /// Batches in flight to the backend at once; the WAL is released in order as the oldest ones are
+    /// acknowledged. Config `forward.concurrency`. Default 4.
+    public var forwardConcurrency: Int = 4
     /// Longest a batch waits before it is sent. Config `forward.flush_interval_ms`. Default 1,000.
     public var flushInterval: Duration = .seconds(1)
     /// Timeout of one forward request. Config `forward.timeout_ms`. Default 30,000.

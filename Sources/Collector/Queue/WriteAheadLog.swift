@@ -71,7 +71,7 @@ final class WriteAheadLog: Sendable {
             guard let first = UInt64(name.dropFirst(4).dropLast(4)) else { continue }
             let path = directory + "/" + name
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            segments.append(Segment(firstSeq: first, path: path, bytes: size ?? 0))
+            segments.append(Segment(firstSeq: first, path: path, bytes: size))
         }
         segments.sort { $0.firstSeq < $1.firstSeq }
         state.withLockedValue { s in
