@@ -5,10 +5,11 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 
 /// The backend as a runnable application: ingest (`/v1/batches`, `/v1/traces`), the query API and
-/// evaluation API under `/api`, the web UI, `/healthz`. `evalforge backend` runs it; `evalforge dev`
+/// evaluation API under `/api`, the web UI, `/healthz`, and `/metrics` when given a registry. `evalforge backend` runs it; `evalforge dev`
 /// hosts it next to the collector and the mock LLM.
 public enum BackendApp {
     /// Opens the stores (migrating their schemas), ensures the default project (and the bootstrap
@@ -16,10 +17,11 @@ public enum BackendApp {
     public static func build(
         configuration: BackendConfiguration,
         logger: Logger = Logger(label: "evalforge.backend"),
+        metricsRegistry: PrometheusCollectorRegistry? = nil,
         additionalServices: [any Service] = []
     ) async throws -> (app: some ApplicationProtocol, services: BackendServices) {
         let services = try await makeServices(configuration: configuration, logger: logger)
-        let router = buildRouter(services: services)
+        let router = buildRouter(services: services, metricsRegistry: metricsRegistry)
         var background: [any Service] = services.evaluation.services
         background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), logger: logger))
         background += additionalServices
@@ -56,14 +58,20 @@ public enum BackendApp {
         return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)
     }
 
-    /// Routes: public (`/healthz`, the UI's own pages handle their login), then everything that
-    /// needs a project key behind `APIKeyMiddleware`.
-    public static func buildRouter(services: BackendServices) -> Router<BackendRequestContext> {
+    /// Routes: public (`/healthz`, `/metrics` with the Prometheus exposition of `metricsRegistry` —
+    /// the registry the executable bootstrapped swift-metrics with — and the UI, whose pages handle
+    /// their login), then everything that needs a project key behind `APIKeyMiddleware`.
+    public static func buildRouter(services: BackendServices, metricsRegistry: PrometheusCollectorRegistry? = nil) -> Router<BackendRequestContext> {
         let router = Router(context: BackendRequestContext.self)
         let storeDescription = services.store.description
         router.get("/healthz") { _, _ -> Response in
             let body = "{\"status\":\"ok\",\"store\":" + JSONString.quote(storeDescription) + "}"
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        if let metricsRegistry {
+            router.get("/metrics") { _, _ -> Response in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))
+            }
         }
         WebUI.addRoutes(to: router, services: services)
 

@@ -44,7 +44,8 @@ struct BackendCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
-        let (app, services) = try await BackendApp.build(configuration: c, logger: logger)
+        let registry = MetricsBootstrap.prometheus()
+        let (app, services) = try await BackendApp.build(configuration: c, logger: logger, metricsRegistry: registry)
         logger.info("backend listening", metadata: ["address": "http://\(c.host):\(c.port)", "store": "\(services.store.description)"])
         try await app.runService()
     }

@@ -72,7 +72,7 @@ struct DevCommand: AsyncParsableCommand {
 
         var backendConfig = try BackendConfigurationLoader.load(environment: ProcessInfo.processInfo.environment, host: "127.0.0.1", port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, apiKey: key)
         backendConfig.bootstrapAPIKey = key
-        let (backend, services) = try await BackendApp.build(configuration: backendConfig, logger: logger)
+        let (backend, services) = try await BackendApp.build(configuration: backendConfig, logger: logger, metricsRegistry: MetricsBootstrap.prometheus())
 
         var collectorConfig = CollectorConfiguration.default
         collectorConfig.port = otlpPort
