@@ -13,7 +13,7 @@ extension Charts {
     /// down, grey when not significant) with its confidence interval as a whisker. Each bar has a
     /// native tooltip.
     static func deltaBars(_ rows: [DeltaRow]) -> HTML {
-        let w = 640.0, rowH = 30.0, top = 8.0, bottom = 26.0, left = 150.0, right = 78.0
+        let w = 1000.0, rowH = 28.0, top = 8.0, bottom = 26.0, left = 190.0, right = 90.0
         let h = top + bottom + rowH * Double(max(rows.count, 1))
         let plotW = w - left - right
         let extent = rows.flatMap { r in [r.delta].compactMap { $0 } + (r.ci ?? []) }.map(abs).filter(\.isFinite).max() ?? 0
@@ -31,7 +31,7 @@ extension Charts {
         out += "<line class=\"zero\" x1=\"\(f(x(0)))\" x2=\"\(f(x(0)))\" y1=\"\(f(top))\" y2=\"\(f(h - bottom))\"/>"
         for (i, r) in rows.enumerated() {
             let cy = top + rowH * Double(i) + rowH / 2
-            let name = r.name.count > 22 ? String(r.name.prefix(21)) + "…" : r.name
+            let name = r.name.count > 28 ? String(r.name.prefix(27)) + "…" : r.name
             out += "<text class=\"lbl\" x=\"\(f(left - 10))\" y=\"\(f(cy + 4))\" text-anchor=\"end\">\(HTML.escape(name))</text>"
             guard let d = r.delta, d.isFinite else {
                 out += "<text x=\"\(f(x(0) + 6))\" y=\"\(f(cy + 4))\">no paired scores</text>"

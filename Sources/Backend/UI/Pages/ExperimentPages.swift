@@ -59,14 +59,11 @@ struct ExperimentsPage: Sendable {
             return """
             <tr data-run="\(r.id)">
               <td><a class="name" href="\(URLQuery.path("/experiments/runs/", r.id))">\(r.name)</a><div class="sub mono">\(r.id)</div></td>
-              <td>\(dsByID[r.datasetID]?.name ?? r.datasetID)</td>
-              <td>\(EvalUI.target(exp?.target))</td>
-              <td>\(EvalUI.statusBadge(r.status))\(HTML.when(!r.error.isEmpty) { "<div class=\"sub err-text\">\(r.error)</div>" })</td>
-              <td class="nowrap">\(EvalUI.progress(r))\(HTML.when(r.errors > 0) { "<div class=\"sub err-text\">\(r.errors) with errors</div>" })</td>
+              <td>\(dsByID[r.datasetID]?.name ?? r.datasetID)<div class="sub">\(EvalUI.target(exp?.target))</div></td>
+              <td class="nowrap">\(EvalUI.statusBadge(r.status))<div style="margin-top:4px">\(EvalUI.progress(r))</div>\(HTML.when(r.errors > 0) { "<div class=\"sub err-text\">\(r.errors) with errors</div>" })\(HTML.when(!r.error.isEmpty) { "<div class=\"sub err-text\">\(r.error)</div>" })</td>
               <td>\(aggs.isEmpty ? HTML("<span class=\"sub\">–</span>") : HTML.join(aggs))</td>
-              <td>\(EvalUI.judge(r))</td>
-              <td class="nowrap">\(EvalUI.time(r.startedUnixMs))</td>
-              <td class="nowrap">\(EvalUI.time(r.finishedUnixMs))</td>
+              <td class="nowrap">\(EvalUI.judge(r, lines: true))</td>
+              <td class="nowrap">\(EvalUI.time(r.startedUnixMs))\(HTML.when(r.finishedUnixMs != nil) { "<div class=\"sub\">took \(EvalUI.duration(r))</div>" })</td>
               <td class="nowrap">\(previous.map { b -> HTML in "<a href=\"/experiments/compare\(URLQuery.string([("base", b.id), ("candidate", r.id)]))\">Compare with previous</a>" } ?? .empty)</td>
             </tr>
             """
@@ -75,7 +72,7 @@ struct ExperimentsPage: Sendable {
             ? "<div class=\"card\">\(Layout.empty("No experiment runs yet", "Start one with POST /api/experiments (it runs at once) or POST /api/experiments/{id}/runs."))</div>"
             : """
             <div class="card"><div class="table-wrap"><table class="data" id="runs">
-              <thead><tr><th>Run</th><th>Dataset</th><th>Target</th><th>Status</th><th>Progress</th><th>Evaluators (mean)</th><th>Judge</th><th>Started</th><th>Finished</th><th></th></tr></thead>
+              <thead><tr><th>Run</th><th>Dataset · target</th><th>Status</th><th>Evaluators (mean)</th><th>Judge</th><th>Started</th><th></th></tr></thead>
               <tbody>\(runRows)</tbody></table></div>
               \(HTML.when(runs.count == limit) { "<div class=\"pager\"><a class=\"btn secondary\" href=\"/experiments\(URLQuery.string([("limit", String(min(500, limit * 2)))]))\">Show more runs</a></div>" })
             </div>

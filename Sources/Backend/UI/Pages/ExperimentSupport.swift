@@ -127,9 +127,11 @@ enum EvalUI {
         return Fmt.ms(Double(f - s))
     }
 
-    static func judge(_ r: Run) -> HTML {
+    /// Judge calls, tokens and cost; on separate lines in narrow table cells.
+    static func judge(_ r: Run, lines: Bool = false) -> HTML {
         guard r.judge.calls > 0 else { return "<span class=\"sub\">no judge calls</span>" }
-        return "\(r.judge.calls) calls · \(Fmt.count(r.judge.inputTokens)) in / \(Fmt.count(r.judge.outputTokens)) out · \(Fmt.cost(r.judge.costUSD))"
+        let parts = ["\(r.judge.calls) calls", "\(Fmt.count(r.judge.inputTokens)) in / \(Fmt.count(r.judge.outputTokens)) out", Fmt.cost(r.judge.costUSD)]
+        return lines ? HTML.join(parts.map { p -> HTML in "<div>\(p)</div>" }) : HTML(raw: HTML.escape(parts.joined(separator: " · ")))
     }
 
     /// Readable text of an item input: a string, chat messages ("role: text" lines), or
