@@ -16,7 +16,7 @@ struct RunComparePage: Sendable {
             let baseID = try p.string("base").map { try EvalUI.runID($0, "Base run id") }
             let candID = try p.string("candidate").map { try EvalUI.runID($0, "Candidate run id") }
             let ev = evaluation
-            let runs = try await EvalUI.call { try await ev.listRuns(projectID: project.id, limit: 500) }
+            var runs = try await EvalUI.call { try await ev.listRuns(projectID: project.id, limit: 500) }
             let datasets = try await EvalUI.call { try await ev.listDatasets(projectID: project.id) }
             var comparison: HTML = .empty
             var title = "Compare runs"
@@ -39,8 +39,13 @@ struct RunComparePage: Sendable {
                 comparison = Self.body(cmp, base: base, candidate: cand, baseItems: baseItems, candidateItems: candItems, inputs: inputs)
                 title = "Compare \(base.name) → \(cand.name)"
             } else {
+                // One run given: it must exist (404 otherwise), even when it is older than the runs listed.
+                var given: Run?
+                if let baseID { given = try await EvalUI.run(ev, projectID: project.id, id: baseID, role: "Base run", aggregates: false) }
+                if let candID { given = try await EvalUI.run(ev, projectID: project.id, id: candID, role: "Candidate run", aggregates: false) }
+                if let given, !runs.contains(where: { $0.id == given.id }) { runs.append(given) }
                 // Preselect: the candidate given (or the newest run) against the run before it on the same dataset.
-                let cand = candID.flatMap { id in runs.first { $0.id == id } } ?? runs.first
+                let cand = candID.flatMap { id in runs.first { $0.id == id } } ?? (baseID == nil ? runs.first : nil)
                 if let cand {
                     selected.candidate = cand.id
                     if selected.base == nil { selected.base = runs.first { $0.datasetID == cand.datasetID && $0.createdUnixMs <= cand.createdUnixMs && $0.id != cand.id }?.id }
