@@ -129,7 +129,7 @@ def test_pages_filters_and_screenshots(browser, site):
     d.find_element(By.ID, "api_key").send_keys(eb.API_KEY)
     shot(d, "00-login", full=False)
     d.find_element(By.CSS_SELECTOR, "form.login button").click()
-    assert d.current_url.endswith("/traces"), d.current_url
+    WebDriverWait(d, 15).until(lambda drv: drv.current_url.endswith("/traces"))
     assert not console_errors(d)
 
     visit(d, url + "/?range=24h")
@@ -306,6 +306,7 @@ def sign_in(d, url, path):
     if "/login" in d.current_url:
         d.find_element(By.ID, "api_key").send_keys(eb.API_KEY)
         d.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait_url(d, path)
     # Light theme for these screenshots (the first test leaves the browser dark).
     d.execute_script("localStorage.removeItem('evalforge-theme'); document.documentElement.removeAttribute('data-theme')")
 
