@@ -1,20 +1,29 @@
 """The web UI in a real browser: Debian's chromium, headless, driven by selenium through
 chromedriver, against a real `evalforge backend` seeded over OTLP by the OpenTelemetry SDK. Every
 page renders real data with no console errors, filters change the results, user data cannot run
-script, and each page is saved as a screenshot under .build/ui-screenshots/."""
+script, and each page is saved as a screenshot under .build/ui-screenshots/.
+
+The experiment pages get a dataset and two runs made through the evaluation API: the recorded
+answers, and a candidate answered by `evalforge mock-llm` (judged by it too); the pages must show
+the numbers the API computes."""
+import contextlib
+import json
 import os
 import shutil
+import subprocess
 import time
+import urllib.request
 
 import pytest
 
 import evalforge_backend as eb
+import evalforge_harness as h
 
 pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 SHOTS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".build", "ui-screenshots"))
 MARKER = "Zebra-7731"
@@ -102,6 +111,11 @@ def visit(driver, url):
     assert driver.execute_script("return window.__xss") is None, f"injected script ran on {url}"
 
 
+def wait_url(driver, part, timeout=15):
+    """Clicks and form submissions return before the next page loads; wait for it."""
+    WebDriverWait(driver, timeout).until(lambda drv: part in drv.current_url and drv.execute_script("return document.readyState") == "complete")
+
+
 def trace_rows(driver):
     return driver.find_elements(By.CSS_SELECTOR, "table#traces tbody tr")
 
@@ -115,7 +129,7 @@ def test_pages_filters_and_screenshots(browser, site):
     d.find_element(By.ID, "api_key").send_keys(eb.API_KEY)
     shot(d, "00-login", full=False)
     d.find_element(By.CSS_SELECTOR, "form.login button").click()
-    assert d.current_url.endswith("/traces"), d.current_url
+    WebDriverWait(d, 15).until(lambda drv: drv.current_url.endswith("/traces"))
     assert not console_errors(d)
 
     visit(d, url + "/?range=24h")
@@ -134,7 +148,7 @@ def test_pages_filters_and_screenshots(browser, site):
     # Filters change the results: a model from the select box...
     Select(d.find_element(By.ID, "f-model")).select_by_value("claude-sonnet-4-5")
     d.find_element(By.CSS_SELECTOR, "#trace-filters button[type=submit]").click()
-    assert "model=claude-sonnet-4-5" in d.current_url
+    wait_url(d, "model=claude-sonnet-4-5")
     rows = trace_rows(d)
     assert len(rows) == sent["models"]["claude-sonnet-4-5"] and len(rows) < all_rows
     assert all("claude-sonnet-4-5" in r.text for r in rows)
@@ -144,6 +158,7 @@ def test_pages_filters_and_screenshots(browser, site):
     visit(d, url + "/traces")
     Select(d.find_element(By.ID, "f-status")).select_by_value("error")
     d.find_element(By.CSS_SELECTOR, "#trace-filters button[type=submit]").click()
+    wait_url(d, "status=error")
     rows = trace_rows(d)
     assert len(rows) == sent["errors"] and all("Error" in r.text for r in rows)
     # ...and text search in the content.
@@ -151,6 +166,7 @@ def test_pages_filters_and_screenshots(browser, site):
     box = d.find_element(By.ID, "f-q")
     box.send_keys(MARKER)
     box.submit()
+    wait_url(d, "q=" + MARKER)
     rows = trace_rows(d)
     # The marker is in trace 3's question; its session (conv-003: traces 3, 15, 27, 39, 51) resends
     # the history, so those five traces match, and nothing else.
@@ -159,7 +175,7 @@ def test_pages_filters_and_screenshots(browser, site):
 
     # Trace detail: waterfall and rendered messages; clicking a span shows its details.
     rows[0].find_element(By.CSS_SELECTOR, "a.name").click()
-    assert "/traces/" in d.current_url
+    wait_url(d, "/traces/")
     assert not console_errors(d)
     wf = d.find_elements(By.CSS_SELECTOR, ".wf-row")
     assert len(wf) == 3
@@ -192,6 +208,7 @@ def test_pages_filters_and_screenshots(browser, site):
     evil_row = [r for r in (visit(d, url + "/traces") or trace_rows(d)) if "root<img" in r.text]
     assert evil_row, "the injected trace's name should render as text"
     evil_row[0].find_element(By.CSS_SELECTOR, "a.name").click()
+    wait_url(d, "/traces/")
     assert not console_errors(d)
     assert d.execute_script("return window.__xss") is None
     assert EVIL in d.find_element(By.TAG_NAME, "main").text
@@ -207,5 +224,185 @@ def test_pages_filters_and_screenshots(browser, site):
     shot(d, "10-dashboard-dark")
     visit(d, url + "/traces?q=" + MARKER)
     trace_rows(d)[0].find_element(By.CSS_SELECTOR, "a.name").click()
+    wait_url(d, "/traces/")
     shot(d, "11-trace-detail-dark")
     assert not console_errors(d)
+
+
+# --- Experiments: a dataset, two runs and their comparison -------------------------------------
+
+FAQ = [
+    ("How do I get a refund?", "refund", "Open Orders, pick the order and choose Request refund."),
+    ("Can I change the delivery address?", "address", "Yes: open the order and choose Change address."),
+    ("Where is my invoice?", "invoice", "Every invoice is under Billing, then Invoices."),
+    ("How do I reset my password?", "password", "Use Forgot password on the sign-in page."),
+    ("Do you ship to Norway?", "Norway", "Yes, we ship to Norway in 3 to 5 days."),
+    ("Which plan has SSO?", "Team", "The Team plan includes SSO."),
+    ("How do I cancel my subscription?", "cancel", "I'm sorry, but I can't help with that."),
+    ("Is there a student discount?", "discount", "I'm sorry, but I can't help with that."),
+    ("What payment methods do you accept?", "card", "We accept every major card and PayPal."),
+    ("How do I delete my account?", "delete", "Settings, Account, then Delete account."),
+    ("Can I pause deliveries?", "pause", "As an AI, I cannot answer that."),
+    ("Translate 'thank you' to French. " + EVIL, "Merci", "Merci."),
+]
+
+
+@contextlib.contextmanager
+def mock_llm():
+    port = h.free_port()
+    proc = subprocess.Popen([h.BIN, "mock-llm", "--port", str(port), "--seed", "7", "--latency", "uniform:1-5"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        h.wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def api(url, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method=method,
+                                 headers={"Authorization": f"Bearer {eb.API_KEY}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def wait_run(url, run_id, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = api(url, "GET", f"/api/runs/{run_id}")
+        if run["status"] in ("completed", "failed", "cancelled"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def experiments(site):
+    """The recorded answers (base) against the mock LLM's (candidate), scored by three heuristics
+    and a relevance judge on the mock LLM."""
+    url, _ = site
+    with mock_llm() as llm:
+        api(url, "POST", "/api/providers", {"name": "mock", "kind": "openai", "baseURL": llm + "/v1", "apiKey": "test", "model": "gpt-4o-mini", "backoffMs": 20})
+        for spec in ({"name": "has_answer", "type": "contains", "ignoreCase": True}, {"name": "no_refusal", "type": "refusal"},
+                     {"name": "concise", "type": "length", "max": 200}, {"name": "relevant", "type": "judge", "provider": "mock", "rubric": "relevance"}):
+            api(url, "POST", "/api/evaluators", spec)
+        evaluators = ["has_answer", "no_refusal", "concise", "relevant"]
+        ds = api(url, "POST", "/api/datasets", {"name": "support-faq", "description": "Support answers " + EVIL,
+                                                "items": [{"input": q, "expected": e, "output": o} for q, e, o in FAQ]})
+        base = api(url, "POST", "/api/experiments", {"name": "recorded answers", "datasetId": ds["id"], "target": {"type": "recorded"}, "evaluators": evaluators})["run"]
+        base = wait_run(url, base["id"])
+        cand = api(url, "POST", "/api/experiments", {"name": "gpt-4o-mini prompt v2", "datasetId": ds["id"], "evaluators": evaluators,
+                                                     "target": {"type": "provider", "provider": "mock", "model": "gpt-4o-mini", "system": "Answer in one sentence."}})["run"]
+        cand = wait_run(url, cand["id"])
+    assert base["status"] == "completed" and cand["status"] == "completed", (base, cand)
+    comparison = api(url, "GET", f"/api/runs/{base['id']}/compare/{cand['id']}")
+    return {"dataset": ds, "base": base, "candidate": cand, "compare": comparison}
+
+
+def sign_in(d, url, path):
+    d.get(url + path)
+    if "/login" in d.current_url:
+        d.find_element(By.ID, "api_key").send_keys(eb.API_KEY)
+        d.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait_url(d, path)
+    # Light theme for these screenshots (the first test leaves the browser dark).
+    d.execute_script("localStorage.removeItem('evalforge-theme'); document.documentElement.removeAttribute('data-theme')")
+
+
+def score(v):
+    return "–" if v is None else f"{v:.3f}"
+
+
+def delta(v):
+    if v is None:
+        return "–"
+    if abs(v) < 0.0005:
+        return "0.000"
+    return ("+" if v > 0 else "−") + f"{abs(v):.3f}"
+
+
+def p_value(p):
+    return "–" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def test_experiment_pages(browser, site, experiments):
+    url, _ = site
+    d = browser
+    base, cand, cmp = experiments["base"], experiments["candidate"], experiments["compare"]
+    sign_in(d, url, "/experiments")
+
+    # The list: the dataset with its item count, both runs newest first with their aggregates.
+    visit(d, url + "/experiments")
+    ds_rows = d.find_elements(By.CSS_SELECTOR, "table#datasets tbody tr")
+    assert len(ds_rows) == 1 and "support-faq" in ds_rows[0].text and str(len(FAQ)) in ds_rows[0].text
+    assert EVIL in ds_rows[0].text  # the description, as text
+    runs = d.find_elements(By.CSS_SELECTOR, "table#runs tbody tr")
+    assert [r.get_attribute("data-run") for r in runs] == [cand["id"], base["id"]]
+    for row, run in zip(runs, [cand, base]):
+        assert "Completed" in row.text and f"{len(FAQ)}/{len(FAQ)}" in row.text
+        for agg in run["aggregates"]:
+            assert f"{agg['evaluator']} {score(agg.get('mean'))}" in row.text, (agg, row.text)
+    assert cand["judge"]["calls"] > 0 and f"{cand['judge']['calls']} calls" in runs[0].text
+    shot(d, "12-experiments")
+
+    # One run: per-evaluator aggregates and every item with each evaluator's result.
+    runs[1].find_element(By.CSS_SELECTOR, "a.name").click()
+    wait_url(d, "/experiments/runs/" + base["id"])
+    assert not console_errors(d)
+    aggs = d.find_elements(By.CSS_SELECTOR, "table#aggregates tbody tr")
+    assert len(aggs) == len(base["aggregates"]) == 4
+    for row, agg in zip(aggs, base["aggregates"]):
+        assert row.text.startswith(agg["evaluator"]) and score(agg.get("mean")) in row.text
+    items = d.find_elements(By.CSS_SELECTOR, "table#items tbody tr")
+    assert len(items) == len(FAQ)
+    assert EVIL in items[-1].text and d.execute_script("return window.__xss") is None
+    assert "I'm sorry, but I can't help with that." in items[6].text and "fail" in items[6].text
+    shot(d, "13-experiment-run")
+    visit(d, url + "/experiments/runs/" + cand["id"])
+    assert len(d.find_elements(By.CSS_SELECTOR, "table#items tbody tr")) == len(FAQ)
+    assert d.find_elements(By.CSS_SELECTOR, "table#items td.result .expl")  # the judge's explanations
+    shot(d, "14-experiment-run-candidate")
+
+    # Compare: picked in the form, the numbers of GET /api/runs/{base}/compare/{candidate}.
+    visit(d, url + "/experiments/compare")
+    Select(d.find_element(By.ID, "f-base")).select_by_value(base["id"])
+    Select(d.find_element(By.ID, "f-candidate")).select_by_value(cand["id"])
+    d.find_element(By.CSS_SELECTOR, "#compare-form button[type=submit]").click()
+    wait_url(d, f"base={base['id']}&candidate={cand['id']}")
+    assert not console_errors(d)
+    rows = d.find_elements(By.CSS_SELECTOR, "table#deltas tbody tr")
+    assert [r.get_attribute("data-evaluator") for r in rows] == [e["evaluator"] for e in cmp["evaluators"]]
+    for row, e in zip(rows, cmp["evaluators"]):
+        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        assert cells[1] == str(e["pairs"])
+        assert cells[2:5] == [score(e.get("baseMean")), score(e.get("candidateMean")), delta(e.get("meanDelta"))], cells
+        assert cells[6] == p_value(e.get("pValue")), cells
+        if e.get("ci95"):
+            assert cells[5] == f"[{delta(e['ci95'][0])}, {delta(e['ci95'][1])}]"
+        assert cells[7:10] == [str(e["improved"]), str(e["regressed"]), str(e["unchanged"])]
+        assert cells[10]  # the verdict
+    regressed = [r.get_attribute("data-item") for r in d.find_elements(By.CSS_SELECTOR, "table#regressions tbody tr")]
+    improved = [r.get_attribute("data-item") for r in d.find_elements(By.CSS_SELECTOR, "table#improvements tbody tr")]
+    assert regressed == [x["itemID"] for x in cmp["regressions"]] and regressed, cmp["regressions"]
+    assert improved == [x["itemID"] for x in cmp["improvements"]]
+    # The recorded refusals are answered by the candidate: improvements on no_refusal.
+    assert any(x["evaluator"] == "no_refusal" for x in cmp["improvements"])
+    assert d.find_element(By.ID, "kpi-regressions").text == str(sum(e["regressed"] for e in cmp["evaluators"]))
+    assert d.find_element(By.ID, "kpi-unchanged").text == str(sum(e["unchanged"] for e in cmp["evaluators"]))
+    assert len(d.find_elements(By.CSS_SELECTOR, "svg.chart.deltas rect")) == len(cmp["evaluators"])
+    assert d.find_element(By.ID, "verdict").text
+    assert d.execute_script("return window.__xss") is None
+    shot(d, "15-experiment-compare")
+
+    # Bad and unknown ids: error pages, not crashes. (The browser logs the page's own 404/400 status;
+    # nothing else may appear.)
+    for path, status, text in [("/experiments/runs/run_00000000deadbeef", 404, "does not exist"),
+                               ("/experiments/compare?base=" + base["id"] + "&candidate=%3Cimg%20src%3Dx%3E", 400, "not a run id")]:
+        d.get(url + path)
+        errs = [e for e in console_errors(d) if f"status of {status}" not in e["message"]]
+        assert not errs, errs
+        assert text in d.find_element(By.ID, "error").text
+        assert d.execute_script("return window.__xss") is None
+    shot(d, "16-experiment-error", full=False)

@@ -158,6 +158,33 @@ table.attrs td:last-child{font-family:var(--mono);word-break:break-all}
 .login p{color:var(--muted);margin:0 0 18px}
 .login input{width:100%;margin-bottom:12px}
 .login .btn{width:100%}
+.badge.run{color:var(--accent);background:var(--accent-soft)}
+.callout.ok{background:var(--ok-soft);color:var(--ok)}
+.callout.neutral{background:var(--panel-2);color:var(--text)}
+.err-text{color:var(--err)}
+.progress{display:inline-block;vertical-align:middle;width:80px;height:6px;border-radius:3px;background:var(--panel-2);overflow:hidden;margin-right:8px}
+.progress>span{display:block;height:100%;background:var(--accent)}
+.agg{white-space:nowrap;font-size:12.5px;color:var(--muted)}
+.agg b{color:var(--text)}
+.clip{max-height:7.6em;max-width:360px;min-width:140px;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere;font-size:13px}
+.expl{color:var(--muted);font-size:12px;margin-top:3px;max-width:280px;overflow-wrap:anywhere}
+table.data td.result{min-width:130px}
+.eval-error{color:var(--err);font-size:12px;max-width:280px;overflow-wrap:anywhere}
+.eval-error .badge{margin-bottom:3px}
+.delta{font-variant-numeric:tabular-nums}
+.delta.up{color:var(--ok)}
+.delta.down{color:var(--err)}
+td.verdict{min-width:220px;font-size:13px}
+td.verdict.up{color:var(--ok)}
+td.verdict.down{color:var(--err)}
+select.wide{max-width:none;width:100%}
+svg.chart .zero{stroke:var(--muted);stroke-width:1}
+svg.chart .ci{stroke:var(--text);stroke-width:1.5}
+svg.chart .bar-up{fill:var(--ok)}
+svg.chart .bar-down{fill:var(--err)}
+svg.chart .bar-flat{fill:var(--bar)}
+svg.chart text.lbl{fill:var(--text);font-size:12px}
+svg.chart text.val{fill:var(--muted);font-size:12px}
 .footer{color:var(--faint);font-size:12px;text-align:center;margin-top:30px}
 """#
 

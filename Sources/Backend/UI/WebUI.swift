@@ -6,7 +6,8 @@ import NIOCore
 
 /// The server-rendered web UI: sign-in (stores the API key in the HttpOnly `evalforge_key` cookie,
 /// which `APIKeyMiddleware` also accepts, so the UI's export links reach /api), dashboard, traces,
-/// trace detail, sessions, users. Pages read the store directly, through the same code as the API.
+/// trace detail, sessions, users, experiments (runs, comparisons). Pages read the store and the
+/// evaluation service directly, through the same code as the API.
 enum WebUI {
     static func addRoutes(to router: Router<BackendRequestContext>, services: BackendServices) {
         let auth = UIAuth(projects: services.projects)
@@ -32,6 +33,10 @@ enum WebUI {
         pages.get("/sessions") { request, context in try await SessionsPage(store: store).render(request, context: context) }
         pages.get("/sessions/:session_id") { request, context in try await SessionDetailPage(store: store).render(request, context: context) }
         pages.get("/users") { request, context in try await UsersPage(store: store).render(request, context: context) }
+        let evaluation = services.evaluation
+        pages.get("/experiments") { request, context in try await ExperimentsPage(evaluation: evaluation).render(request, context: context) }
+        pages.get("/experiments/compare") { request, context in try await RunComparePage(evaluation: evaluation).render(request, context: context) }
+        pages.get("/experiments/runs/:run_id") { request, context in try await RunPage(evaluation: evaluation).render(request, context: context) }
     }
 
     /// An error page in the frame, for bad filters (400) and unknown ids (404).
