@@ -1,24 +1,102 @@
 import Backend
 import EvalForgeCore
 import EvalForgeOTLP
-import EvalForgeStore
+@testable import EvalForgeStore
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
 import Synchronization
+import Testing
 
-/// A backend on a fresh temporary data directory (SQLite), or on ClickHouse when
-/// `EVALFORGE_TEST_CLICKHOUSE_URL` is set and `clickHouse` is requested.
+/// A telemetry store the backend tests run on: SQLite always; ClickHouse 18.16 and a current
+/// ClickHouse (chdb behind tests/clickhouse/chdb_http.py) when scripts/test has started them and set
+/// their URLs. Parameterized tests take `TestStore.available`; the Query API suite has one test per
+/// ClickHouse server that is skipped, with the variable to set, when its URL is missing.
+enum TestStore: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case clickHouseLegacy
+    case clickHouse
+
+    static let legacyVariable = "EVALFORGE_TEST_CLICKHOUSE_LEGACY_URL"
+    static let currentVariable = "EVALFORGE_TEST_CLICKHOUSE_URL"
+
+    /// The stores configured for this run, SQLite first.
+    static var available: [TestStore] { allCases.filter(\.isAvailable) }
+
+    var testDescription: String {
+        switch self {
+        case .sqlite: "SQLite"
+        case .clickHouseLegacy: "ClickHouse 18.16"
+        case .clickHouse: "chdb (current ClickHouse)"
+        }
+    }
+
+    /// The server's URL from the environment; nil for SQLite or when the variable is unset.
+    var url: String? {
+        let variable: String
+        switch self {
+        case .sqlite: return nil
+        case .clickHouseLegacy: variable = Self.legacyVariable
+        case .clickHouse: variable = Self.currentVariable
+        }
+        return ProcessInfo.processInfo.environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    var isAvailable: Bool { self == .sqlite || url != nil }
+
+    /// The store the older, unparameterized tests use: the current ClickHouse when its URL is set,
+    /// else SQLite.
+    static var `default`: TestStore { TestStore.clickHouse.isAvailable ? .clickHouse : .sqlite }
+
+    /// Why this store is not under test (the variable to set); nil when it is available.
+    var unavailableReason: Comment? {
+        guard !isAvailable else { return nil }
+        let (variable, script) = self == .clickHouseLegacy ? (Self.legacyVariable, "legacy-server.sh") : (Self.currentVariable, "chdb-server.sh")
+        return "\(variable) not set (scripts/test starts tests/clickhouse/\(script) and sets it): the backend tests do not cover \(testDescription)"
+    }
+
+    /// Fails the test when this store's server is not configured.
+    func requireAvailable(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try #require(isAvailable, unavailableReason, sourceLocation: sourceLocation)
+    }
+
+    /// A fresh database on this store's server (nil for SQLite). Small batches and a short flush
+    /// interval: tests insert little and wait for every acknowledgement.
+    func clickHouseConfiguration(prefix: String) -> ClickHouseConfiguration? {
+        guard let url else { return nil }
+        return ClickHouseConfiguration(url: url, database: prefix + UUID().uuidString.prefix(8).lowercased(), batchRows: 1, flushIntervalMilliseconds: 10)
+    }
+
+    /// Checks that `store` is this kind of store, so a misconfigured URL cannot pass as another one.
+    func expectIsStore(_ store: any SpanStore, sourceLocation: SourceLocation = #_sourceLocation) {
+        let d = store.description
+        switch self {
+        case .sqlite: #expect(d.hasPrefix("sqlite"), "expected SQLite, got \(d)", sourceLocation: sourceLocation)
+        case .clickHouseLegacy: #expect(d.hasPrefix("clickhouse 18.16") && d.hasSuffix("(legacy schema)"), "expected ClickHouse 18.16, got \(d)", sourceLocation: sourceLocation)
+        case .clickHouse: #expect(d.hasPrefix("clickhouse") && d.hasSuffix("(modern schema)"), "expected a current ClickHouse, got \(d)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Drops the test's ClickHouse database (if any), shuts the store down and removes the data
+    /// directory.
+    static func tearDown(_ services: BackendServices) async {
+        if let ch = services.store as? ClickHouseStore {
+            try? await ch.http.execute("DROP DATABASE IF EXISTS \(ch.db)")
+        }
+        await services.store.shutdown()
+        try? FileManager.default.removeItem(atPath: services.configuration.dataDirectory)
+    }
+}
+
+/// A backend on a fresh temporary data directory, its telemetry on `store`.
 enum TestBackend {
     static let apiKey = "ef_test_key_project_default"
 
-    static func configuration(clickHouse: Bool = false) -> BackendConfiguration {
+    static func configuration(store: TestStore = .sqlite) -> BackendConfiguration {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-backend-\(UUID().uuidString)").path
         var c = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey)
-        if clickHouse, let url = ProcessInfo.processInfo.environment["EVALFORGE_TEST_CLICKHOUSE_URL"] {
-            c.clickHouse = ClickHouseConfiguration(url: url, database: "evalforge_test_\(UInt32.random(in: 0...UInt32.max))")
-        }
+        c.clickHouse = store.clickHouseConfiguration(prefix: "evalforge_test_")
         return c
     }
 

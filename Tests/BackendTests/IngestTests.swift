@@ -13,6 +13,7 @@ import NIOCore
 import SwiftProtobuf
 import Testing
 
+/// Ingest routes against a real backend; the tests that store data run on every `TestStore`.
 @Suite("Backend ingest")
 struct IngestTests {
     static let auth: HTTPFields = [.authorization: "Bearer \(TestBackend.apiKey)", .contentType: "application/x-protobuf"]
@@ -28,9 +29,10 @@ struct IngestTests {
         return try Gzip.compress(b.serializedBytes())
     }
 
-    @Test("API keys: missing or wrong keys get 401 and nothing is stored")
-    func authentication() async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(), logger: TestBackend.logger)
+    @Test("API keys: missing or wrong keys get 401 and nothing is stored", arguments: TestStore.available)
+    func authentication(_ store: TestStore) async throws {
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        store.expectIsStore(services.store)
         try await app.test(.router) { client in
             let body = ByteBuffer(bytes: try OTLPFixtures.request([OTLPFixtures.legacySpan(trace: OTLPFixtures.traceID(), id: 1)]).serializedBytes() as [UInt8])
             let none = try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: body)
@@ -43,11 +45,13 @@ struct IngestTests {
         }
         let page = try await services.store.listTraces(TraceFilter(projectID: "default"), sort: .startDesc, limit: 10, cursor: nil)
         #expect(page.items.isEmpty)
+        await TestStore.tearDown(services)
     }
 
-    @Test("forwarded batches are stored once per batch id, with exact rollups")
-    func batchIdempotency() async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(), logger: TestBackend.logger)
+    @Test("forwarded batches are stored once per batch id, with exact rollups", arguments: TestStore.available)
+    func batchIdempotency(_ store: TestStore) async throws {
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        store.expectIsStore(services.store)
         let t = OTLPFixtures.traceID()
         var spans = (1...20).map { OTLPFixtures.legacySpan(trace: t, id: UInt64($0), error: $0 % 10 == 0) }
         var rollups = RollupTable()
@@ -89,11 +93,13 @@ struct IngestTests {
         #expect(m.reduce(0) { $0 + $1.value.errors } == 2)
         #expect(m.reduce(0) { $0 + $1.value.inputTokens } == 20_000)
         #expect(try await services.store.trace(projectID: "elsewhere", traceID: t.hexString).isEmpty)
+        await TestStore.tearDown(services)
     }
 
-    @Test("direct OTLP: normalized, cost stamped, retries stored once, invalid ids rejected via partial_success")
-    func directOTLP() async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(), logger: TestBackend.logger)
+    @Test("direct OTLP: normalized, cost stamped, retries stored once, invalid ids rejected via partial_success", arguments: TestStore.available)
+    func directOTLP(_ store: TestStore) async throws {
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        store.expectIsStore(services.store)
         let t = OTLPFixtures.traceID()
         var bad = OTLPFixtures.legacySpan(trace: t, id: 99)
         bad.spanID = Data([0, 0, 0])
@@ -133,13 +139,14 @@ struct IngestTests {
         #expect(json.provider == "anthropic" && json.inputTokens == 10)
         let m = try await services.store.metrics(MetricsQuery(projectID: "default", fromUnix: 1_767_225_600 - 60, toUnix: 1_767_225_600 + 3600, intervalSeconds: 3600))
         #expect(m.reduce(0) { $0 + $1.value.requests } == 3)
+        await TestStore.tearDown(services)
     }
 
     @Test("oversized bodies get 413 and the backend keeps serving")
     func tooLarge() async throws {
         var c = TestBackend.configuration()
         c.maxBodyBytes = 64 * 1024
-        let (app, _) = try await BackendApp.build(configuration: c, logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: c, logger: TestBackend.logger)
         try await app.test(.router) { client in
             let r = try await client.execute(uri: "/v1/batches", method: .post, headers: Self.auth, body: ByteBuffer(repeating: 0x41, count: 200 * 1024))
             #expect(r.status == .contentTooLarge)
@@ -151,11 +158,13 @@ struct IngestTests {
             let health = try await client.execute(uri: "/healthz", method: .get)
             #expect(health.status == .ok)
         }
+        await TestStore.tearDown(services)
     }
 
-    @Test("SDK → collector → backend over real HTTP: every span stored once, rollups exact")
-    func endToEnd() async throws {
-        let (backend, services) = try await BackendApp.build(configuration: TestBackend.configuration(), logger: TestBackend.logger)
+    @Test("SDK → collector → backend over real HTTP: every span stored once, rollups exact", arguments: TestStore.available)
+    func endToEnd(_ store: TestStore) async throws {
+        let (backend, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        store.expectIsStore(services.store)
         try await backend.test(.live) { backendClient in
             let backendPort = try #require(backendClient.port)
             let queue = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-e2e-\(UUID().uuidString)").path
@@ -204,5 +213,6 @@ struct IngestTests {
             }
             try? FileManager.default.removeItem(atPath: queue)
         }
+        await TestStore.tearDown(services)
     }
 }

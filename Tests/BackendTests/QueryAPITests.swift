@@ -5,12 +5,35 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 
+/// The query API over HTTP against a seeded backend, on every store: SQLite always, ClickHouse 18.16
+/// and a current ClickHouse (chdb) when their URLs are set. Without a URL, that server's
+/// `storeIsUnderTest` test is skipped with the variable to set.
 @Suite("Query API", .serialized)
 struct QueryAPITests {
     typealias F = QueryFixture
 
-    @Test func traceListPagesThroughEveryTraceOnceInOrder() async throws {
-        try await withQueryBackend { client, _ in
+    @Test("Query API runs on ClickHouse 18.16", .enabled(if: TestStore.clickHouseLegacy.isAvailable, TestStore.clickHouseLegacy.unavailableReason))
+    func clickHouseLegacyIsUnderTest() async throws {
+        try await Self.healthzNamesTheStore(.clickHouseLegacy, "clickhouse 18.16")
+    }
+
+    @Test("Query API runs on a current ClickHouse (chdb)", .enabled(if: TestStore.clickHouse.isAvailable, TestStore.clickHouse.unavailableReason))
+    func clickHouseIsUnderTest() async throws {
+        try await Self.healthzNamesTheStore(.clickHouse, "(modern schema)")
+    }
+
+    static func healthzNamesTheStore(_ store: TestStore, _ text: String) async throws {
+        #expect(TestStore.available.contains(store))
+        try await withQueryBackend(on: store, seed: false) { client, _ in
+            let health = try await client.get("/healthz", key: nil)
+            #expect(health.status == .ok)
+            #expect(health.body.contains(text), "\(health.body)")
+        }
+    }
+
+    @Test(arguments: TestStore.available)
+    func traceListPagesThroughEveryTraceOnceInOrder(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             var seen: [String] = []
             var starts: [Int64] = []
             var cursor: String?
@@ -35,8 +58,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func everyFilterNarrowsTheList() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func everyFilterNarrowsTheList(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             func ids(_ q: String) async throws -> Set<String> {
                 Set(try await client.json("/api/traces?limit=1000&" + q).items.compactMap { $0["trace_id"] as? String })
             }
@@ -73,8 +97,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func sortOrders() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func sortOrders(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             let byCost = try await client.json("/api/traces?sort=cost_desc&limit=1000").items.compactMap { $0["cost_usd"] as? Double }
             #expect(byCost == byCost.sorted(by: >))
             let byDuration = try await client.json("/api/traces?sort=duration_desc&limit=5").items.compactMap { $0["trace_id"] as? String }
@@ -91,8 +116,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func traceDetailIsATreeWithContentAndScores() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func traceDetailIsATreeWithContentAndScores(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             let d = try await client.json("/api/traces/\(F.traceID(0))")
             let trace = try #require(d["trace"] as? [String: Any])
             #expect(trace["span_count"] as? Int == 4)
@@ -130,8 +156,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func sessionsAndUsers() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func sessionsAndUsers(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             let sessions = try await client.json("/api/sessions?limit=1000").items
             #expect(sessions.count == 6)
             let s5 = try #require(sessions.first { $0["session_id"] as? String == "session-5" })
@@ -159,8 +186,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func metricsSeriesAndBreakdowns() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func metricsSeriesAndBreakdowns(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             let range = "from=\(F.time(0))&to=\(F.time(Int64(F.traceCount) * 60))"
             let m = try await client.json("/api/metrics?\(range)&interval=1h&group_by=model")
             #expect(m["interval_seconds"] as? Int == 3600)
@@ -195,8 +223,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func exportsStreamEveryRowAsCSVAndJSONL() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func exportsStreamEveryRowAsCSVAndJSONL(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             // 1,200 spans: more than one store page (1,000).
             let jsonl = try await client.get("/api/export/spans?format=jsonl")
             #expect(jsonl.status == .ok)
@@ -228,7 +257,7 @@ struct QueryAPITests {
         }
     }
 
-    @Test(arguments: [
+    static let badInputs: [(uri: String, reason: String)] = [
         ("/api/traces?cursor=garbage", "invalid cursor"),
         ("/api/traces?limit=0", "limit"),
         ("/api/traces?limit=abc", "limit"),
@@ -253,17 +282,22 @@ struct QueryAPITests {
         ("/api/export/spans?llm_only=maybe", "llm_only"),
         ("/api/sessions?limit=100000", "limit"),
         ("/api/users?from=x", "from"),
-    ])
-    func badInputIs400WithTheReason(_ uri: String, _ reason: String) async throws {
-        try await withQueryBackend(seed: false) { client, _ in
-            let r = try await client.get(uri)
-            #expect(r.status == .badRequest, "\(uri) → \(r.status)")
-            #expect(r.body.contains(reason), "\(uri): \(r.body)")
+    ]
+
+    @Test(arguments: TestStore.available)
+    func badInputIs400WithTheReason(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store, seed: false) { client, _ in
+            for (uri, reason) in Self.badInputs {
+                let r = try await client.get(uri)
+                #expect(r.status == .badRequest, "\(uri) → \(r.status)")
+                #expect(r.body.contains(reason), "\(uri): \(r.body)")
+            }
         }
     }
 
-    @Test func cursorsAreBoundToTheirQuery() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func cursorsAreBoundToTheirQuery(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             let page = try await client.json("/api/traces?limit=10&model=gpt-4o")
             let cursor = try #require(page["next_cursor"] as? String)
             let ok = try await client.get("/api/traces?limit=10&model=gpt-4o&cursor=\(URLQuery.component(cursor))")
@@ -277,8 +311,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func oneProjectsKeyNeverReadsAnothersData() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func oneProjectsKeyNeverReadsAnothersData(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             let b = try await client.json("/api/traces?limit=1000", key: F.keyB).items
             #expect(b.map { $0["trace_id"] as? String } == [String(format: "%032x", 0xfeed)])
             let a = try await client.json("/api/traces?limit=1000").items
@@ -307,8 +342,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func sqlLookingInputIsJustText() async throws {
-        try await withQueryBackend { client, _ in
+    @Test(arguments: TestStore.available)
+    func sqlLookingInputIsJustText(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store) { client, _ in
             let hostile = ["x' OR '1'='1", "'; DROP TABLE spans; --", "%' OR 1=1 --", "\" OR \"\"=\"", "_%", "\\", "1) UNION SELECT * FROM api_keys --"]
             for h in hostile {
                 let e = URLQuery.component(h)
@@ -328,8 +364,9 @@ struct QueryAPITests {
         }
     }
 
-    @Test func otlpIngestedThroughHTTPIsQueryable() async throws {
-        try await withQueryBackend(seed: false) { client, _ in
+    @Test(arguments: TestStore.available)
+    func otlpIngestedThroughHTTPIsQueryable(_ store: TestStore) async throws {
+        try await withQueryBackend(on: store, seed: false) { client, _ in
             let now = UInt64(Date().timeIntervalSince1970 * 1e9)
             let traceID = "0af7651916cd43dd8448eb211c80319c"
             let body = """

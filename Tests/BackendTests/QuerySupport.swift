@@ -9,9 +9,9 @@ import Logging
 import NIOCore
 import Testing
 
-/// A backend on a temporary data directory (SQLite), or on ClickHouse when
-/// EVALFORGE_TEST_CLICKHOUSE_URL is set (a fresh database per test), with two projects:
-/// "default" (key `QueryFixture.keyA`, seeded with `QueryFixture`) and "other" (key `keyB`).
+/// A backend on a temporary data directory with its telemetry on a `TestStore` (a fresh database
+/// per test on ClickHouse), with two projects: "default" (key `QueryFixture.keyA`, seeded with
+/// `QueryFixture`) and "other" (key `keyB`).
 enum QueryFixture {
     static let keyA = "ef_test_key_project_a_0123456789"
     static let keyB = "ef_test_key_project_b_9876543210"
@@ -24,11 +24,9 @@ enum QueryFixture {
     static func traceID(_ i: Int) -> String { String(format: "%032x", 0x5eed_0000 + i) }
     static func spanID(_ i: Int, _ j: Int) -> String { String(format: "%016x", (i + 1) * 16 + j) }
 
-    static func configuration(dir: String) -> BackendConfiguration {
+    static func configuration(dir: String, store: TestStore) -> BackendConfiguration {
         var c = BackendConfiguration(port: 0, dataDirectory: dir, bootstrapAPIKey: keyA)
-        if let url = ProcessInfo.processInfo.environment["EVALFORGE_TEST_CLICKHOUSE_URL"], !url.isEmpty {
-            c.clickHouse = ClickHouseConfiguration(url: url, database: "evalforge_qt_" + UUID().uuidString.prefix(8).lowercased(), batchRows: 1, flushIntervalMilliseconds: 10)
-        }
+        c.clickHouse = store.clickHouseConfiguration(prefix: "evalforge_qt_")
         return c
     }
 
@@ -107,23 +105,37 @@ enum QueryFixture {
     static func time(_ offsetSeconds: Int64) -> String { String(baseUnix + offsetSeconds) }
 }
 
-/// Runs `body` against the router of a seeded backend.
+/// Runs `body` against the router of a seeded backend on `TestStore.default` (the current
+/// ClickHouse when EVALFORGE_TEST_CLICKHOUSE_URL is set, else SQLite).
 func withQueryBackend(seed: Bool = true, _ body: @Sendable (any TestClientProtocol, BackendServices) async throws -> Void) async throws {
+    try await withQueryBackend(on: .default, seed: seed, body)
+}
+
+/// Runs `body` against the router of a seeded backend whose telemetry is on `store` (which must be
+/// configured). The store's database is dropped afterwards.
+func withQueryBackend(on store: TestStore, seed: Bool = true, _ body: @Sendable (any TestClientProtocol, BackendServices) async throws -> Void) async throws {
+    try store.requireAvailable()
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-query-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: dir) }
     var logger = Logger(label: "query-test")
     logger.logLevel = .warning
-    let services = try await BackendApp.makeServices(configuration: QueryFixture.configuration(dir: dir), logger: logger)
-    if seed { try await QueryFixture.seed(services) }
-    let app = Application(router: BackendApp.buildRouter(services: services), logger: logger)
+    let services: BackendServices
     do {
-        try await app.test(.router) { client in try await body(client, services) }
+        services = try await BackendApp.makeServices(configuration: QueryFixture.configuration(dir: dir, store: store), logger: logger)
     } catch {
-        await services.store.shutdown()
+        try? FileManager.default.removeItem(atPath: dir)
         throw error
     }
-    await services.store.shutdown()
+    do {
+        store.expectIsStore(services.store)
+        if seed { try await QueryFixture.seed(services) }
+        let app = Application(router: BackendApp.buildRouter(services: services), logger: logger)
+        try await app.test(.router) { client in try await body(client, services) }
+    } catch {
+        await TestStore.tearDown(services)
+        throw error
+    }
+    await TestStore.tearDown(services)
 }
 
 extension TestClientProtocol {
