@@ -20,7 +20,7 @@ func log(_ s: String) { FileHandle.standardError.write(Data(("writer-bench: " + 
 
 func cpuMicros() -> Double {
     var u = rusage()
-    getrusage(RUSAGE_SELF, &u)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
     return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec)
 }
 
