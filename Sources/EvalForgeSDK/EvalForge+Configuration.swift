@@ -65,8 +65,13 @@ extension EvalForge {
             /// Extra request headers (e.g. an API key). Env: `OTEL_EXPORTER_OTLP_HEADERS` / `OTEL_EXPORTER_OTLP_TRACES_HEADERS`
             /// (`k=v,k2=v2`), and `EVALFORGE_API_KEY` sets `Authorization: Bearer …`. Default: none.
             public var headers: [String: String] = [:]
-            /// gzip request bodies. Env: `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`/`none`). Default: true.
-            public var gzip: Bool = true
+            /// gzip request bodies. Env: `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`/`none`). Default: false,
+            /// as OTel's exporters: the collector runs on the same host, where compressing costs the
+            /// service CPU and saves nothing; set it when the collector is across a network.
+            public var gzip: Bool = false
+            /// Export requests in flight at once (a large buffer drains in parallel batches).
+            /// Env: `EVALFORGE_EXPORT_CONCURRENCY`. Default: 2.
+            public var maxConcurrentExports: Int = 2
             /// Timeout of one export request. Env: `OTEL_EXPORTER_OTLP_TIMEOUT` (ms). Default: 10,000 ms.
             public var timeout: Duration = .seconds(10)
             /// Attempts per batch before it is dropped and counted. Env: `EVALFORGE_EXPORT_MAX_ATTEMPTS`. Default: 6.
@@ -188,6 +193,7 @@ extension EvalForge.Configuration {
         }
         if let v = int("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") ?? int("OTEL_EXPORTER_OTLP_TIMEOUT"), v > 0 { c.exporter.timeout = .milliseconds(v) }
         if let v = int("EVALFORGE_EXPORT_MAX_ATTEMPTS"), v > 0 { c.exporter.maxAttempts = v }
+        if let v = int("EVALFORGE_EXPORT_CONCURRENCY"), (1...64).contains(v) { c.exporter.maxConcurrentExports = v }
         if let v = int("EVALFORGE_BREAKER_THRESHOLD"), v > 0 { c.exporter.breakerThreshold = v }
 
         if let v = bool("EVALFORGE_CAPTURE_CONTENT") ?? bool("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") { c.content.capture = v }

@@ -21,7 +21,10 @@ struct ExporterTests {
     func attributesRoundTrip() async throws {
         let receiver = OTLPTestReceiver()
         try await receiver.withRunning { url in
-            let pipeline = EvalForge.Pipeline(configuration: config(url) { $0.content.capture = true })
+            let pipeline = EvalForge.Pipeline(configuration: config(url) {
+                $0.content.capture = true
+                $0.exporter.gzip = true
+            })
             var request = LLMRequest(provider: LLMProvider.openAI, model: "gpt-4o-mini")
             request.temperature = 0.2
             request.maxTokens = 256
@@ -134,6 +137,30 @@ struct ExporterTests {
             #expect(stats.exported == 10)
             #expect(stats.buffered == 0)
             #expect(receiver.requests.count == 3)  // batches of 4, 4, 2
+        }
+    }
+
+    @Test("concurrent export requests deliver every span exactly once", arguments: [1, 4])
+    func concurrentExports(concurrency: Int) async throws {
+        let receiver = OTLPTestReceiver()
+        try await receiver.withRunning { url in
+            let pipeline = EvalForge.Pipeline(configuration: config(url) {
+                $0.buffer.maxSpans = 10_000
+                $0.buffer.maxBatchSpans = 50
+                $0.exporter.maxConcurrentExports = concurrency
+            })
+            for i in 0..<1_000 {
+                var s = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"))
+                s.usage = TokenUsage(input: i, output: 1)
+                s.end()
+            }
+            await pipeline.forceFlush()
+            #expect(await receiver.waitForSpans(1_000) == 1_000)
+            #expect(pipeline.statistics.exported == 1_000)
+            #expect(receiver.requests.count == 20)
+            #expect(receiver.requests.allSatisfy { $0.headers["content-encoding"] == nil })  // gzip is off by default
+            let ids = Set(receiver.spans.map { $0.span.spanID })
+            #expect(ids.count == 1_000)
         }
     }
 

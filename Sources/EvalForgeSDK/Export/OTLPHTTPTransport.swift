@@ -26,7 +26,7 @@ final class OTLPHTTPTransport: Sendable {
         headers = c.headers
         gzip = c.gzip
         let cfg = URLSessionConfiguration.ephemeral
-        cfg.httpMaximumConnectionsPerHost = 2
+        cfg.httpMaximumConnectionsPerHost = max(2, c.maxConcurrentExports)
         cfg.timeoutIntervalForRequest = c.timeout.seconds
         cfg.urlCache = nil
         session = URLSession(configuration: cfg)

@@ -195,8 +195,10 @@ extension EvalForge {
             }
         }
 
-        /// Drains the buffer and exports it in batches of at most `maxBatchSpans`.
+        /// Drains the buffer and exports it in batches of at most `maxBatchSpans`, up to
+        /// `exporter.maxConcurrentExports` requests in flight.
         private func exportBuffered(_ batch: inout [SpanRecord], encoder: inout OTLPSpanEncoder, deadline: ContinuousClock.Instant?) async {
+            let concurrency = max(1, configuration.exporter.maxConcurrentExports)
             repeat {
                 counters.inFlight.add(1, ordering: .releasing)
                 buffer.drain(into: &batch)
@@ -205,11 +207,30 @@ extension EvalForge {
                     return
                 }
                 var start = batch.startIndex
-                while start < batch.endIndex {
-                    let end = min(start + configuration.buffer.maxBatchSpans, batch.endIndex)
-                    let body = encoder.encode(batch[start..<end])
-                    await send(body, spans: end - start, deadline: deadline)
-                    start = end
+                if concurrency == 1 || batch.count <= configuration.buffer.maxBatchSpans {
+                    while start < batch.endIndex {
+                        let end = min(start + configuration.buffer.maxBatchSpans, batch.endIndex)
+                        let body = encoder.encode(batch[start..<end])
+                        await send(body, spans: end - start, deadline: deadline)
+                        start = end
+                    }
+                } else {
+                    // Encoding stays on this task (one encoder, reused); the requests overlap.
+                    await withTaskGroup(of: Void.self) { group in
+                        var running = 0
+                        while start < batch.endIndex {
+                            if running == concurrency {
+                                await group.next()
+                                running -= 1
+                            }
+                            let end = min(start + configuration.buffer.maxBatchSpans, batch.endIndex)
+                            let body = encoder.encode(batch[start..<end])
+                            let spans = end - start
+                            group.addTask { await self.send(body, spans: spans, deadline: deadline) }
+                            running += 1
+                            start = end
+                        }
+                    }
                 }
                 batch.removeAll(keepingCapacity: true)
                 counters.inFlight.subtract(1, ordering: .releasing)
