@@ -4,7 +4,8 @@
 Loads N spans of realistic shape (agent traces: a root, one to three LLM calls with 1-2 KB of
 messages, a tool call; 8 services, 6 models, 20k users, 60k sessions, spread over the last 30 days,
 3% errors) over OTLP/HTTP protobuf into a fresh backend (ClickHouse when EVALFORGE_CLICKHOUSE_URL is
-set, else the embedded SQLite store), then measures through HTTP:
+set, else the local 18.16 server that scripts/clickhouse-server starts; --sqlite for the embedded
+SQLite store), then measures through HTTP:
 
   trace_by_id_p95_ms   GET /api/traces/{id} for random known ids
   list_p95_ms          GET /api/traces with typical filters (model+status, user, service+min cost,
@@ -224,6 +225,13 @@ def p95(xs):
 def main():
     ap = argparse.ArgumentParser()
     ch = os.environ.get("EVALFORGE_CLICKHOUSE_URL", "")
+    ap.add_argument("--sqlite", action="store_true", help="measure the embedded SQLite store instead of ClickHouse")
+    if not ch and "--sqlite" not in sys.argv:
+        # The benchmark is about ClickHouse: start the local 18.16 server (scripts/clickhouse-server).
+        out = subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "clickhouse-server"), "start"], stdout=subprocess.PIPE, text=True)
+        if out.returncode != 0 or not out.stdout.strip():
+            raise SystemExit("bench query: could not start ClickHouse (scripts/clickhouse-server start); pass --sqlite for the embedded store")
+        ch = out.stdout.strip().splitlines()[-1]
     ap.add_argument("--spans", type=int, default=1_000_000 if ch else 200_000,
                     help="spans to load (default 1,000,000 on ClickHouse, 200,000 on the embedded SQLite store)")
     ap.add_argument("--bin", default=os.environ.get("EVALFORGE_BIN", ""), help="evalforge binary (default: scripts/build-release)")
