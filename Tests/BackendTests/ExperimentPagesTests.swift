@@ -113,7 +113,7 @@ struct ExperimentPagesTests {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-exp-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let services = try await BackendApp.makeServices(configuration: F.configuration(dir: dir), logger: logger)
+            let services = try await BackendApp.makeServices(configuration: F.configuration(dir: dir, store: .sqlite), logger: logger)
             let app = Application(router: BackendApp.buildRouter(services: services), services: services.evaluation.services, logger: logger)
             do {
                 try await app.test(.router) { client in
