@@ -10,7 +10,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         /// The library services link: records LLM spans and exports OTLP. Light by design:
-        /// it depends on swift-distributed-tracing, swift-log and the system zlib only.
+        /// it depends on swift-distributed-tracing, swift-log and the system zlib and libzstd only
+        /// (libzstd through EvalForgeCore; the SDK itself exports gzip).
         .library(name: "EvalForgeSDK", targets: ["EvalForgeSDK"]),
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
         /// The telemetry store (ClickHouse, SQLite); a product so Benchmarks/WriterBench can link it.
@@ -33,6 +34,8 @@ let package = Package(
     targets: [
         // System zlib (Debian: zlib1g-dev) for gzip of OTLP bodies and batches.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // System zstd (Debian: libzstd-dev): the collector's forwarded batches, zstd request bodies.
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
         // System SQLite (Debian: libsqlite3-dev): the embedded store and the backend's metadata.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -40,10 +43,10 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Dependency-free shared facts: GenAI attribute keys, the versioned price table,
-        // W3C trace context, gzip. Used by the SDK, the collector and the backend.
+        // W3C trace context, gzip and zstd. Used by the SDK, the collector and the backend.
         .target(
             name: "EvalForgeCore",
-            dependencies: ["CZlib"],
+            dependencies: ["CZlib", "CZstd"],
             swiftSettings: swiftSettings
         ),
 

@@ -19,6 +19,11 @@ struct IngestTests {
     static let auth: HTTPFields = [.authorization: "Bearer \(TestBackend.apiKey)", .contentType: "application/x-protobuf"]
 
     static func forwardBatch(id: String, spans: [Opentelemetry_Proto_Trace_V1_Span], rollups: RollupTable) throws -> [UInt8] {
+        try Gzip.compress(forwardBatchBytes(id: id, spans: spans, rollups: rollups))
+    }
+
+    /// The uncompressed `ForwardBatch` protobuf.
+    static func forwardBatchBytes(id: String, spans: [Opentelemetry_Proto_Trace_V1_Span], rollups: RollupTable) throws -> [UInt8] {
         var b = Evalforge_V1_ForwardBatch()
         b.batchID = id
         b.collectorID = "test"
@@ -26,7 +31,7 @@ struct IngestTests {
         b.rollups = rollups.rows.map { RollupCoding.proto(key: $0.key, value: $0.value) }
         b.spansAccepted = UInt64(spans.count)
         b.spansKept = UInt64(spans.count)
-        return try Gzip.compress(b.serializedBytes())
+        return try b.serializedBytes()
     }
 
     @Test("API keys: missing or wrong keys get 401 and nothing is stored", arguments: TestStore.available)
@@ -96,6 +101,73 @@ struct IngestTests {
         await TestStore.tearDown(services)
     }
 
+    @Test("Content-Encoding zstd, gzip or none: the same batch is stored alike; corrupt zstd 400, unknown encodings 415", arguments: TestStore.available)
+    func batchEncodings(_ store: TestStore) async throws {
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        store.expectIsStore(services.store)
+        let normalizer = GenAINormalizer()
+        let traces = try await app.test(.router) { client -> [(ContentCoding, TraceID)] in
+            var traces: [(ContentCoding, TraceID)] = []
+            for coding in ContentCoding.allCases {
+                let t = OTLPFixtures.traceID()
+                traces.append((coding, t))
+                var spans = (1...12).map { OTLPFixtures.legacySpan(trace: t, id: UInt64($0), error: $0 == 12) }
+                var rollups = RollupTable()
+                for i in spans.indices {
+                    if let f = normalizer.normalize(&spans[i], resource: ResourceInfo(service: "checkout", project: "p")) { rollups.add(f) }
+                }
+                let id = "enc-\(coding.rawValue)-\(t.hexString.prefix(8))"
+                let body = try coding.encode(Self.forwardBatchBytes(id: id, spans: spans, rollups: rollups), level: 1)
+                var headers = Self.auth
+                if let encoding = coding.headerValue { headers[.contentEncoding] = encoding }
+                headers[HTTPField.Name("X-EvalForge-Batch-Id")!] = id
+                let r = try await client.execute(uri: "/v1/batches", method: .post, headers: headers, body: ByteBuffer(bytes: body))
+                #expect(r.status == .ok, "\(coding): \(String(buffer: r.body))")
+                let response = try Evalforge_V1_ForwardResponse(serializedBytes: Array(r.body.readableBytesView))
+                #expect(response.batchID == id && !response.duplicate)
+            }
+
+            let plain = try Self.forwardBatchBytes(id: "bad-1", spans: [OTLPFixtures.legacySpan(trace: OTLPFixtures.traceID(), id: 1)], rollups: RollupTable())
+            let frame = try Zstd.compress(plain)
+            var zstd = Self.auth
+            zstd[.contentEncoding] = "zstd"
+            // Corrupt zstd: a damaged checksum, a cut frame, a gzip body labelled zstd.
+            var damaged = frame
+            damaged[damaged.count - 1] ^= 0xFF
+            for (what, body) in [("checksum", damaged), ("truncated", Array(frame.dropLast(7))), ("gzip body", try Gzip.compress(plain))] {
+                let r = try await client.execute(uri: "/v1/batches", method: .post, headers: zstd, body: ByteBuffer(bytes: body))
+                #expect(r.status == .badRequest, "\(what)")
+                #expect(String(buffer: r.body).contains("Content-Encoding zstd, but zstd body is corrupt"), "\(what): \(String(buffer: r.body))")
+            }
+            // Unknown encodings: 415 naming the encoding.
+            for encoding in ["br", "deflate", "zstd, gzip"] {
+                var headers = Self.auth
+                headers[.contentEncoding] = encoding
+                let r = try await client.execute(uri: "/v1/batches", method: .post, headers: headers, body: ByteBuffer(bytes: frame))
+                #expect(r.status == .unsupportedMediaType)
+                #expect(String(buffer: r.body).contains("unsupported Content-Encoding '\(encoding)'"), "\(String(buffer: r.body))")
+                #expect(String(buffer: r.body).contains("zstd, gzip or identity"))
+            }
+            // Direct OTLP takes zstd too.
+            let t = OTLPFixtures.traceID()
+            let otlp = try Zstd.compress(OTLPFixtures.request([OTLPFixtures.legacySpan(trace: t, id: 1)]).serializedBytes() as [UInt8])
+            let r = try await client.execute(uri: "/v1/traces", method: .post, headers: zstd, body: ByteBuffer(bytes: otlp))
+            #expect(r.status == .ok)
+            traces.append((.zstd, t))
+            return traces
+        }
+        for (coding, t) in traces {
+            let stored = try await services.store.trace(projectID: "default", traceID: t.hexString)
+            let expected = t == traces.last?.1 ? 1 : 12
+            #expect(stored.count == expected, "\(coding)")
+            #expect(stored.allSatisfy { $0.provider == "openai" && $0.model == "gpt-4o-mini" && $0.inputTokens == 1000 && $0.outputTokens == 200 }, "\(coding)")
+        }
+        let m = try await services.store.metrics(MetricsQuery(projectID: "default", fromUnix: 1_767_225_600 - 60, toUnix: 1_767_225_600 + 3600, intervalSeconds: 3600))
+        #expect(m.reduce(0) { $0 + $1.value.requests } == 3 * 12 + 1)
+        #expect(m.reduce(0) { $0 + $1.value.errors } == 3)
+        await TestStore.tearDown(services)
+    }
+
     @Test("direct OTLP: normalized, cost stamped, retries stored once, invalid ids rejected via partial_success", arguments: TestStore.available)
     func directOTLP(_ store: TestStore) async throws {
         let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
@@ -155,6 +227,26 @@ struct IngestTests {
             gz[.contentEncoding] = "gzip"
             let r2 = try await client.execute(uri: "/v1/batches", method: .post, headers: gz, body: ByteBuffer(bytes: bomb))
             #expect(r2.status == .contentTooLarge)
+            // zstd: 1 MiB of zeros is a few dozen bytes; refused while inflating, like gzip.
+            var zstd = Self.auth
+            zstd[.contentEncoding] = "zstd"
+            let zstdBomb = try Zstd.compress([UInt8](repeating: 0, count: 1 << 20))
+            #expect(zstdBomb.count < 1024)
+            let r3 = try await client.execute(uri: "/v1/batches", method: .post, headers: zstd, body: ByteBuffer(bytes: zstdBomb))
+            #expect(r3.status == .contentTooLarge)
+            #expect(String(buffer: r3.body).contains("zstd body inflates past the 65536-byte limit"))
+            // Same without a declared size in the frame header (RLE blocks, 4 MiB): stopped while inflating.
+            var streamed: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x58]
+            for i in 0..<32 {
+                let header = UInt32(128 * 1024) << 3 | 1 << 1 | (i == 31 ? 1 : 0)
+                streamed += [UInt8(header & 0xFF), UInt8(header >> 8 & 0xFF), UInt8(header >> 16 & 0xFF), 0x00]
+            }
+            let r4 = try await client.execute(uri: "/v1/batches", method: .post, headers: zstd, body: ByteBuffer(bytes: streamed))
+            #expect(r4.status == .contentTooLarge)
+            // Just under the limit inflates (and then fails as a protobuf: 400, not 413).
+            let under = try Zstd.compress([UInt8](repeating: 0, count: 60 * 1024))
+            let r5 = try await client.execute(uri: "/v1/batches", method: .post, headers: zstd, body: ByteBuffer(bytes: under))
+            #expect(r5.status == .badRequest)
             let health = try await client.execute(uri: "/healthz", method: .get)
             #expect(health.status == .ok)
         }

@@ -187,6 +187,7 @@ struct CollectorPipelineTests {
         #expect(c.sampling.rules[0].isPrefix && c.sampling.rules[0].value == "vip-")
         #expect(c.fsyncPolicy == .interval(.milliseconds(50)))
         #expect(c.backendURL == "http://backend:3000" && c.maxBatchSpans == 100)
+        #expect(c.compression == .zstd && c.zstdLevel == 1 && c.gzipLevel == 6)  // zstd unless told
 
         func error(_ yaml: String) -> String {
             var c = CollectorConfiguration.default
@@ -198,6 +199,19 @@ struct CollectorPipelineTests {
         #expect(error("receiver: {port: eighty}").contains("receiver.port"))
         #expect(error("forward: {backend_url: 'ftp://x'}").contains("forward.backend_url"))
         #expect(error(": : :").contains("YAML") || error(": : :").contains("mapping"))
+
+        // forward.compression and the levels.
+        for (text, expected) in [("zstd", ForwardCompression.zstd), ("gzip", .gzip), ("none", .none), ("GZIP", .gzip)] {
+            var c = CollectorConfiguration.default
+            try c.apply(yaml: "forward: {compression: \(text), zstd_level: 3}")
+            #expect(c.compression == expected && c.zstdLevel == 3)
+        }
+        #expect(error("forward: {compression: brotli}").contains("forward.compression 'brotli'"))
+        #expect(error("forward: {compression: brotli}").contains("zstd, gzip or none"))
+        #expect(error("forward: {compression: 1}").contains("forward.compression"))
+        #expect(error("forward: {zstd_level: 0}").contains("forward.zstd_level"))
+        #expect(error("forward: {zstd_level: 22}").contains("forward.zstd_level"))
+        #expect(error("forward: {gzip_level: 10}").contains("forward.gzip_level"))
     }
 }
 

@@ -92,6 +92,99 @@ struct ForwardingTests {
         }
     }
 
+    @Test("each forward.compression: sent with its Content-Encoding, the backend stores the same data", arguments: ForwardCompression.allCases)
+    func compression(_ compression: ForwardCompression) async throws {
+        let backend = BackendStandIn()
+        try await Self.withStack(backend: backend, { $0.compression = compression }) { url, _ in
+            let client = OTLPClient(url: url)
+            var sent = 0
+            for i in 0..<10 {
+                let t = SpanFactory.traceID()
+                let request = SpanFactory.request((1...30).map { SpanFactory.span(trace: t, id: UInt64($0), input: 100 + i) })
+                let status = try await client.post(request)
+                #expect(status == 200)
+                sent += 30
+            }
+            #expect(await backend.waitFor(spans: sent) == sent)
+            #expect(backend.uniqueSpanIDs.count == sent)
+            #expect(backend.acceptedTotal == UInt64(sent))
+            #expect(backend.rollups.rows.values.reduce(0) { $0 + $1.requests } == UInt64(sent))
+            #expect(backend.rollups.rows.values.reduce(0) { $0 + $1.inputTokens } == UInt64(30 * (0..<10).reduce(0) { $0 + 100 + $1 }))
+            let expected = ["zstd": "zstd", "gzip": "gzip", "none": ""][compression.rawValue]!
+            let encodings = backend.stored.withLock { $0.encodings }
+            #expect(!encodings.isEmpty && encodings.allSatisfy { $0 == expected }, "\(encodings)")
+        }
+    }
+
+    @Test("a zstd batch left in the outbox is resent with zstd after a restart configured for gzip")
+    func outboxKeepsItsEncoding() async throws {
+        let backend = BackendStandIn()
+        let queue = CollectorPipelineTests.tempDir()
+        backend.down.store(true, ordering: .relaxed)
+        let first = 4 * 25
+        try await Self.withStack(backend: backend, {
+            $0.queueDirectory = queue
+            $0.compression = .zstd
+            $0.shutdownTimeout = .milliseconds(200)
+        }) { url, _ in
+            let client = OTLPClient(url: url)
+            for _ in 0..<4 {
+                let t = SpanFactory.traceID()
+                #expect(try await client.post(SpanFactory.request((1...25).map { SpanFactory.span(trace: t, id: UInt64($0)) })) == 200)
+            }
+            // Wait until a batch is in the outbox (written before the first, failing, send).
+            let deadline = ContinuousClock.now + .seconds(10)
+            while (try? Outbox(directory: queue + "/outbox").pending().isEmpty) ?? true, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let left = try Outbox(directory: queue + "/outbox").pending()
+        #expect(!left.isEmpty && left.allSatisfy { $0.coding == .zstd })
+        let names = try FileManager.default.contentsOfDirectory(atPath: queue + "/outbox").filter { $0.hasPrefix("batch-") }
+        #expect(!names.isEmpty && names.allSatisfy { $0.hasSuffix(".pb.zst") }, "\(names)")
+        #expect(backend.spanCount == 0)
+
+        backend.down.store(false, ordering: .relaxed)
+        try await Self.withStack(backend: backend, {
+            $0.queueDirectory = queue
+            $0.compression = .gzip
+        }) { url, _ in
+            let client = OTLPClient(url: url)
+            let t = SpanFactory.traceID()
+            #expect(try await client.post(SpanFactory.request((1...25).map { SpanFactory.span(trace: t, id: UInt64($0)) })) == 200)
+            let total = first + 25
+            #expect(await backend.waitFor(spans: total) == total)
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(backend.spanCount == total && backend.uniqueSpanIDs.count == total)
+            let encodings = backend.stored.withLock { $0.encodings }
+            // The stored zstd batches first (sent as zstd although gzip is configured now), then gzip.
+            #expect(Array(encodings.prefix(left.count)) == Array(repeating: "zstd", count: left.count), "\(encodings)")
+            #expect(encodings.dropFirst(left.count).contains("gzip"), "\(encodings)")
+            #expect(encodings.dropFirst(left.count).allSatisfy { $0 == "gzip" }, "\(encodings)")
+            #expect(try Outbox(directory: queue + "/outbox").pending().isEmpty)
+        }
+    }
+
+    @Test("an outbox written before zstd (batch-<first>-<last>.pb.gz) is read as gzip; unknown files are ignored")
+    func outboxSuffixes() throws {
+        let dir = CollectorPipelineTests.tempDir()
+        let outbox = try Outbox(directory: dir)
+        let body = Array("batch".utf8)
+        try outbox.write(Outbox.Entry(firstSeq: 1, lastSeq: 5, body: try Gzip.compress(body), coding: .gzip))
+        try outbox.write(Outbox.Entry(firstSeq: 6, lastSeq: 9, body: try Zstd.compress(body), coding: .zstd))
+        try outbox.write(Outbox.Entry(firstSeq: 10, lastSeq: 12, body: body, coding: .identity))
+        FileManager.default.createFile(atPath: dir + "/batch-13-14.pb.br", contents: Data(body))
+        FileManager.default.createFile(atPath: dir + "/batch-15-16.pb.zst.tmp", contents: Data(body))
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(names == ["batch-1-5.pb.gz", "batch-10-12.pb", "batch-13-14.pb.br", "batch-15-16.pb.zst.tmp", "batch-6-9.pb.zst"])
+        let pending = outbox.pending()
+        #expect(pending.map(\.firstSeq) == [1, 6, 10])
+        #expect(pending.map(\.coding) == [.gzip, .zstd, .identity])
+        #expect(try pending.map { try $0.coding.decode($0.body, limit: 100) } == [body, body, body])
+        for e in pending { outbox.remove(e) }
+        #expect(outbox.pending().isEmpty)
+    }
+
     @Test("tail sampling at the edge: rollups count every span, batches carry the kept traces")
     func edgeMode() async throws {
         let backend = BackendStandIn()
@@ -142,7 +235,7 @@ import FoundationNetworking
 @Suite("Forwarding window")
 struct InFlightWindowTests {
     static func prepared(_ first: UInt64, _ last: UInt64) -> Forwarder.Prepared {
-        Forwarder.Prepared(entry: Outbox.Entry(firstSeq: first, lastSeq: last, body: []), kept: Int(last - first + 1))
+        Forwarder.Prepared(entry: Outbox.Entry(firstSeq: first, lastSeq: last, body: [], coding: .zstd), kept: Int(last - first + 1))
     }
 
     @Test("acknowledgements in any order release batches only in order")

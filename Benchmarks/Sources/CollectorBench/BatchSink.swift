@@ -1,4 +1,4 @@
-import EvalForgeSDK  // re-exports EvalForgeCore's Gzip
+import EvalForgeSDK  // re-exports EvalForgeCore's ContentCoding (zstd, gzip)
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -6,12 +6,13 @@ import NIOPosix
 
 /// The backend stand-in: a SwiftNIO HTTP/1.1 server on 127.0.0.1 (ephemeral port, one event-loop
 /// thread) that answers 200 to every `POST /v1/batches` and keeps the bodies. `tally()` inflates the
-/// gzip bodies and reads each `evalforge.v1.ForwardBatch` (spans_accepted, spans_kept, the spans
-/// present, rollup request counts).
+/// bodies by their `Content-Encoding` (zstd, gzip or none, as the collector's `forward.compression`
+/// chose) and reads each `evalforge.v1.ForwardBatch` (spans_accepted, spans_kept, the spans present,
+/// rollup request counts).
 ///
 /// By default bodies are only stored while the load runs and inflated afterwards, so the sink's
-/// gunzip (a real backend's work, on another machine) does not take CPU from the collector on this
-/// 2-core machine; `live: true` inflates each batch as it arrives.
+/// inflating (a real backend's work, on another machine) does not take CPU from the collector on
+/// this 2-core machine; `live: true` inflates each batch as it arrives.
 final class BatchSink: Sendable {
     struct Totals: Sendable {
         var batches = 0
@@ -37,7 +38,7 @@ final class BatchSink: Sendable {
     }
 
     private struct State {
-        var pending: [(id: String, body: [UInt8], gzip: Bool, nanos: UInt64)] = []
+        var pending: [(id: String, body: [UInt8], coding: ContentCoding?, nanos: UInt64)] = []
         var seen = Set<String>()
         var totals = Totals()
     }
@@ -75,7 +76,7 @@ final class BatchSink: Sendable {
     /// Inflates and reads every stored body, then returns the totals.
     func tally() -> Totals {
         state.withLockedValue { s in
-            for p in s.pending { Self.read(p.id, p.body, gzip: p.gzip, arrival: p.nanos, seen: &s.seen, into: &s.totals) }
+            for p in s.pending { Self.read(p.id, p.body, coding: p.coding, arrival: p.nanos, seen: &s.seen, into: &s.totals) }
             s.pending = []
             return s.totals
         }
@@ -86,22 +87,17 @@ final class BatchSink: Sendable {
         try group.syncShutdownGracefully()
     }
 
-    static func read(_ id: String, _ body: [UInt8], gzip: Bool, arrival: UInt64, seen: inout Set<String>, into t: inout Totals) {
+    /// `coding` nil: a `Content-Encoding` the sink does not know (counted as malformed).
+    static func read(_ id: String, _ body: [UInt8], coding: ContentCoding?, arrival: UInt64, seen: inout Set<String>, into t: inout Totals) {
         t.batches += 1
         t.bodyBytes += body.count
         if !id.isEmpty, !seen.insert(id).inserted {
             t.resentBatches += 1
             return
         }
-        let plain: [UInt8]
-        if gzip {
-            guard let p = try? Gzip.decompress(body, limit: 1 << 30) else {
-                t.malformed += 1
-                return
-            }
-            plain = p
-        } else {
-            plain = body
+        guard let coding, let plain = try? coding.decode(body, limit: 1 << 30) else {
+            t.malformed += 1
+            return
         }
         t.inflatedBytes += plain.count
         guard let s = ForwardBatchSummary.read(plain) else {
@@ -160,13 +156,13 @@ final class BatchSink: Sendable {
                 return
             }
             let raw = Array(body.readableBytesView)
-            let gzip = head.headers["Content-Encoding"].contains { $0.lowercased() == "gzip" }
+            let coding = ContentCoding(header: head.headers["Content-Encoding"].first)
             let id = head.headers["X-EvalForge-Batch-Id"].first ?? ""
             let now = monotonicNanos()
             if live {
-                state.withLockedValue { BatchSink.read(id, raw, gzip: gzip, arrival: now, seen: &$0.seen, into: &$0.totals) }
+                state.withLockedValue { BatchSink.read(id, raw, coding: coding, arrival: now, seen: &$0.seen, into: &$0.totals) }
             } else {
-                state.withLockedValue { $0.pending.append((id, raw, gzip, now)) }
+                state.withLockedValue { $0.pending.append((id, raw, coding, now)) }
             }
         }
     }

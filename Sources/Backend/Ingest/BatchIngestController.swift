@@ -8,9 +8,9 @@ import HTTPTypes
 import NIOCore
 import SwiftProtobuf
 
-/// `POST /v1/batches`: the collector's forwarded batches (gzip `ForwardBatch` protobuf). Stored at most
-/// once per batch id; answered with a `ForwardResponse` only after the data is durable. The project
-/// is the API key's, whatever the spans' resources say.
+/// `POST /v1/batches`: the collector's forwarded batches (`ForwardBatch` protobuf; `Content-Encoding`
+/// zstd, gzip or none). Stored at most once per batch id; answered with a `ForwardResponse` only
+/// after the data is durable. The project is the API key's, whatever the spans' resources say.
 struct BatchIngestController: Sendable {
     let ingest: IngestService
     let maxBodyBytes: Int
@@ -71,7 +71,8 @@ struct BatchIngestController: Sendable {
 
 /// Reading bodies and writing error responses, shared by the ingest routes.
 enum IngestBody {
-    /// The request body, inflated when `Content-Encoding: gzip`; 413 past `limit` either way.
+    /// The request body, inflated when `Content-Encoding` is zstd or gzip; 413 past `limit` either
+    /// way, 415 for any other encoding.
     static func read(_ request: Request, limit: Int) async throws -> [UInt8] {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw IngestError.tooLarge("body of \(length) bytes exceeds the \(limit)-byte limit")
@@ -83,16 +84,13 @@ enum IngestBody {
             throw IngestError.tooLarge("body exceeds the \(limit)-byte limit")
         }
         let raw = buffer.readBytes(length: buffer.readableBytes) ?? []
-        switch (request.headers[.contentEncoding] ?? "identity").lowercased() {
-        case "identity", "":
-            return raw
-        case "gzip", "x-gzip":
-            do { return try Gzip.decompress(raw, limit: limit) } catch let e as Gzip.Error {
-                if e.isTooLarge { throw IngestError.tooLarge("gzip body inflates past the \(limit)-byte limit") }
-                throw IngestError.badRequest("Content-Encoding gzip, but \(e.message)")
-            }
-        case let other:
-            throw IngestError.unsupportedMediaType("unsupported Content-Encoding '\(other)': send gzip or identity")
+        let header = request.headers[.contentEncoding]
+        guard let coding = ContentCoding(header: header) else {
+            throw IngestError.unsupportedMediaType("unsupported Content-Encoding '\(header ?? "")': send \(ContentCoding.acceptedList)")
+        }
+        do { return try coding.decode(raw, limit: limit) } catch {
+            if error.isTooLarge { throw IngestError.tooLarge(error.message) }
+            throw IngestError.badRequest(error.message)
         }
     }
 

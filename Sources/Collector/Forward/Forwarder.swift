@@ -5,12 +5,14 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// Sends sealed batches to the backend: gzip protobuf, up to `forward.concurrency` batches in flight
-/// while the next is prepared, each retried with backoff until acknowledged. Acknowledgements may
-/// arrive out of order; the WAL and the outbox are released only up to the oldest batch still in
-/// flight, so a crash leaves every unacknowledged batch (and perhaps some acknowledged ones, which the
-/// backend recognises by batch id) in the outbox to resend. On graceful shutdown it decides pending
-/// traces and forwards what it can within the shutdown timeout; the rest stays in the WAL.
+/// Sends sealed batches to the backend: protobuf compressed per `forward.compression` (zstd by
+/// default, gzip or none; each outbox file records its own encoding), up to `forward.concurrency`
+/// batches in flight while the next is prepared, each retried with backoff until acknowledged.
+/// Acknowledgements may arrive out of order; the WAL and the outbox are released only up to the
+/// oldest batch still in flight, so a crash leaves every unacknowledged batch (and perhaps some
+/// acknowledged ones, which the backend recognises by batch id) in the outbox to resend. On graceful
+/// shutdown it decides pending traces and forwards what it can within the shutdown timeout; the
+/// rest stays in the WAL.
 final class Forwarder: Service, Sendable {
     let pipeline: CollectorPipeline
     let outbox: Outbox
@@ -43,7 +45,7 @@ final class Forwarder: Service, Sendable {
             guard outcome != .gaveUp else { return }
             complete(left)
         }
-        // Preparing (seal, encode, gzip, outbox write) runs on this task while up to
+        // Preparing (seal, encode, compress, outbox write) runs on this task while up to
         // `forwardConcurrency` deliveries run as child tasks.
         var stopped = false
         await withGracefulShutdownHandler {
@@ -127,8 +129,9 @@ final class Forwarder: Service, Sendable {
         let c = pipeline.configuration
         do {
             let body = try BatchEncoder.encode(batch, collectorID: c.collectorID)
-            let gz = try Gzip.compress(body, level: Int32(c.gzipLevel))
-            let entry = Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: gz)
+            let (coding, level) = c.forwardCoding
+            let compressed = try coding.encode(body, level: level)
+            let entry = Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: compressed, coding: coding)
             try outbox.write(entry)
             return Prepared(entry: entry, kept: batch.kept.count)
         } catch {
@@ -160,7 +163,8 @@ final class Forwarder: Service, Sendable {
             var request = HTTPClientRequest(url: url)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/x-protobuf")
-            request.headers.add(name: "Content-Encoding", value: "gzip")
+            // The encoding the batch was stored with, not today's configuration (see `Outbox`).
+            if let encoding = entry.coding.headerValue { request.headers.add(name: "Content-Encoding", value: encoding) }
             request.headers.add(name: "X-EvalForge-Batch-Id", value: id)
             if let key = c.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
             request.body = .bytes(ByteBuffer(bytes: entry.body))
@@ -186,7 +190,7 @@ final class Forwarder: Service, Sendable {
                     logger.error("backend rejected batch; moved aside", metadata: ["batch_id": "\(id)", "reason": "\(failure)"])
                     let aside = outbox.directory + "/rejected"
                     try? FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
-                    try? Data(entry.body).write(to: URL(fileURLWithPath: aside + "/" + id + ".pb.gz"))
+                    try? Data(entry.body).write(to: URL(fileURLWithPath: aside + "/" + id + Outbox.suffix(entry.coding)))
                     pipeline.metrics.forwardFailures.add(1, ordering: .relaxed)
                     pipeline.metrics.forwardErrors.increment()
                     return .setAside

@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 
 #if canImport(Glibc)
@@ -6,6 +7,10 @@ import Glibc
 
 /// The batch being forwarded, persisted before the first send so a collector that crashes before
 /// the backend's acknowledgement resends the *same* batch (same id, same content) after restart.
+///
+/// A file's suffix records how its body is compressed (`.pb.zst`, `.pb.gz`, `.pb`), so a batch
+/// written before a restart is resent with the right `Content-Encoding` even when
+/// `forward.compression` changed in between.
 struct Outbox {
     let directory: String
 
@@ -13,6 +18,8 @@ struct Outbox {
         var firstSeq: UInt64
         var lastSeq: UInt64
         var body: [UInt8]
+        /// How `body` is compressed; sent as its `Content-Encoding`.
+        var coding: ContentCoding
     }
 
     init(directory: String) throws {
@@ -20,35 +27,50 @@ struct Outbox {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
-    private func path(_ first: UInt64, _ last: UInt64) -> String { "\(directory)/batch-\(first)-\(last).pb.gz" }
+    /// The file name suffix of a body in `coding` (also used for the `rejected` copies).
+    static func suffix(_ coding: ContentCoding) -> String {
+        switch coding {
+        case .zstd: ".pb.zst"
+        case .gzip: ".pb.gz"
+        case .identity: ".pb"
+        }
+    }
+
+    /// The suffixes are distinct endings (".pb" ends neither ".pb.gz" nor ".pb.zst"); files from
+    /// before zstd (always ".pb.gz") are read as gzip.
+    private static let codings: [ContentCoding] = [.zstd, .gzip, .identity]
+
+    private func path(_ e: Entry) -> String { "\(directory)/batch-\(e.firstSeq)-\(e.lastSeq)\(Self.suffix(e.coding))" }
 
     func write(_ e: Entry) throws {
-        let tmp = path(e.firstSeq, e.lastSeq) + ".tmp"
+        let tmp = path(e) + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CollectorError.configuration("cannot write outbox \(tmp): \(String(cString: strerror(errno)))") }
         try WriteAheadLog.writeAll(fd, e.body)
         fsync(fd)
         close(fd)
-        guard rename(tmp, path(e.firstSeq, e.lastSeq)) == 0 else {
+        guard rename(tmp, path(e)) == 0 else {
             throw CollectorError.configuration("cannot rename outbox file: \(String(cString: strerror(errno)))")
         }
         WriteAheadLog.fsyncDirectory(directory)
     }
 
     func remove(_ e: Entry) {
-        unlink(path(e.firstSeq, e.lastSeq))
+        unlink(path(e))
     }
 
-    /// Batches written and not yet acknowledged, oldest first.
+    /// Batches written and not yet acknowledged, oldest first, each with the encoding its file
+    /// name records.
     func pending() -> [Entry] {
         var out: [Entry] = []
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for name in names where name.hasPrefix("batch-") && name.hasSuffix(".pb.gz") {
-            let parts = name.dropFirst("batch-".count).dropLast(".pb.gz".count).split(separator: "-")
+        for name in names where name.hasPrefix("batch-") {
+            guard let coding = Self.codings.first(where: { name.hasSuffix(Self.suffix($0)) }) else { continue }
+            let parts = name.dropFirst("batch-".count).dropLast(Self.suffix(coding).count).split(separator: "-")
             guard parts.count == 2, let f = UInt64(parts[0]), let l = UInt64(parts[1]),
                 let data = FileManager.default.contents(atPath: directory + "/" + name)
             else { continue }
-            out.append(Entry(firstSeq: f, lastSeq: l, body: [UInt8](data)))
+            out.append(Entry(firstSeq: f, lastSeq: l, body: [UInt8](data), coding: coding))
         }
         return out.sorted { $0.firstSeq < $1.firstSeq }
     }

@@ -50,7 +50,7 @@ extension CollectorConfiguration {
             if let v = try r.int(s, "segment_bytes", (1 << 16)...(1 << 32)) { queueSegmentBytes = v }
             if let v = try r.string(s, "fsync") { fsync = v }
         }
-        if let s = try r.section(doc, "forward", allowed: ["backend_url", "api_key", "max_batch_spans", "concurrency", "flush_interval_ms", "timeout_ms", "initial_backoff_ms", "max_backoff_ms", "gzip_level", "collector_id"]) {
+        if let s = try r.section(doc, "forward", allowed: ["backend_url", "api_key", "max_batch_spans", "concurrency", "flush_interval_ms", "timeout_ms", "initial_backoff_ms", "max_backoff_ms", "compression", "zstd_level", "gzip_level", "collector_id"]) {
             let r = ConfigReader(path: "forward")
             if let v = try r.string(s, "backend_url") { backendURL = v }
             if let v = try r.string(s, "api_key") { apiKey = v }
@@ -60,6 +60,13 @@ extension CollectorConfiguration {
             if let v = try r.int(s, "timeout_ms", 1...600_000) { forwardTimeout = .milliseconds(v) }
             if let v = try r.int(s, "initial_backoff_ms", 1...600_000) { initialBackoff = .milliseconds(v) }
             if let v = try r.int(s, "max_backoff_ms", 1...3_600_000) { maxBackoff = .milliseconds(v) }
+            if let v = try r.string(s, "compression") {
+                guard let c = ForwardCompression(rawValue: v.lowercased()) else {
+                    throw CollectorError.configuration("forward.compression '\(v)': expected zstd, gzip or none")
+                }
+                compression = c
+            }
+            if let v = try r.int(s, "zstd_level", 1...19) { zstdLevel = v }
             if let v = try r.int(s, "gzip_level", 1...9) { gzipLevel = v }
             if let v = try r.string(s, "collector_id") { collectorID = v }
         }
@@ -97,6 +104,8 @@ extension CollectorConfiguration {
         guard (0...65535).contains(port) else { throw CollectorError.configuration("receiver.port \(port): expected 0…65535") }
         guard !queueDirectory.isEmpty else { throw CollectorError.configuration("queue.directory must not be empty") }
         guard (1...64).contains(forwardConcurrency) else { throw CollectorError.configuration("forward.concurrency \(forwardConcurrency): expected 1…64") }
+        guard (1...19).contains(zstdLevel) else { throw CollectorError.configuration("forward.zstd_level \(zstdLevel): expected 1…19") }
+        guard (1...9).contains(gzipLevel) else { throw CollectorError.configuration("forward.gzip_level \(gzipLevel): expected 1…9") }
     }
 }
 

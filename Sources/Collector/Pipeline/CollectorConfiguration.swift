@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 
 /// Everything the collector can be told. Start from `.default`; the `evalforge collector` command
@@ -45,6 +46,14 @@ public struct CollectorConfiguration: Sendable, Equatable {
     /// Retry backoff bounds (exponential with jitter). Config `forward.initial_backoff_ms` / `forward.max_backoff_ms`. Default 200 ms / 30 s.
     public var initialBackoff: Duration = .milliseconds(200)
     public var maxBackoff: Duration = .seconds(30)
+    /// Compression of forwarded batches, sent as their `Content-Encoding`: `zstd`, `gzip` or `none`.
+    /// Config `forward.compression`. Default zstd: at level 1 it is several times faster than gzip
+    /// level 1 with smaller output (gzip's libz was 43 % of the collector's CPU at 60,000 spans/s).
+    /// Each batch in the outbox keeps the encoding it was written with, so changing this between
+    /// runs is safe.
+    public var compression: ForwardCompression = .zstd
+    /// zstd level of forwarded batches (1 fastest … 19 smallest). Config `forward.zstd_level`. Default 1.
+    public var zstdLevel: Int = 1
     /// gzip level of forwarded batches (1 fastest … 9 smallest). Config `forward.gzip_level`. Default 1.
     public var gzipLevel: Int = 1
     /// This collector's id in batch ids. Config `forward.collector_id`, env `EVALFORGE_COLLECTOR_ID`. Default the host name.
@@ -56,6 +65,15 @@ public struct CollectorConfiguration: Sendable, Equatable {
     public init() {}
     public static let `default` = CollectorConfiguration()
 
+    /// The coding and level forwarded batches are compressed with.
+    var forwardCoding: (coding: ContentCoding, level: Int32) {
+        switch compression {
+        case .zstd: (.zstd, Int32(zstdLevel))
+        case .gzip: (.gzip, Int32(gzipLevel))
+        case .none: (.identity, 0)
+        }
+    }
+
     var fsyncPolicy: WriteAheadLog.FsyncPolicy? {
         switch fsync {
         case "always": return .always
@@ -65,4 +83,11 @@ public struct CollectorConfiguration: Sendable, Equatable {
             return .interval(.milliseconds(ms))
         }
     }
+}
+
+/// How the collector compresses forwarded batches (`forward.compression`).
+public enum ForwardCompression: String, Sendable, Equatable, CaseIterable {
+    case zstd
+    case gzip
+    case none
 }

@@ -19,15 +19,12 @@ enum OTLPRequestDecoder {
     }
 
     static func inflate(_ body: [UInt8], encoding: String?, limit: Int) throws -> [UInt8] {
-        switch (encoding ?? "identity").lowercased() {
-        case "identity", "": return body
-        case "gzip", "x-gzip":
-            do { return try Gzip.decompress(body, limit: limit) } catch let e as Gzip.Error {
-                if e.isTooLarge { throw CollectorError.tooLarge("gzip body inflates past the \(limit)-byte limit") }
-                throw CollectorError.badRequest("Content-Encoding gzip, but \(e.message)")
-            }
-        default:
-            throw CollectorError.unsupportedMediaType("unsupported Content-Encoding '\(encoding ?? "")': send gzip or identity")
+        guard let coding = ContentCoding(header: encoding) else {
+            throw CollectorError.unsupportedMediaType("unsupported Content-Encoding '\(encoding ?? "")': send \(ContentCoding.acceptedList)")
+        }
+        do { return try coding.decode(body, limit: limit) } catch {
+            if error.isTooLarge { throw CollectorError.tooLarge(error.message) }
+            throw CollectorError.badRequest(error.message)
         }
     }
 

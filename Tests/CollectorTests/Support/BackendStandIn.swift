@@ -18,6 +18,8 @@ final class BackendStandIn: Sendable {
         var batchIDs: [String] = []
         var duplicateBatches = 0
         var accepted: UInt64 = 0
+        /// The `Content-Encoding` of every batch request, in arrival order ("" when absent).
+        var encodings: [String] = []
     }
 
     let stored = Mutex(Stored())
@@ -48,10 +50,12 @@ final class BackendStandIn: Sendable {
             self.requests.add(1, ordering: .relaxed)
             if self.down.load(ordering: .relaxed) { return Response(status: .serviceUnavailable, headers: [.retryAfter: "0"]) }
             let body = try await request.body.collect(upTo: 256 << 20)
-            var bytes = Array(body.readableBytesView)
-            if request.headers[.contentEncoding] == "gzip" { bytes = try Gzip.decompress(bytes, limit: 1 << 30) }
+            let encoding = request.headers[.contentEncoding] ?? ""
+            guard let coding = ContentCoding(header: encoding) else { return Response(status: .unsupportedMediaType) }
+            let bytes = try coding.decode(Array(body.readableBytesView), limit: 1 << 30)
             let batch = try Evalforge_V1_ForwardBatch(serializedBytes: bytes)
             self.stored.withLock { s in
+                s.encodings.append(encoding)
                 if s.batchIDs.contains(batch.batchID) {
                     s.duplicateBatches += 1
                     return
