@@ -50,6 +50,9 @@ struct ClickHouseFlavor: Sendable, Equatable {
 
     static let batchInsertColumns = "project_id, batch_id, stored, spans"
 
+    static func traceIndexColumns(modern: Bool) -> String { "project_id, trace_id, day" + (modern ? ", retention_days" : "") }
+    var traceIndexInsertColumns: String { Self.traceIndexColumns(modern: modern) }
+
     /// Versioned migrations; each statement is idempotent (IF NOT EXISTS) so a half-applied
     /// migration can run again.
     func migrations(database db: String) -> [(version: Int, name: String, statements: [String])] {
@@ -161,6 +164,26 @@ struct ClickHouseFlavor: Sendable, Equatable {
             ) ENGINE = ReplacingMergeTree()
             ORDER BY (project_id, batch_id)\(m ? "\nTTL stored + INTERVAL 400 DAY" : "")
             """
-        return [(1, "spans, rollups, scores and the batch ledger", [spans, rollups, scores, batches])]
+        // Where each trace's spans are: one row per (trace, day) written with every flush, so a trace
+        // by id reads its days from here and the spans table's primary key narrows to them.
+        let traceIndex = """
+            CREATE TABLE IF NOT EXISTS \(q).trace_index (
+                project_id \(lc()),
+                trace_id String\(ids),
+                day Date\(retention)
+            ) ENGINE = ReplacingMergeTree()
+            PARTITION BY toYYYYMM(day)
+            ORDER BY (project_id, trace_id, day)\(m ? "\nTTL day + toIntervalDay(retention_days + 1) WHERE retention_days > 0" : "")
+            """
+        let backfill = """
+            INSERT INTO \(q).trace_index (\(Self.traceIndexColumns(modern: m)))
+            SELECT project_id, trace_id, toDate(start) AS day\(m ? ", max(retention_days)" : "")
+            FROM \(q).spans
+            GROUP BY project_id, trace_id, day
+            """
+        return [
+            (1, "spans, rollups, scores and the batch ledger", [spans, rollups, scores, batches]),
+            (2, "trace_index: the days of each trace, backfilled from spans", [traceIndex, backfill]),
+        ]
     }
 }

@@ -21,6 +21,8 @@ public final class ClickHouseStore: SpanStore {
     let writer: ClickHouseWriter
     let logger: Logger
     let db: String
+    /// The time zone of `toDate(start)` on the spans table (trace_index days are in it).
+    let dayZone: TimeZone
     private let scoreVersion = Mutex<UInt64>(0)
 
     public var description: String { "clickhouse \(flavor.version) (\(flavor.name))" }
@@ -46,15 +48,20 @@ public final class ClickHouseStore: SpanStore {
         self.client = client
         do {
             http = try ClickHouseHTTP(configuration: configuration, client: client, logger: logger)
-            var r = try await http.query("SELECT version()")
+            var r = try await http.query("SELECT version(), timezone()")
             flavor = ClickHouseFlavor(version: try r.string())
+            let zone = try r.string()
+            // toDate(start), the spans table's day: UTC for DateTime64(9, 'UTC'), the server's time
+            // zone for the legacy DateTime column.
+            dayZone = flavor.modern ? TimeZone(identifier: "UTC")! : (TimeZone(identifier: zone) ?? TimeZone(identifier: "UTC")!)
         } catch {
             try? await client.shutdown()
             throw error
         }
         writer = ClickHouseWriter(
             http: http,
-            tables: .init(spans: "\(db).spans", spanColumns: flavor.spanInsertColumns, rollups: "\(db).rollups", rollupColumns: flavor.rollupInsertColumns, batches: "\(db).batches"),
+            tables: .init(spans: "\(db).spans", spanColumns: flavor.spanInsertColumns, rollups: "\(db).rollups", rollupColumns: flavor.rollupInsertColumns,
+                         traceIndex: "\(db).trace_index", traceIndexColumns: flavor.traceIndexInsertColumns, batches: "\(db).batches"),
             configuration: configuration, logger: logger)
         logger.info("clickhouse connected", metadata: ["clickhouse.version": "\(flavor.version)", "clickhouse.schema": "\(flavor.name)"])
     }
@@ -121,12 +128,27 @@ public final class ClickHouseStore: SpanStore {
         for (k, value) in merged {
             ClickHouseRowCoding.write(k, value, batchID: batch.batchID, retention: retention, modern: flavor.modern, to: &rollups)
         }
+        // trace_index: the distinct (trace, day) pairs of the batch.
+        var days = Set<TraceDay>()
+        for s in batch.spans {
+            let seconds = max(0, s.startUnixNanos) / 1_000_000_000
+            let local = seconds + Int64(dayZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(seconds))))
+            days.insert(TraceDay(traceID: s.traceID, day: UInt16(clamping: max(0, local) / 86_400)))
+        }
+        var index = RowBinaryWriter(capacity: days.count * 64)
+        for d in days.sorted(by: { ($0.traceID, $0.day) < ($1.traceID, $1.day) }) {
+            index.string(batch.projectID)
+            index.string(d.traceID)
+            index.uint16(d.day)
+            if flavor.modern { index.uint16(retention) }
+        }
         var ledger = RowBinaryWriter(capacity: 64 + batch.batchID.utf8.count + batch.projectID.utf8.count)
         ledger.string(batch.projectID)
         ledger.string(batch.batchID)
         ledger.uint32(UInt32(clamping: Int64(Date().timeIntervalSince1970)))
         ledger.uint32(UInt32(clamping: batch.spans.count))
-        return .init(spans: spans.buffer, spanRows: batch.spans.count, rollups: rollups.buffer, rollupRows: merged.count, ledger: ledger.buffer)
+        return .init(spans: spans.buffer, spanRows: batch.spans.count, rollups: rollups.buffer, rollupRows: merged.count,
+                     traceIndex: index.buffer, traceIndexRows: days.count, ledger: ledger.buffer)
     }
 
     /// The spans table's insert columns and `spans` as RowBinary in that order: what the writer sends,
@@ -183,6 +205,11 @@ public final class ClickHouseStore: SpanStore {
         }
         throw StoreError.unavailable("ClickHouse is still deleting expired rows of project \(projectID) after 120 s; they disappear when its mutations finish")
     }
+}
+
+struct TraceDay: Hashable {
+    var traceID: String
+    var day: UInt16
 }
 
 /// RowBinary encoding and decoding of the store's rows (column order as in `ClickHouseFlavor`).

@@ -9,7 +9,8 @@ import NIOCore
 /// - An insert starts when `batchRows` rows are waiting, or at once when nothing is in flight (group
 ///   commit: rows that arrive while an insert is running travel together in the next one), or when the
 ///   oldest waiting row has waited `flushIntervalMilliseconds`; at most `maxConcurrentInserts` run.
-/// - Spans and rollups of a flush go in one insert each (in parallel), then the batch-ledger rows.
+/// - Spans, rollups and trace-index rows of a flush go in one insert each (in parallel), then the
+///   batch-ledger rows.
 /// - More than `maxBufferedRows` waiting rows: new batches are refused with `StoreError.unavailable`
 ///   (backpressure; the collector keeps them queued).
 actor ClickHouseWriter {
@@ -18,6 +19,9 @@ actor ClickHouseWriter {
         var spanRows: Int
         var rollups: ByteBuffer
         var rollupRows: Int
+        /// `trace_index` rows: one per (trace, day) of the spans.
+        var traceIndex: ByteBuffer = ByteBuffer()
+        var traceIndexRows: Int = 0
         var ledger: ByteBuffer
     }
 
@@ -31,6 +35,8 @@ actor ClickHouseWriter {
         var spanColumns: String
         var rollups: String
         var rollupColumns: String
+        var traceIndex: String
+        var traceIndexColumns: String
         var batches: String
     }
 
@@ -128,29 +134,34 @@ actor ClickHouseWriter {
         }
     }
 
-    /// One flush: spans and rollups inserted in parallel, then the ledger rows. Retries happen inside
+    /// One flush: spans, rollups and trace-index rows inserted in parallel, then the ledger rows. Retries happen inside
     /// `ClickHouseHTTP`; a resend after a partial failure is harmless (the tables deduplicate).
     private static func flush(_ entries: [Entry], http: ClickHouseHTTP, tables: Tables, logger: Logger) async -> Result<Void, StoreError> {
         var spans = ByteBuffer()
         var rollups = ByteBuffer()
         var ledger = ByteBuffer()
-        var spanRows = 0, rollupRows = 0
+        var index = ByteBuffer()
+        var spanRows = 0, rollupRows = 0, indexRows = 0
         spans.reserveCapacity(entries.reduce(0) { $0 + $1.spans.readableBytes })
         for e in entries {
-            var s = e.spans, r = e.rollups, l = e.ledger
+            var s = e.spans, r = e.rollups, l = e.ledger, x = e.traceIndex
             spans.writeBuffer(&s)
+            index.writeBuffer(&x)
+            indexRows += e.traceIndexRows
             rollups.writeBuffer(&r)
             ledger.writeBuffer(&l)
             spanRows += e.spanRows
             rollupRows += e.rollupRows
         }
-        let spanBody = spans, rollupBody = rollups, ledgerBody = ledger
-        let haveSpans = spanRows > 0, haveRollups = rollupRows > 0
+        let spanBody = spans, rollupBody = rollups, ledgerBody = ledger, indexBody = index
+        let haveSpans = spanRows > 0, haveRollups = rollupRows > 0, haveIndex = indexRows > 0
         do {
             async let spansDone: Void = haveSpans ? http.insert(table: tables.spans, columns: tables.spanColumns, rows: spanBody) : ()
             async let rollupsDone: Void = haveRollups ? http.insert(table: tables.rollups, columns: tables.rollupColumns, rows: rollupBody) : ()
+            async let indexDone: Void = haveIndex ? http.insert(table: tables.traceIndex, columns: tables.traceIndexColumns, rows: indexBody) : ()
             try await spansDone
             try await rollupsDone
+            try await indexDone
             try await http.insert(table: tables.batches, columns: ClickHouseFlavor.batchInsertColumns, rows: ledgerBody)
             return .success(())
         } catch let e as StoreError {
