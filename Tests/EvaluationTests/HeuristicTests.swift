@@ -65,6 +65,10 @@ import Testing
     @Test func refusalPIIAndSecrets() throws {
         #expect(try run(.init(name: "r", type: "refusal"), .init(input: "", output: "I’m sorry, but I can’t help with that.")).score == 0)
         #expect(try run(.init(name: "r", type: "refusal"), .init(input: "", output: "Sure, here is the recipe.")).score == 1)
+        #expect(try run(.init(name: "r", type: "refusal"), .init(input: "", output: "AS AN AI model I prefer tea.")).score == 0)  // case folded
+        #expect(try run(.init(name: "r", type: "refusal"), .init(input: "", output: "Héllo! I’m unable to share that.")).score == 0)  // after non-ASCII
+        #expect(try run(.init(name: "r", type: "refusal"), .init(input: "", output: String(repeating: "é", count: 170) + " i cannot help")).score == 1)  // past 160 characters
+        #expect(try run(.init(name: "l", type: "length", min: 3, max: 3), .init(input: "", output: "ééé")).score == 1)  // characters, not bytes
         let pii = try run(.init(name: "p", type: "pii"), .init(input: "", output: "Mail jane.doe@example.com or call +1 415 555 0100; card 4111 1111 1111 1111; ssn 123-45-6789"))
         #expect(pii.score == 0)
         #expect(pii.explanation.contains("email") && pii.explanation.contains("card number") && pii.explanation.contains("phone number") && pii.explanation.contains("ssn"))

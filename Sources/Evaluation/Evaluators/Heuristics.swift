@@ -58,7 +58,7 @@ public struct Heuristic: HeuristicEvaluator {
             let errors = validator.validate(v)
             return .pass(self, errors.isEmpty, errors.isEmpty ? "output conforms to the schema" : errors.prefix(5).joined(separator: "; "))
         case .length(let lo, let hi):
-            let n = x.output.count
+            let n = x.output.utf8.allSatisfy { $0 < 0x80 } ? x.output.utf8.count : x.output.count  // ASCII: bytes are characters
             let ok = (lo.map { n >= $0 } ?? true) && (hi.map { n <= $0 } ?? true)
             return .pass(self, ok, "\(n) characters (bounds \(lo.map(String.init) ?? "-")…\(hi.map(String.init) ?? "-"))")
         case .latency(let maxMs):
@@ -107,16 +107,53 @@ public struct Heuristic: HeuristicEvaluator {
         "i will not", "i'm not able to", "i am not able to", "i cannot comply", "i can't comply", "i must decline",
     ]
 
-    /// The refusal phrase at the start of the answer (first 160 characters), or nil.
+    /// The refusal phrases as ASCII bytes (all are ASCII).
+    static let refusalPhraseBytes: [[UInt8]] = refusalPhrases.map { Array($0.utf8) }
+
+    /// The refusal phrase at the start of the answer (its first 160 characters), or nil. Compares
+    /// bytes: ASCII letters folded to lower case, the typographic apostrophe (U+2019) read as "'".
     static func refusalPhrase(_ text: String) -> String? {
-        var head = ""
-        head.reserveCapacity(160)
-        for (n, u) in text.unicodeScalars.enumerated() {
-            if n >= 160 { break }
-            if u == "\u{2019}" { head.unicodeScalars.append("'") } else { head.unicodeScalars.append(u.properties.lowercaseMapping.unicodeScalars.first ?? u) }
+        var head = [UInt8]()
+        head.reserveCapacity(200)
+        var chars = 0
+        var utf8 = text.utf8.makeIterator()
+        while chars < 160, let b = utf8.next() {
+            if b < 0x80 {
+                head.append(b &- 65 < 26 ? b | 0x20 : b)
+                chars += 1
+            } else if b == 0xE2 {
+                // U+2019 is E2 80 99; any other sequence starting with E2 is kept as is.
+                let b1 = utf8.next(), b2 = utf8.next()
+                if b1 == 0x80, b2 == 0x99 {
+                    head.append(0x27)
+                } else {
+                    head.append(b)
+                    if let b1 { head.append(b1) }
+                    if let b2 { head.append(b2) }
+                }
+                chars += 1
+            } else {
+                head.append(b)
+                if b & 0xC0 != 0x80 { chars += 1 }
+            }
         }
-        for p in refusalPhrases where head.contains(p) { return p }
+        for (i, p) in refusalPhraseBytes.enumerated() where contains(head, p) { return refusalPhrases[i] }
         return nil
+    }
+
+    private static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, hay.count >= needle.count else { return false }
+        var i = 0
+        let last = hay.count - needle.count
+        while i <= last {
+            if hay[i] == first {
+                var k = 1
+                while k < needle.count, hay[i + k] == needle[k] { k += 1 }
+                if k == needle.count { return true }
+            }
+            i += 1
+        }
+        return false
     }
 }
 
