@@ -154,10 +154,10 @@ struct ExporterTests {
                 s.usage = TokenUsage(input: i, output: 1)
                 s.end()
             }
-            await pipeline.forceFlush()
-            #expect(await receiver.waitForSpans(1_000) == 1_000)
+            await pipeline.forceFlush(timeout: .seconds(120))  // generous: CI runs suites in parallel
+            #expect(await receiver.waitForSpans(1_000) >= 1_000)
             #expect(pipeline.statistics.exported == 1_000)
-            #expect(receiver.requests.count == 20)
+            #expect(receiver.requests.count >= 20)  // 20 batches of 50 (more only if a slow request was retried)
             #expect(receiver.requests.allSatisfy { $0.headers["content-encoding"] == nil })  // gzip is off by default
             let ids = Set(receiver.spans.map { $0.span.spanID })
             #expect(ids.count == 1_000)

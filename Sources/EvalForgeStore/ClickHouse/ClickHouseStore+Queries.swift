@@ -252,7 +252,11 @@ extension ClickHouseStore {
             guard let start = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
             cond.append("(\(s) > \(start) OR (\(s) = \(start) AND span_id > \(v.string(c.after[1]))))")
         }
-        var items = try await spansInStartOrder(projectID: f.projectID, where: cond.joined(separator: " AND "), limit: limit + 1, v)
+        // The day-by-day walk serves 18.16 (no skipping indexes); current servers read in one query
+        // (on them the walk lost rows: to be investigated before enabling it there).
+        var items = flavor.modern
+            ? try await spans(where: cond.joined(separator: " AND "), orderLimit: "ORDER BY start_ns, span_id LIMIT \(limit + 1)", v)
+            : try await spansInStartOrder(projectID: f.projectID, where: cond.joined(separator: " AND "), limit: limit + 1, v)
         var next: String?
         if items.count > limit {
             items.removeLast(items.count - limit)
