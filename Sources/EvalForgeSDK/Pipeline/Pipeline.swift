@@ -206,30 +206,21 @@ extension EvalForge {
                     counters.inFlight.subtract(1, ordering: .releasing)
                     return
                 }
+                // Encoding stays on this task (one encoder, reused); up to `concurrency` requests overlap.
                 var start = batch.startIndex
-                if concurrency == 1 || batch.count <= configuration.buffer.maxBatchSpans {
+                await withTaskGroup(of: Void.self) { group in
+                    var running = 0
                     while start < batch.endIndex {
+                        if running == concurrency {
+                            await group.next()
+                            running -= 1
+                        }
                         let end = min(start + configuration.buffer.maxBatchSpans, batch.endIndex)
                         let body = encoder.encode(batch[start..<end])
-                        await send(body, spans: end - start, deadline: deadline)
+                        let spans = end - start
+                        group.addTask { await self.send(body, spans: spans, deadline: deadline) }
+                        running += 1
                         start = end
-                    }
-                } else {
-                    // Encoding stays on this task (one encoder, reused); the requests overlap.
-                    await withTaskGroup(of: Void.self) { group in
-                        var running = 0
-                        while start < batch.endIndex {
-                            if running == concurrency {
-                                await group.next()
-                                running -= 1
-                            }
-                            let end = min(start + configuration.buffer.maxBatchSpans, batch.endIndex)
-                            let body = encoder.encode(batch[start..<end])
-                            let spans = end - start
-                            group.addTask { await self.send(body, spans: spans, deadline: deadline) }
-                            running += 1
-                            start = end
-                        }
                     }
                 }
                 batch.removeAll(keepingCapacity: true)

@@ -10,6 +10,22 @@ extension ClickHouseStore {
     /// and keyset cursors on cost are stable.
     static let picos = 1_000_000_000_000.0
 
+    /// `trace_id IN (traces with a score named f.scoreName within [minScore, maxScore])`, or nil.
+    func scoreCondition(_ f: TraceFilter, _ v: inout SQLValues) throws -> String? {
+        guard let name = f.scoreName else { return nil }
+        var c = "trace_id IN (SELECT trace_id FROM \(db).scores FINAL WHERE project_id = \(v.string(f.projectID)) AND name = \(v.string(name))"
+        if let lo = f.minScore { c += " AND value >= \(try ClickHouseSQL.double(lo, "minScore"))" }
+        if let hi = f.maxScore { c += " AND value <= \(try ClickHouseSQL.double(hi, "maxScore"))" }
+        return c + ")"
+    }
+
+    /// A span's input or output contains `f.text` (case-insensitive), or nil without text.
+    func textCondition(_ f: TraceFilter, _ v: inout SQLValues) -> String? {
+        guard let text = f.text, !text.isEmpty else { return nil }
+        let pattern = v.string("%" + ClickHouseSQL.likeEscape(text.lowercased()) + "%")
+        return "(lowerUTF8(input) LIKE \(pattern) OR lowerUTF8(output) LIKE \(pattern))"
+    }
+
     /// One row per trace of a project (spans deduplicated with FINAL), with the trace-level columns
     /// `t_*` and `f_*` helpers for the filters. `spanWhere` narrows the spans read (whole traces only).
     func traceAggregates(projectID: String, filter f: TraceFilter?, _ v: inout SQLValues) throws -> String {
@@ -22,16 +38,8 @@ extension ClickHouseStore {
             if let x = f.provider { helpers.append("countIf(provider = \(v.string(x))) > 0 AS f_provider") }
             if let x = f.model { helpers.append("countIf(model = \(v.string(x))) > 0 AS f_model") }
             if let x = f.tag { helpers.append("countIf(has(tags, \(v.string(x)))) > 0 AS f_tag") }
-            if let name = f.scoreName {
-                var c = "trace_id IN (SELECT trace_id FROM \(db).scores FINAL WHERE project_id = \(v.string(projectID)) AND name = \(v.string(name))"
-                if let lo = f.minScore { c += " AND value >= \(try ClickHouseSQL.double(lo, "minScore"))" }
-                if let hi = f.maxScore { c += " AND value <= \(try ClickHouseSQL.double(hi, "maxScore"))" }
-                extra.append(c + ")")
-            }
-            if let text = f.text, !text.isEmpty {
-                let pattern = v.string("%" + ClickHouseSQL.likeEscape(text.lowercased()) + "%")
-                extra.append("trace_id IN (SELECT trace_id FROM \(db).spans WHERE project_id = \(v.string(projectID)) AND (lowerUTF8(input) LIKE \(pattern) OR lowerUTF8(output) LIKE \(pattern)))")
-            }
+            if let c = try scoreCondition(f, &v) { extra.append(c) }
+            if let c = textCondition(f, &v) { extra.append("trace_id IN (SELECT trace_id FROM \(db).spans WHERE project_id = \(v.string(projectID)) AND \(c))") }
         }
         let root = "parent_span_id = ''"
         return """
@@ -235,16 +243,8 @@ extension ClickHouseStore {
         if let x = f.tag { cond.append("has(tags, \(v.string(x)))") }
         if let x = f.minCostUSD { cond.append("cost_usd >= \(try ClickHouseSQL.double(x, "minCostUSD"))") }
         if let x = f.minDurationNanos { cond.append("duration_ns >= \(x)") }
-        if let name = f.scoreName {
-            var c = "trace_id IN (SELECT trace_id FROM \(db).scores FINAL WHERE project_id = \(v.string(f.projectID)) AND name = \(v.string(name))"
-            if let lo = f.minScore { c += " AND value >= \(try ClickHouseSQL.double(lo, "minScore"))" }
-            if let hi = f.maxScore { c += " AND value <= \(try ClickHouseSQL.double(hi, "maxScore"))" }
-            cond.append(c + ")")
-        }
-        if let text = f.text, !text.isEmpty {
-            let pattern = v.string("%" + ClickHouseSQL.likeEscape(text.lowercased()) + "%")
-            cond.append("(lowerUTF8(input) LIKE \(pattern) OR lowerUTF8(output) LIKE \(pattern))")
-        }
+        if let c = try scoreCondition(f, &v) { cond.append(c) }
+        if let c = textCondition(f, &v) { cond.append(c) }
         if filter.llmCallsOnly { cond.append("(model != '' OR provider != '')") }
         if !filter.traceIDs.isEmpty { cond.append("has(\(v.stringArray(filter.traceIDs)), trace_id)") }
         if let cursor {
