@@ -149,6 +149,42 @@ struct ClickHouseStoreTests {
         await Servers.drop(store)
     }
 
+    @Test("merged rollup hours follow new batches, duplicate copies and retention", arguments: ClickHouseTestServers.Server.allCases)
+    func mergedHours(_ server: ClickHouseTestServers.Server) async throws {
+        guard server.url != nil else { return }
+        let store = try await Servers.makeStore(server)
+        let base = StoreFixtures.baseUnix
+        // Two hours and a half: whole hours come from the merged-hour cache, the rest is read raw.
+        let q = MetricsQuery(projectID: "p", fromUnix: base, toUnix: base + 9_000, intervalSeconds: 3600, groupBy: .model)
+        func requests(_ q: MetricsQuery) async throws -> UInt64 { try await store.metrics(q).reduce(0) { $0 + $1.value.requests } }
+        func llmCalls(_ b: StoreBatch) -> UInt64 { UInt64(b.spans.filter(\.isLLMCall).count) }
+        let first = StoreFixtures.batch(0..<10, projectID: "p", batchID: "b1")
+        _ = try await store.insert(first)
+        let once = try await store.metrics(q)
+        #expect(once.reduce(0) { $0 + $1.value.requests } == llmCalls(first))
+        #expect(store.rollupHours.entry(project: "p", hour: base) != nil, "the hour was merged and kept")
+        // Served from the cache: the same buckets.
+        #expect(try await store.metrics(q) == once)
+        // A new batch in the cached hour changes its row count: merged again.
+        let second = StoreFixtures.batch(10..<20, projectID: "p", batchID: "b2")
+        _ = try await store.insert(second)
+        #expect(try await requests(q) == llmCalls(first) + llmCalls(second))
+        // Duplicate copies of a batch's rollups (a resend whose first attempt arrived) change the hour's
+        // row count, so it is merged again with FINAL: still counted once.
+        try await store.http.execute("INSERT INTO \(store.db).rollups SELECT * FROM \(store.db).rollups WHERE project_id = 'p' AND batch_id = 'b1'")
+        #expect(try await requests(q) == llmCalls(first) + llmCalls(second))
+        #expect(try await requests(q) == llmCalls(first) + llmCalls(second))
+        // Filters and groupings of a cached hour are applied in the store.
+        let gpt = MetricsQuery(projectID: "p", fromUnix: base, toUnix: base + 7_200, intervalSeconds: 7_200, groupBy: .provider, model: "gpt-4o")
+        let all = (first.spans + second.spans).filter { $0.isLLMCall && $0.model == "gpt-4o" }
+        #expect(try await requests(gpt) == UInt64(all.count))
+        // Retention forgets the project's merged hours.
+        _ = try await store.deleteExpired(projectID: "p", beforeUnixNanos: (base + 86_400) * 1_000_000_000)
+        #expect(store.rollupHours.entry(project: "p", hour: base) == nil)
+        #expect(try await requests(q) == 0)
+        await Servers.drop(store)
+    }
+
     @Test("concurrent inserts are grouped and each is stored once", arguments: ClickHouseTestServers.Server.allCases)
     func concurrentInserts(_ server: ClickHouseTestServers.Server) async throws {
         guard server.url != nil else { return }

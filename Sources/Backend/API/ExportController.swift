@@ -6,12 +6,15 @@ import NIOCore
 
 /// `GET /api/export/spans` and `GET /api/export/traces`: a filtered span or trace list as CSV or
 /// JSON Lines, streamed (chunked) page by page through the store's cursor pagination, so an export
-/// never holds more than one page in memory. Errors in the parameters or the first page are a 400
+/// never holds more than one page in memory: a first page of `firstPageSize` rows (the first bytes
+/// go out quickly), then pages of `pageSize` (the store's largest page: every page is a query, so 10,000
+/// spans are two queries, not ten). Errors in the parameters or the first page are a 400
 /// before any byte is sent; a storage failure mid-stream ends the response early.
 struct ExportController: Sendable {
     let store: any SpanStore
 
-    static let pageSize = 1000
+    static let firstPageSize = 1000
+    static let pageSize = 10_000
     static let spanParameters = TraceFilterParameters.names.union(["format", "llm_only", "trace_id", "max_rows"])
     static let traceParameters = TraceFilterParameters.names.union(["format", "sort", "max_rows"])
 
@@ -31,7 +34,7 @@ struct ExportController: Sendable {
         let filter = SpanFilter(trace: try TraceFilterParameters.filter(p, projectID: project.id), llmCallsOnly: try p.bool("llm_only"), traceIDs: traceIDs)
         let maxRows = try p.int("max_rows", default: 10_000_000, range: 1...10_000_000)
         let store = self.store
-        let first = try await storeCall { try await store.listSpans(filter, limit: min(Self.pageSize, maxRows), cursor: nil) }
+        let first = try await storeCall { try await store.listSpans(filter, limit: min(Self.firstPageSize, maxRows), cursor: nil) }
         return Self.stream(name: "spans", format: format, header: SpanExport.csvHeader, first: first, maxRows: maxRows, encode: { SpanExport.encode($0, format: format) }) { cursor, limit in
             try await store.listSpans(filter, limit: limit, cursor: cursor)
         }
@@ -45,7 +48,7 @@ struct ExportController: Sendable {
         let sort = try p.oneOf("sort", TraceFilterParameters.sorts, default: .startDesc)
         let maxRows = try p.int("max_rows", default: 10_000_000, range: 1...10_000_000)
         let store = self.store
-        let first = try await storeCall { try await store.listTraces(filter, sort: sort, limit: min(Self.pageSize, maxRows), cursor: nil) }
+        let first = try await storeCall { try await store.listTraces(filter, sort: sort, limit: min(Self.firstPageSize, maxRows), cursor: nil) }
         return Self.stream(name: "traces", format: format, header: TraceExport.csvHeader, first: first, maxRows: maxRows, encode: { TraceExport.encode($0, format: format) }) { cursor, limit in
             try await store.listTraces(filter, sort: sort, limit: limit, cursor: cursor)
         }

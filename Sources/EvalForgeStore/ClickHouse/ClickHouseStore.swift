@@ -24,6 +24,8 @@ public final class ClickHouseStore: SpanStore {
     /// The time zone of `toDate(start)` on the spans table (trace_index days are in it).
     let dayZone: TimeZone
     private let scoreVersion = Mutex<UInt64>(0)
+    /// Rollups merged per hour for the metrics queries (ClickHouseStore+Metrics.swift).
+    let rollupHours = RollupHourCache()
 
     public var description: String { "clickhouse \(flavor.version) (\(flavor.name))" }
 
@@ -186,6 +188,9 @@ public final class ClickHouseStore: SpanStore {
             ("batches", { v in "project_id = \(v.string(projectID)) AND stored < toDateTime(\(seconds))" }),
         ]
         var deleted = 0
+        // Merged hours of the project are forgotten before and after the rows go.
+        rollupHours.forget(project: projectID)
+        defer { rollupHours.forget(project: projectID) }
         for t in targets {
             var v = values()
             let cond = t.condition(&v)
