@@ -87,6 +87,9 @@ struct ClickHouseStoreTests {
             }
             var a = try await store.http.query("SELECT arrayJoin(\(SQLValues(useParameters: false).stringArray([s, "x"])))")
             #expect(try a.string() == s)
+            let set = SQLValues(useParameters: false).inList("v", [s, "y"])
+            var b = try await store.http.query("SELECT toUInt64(count()) FROM (SELECT arrayJoin(\(SQLValues(useParameters: false).stringArray([s, "x"]))) AS v) WHERE \(set)")
+            #expect(try b.uint64() == (s == "x" ? 2 : 1), "IN list \(s.debugDescription)")
         }
         // Hostile values as filters and ids: stored and found as data, nothing else matches.
         let p = StoreFixtures.uniqueProject("hostile")

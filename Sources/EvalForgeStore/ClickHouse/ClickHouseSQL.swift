@@ -85,4 +85,11 @@ struct SQLValues {
     func stringArray(_ a: [String]) -> String {
         "[" + a.map(ClickHouseSQL.quote).joined(separator: ",") + "]"
     }
+
+    /// `column IN (…)` over escaped strings: the server builds a hash set once, where `has([…], column)`
+    /// scans the whole array for every row (15 s instead of 0.3 s for 9,000 span ids over 100,000 rows on
+    /// 18.16). An empty list matches nothing.
+    func inList(_ column: String, _ a: [String]) -> String {
+        a.isEmpty ? "0" : "\(column) IN (" + a.map(ClickHouseSQL.quote).joined(separator: ",") + ")"
+    }
 }

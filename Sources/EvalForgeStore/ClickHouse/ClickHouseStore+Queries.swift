@@ -161,7 +161,7 @@ extension ClickHouseStore {
         let sql = """
             SELECT \(flavor.spanSelectColumns) FROM \(db).spans
             PREWHERE project_id = \(p) AND toDate(start) >= toDate('\(Self.isoDay(firstDay))') AND toDate(start) < toDate('\(Self.isoDay(day))')
-                AND start >= toDateTime(\(lo)) AND start < toDateTime(\(hi + 1)) AND has(\(w.stringArray(keys.map(\.span))), span_id)
+                AND start >= toDateTime(\(lo)) AND start < toDateTime(\(hi + 1)) AND \(w.inList("span_id", keys.map(\.span)))
             LIMIT 1 BY toDate(start), trace_id, span_id
             """
         var rows = try await http.query(sql, parameters: w.parameters)
@@ -246,7 +246,7 @@ extension ClickHouseStore {
         if let c = try scoreCondition(f, &v) { cond.append(c) }
         if let c = textCondition(f, &v) { cond.append(c) }
         if filter.llmCallsOnly { cond.append("(model != '' OR provider != '')") }
-        if !filter.traceIDs.isEmpty { cond.append("has(\(v.stringArray(filter.traceIDs)), trace_id)") }
+        if !filter.traceIDs.isEmpty { cond.append(v.inList("trace_id", filter.traceIDs)) }
         if let cursor {
             let c = try Cursor.decode(cursor, query: fingerprint, count: 2)
             guard let start = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
@@ -345,7 +345,7 @@ extension ClickHouseStore {
     public func scores(projectID: String, traceIDs: [String]) async throws -> [ScoreRow] {
         guard !traceIDs.isEmpty else { return [] }
         var v = values()
-        let cond = "project_id = \(v.string(projectID)) AND has(\(v.stringArray(Array(traceIDs.prefix(10_000)))), trace_id)"
+        let cond = "project_id = \(v.string(projectID)) AND \(v.inList("trace_id", Array(traceIDs.prefix(10_000))))"
         return try await scores(where: cond, v)
     }
 
