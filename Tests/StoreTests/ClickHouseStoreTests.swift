@@ -172,6 +172,11 @@ struct ClickHouseStoreTests {
         let second = StoreFixtures.batch(10..<20, projectID: "p", batchID: "b2")
         _ = try await store.insert(second)
         #expect(try await requests(q) == llmCalls(first) + llmCalls(second))
+        // A range starting mid-hour: both partial hours are read raw (two queries).
+        let edges = MetricsQuery(projectID: "p", fromUnix: base + 300, toUnix: base + 9_000, intervalSeconds: 3600)
+        let late = (first.spans + second.spans).filter { $0.isLLMCall && $0.startUnixNanos >= (base + 300) * 1_000_000_000 }
+        #expect(!late.isEmpty && late.count < (first.spans + second.spans).filter(\.isLLMCall).count)
+        #expect(try await requests(edges) == UInt64(late.count))
         // Duplicate copies of a batch's rollups (a resend whose first attempt arrived) change the hour's
         // row count, so it is merged again with FINAL: still counted once.
         try await store.http.execute("INSERT INTO \(store.db).rollups SELECT * FROM \(store.db).rollups WHERE project_id = 'p' AND batch_id = 'b1'")

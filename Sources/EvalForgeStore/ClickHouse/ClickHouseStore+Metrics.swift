@@ -162,8 +162,27 @@ extension ClickHouseStore {
     }
 
     /// Rollups of `ranges` ([from, to) in Unix seconds) merged with FINAL per bucket and group on the
-    /// server, added to `out`.
+    /// server, added to `out`. A few ranges (the partial hours at the edges) are one query each, in
+    /// parallel: 18.16 reads everything between the ranges of an OR with FINAL (0.1–0.2 s instead of
+    /// 0.03–0.05 s for the two edges of a 30-day range).
     func rawMetrics(_ q: MetricsQuery, ranges: [(Int64, Int64)], into out: inout MetricsBucketing) async throws {
+        guard ranges.count > 1, ranges.count <= 4 else { return try await rawMetricsQuery(q, ranges: ranges, into: &out) }
+        let parts = try await withThrowingTaskGroup(of: MetricsBucketing.self) { group in
+            for r in ranges {
+                group.addTask {
+                    var part = MetricsBucketing(query: q)
+                    try await self.rawMetricsQuery(q, ranges: [r], into: &part)
+                    return part
+                }
+            }
+            var all: [MetricsBucketing] = []
+            for try await part in group { all.append(part) }
+            return all
+        }
+        for part in parts { out.merge(part) }
+    }
+
+    private func rawMetricsQuery(_ q: MetricsQuery, ranges: [(Int64, Int64)], into out: inout MetricsBucketing) async throws {
         var v = values()
         var cond = ["project_id = \(v.string(q.projectID))", "(\(Self.minuteRanges(ranges)))"]
         if let x = q.service { cond.append("service = \(v.string(x))") }

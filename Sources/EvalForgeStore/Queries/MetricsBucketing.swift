@@ -38,6 +38,11 @@ public struct MetricsBucketing: Sendable {
         table[BucketKey(bucket: bucket(of: minuteUnix), group: group), default: RollupValue()].merge(value)
     }
 
+    /// Adds every bucket of `other` (same query).
+    public mutating func merge(_ other: MetricsBucketing) {
+        for (k, v) in other.table { table[k, default: RollupValue()].merge(v) }
+    }
+
     /// Buckets ordered by time, then group.
     public func buckets() -> [MetricsBucket] {
         table.map { MetricsBucket(bucketUnix: $0.key.bucket, group: $0.key.group, value: $0.value) }
