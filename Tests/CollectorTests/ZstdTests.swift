@@ -1,8 +1,9 @@
+import EvalForgeCompression
 import EvalForgeCore
 import Foundation
 import Testing
 
-@Suite("Zstd (EvalForgeCore)")
+@Suite("Zstd (EvalForgeCompression)")
 struct ZstdTests {
     /// Deterministic pseudo-random bytes (xorshift), incompressible.
     static func random(_ count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {

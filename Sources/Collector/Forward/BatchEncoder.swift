@@ -1,3 +1,4 @@
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP
@@ -11,22 +12,16 @@ enum BatchEncoder {
         "\(collectorID)-\(firstSeq)-\(lastSeq)"
     }
 
-    /// The batch's protobuf, compressed with `coding` at `level`. With zstd the bytes are streamed
-    /// to the compressor in cache-sized chunks as they are written (the uncompressed batch is never
-    /// assembled); the other codings compress the assembled batch.
+    /// The batch's protobuf, compressed with `coding` at `level`. With zstd and lz4 the bytes are
+    /// streamed to the compressor in cache-sized chunks as they are written (the uncompressed batch
+    /// is never assembled).
     static func encode(_ b: CollectorPipeline.SealedBatch, collectorID: String, coding: ContentCoding, level: Int32) throws -> [UInt8] {
         let header = try headerBytes(b, collectorID: collectorID)
         let layout = ResourceSpansLayout(b.kept)
-        if coding == .zstd {
-            return try Zstd.compress(size: header.count + layout.bytes, level: level) { feed in
-                try header.withUnsafeBytes(feed)
-                try layout.write(b.kept, chunkBytes: 256 << 10) { chunk in try chunk.withUnsafeBytes(feed) }
-            }
+        return try coding.encode(size: header.count + layout.bytes, level: level) { feed in
+            try header.withUnsafeBytes(feed)
+            try layout.write(b.kept, chunkBytes: 256 << 10) { chunk in try chunk.withUnsafeBytes(feed) }
         }
-        var out = header
-        out.reserveCapacity(header.count + layout.bytes)
-        try layout.write(b.kept, chunkBytes: .max) { chunk in out.append(contentsOf: chunk) }
-        return try coding.encode(out, level: level)
     }
 
     /// The batch's protobuf, uncompressed.

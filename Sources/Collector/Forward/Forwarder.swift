@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EvalForgeCompression
 import EvalForgeCore
 import Foundation
 import Logging
