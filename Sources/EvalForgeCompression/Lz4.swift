@@ -29,6 +29,9 @@ public enum Lz4 {
         return it.next() == 0x04 && it.next() == 0x22 && it.next() == 0x4D && it.next() == 0x18
     }
 
+    /// The frame's block size (`LZ4F_max1MB`).
+    private static let blockBytes = 1 << 20
+
     /// Compresses `input` into one LZ4 frame.
     public static func compress(_ input: [UInt8]) throws -> [UInt8] {
         try compress(size: input.count) { feed in try input.withUnsafeBytes(feed) }
@@ -36,12 +39,15 @@ public enum Lz4 {
 
     /// Compresses a body produced in pieces into one LZ4 frame without assembling it first:
     /// `produce` calls its argument with each piece in order, exactly `size` bytes in all (the
-    /// frame header records the content size). Blocks of 256 KiB, linked (better ratio on
-    /// small pieces), fast level.
+    /// frame header records the content size). Each piece becomes its own block (up to 1 MiB;
+    /// larger pieces are split), compressed straight from the caller's memory: independent
+    /// blocks and auto-flush, so liblz4 neither copies pieces into its block buffer nor keeps a
+    /// dictionary between blocks. Feed pieces of some 100 KiB or more for a good ratio.
     public static func compress(size: Int, _ produce: (_ feed: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> [UInt8] {
         var prefs = LZ4F_preferences_t()
-        prefs.frameInfo.blockSizeID = LZ4F_max256KB
-        prefs.frameInfo.blockMode = LZ4F_blockLinked
+        prefs.frameInfo.blockSizeID = LZ4F_max1MB
+        prefs.frameInfo.blockMode = LZ4F_blockIndependent
+        prefs.autoFlush = 1
         prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
         prefs.frameInfo.contentSize = UInt64(size)
         var ctx: OpaquePointer?
@@ -52,7 +58,7 @@ public enum Lz4 {
         var output: [UInt8] = []
         output.reserveCapacity(LZ4F_compressFrameBound(size, &prefs) / 2)
         // Each call writes into `scratch` (sized for its worst case), then the output grows by what it wrote.
-        var scratch = [UInt8](repeating: 0, count: LZ4F_compressBound(256 << 10, &prefs) + 64)
+        var scratch = [UInt8](repeating: 0, count: LZ4F_compressBound(blockBytes, &prefs) + 64)
         func step(_ bound: Int, _ body: (UnsafeMutableRawPointer, Int) -> Int, _ what: String) throws {
             if scratch.count < bound { scratch = [UInt8](repeating: 0, count: bound) }
             let written = scratch.withUnsafeMutableBytes { s in body(s.baseAddress!, s.count) }
@@ -67,7 +73,7 @@ public enum Lz4 {
             // Large pieces go through in block-sized slices so the scratch buffer stays small.
             var offset = 0
             while offset < piece.count {
-                let n = min(piece.count - offset, 256 << 10)
+                let n = min(piece.count - offset, blockBytes)
                 let slice = UnsafeRawBufferPointer(rebasing: piece[offset..<(offset + n)])
                 try step(LZ4F_compressBound(n, &prefs), { LZ4F_compressUpdate(cctx, $0, $1, slice.baseAddress, n, nil) }, "compression")
                 offset += n
