@@ -76,7 +76,7 @@ public final class CollectorPipeline: Sendable {
             var excluded: [Int] = []
             var fingerprints: [UInt64] = []
             fingerprints.reserveCapacity(spans.count)
-            var local = Set<UInt64>(minimumCapacity: spans.count)
+            var local = FingerprintSet(minimumCapacity: spans.count)
             for (i, span) in spans.enumerated() {
                 guard let f = span.facts else {
                     excluded.append(i)
@@ -84,7 +84,7 @@ public final class CollectorPipeline: Sendable {
                     continue
                 }
                 let fp = DuplicateFilter.fingerprint(f.traceID, f.spanID)
-                if s.dedup.contains(fp) || !local.insert(fp).inserted {
+                if s.dedup.contains(fp) || !local.insert(fp) {
                     excluded.append(i)
                     result.duplicates += 1
                 } else {
