@@ -156,7 +156,8 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
             "lost": lost, "rollups_exact": exact, "spans_per_sec": round(delivered / max(0.001, load_seconds + max(0.0, drain_seconds)), 1),
             "load_seconds": round(load_seconds, 1), "drain_seconds": round(drain_seconds, 1),
             "ingest_to_query_p99_ms": probe.p99(), "probes_seen": len(probe.latencies_ms),
-            "cpu_backend_s": round(cpu[0], 1), "cpu_collector_s": round(cpu[1], 1), "usage": usage, "sent_detail": sent,
+            "cpu_backend_s": round(cpu[0], 1), "cpu_collector_s": round(cpu[1], 1),
+            "cpu_backend_us_per_stored_span": round(cpu[0] * 1e6 / max(1, stored), 2), "usage": usage, "sent_detail": sent,
         }
         log(json.dumps(result))
         return result
@@ -178,23 +179,34 @@ def main():
     ap.add_argument("--edge-rate", type=int, default=60000, help="spans/s sent in edge mode")
     ap.add_argument("--clickhouse-url", default=os.environ.get("EVALFORGE_CLICKHOUSE_URL", ""))
     ap.add_argument("--binary", default="")
+    ap.add_argument("--modes", default="kept,edge", help="which runs: kept, edge or both (comma-separated); the summary needs both")
     a = ap.parse_args()
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("kept", "edge") for m in modes):
+        sys.exit(f"e2e: --modes '{a.modes}': expected kept, edge or kept,edge")
     binary = a.binary or build()
     ch = a.clickhouse_url
     if not ch and os.path.exists(os.path.join(ROOT, "scripts", "clickhouse-server")):
         out = subprocess.run([os.path.join(ROOT, "scripts", "clickhouse-server"), "start"], stdout=subprocess.PIPE, text=True)
         ch = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
     log("store:", ch or "sqlite (set EVALFORGE_CLICKHOUSE_URL for ClickHouse)")
-    kept = run_once(binary, "kept", a.kept_rate, a.duration, ch, (3411, 4411))
-    edge = run_once(binary, "edge", a.edge_rate, a.duration, ch, (3412, 4412))
+    kept = run_once(binary, "kept", a.kept_rate, a.duration, ch, (3411, 4411)) if "kept" in modes else None
+    edge = run_once(binary, "edge", a.edge_rate, a.duration, ch, (3412, 4412)) if "edge" in modes else None
+    if kept is None or edge is None:
+        one = kept or edge
+        print(json.dumps({"bench": "e2e", "mode": one["mode"], "spans_per_sec": one["spans_per_sec"], "sent": one["sent"], "stored": one["stored"],
+                          "lost": one["lost"], "rollups_exact": one["rollups_exact"], "ingest_to_query_p99_ms": one["ingest_to_query_p99_ms"],
+                          "store": "clickhouse" if ch else "sqlite", "duration_s": a.duration,
+                          **{k: one[k] for k in ("rate_target", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span")}}))
+        return
     print(json.dumps({
         "bench": "e2e", "spans_per_sec": kept["spans_per_sec"], "edge_spans_per_sec": edge["spans_per_sec"],
         "sent": kept["sent"] + edge["sent"], "stored": kept["stored"] + edge["stored"], "lost": kept["lost"] + edge["lost"],
         "rollups_exact": kept["rollups_exact"] and edge["rollups_exact"],
         "ingest_to_query_p99_ms": max([x for x in (kept["ingest_to_query_p99_ms"], edge["ingest_to_query_p99_ms"]) if x is not None], default=None),
         "store": "clickhouse" if ch else "sqlite", "duration_s": a.duration,
-        "kept": {k: kept[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s")},
-        "edge": {k: edge[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s")},
+        "kept": {k: kept[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span")},
+        "edge": {k: edge[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span")},
     }))
 
 
