@@ -2,15 +2,16 @@
 /// last eight bytes, then compares the whole key. For the wire decoders that recognise a fixed set
 /// of attribute keys without making a `String` of every key they read.
 public struct WireKeyTable<Value: Sendable>: Sendable {
-    private struct Slot: Sendable {
-        var hash: UInt64
-        var key: [UInt8]
-        var value: Value
+    @usableFromInline struct Slot: Sendable {
+        @usableFromInline var hash: UInt64
+        @usableFromInline var key: [UInt8]
+        @usableFromInline var value: Value
     }
 
-    private let slots: [Slot?]
-    private let mask: Int
-    private let maxLength: Int
+    // Inlinable so callers in other modules get a specialized lookup (no generic metadata per call).
+    @usableFromInline let slots: [Slot?]
+    @usableFromInline let mask: Int
+    @usableFromInline let maxLength: Int
 
     /// `entries`: keys (4 to 64 bytes; others are never found) and their values; a repeated key keeps its first value.
     public init(_ entries: some Sequence<(String, Value)>) {
@@ -31,7 +32,7 @@ public struct WireKeyTable<Value: Sendable>: Sendable {
         maxLength = min(64, unique.map(\.key.count).max() ?? 0)
     }
 
-    @inline(__always) public static func hash(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> UInt64 {
+    @inlinable @inline(__always) public static func hash(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> UInt64 {
         let n = r.count
         var h = UInt64(truncatingIfNeeded: n) &* 0x9E37_79B9_7F4A_7C15
         if n >= 8 {
@@ -48,7 +49,7 @@ public struct WireKeyTable<Value: Sendable>: Sendable {
     }
 
     /// The value for the key at `range` of `buffer`, if the table has it.
-    @inline(__always) public func lookup(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Value? {
+    @inlinable @inline(__always) public func lookup(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Value? {
         guard range.count >= 4, range.count <= maxLength, range.lowerBound >= 0, range.upperBound <= buffer.count else { return nil }
         let h = Self.hash(buffer, range)
         var i = Int(truncatingIfNeeded: h) & mask

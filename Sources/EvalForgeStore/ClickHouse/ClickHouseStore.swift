@@ -126,15 +126,17 @@ public final class ClickHouseStore: SpanStore {
         var days = Set<TraceDay>()
         var zoneQuarter = Int64.min
         var zoneOffset: Int64 = 0
-        for i in batch.spans.indices {
-            ClickHouseRowCoding.write(batch.spans[i], projectID: batch.projectID, retention: retention, modern: modern, to: &spans)
-            let seconds = max(0, batch.spans[i].startUnixNanos) / 1_000_000_000
-            if seconds / 900 != zoneQuarter {
-                zoneQuarter = seconds / 900
-                zoneOffset = Int64(dayZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(zoneQuarter * 900))))
+        batch.spans.withUnsafeBufferPointer { rows in  // rows borrowed in place, not copied
+            for i in rows.indices {
+                ClickHouseRowCoding.write(rows[i], projectID: batch.projectID, retention: retention, modern: modern, to: &spans)
+                let seconds = max(0, rows[i].startUnixNanos) / 1_000_000_000
+                if seconds / 900 != zoneQuarter {
+                    zoneQuarter = seconds / 900
+                    zoneOffset = Int64(dayZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(zoneQuarter * 900))))
+                }
+                let local = seconds + zoneOffset
+                days.insert(TraceDay(traceID: rows[i].traceID, day: UInt16(clamping: max(0, local) / 86_400)))
             }
-            let local = seconds + zoneOffset
-            days.insert(TraceDay(traceID: batch.spans[i].traceID, day: UInt16(clamping: max(0, local) / 86_400)))
         }
         var merged: [RollupKey: RollupValue] = [:]
         for var r in batch.rollups {
@@ -157,8 +159,8 @@ public final class ClickHouseStore: SpanStore {
         ledger.string(batch.batchID)
         ledger.uint32(UInt32(clamping: Int64(Date().timeIntervalSince1970)))
         ledger.uint32(UInt32(clamping: batch.spans.count))
-        return .init(spans: spans.buffer, spanRows: batch.spans.count, rollups: rollups.buffer, rollupRows: merged.count,
-                     traceIndex: index.buffer, traceIndexRows: days.count, ledger: ledger.buffer)
+        return .init(spans: spans.bytes, spanRows: batch.spans.count, rollups: rollups.bytes, rollupRows: merged.count,
+                     traceIndex: index.bytes, traceIndexRows: days.count, ledger: ledger.bytes)
     }
 
     /// The spans table's insert columns and `spans` as RowBinary in that order: what the writer sends,
