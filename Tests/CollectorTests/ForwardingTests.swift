@@ -1,3 +1,4 @@
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP
@@ -110,7 +111,7 @@ struct ForwardingTests {
             #expect(backend.acceptedTotal == UInt64(sent))
             #expect(backend.rollups.rows.values.reduce(0) { $0 + $1.requests } == UInt64(sent))
             #expect(backend.rollups.rows.values.reduce(0) { $0 + $1.inputTokens } == UInt64(30 * (0..<10).reduce(0) { $0 + 100 + $1 }))
-            let expected = ["zstd": "zstd", "gzip": "gzip", "none": ""][compression.rawValue]!
+            let expected = ["lz4": "lz4", "zstd": "zstd", "gzip": "gzip", "none": ""][compression.rawValue]!
             let encodings = backend.stored.withLock { $0.encodings }
             #expect(!encodings.isEmpty && encodings.allSatisfy { $0 == expected }, "\(encodings)")
         }

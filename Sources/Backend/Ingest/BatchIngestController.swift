@@ -1,10 +1,11 @@
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP
 import EvalForgeStore
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import NIOCore
 import SwiftProtobuf
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EvalForgeCompression
 import EvalForgeCore
 import Foundation
 import Logging
@@ -128,9 +129,8 @@ final class Forwarder: Service, Sendable {
         guard let batch = pipeline.seal(force: force) else { return nil }
         let c = pipeline.configuration
         do {
-            let body = try BatchEncoder.encode(batch, collectorID: c.collectorID)
             let (coding, level) = c.forwardCoding
-            let compressed = try coding.encode(body, level: level)
+            let compressed = try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: coding, level: level)
             let entry = Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: compressed, coding: coding)
             try outbox.write(entry)
             return Prepared(entry: entry, kept: batch.kept.count)

@@ -1,3 +1,4 @@
+import EvalForgeCompression
 import EvalForgeCore
 import Foundation
 
@@ -68,6 +69,7 @@ public struct CollectorConfiguration: Sendable, Equatable {
     /// The coding and level forwarded batches are compressed with.
     var forwardCoding: (coding: ContentCoding, level: Int32) {
         switch compression {
+        case .lz4: (.lz4, 0)
         case .zstd: (.zstd, Int32(zstdLevel))
         case .gzip: (.gzip, Int32(gzipLevel))
         case .none: (.identity, 0)
@@ -87,6 +89,7 @@ public struct CollectorConfiguration: Sendable, Equatable {
 
 /// How the collector compresses forwarded batches (`forward.compression`).
 public enum ForwardCompression: String, Sendable, Equatable, CaseIterable {
+    case lz4
     case zstd
     case gzip
     case none
