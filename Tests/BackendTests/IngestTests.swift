@@ -175,8 +175,9 @@ struct IngestTests {
             #expect(stored.allSatisfy { $0.provider == "openai" && $0.model == "gpt-4o-mini" && $0.inputTokens == 1000 && $0.outputTokens == 200 }, "\(coding)")
         }
         let m = try await services.store.metrics(MetricsQuery(projectID: "default", fromUnix: 1_767_225_600 - 60, toUnix: 1_767_225_600 + 3600, intervalSeconds: 3600))
-        #expect(m.reduce(0) { $0 + $1.value.requests } == 3 * 12 + 1)
-        #expect(m.reduce(0) { $0 + $1.value.errors } == 3)
+        // 12 spans (one an error) per coding, and the direct OTLP span.
+        #expect(m.reduce(0) { $0 + $1.value.requests } == ContentCoding.allCases.count * 12 + 1)
+        #expect(m.reduce(0) { $0 + $1.value.errors } == ContentCoding.allCases.count)
         await TestStore.tearDown(services)
     }
 
