@@ -110,9 +110,10 @@ final class Forwarder: Service, Sendable {
     /// Releases an acknowledged (or set-aside) batch: the WAL up to its last record, its outbox file.
     /// Called in batch order.
     private func complete(_ entry: Outbox.Entry, kept: Int = 0) {
+        // Counted before the queue shrinks, so a reader that sees an empty queue sees every span forwarded.
+        pipeline.metrics.forwardedSpans.add(kept, ordering: .relaxed)
         try? pipeline.wal.release(upTo: entry.lastSeq)
         outbox.remove(entry)
-        pipeline.metrics.forwardedSpans.add(kept, ordering: .relaxed)
         pipeline.metrics.queueDepth.record(Int(pipeline.wal.depth))
         pipeline.metrics.queueBytes.record(pipeline.wal.totalBytes)
     }
