@@ -10,9 +10,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         /// The library services link: records LLM spans and exports OTLP. Light by design:
-        /// it depends on swift-distributed-tracing, swift-log and the system zlib and libzstd only
-        /// (libzstd through EvalForgeCore; the SDK itself exports gzip).
+        /// it depends on swift-distributed-tracing, swift-log, swift-metrics and the system zlib only.
         .library(name: "EvalForgeSDK", targets: ["EvalForgeSDK"]),
+        /// Body codings (zstd, lz4, gzip); a product so Benchmarks/CollectorBench's sink can inflate batches.
+        .library(name: "EvalForgeCompression", targets: ["EvalForgeCompression"]),
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
         /// The telemetry store (ClickHouse, SQLite); a product so Benchmarks/WriterBench can link it.
         .library(name: "EvalForgeStore", targets: ["EvalForgeStore"]),
@@ -36,6 +37,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // System zstd (Debian: libzstd-dev): the collector's forwarded batches, zstd request bodies.
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // System LZ4 (Debian: liblz4-dev): the collector's default coding of forwarded batches.
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
 
         // System SQLite (Debian: libsqlite3-dev): the embedded store and the backend's metadata.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -43,10 +46,18 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Dependency-free shared facts: GenAI attribute keys, the versioned price table,
-        // W3C trace context, gzip and zstd. Used by the SDK, the collector and the backend.
+        // W3C trace context, gzip. Used by the SDK, the collector and the backend.
         .target(
             name: "EvalForgeCore",
-            dependencies: ["CZlib", "CZstd"],
+            dependencies: ["CZlib"],
+            swiftSettings: swiftSettings
+        ),
+
+        // HTTP body codings of the collector and the backend (zstd, lz4, gzip, bounded inflation);
+        // apart from EvalForgeCore so the SDK does not link libzstd and liblz4.
+        .target(
+            name: "EvalForgeCompression",
+            dependencies: ["EvalForgeCore", "CZstd", "CLZ4"],
             swiftSettings: swiftSettings
         ),
 
@@ -82,7 +93,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "EvalForgeCore", "EvalForgeOTLP", "EvalForgeModel", "CZlib",
+                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -134,7 +145,7 @@ let package = Package(
         .target(
             name: "Backend",
             dependencies: [
-                "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCrypto",
+                "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -170,6 +181,7 @@ let package = Package(
                 "Evaluation",
                 "EvalForgeModel",
                 "EvalForgeOTLP",
+                "EvalForgeCompression",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -197,7 +209,7 @@ let package = Package(
         .testTarget(
             name: "CollectorTests",
             dependencies: [
-                "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeSDK",
+                "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -216,7 +228,7 @@ let package = Package(
         .testTarget(
             name: "BackendTests",
             dependencies: [
-                "Backend", "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeSDK", "MockLLM",
+                "Backend", "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK", "MockLLM",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

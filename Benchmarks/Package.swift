@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "CollectorBench",
             dependencies: [
-                .product(name: "EvalForgeSDK", package: "evalforge"),
+                .product(name: "EvalForgeCompression", package: "evalforge"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

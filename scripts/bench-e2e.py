@@ -12,7 +12,7 @@ until the backend has stored everything and compares with what was sent:
 The store is ClickHouse at $EVALFORGE_CLICKHOUSE_URL (or the 18.16 server the test scripts start),
 otherwise the embedded SQLite store. Last line: one JSON object.
 """
-import argparse, json, os, random, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request, urllib.error
+import argparse, json, os, random, resource, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request, urllib.error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,6 +68,7 @@ class Probe(threading.Thread):
         self.stop = threading.Event()
         self.latencies_ms = []
         self.pending = {}
+        self.stored_late = 0
 
     def run(self):
         while not self.stop.is_set():
@@ -121,8 +122,11 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         log(f"{mode}: load {rate} spans/s for {duration} s")
         t0 = time.time()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         load = subprocess.run([binary, "load", "--duration", str(duration), "--rate", str(rate), "--collector-url", collector],
                               stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_load = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         sent = json.loads(load.stdout.strip().splitlines()[-1])
         load_seconds = time.time() - t0
         # Wait until the backend holds every rollup request (and, when keeping everything, every span).
@@ -139,13 +143,26 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
         drain_seconds = time.time() - t0 - load_seconds
         probe.stop.set()
         probe.join(10)
+        # Probes accepted by the collector but not seen yet are stored soon after: wait for them (up to
+        # 15 s) and read the usage again, so "stored" and "lost" count the same spans.
+        wait_until = time.time() + 15
+        while probe.pending and time.time() < wait_until:
+            for t in list(probe.pending):
+                s, b = http("GET", f"{backend}/api/traces/{t}", headers={"Authorization": "Bearer " + key}, timeout=5)
+                if s == 200 and t in b.decode(errors="replace"):
+                    del probe.pending[t]
+                    probe.stored_late += 1
+            time.sleep(0.5)
+        s, b = http("GET", f"{backend}/api/usage?from={sent['start_unix'] - 120}&to={int(time.time()) + 120}", headers={"Authorization": "Bearer " + key}, timeout=60)
+        if s == 200:
+            usage = json.loads(b)
         cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0)]
         exact = (usage.get("requests") == sent["llm_calls"] and usage.get("errors") == sent["errors"]
                  and usage.get("input_tokens") == sent["input_tokens"] and usage.get("output_tokens") == sent["output_tokens"]
                  and usage.get("cache_read_tokens") == sent["cache_read_tokens"]
                  and abs(usage.get("cost_usd", -1) - sent["cost_usd"]) < 1e-6 * max(1.0, sent["cost_usd"]))
         stored = usage.get("spans", 0) - 0  # probes use service "probe"; counted below
-        stored_probe = len(probe.latencies_ms) + len(probe.pending)
+        stored_probe = len(probe.latencies_ms) + probe.stored_late
         delivered = sent["exported"]
         if mode == "kept":
             lost = max(0, delivered - max(0, stored - stored_probe))
@@ -156,7 +173,8 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
             "lost": lost, "rollups_exact": exact, "spans_per_sec": round(delivered / max(0.001, load_seconds + max(0.0, drain_seconds)), 1),
             "load_seconds": round(load_seconds, 1), "drain_seconds": round(drain_seconds, 1),
             "ingest_to_query_p99_ms": probe.p99(), "probes_seen": len(probe.latencies_ms),
-            "cpu_backend_s": round(cpu[0], 1), "cpu_collector_s": round(cpu[1], 1), "usage": usage, "sent_detail": sent,
+            "cpu_backend_s": round(cpu[0], 1), "cpu_collector_s": round(cpu[1], 1),
+            "cpu_backend_us_per_stored_span": round(cpu[0] * 1e6 / max(1, stored), 2), "cpu_load_s": round(cpu_load, 1), "usage": usage, "sent_detail": sent,
         }
         log(json.dumps(result))
         return result
@@ -178,23 +196,34 @@ def main():
     ap.add_argument("--edge-rate", type=int, default=60000, help="spans/s sent in edge mode")
     ap.add_argument("--clickhouse-url", default=os.environ.get("EVALFORGE_CLICKHOUSE_URL", ""))
     ap.add_argument("--binary", default="")
+    ap.add_argument("--modes", default="kept,edge", help="which runs: kept, edge or both (comma-separated); the summary needs both")
     a = ap.parse_args()
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("kept", "edge") for m in modes):
+        sys.exit(f"e2e: --modes '{a.modes}': expected kept, edge or kept,edge")
     binary = a.binary or build()
     ch = a.clickhouse_url
     if not ch and os.path.exists(os.path.join(ROOT, "scripts", "clickhouse-server")):
         out = subprocess.run([os.path.join(ROOT, "scripts", "clickhouse-server"), "start"], stdout=subprocess.PIPE, text=True)
         ch = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
     log("store:", ch or "sqlite (set EVALFORGE_CLICKHOUSE_URL for ClickHouse)")
-    kept = run_once(binary, "kept", a.kept_rate, a.duration, ch, (3411, 4411))
-    edge = run_once(binary, "edge", a.edge_rate, a.duration, ch, (3412, 4412))
+    kept = run_once(binary, "kept", a.kept_rate, a.duration, ch, (3411, 4411)) if "kept" in modes else None
+    edge = run_once(binary, "edge", a.edge_rate, a.duration, ch, (3412, 4412)) if "edge" in modes else None
+    if kept is None or edge is None:
+        one = kept or edge
+        print(json.dumps({"bench": "e2e", "mode": one["mode"], "spans_per_sec": one["spans_per_sec"], "sent": one["sent"], "stored": one["stored"],
+                          "lost": one["lost"], "rollups_exact": one["rollups_exact"], "ingest_to_query_p99_ms": one["ingest_to_query_p99_ms"],
+                          "store": "clickhouse" if ch else "sqlite", "duration_s": a.duration,
+                          **{k: one[k] for k in ("rate_target", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span", "cpu_load_s")}}))
+        return
     print(json.dumps({
         "bench": "e2e", "spans_per_sec": kept["spans_per_sec"], "edge_spans_per_sec": edge["spans_per_sec"],
         "sent": kept["sent"] + edge["sent"], "stored": kept["stored"] + edge["stored"], "lost": kept["lost"] + edge["lost"],
         "rollups_exact": kept["rollups_exact"] and edge["rollups_exact"],
         "ingest_to_query_p99_ms": max([x for x in (kept["ingest_to_query_p99_ms"], edge["ingest_to_query_p99_ms"]) if x is not None], default=None),
         "store": "clickhouse" if ch else "sqlite", "duration_s": a.duration,
-        "kept": {k: kept[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s")},
-        "edge": {k: edge[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s")},
+        "kept": {k: kept[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span", "cpu_load_s")},
+        "edge": {k: edge[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span", "cpu_load_s")},
     }))
 
 

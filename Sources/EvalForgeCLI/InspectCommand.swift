@@ -1,4 +1,5 @@
 import ArgumentParser
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP

@@ -25,7 +25,7 @@ enum GenAIAttributeRole: UInt8, CaseIterable {
 
     @inline(__always) var bit: UInt64 { 1 << UInt64(rawValue) }
 
-    struct Entry {
+    struct Entry: Sendable {
         var role: GenAIAttributeRole
         /// Deprecated names removed from the span once their canonical replacement is written.
         var removed: Bool
@@ -74,67 +74,5 @@ enum GenAIAttributeRole: UInt8, CaseIterable {
         return d
     }()
 
-    static let byBytes = WireKeyTable(byName)
-}
-
-/// Open-addressing table from attribute key bytes to their role: hashes the length and the first
-/// and last eight bytes, then compares the whole key.
-struct WireKeyTable: Sendable {
-    private struct Slot: Sendable {
-        var hash: UInt64
-        var key: [UInt8]
-        var role: GenAIAttributeRole
-        var removed: Bool
-    }
-
-    private let slots: [Slot?]
-    private let mask: Int
-
-    init(_ entries: [String: GenAIAttributeRole.Entry]) {
-        var size = 16
-        while size < entries.count * 4 { size <<= 1 }
-        var slots = [Slot?](repeating: nil, count: size)
-        for (name, e) in entries {
-            let key = Array(name.utf8)
-            let h = key.withUnsafeBytes { Self.hash($0, 0..<$0.count) }
-            var i = Int(truncatingIfNeeded: h) & (size - 1)
-            while slots[i] != nil { i = (i + 1) & (size - 1) }
-            slots[i] = Slot(hash: h, key: key, role: e.role, removed: e.removed)
-        }
-        self.slots = slots
-        mask = size - 1
-    }
-
-    @inline(__always) static func hash(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> UInt64 {
-        let n = r.count
-        var h = UInt64(truncatingIfNeeded: n) &* 0x9E37_79B9_7F4A_7C15
-        if n >= 8 {
-            h ^= b.loadUnaligned(fromByteOffset: r.lowerBound, as: UInt64.self)
-            h = (h ^ (h >> 29)) &* 0xBF58_476D_1CE4_E5B9
-            h ^= b.loadUnaligned(fromByteOffset: r.upperBound - 8, as: UInt64.self)
-        } else {
-            var v: UInt64 = 0
-            for i in r { v = v << 8 | UInt64(b[i]) }
-            h ^= v
-        }
-        h = (h ^ (h >> 32)) &* 0x94D0_49BB_1331_11EB
-        return h ^ (h >> 29)
-    }
-
-    /// The entry for the key at `range` of `buffer`, if it is one the normalizer understands.
-    @inline(__always) func lookup(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> GenAIAttributeRole.Entry? {
-        guard range.count >= 4, range.count <= 64 else { return nil }
-        let h = Self.hash(buffer, range)
-        var i = Int(truncatingIfNeeded: h) & mask
-        while let s = slots[i] {
-            if s.hash == h, s.key.count == range.count {
-                let equal = s.key.withUnsafeBytes { k in
-                    ProtobufWireCursor(buffer, range).equals(range, k)
-                }
-                if equal { return GenAIAttributeRole.Entry(role: s.role, removed: s.removed) }
-            }
-            i = (i + 1) & mask
-        }
-        return nil
-    }
+    static let byBytes = WireKeyTable(byName.map { ($0.key, $0.value) })
 }

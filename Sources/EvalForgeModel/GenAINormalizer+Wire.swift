@@ -97,7 +97,7 @@ extension GenAINormalizer {
     }
 
     /// Reads one `KeyValue`; true when it is a deprecated attribute to remove.
-    @inline(__always) static func takeAttribute(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, table: WireKeyTable, into e: inout GenAIExtraction) -> Bool {
+    @inline(__always) static func takeAttribute(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, table: WireKeyTable<GenAIAttributeRole.Entry>, into e: inout GenAIExtraction) -> Bool {
         guard let (key, values) = keyValue(b, r) else { return false }
         if let entry = table.lookup(b, key) {
             e.take(entry.role, WireAttributeValue(b, values))

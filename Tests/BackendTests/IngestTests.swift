@@ -1,5 +1,6 @@
 import Backend
 import Collector
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP
@@ -101,7 +102,7 @@ struct IngestTests {
         await TestStore.tearDown(services)
     }
 
-    @Test("Content-Encoding zstd, gzip or none: the same batch is stored alike; corrupt zstd 400, unknown encodings 415", arguments: TestStore.available)
+    @Test("Content-Encoding zstd, lz4, gzip or none: the same batch is stored alike; corrupt zstd or lz4 400, unknown encodings 415", arguments: TestStore.available)
     func batchEncodings(_ store: TestStore) async throws {
         let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
         store.expectIsStore(services.store)
@@ -139,6 +140,17 @@ struct IngestTests {
                 #expect(r.status == .badRequest, "\(what)")
                 #expect(String(buffer: r.body).contains("Content-Encoding zstd, but zstd body is corrupt"), "\(what): \(String(buffer: r.body))")
             }
+            // Corrupt lz4: a damaged content checksum, a cut frame.
+            let lz4Frame = try Lz4.compress(plain)
+            var lz4 = Self.auth
+            lz4[.contentEncoding] = "lz4"
+            var lz4Damaged = lz4Frame
+            lz4Damaged[lz4Damaged.count - 1] ^= 0xFF
+            for (what, body) in [("checksum", lz4Damaged), ("truncated", Array(lz4Frame.dropLast(7)))] {
+                let r = try await client.execute(uri: "/v1/batches", method: .post, headers: lz4, body: ByteBuffer(bytes: body))
+                #expect(r.status == .badRequest, "\(what)")
+                #expect(String(buffer: r.body).contains("Content-Encoding lz4, but lz4 body is corrupt"), "\(what): \(String(buffer: r.body))")
+            }
             // Unknown encodings: 415 naming the encoding.
             for encoding in ["br", "deflate", "zstd, gzip"] {
                 var headers = Self.auth
@@ -146,7 +158,7 @@ struct IngestTests {
                 let r = try await client.execute(uri: "/v1/batches", method: .post, headers: headers, body: ByteBuffer(bytes: frame))
                 #expect(r.status == .unsupportedMediaType)
                 #expect(String(buffer: r.body).contains("unsupported Content-Encoding '\(encoding)'"), "\(String(buffer: r.body))")
-                #expect(String(buffer: r.body).contains("zstd, gzip or identity"))
+                #expect(String(buffer: r.body).contains("zstd, lz4, gzip or identity"))
             }
             // Direct OTLP takes zstd too.
             let t = OTLPFixtures.traceID()
@@ -163,8 +175,9 @@ struct IngestTests {
             #expect(stored.allSatisfy { $0.provider == "openai" && $0.model == "gpt-4o-mini" && $0.inputTokens == 1000 && $0.outputTokens == 200 }, "\(coding)")
         }
         let m = try await services.store.metrics(MetricsQuery(projectID: "default", fromUnix: 1_767_225_600 - 60, toUnix: 1_767_225_600 + 3600, intervalSeconds: 3600))
-        #expect(m.reduce(0) { $0 + $1.value.requests } == 3 * 12 + 1)
-        #expect(m.reduce(0) { $0 + $1.value.errors } == 3)
+        // 12 spans (one an error) per coding, and the direct OTLP span.
+        #expect(m.reduce(0) { $0 + $1.value.requests } == ContentCoding.allCases.count * 12 + 1)
+        #expect(m.reduce(0) { $0 + $1.value.errors } == ContentCoding.allCases.count)
         await TestStore.tearDown(services)
     }
 

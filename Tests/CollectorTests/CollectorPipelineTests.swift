@@ -187,7 +187,7 @@ struct CollectorPipelineTests {
         #expect(c.sampling.rules[0].isPrefix && c.sampling.rules[0].value == "vip-")
         #expect(c.fsyncPolicy == .interval(.milliseconds(50)))
         #expect(c.backendURL == "http://backend:3000" && c.maxBatchSpans == 100)
-        #expect(c.compression == .zstd && c.zstdLevel == 1 && c.gzipLevel == 6)  // zstd unless told
+        #expect(c.compression == .lz4 && c.zstdLevel == 1 && c.gzipLevel == 6)  // lz4 unless told
 
         func error(_ yaml: String) -> String {
             var c = CollectorConfiguration.default
@@ -201,7 +201,7 @@ struct CollectorPipelineTests {
         #expect(error(": : :").contains("YAML") || error(": : :").contains("mapping"))
 
         // forward.compression and the levels.
-        for (text, expected) in [("zstd", ForwardCompression.zstd), ("gzip", .gzip), ("none", .none), ("GZIP", .gzip)] {
+        for (text, expected) in [("zstd", ForwardCompression.zstd), ("lz4", .lz4), ("LZ4", .lz4), ("gzip", .gzip), ("none", .none), ("GZIP", .gzip)] {
             var c = CollectorConfiguration.default
             try c.apply(yaml: "forward: {compression: \(text), zstd_level: 3}")
             #expect(c.compression == expected && c.zstdLevel == 3)

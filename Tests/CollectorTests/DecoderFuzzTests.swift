@@ -188,8 +188,10 @@ struct DecoderFuzzTests {
         var span = SpanFactory.span(trace: SpanFactory.traceID(), id: 1)
         span.name = "AAAA"
         var bad: [UInt8] = try SpanFactory.request([span]).serializedBytes()
-        let at = try #require(bad.firstIndex(of: UInt8(ascii: "A")))
-        bad[at] = 0xC0
+        // The name's bytes: length 4, then "AAAA" (not a lone 'A', which a random id may hold).
+        let name: [UInt8] = [0x04] + Array("AAAA".utf8)
+        let at = try #require(bad.indices.dropLast(name.count - 1).first { bad[$0..<($0 + name.count)].elementsEqual(name) })
+        bad[at + 1] = 0xC0
         #expect(reason(bad).contains("invalid UTF-8"))
         #expect(reason(bad).contains("spans[0]"))
     }

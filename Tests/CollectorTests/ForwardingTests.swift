@@ -1,3 +1,4 @@
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP
@@ -110,7 +111,7 @@ struct ForwardingTests {
             #expect(backend.acceptedTotal == UInt64(sent))
             #expect(backend.rollups.rows.values.reduce(0) { $0 + $1.requests } == UInt64(sent))
             #expect(backend.rollups.rows.values.reduce(0) { $0 + $1.inputTokens } == UInt64(30 * (0..<10).reduce(0) { $0 + 100 + $1 }))
-            let expected = ["zstd": "zstd", "gzip": "gzip", "none": ""][compression.rawValue]!
+            let expected = ["lz4": "lz4", "zstd": "zstd", "gzip": "gzip", "none": ""][compression.rawValue]!
             let encodings = backend.stored.withLock { $0.encodings }
             #expect(!encodings.isEmpty && encodings.allSatisfy { $0 == expected }, "\(encodings)")
         }
@@ -173,14 +174,15 @@ struct ForwardingTests {
         try outbox.write(Outbox.Entry(firstSeq: 1, lastSeq: 5, body: try Gzip.compress(body), coding: .gzip))
         try outbox.write(Outbox.Entry(firstSeq: 6, lastSeq: 9, body: try Zstd.compress(body), coding: .zstd))
         try outbox.write(Outbox.Entry(firstSeq: 10, lastSeq: 12, body: body, coding: .identity))
+        try outbox.write(Outbox.Entry(firstSeq: 17, lastSeq: 20, body: try Lz4.compress(body), coding: .lz4))
         FileManager.default.createFile(atPath: dir + "/batch-13-14.pb.br", contents: Data(body))
         FileManager.default.createFile(atPath: dir + "/batch-15-16.pb.zst.tmp", contents: Data(body))
         let names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        #expect(names == ["batch-1-5.pb.gz", "batch-10-12.pb", "batch-13-14.pb.br", "batch-15-16.pb.zst.tmp", "batch-6-9.pb.zst"])
+        #expect(names == ["batch-1-5.pb.gz", "batch-10-12.pb", "batch-13-14.pb.br", "batch-15-16.pb.zst.tmp", "batch-17-20.pb.lz4", "batch-6-9.pb.zst"])
         let pending = outbox.pending()
-        #expect(pending.map(\.firstSeq) == [1, 6, 10])
-        #expect(pending.map(\.coding) == [.gzip, .zstd, .identity])
-        #expect(try pending.map { try $0.coding.decode($0.body, limit: 100) } == [body, body, body])
+        #expect(pending.map(\.firstSeq) == [1, 6, 10, 17])
+        #expect(pending.map(\.coding) == [.gzip, .zstd, .identity, .lz4])
+        #expect(try pending.map { try $0.coding.decode($0.body, limit: 100) } == [body, body, body, body])
         for e in pending { outbox.remove(e) }
         #expect(outbox.pending().isEmpty)
     }

@@ -1,8 +1,9 @@
+import EvalForgeCompression
 import EvalForgeCore
 import Foundation
 import Testing
 
-@Suite("Zstd (EvalForgeCore)")
+@Suite("Zstd (EvalForgeCompression)")
 struct ZstdTests {
     /// Deterministic pseudo-random bytes (xorshift), incompressible.
     static func random(_ count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
@@ -30,6 +31,25 @@ struct ZstdTests {
             Issue.record("unexpected error type: \(error)")
             return nil
         }
+    }
+
+    @Test("a body fed in pieces makes the same frame as the joined body; a wrong size is refused")
+    func streamedPieces() throws {
+        for input in [Self.random(700_000) + Self.repetitive(1_500_000), Self.random(5), []] {
+            // Uneven pieces, including empty ones.
+            let cuts = [0, 0, 1, 7, 65_536, 300_001, 1_000_000].filter { $0 <= input.count } + [input.count]
+            let streamed = try Zstd.compress(size: input.count, level: 1) { feed in
+                for (a, b) in zip(cuts, cuts.dropFirst()) {
+                    try input[a..<b].withUnsafeBytes(feed)
+                }
+            }
+            #expect(streamed == (try Zstd.compress(input, level: 1)))
+            #expect(try Zstd.decompress(streamed, limit: input.count) == input)
+        }
+        let short = Self.error { try Zstd.compress(size: 10, level: 1) { feed in try [UInt8](repeating: 1, count: 9).withUnsafeBytes(feed) } }
+        #expect(short?.description == "zstd compression: 9 bytes were fed, 10 declared")
+        let long = Self.error { try Zstd.compress(size: 10, level: 1) { feed in try [UInt8](repeating: 1, count: 11).withUnsafeBytes(feed) } }
+        #expect(long?.description == "zstd compression: more than the declared 10 bytes were fed")
     }
 
     @Test("round trip of random, repetitive and empty data at several levels", arguments: [1, 3, 19])

@@ -233,7 +233,9 @@ struct ExporterTests {
         #expect(stats.droppedBufferFull == 50)
         #expect(stats.exportFailed == 100)
         #expect(stats.exported == 0)
-        #expect(stats.exportRequests == 3)
+        // At most maxAttempts requests for the one batch (fewer when a loaded machine lets the
+        // flush deadline or the open breaker end the retries first).
+        #expect((1...3).contains(stats.exportRequests), "\(stats.exportRequests) requests")
     }
 
     @Test("head sampling is deterministic and keeps errors and slow calls")

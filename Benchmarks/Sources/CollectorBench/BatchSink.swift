@@ -1,4 +1,4 @@
-import EvalForgeSDK  // re-exports EvalForgeCore's ContentCoding (zstd, gzip)
+import EvalForgeCompression
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1

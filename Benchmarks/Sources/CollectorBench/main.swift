@@ -31,6 +31,8 @@ struct Options {
     var perf: String?
     var maxBatchSpans: Int?
     var keepDir = false
+    /// forward.compression for the collector; nil: its default.
+    var compression: String?
     var quick = false
 }
 
@@ -74,6 +76,7 @@ func parseArguments() -> (load: LoadOptions?, options: Options) {
         case "--sink-live": o.sinkLive = true
         case "--perf": o.perf = value(a)
         case "--max-batch-spans": o.maxBatchSpans = Int(number(a))
+        case "--compression": o.compression = value(a)
         case "--keep-dir": o.keepDir = true
         case "--quick":
             o.quick = true
@@ -85,6 +88,7 @@ func parseArguments() -> (load: LoadOptions?, options: Options) {
                        [--duplicates 0.1] [--rate SPANS_PER_S (0 = as fast as acknowledged)] [--fsync interval:100]
                        [--edge-ratio 0.1] [--modes headline,edge,always] [--collector-bin PATH]
                        [--main-scratch .build-release] [--sink-live] [--perf perf.data] [--max-batch-spans N]
+                       [--compression lz4|zstd|gzip|none (default: the collector's)]
                        [--keep-dir] [--quick]
                 """)
             exit(0)
@@ -210,6 +214,7 @@ func run(_ mode: Mode, binary: String, sink: BatchSink, selfPath: String) throws
 
         """
     if let n = options.maxBatchSpans { yaml += "  max_batch_spans: \(n)\n" }
+    if let c = options.compression { yaml += "  compression: \(c)\n" }
     yaml += """
         sampling:
           ratio: \(mode.samplingRatio)

@@ -1,10 +1,11 @@
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP
 import EvalForgeStore
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import NIOCore
 import SwiftProtobuf
 
@@ -37,35 +38,21 @@ struct BatchIngestController: Sendable {
         }
     }
 
-    /// Decodes and validates a forwarded batch into rows for `projectID`.
+    /// Decodes and validates a forwarded batch into rows for `projectID`, reading the protobuf bytes
+    /// in place (`ForwardBatchWire`: no OTLP messages are built).
     static func decode(_ body: [UInt8], headerBatchID: String?, projectID: String) throws -> StoreBatch {
-        let message: Evalforge_V1_ForwardBatch
+        let batch: StoreBatch
         do {
-            message = try Evalforge_V1_ForwardBatch(serializedBytes: body)
-        } catch {
-            throw IngestError.badRequest("body is not a valid evalforge.v1.ForwardBatch protobuf: \(error)")
+            batch = try ForwardBatchWire.decode(body, projectID: projectID)
+        } catch let e as WireFormatError {
+            throw IngestError.badRequest("body is not a valid evalforge.v1.ForwardBatch protobuf: \(e.message)")
         }
-        let id = message.batchID
+        let id = batch.batchID
         guard !id.isEmpty, id.utf8.count <= 256 else { throw IngestError.badRequest("batch_id is missing or longer than 256 bytes") }
         if let header = headerBatchID, header != id {
             throw IngestError.badRequest("X-EvalForge-Batch-Id '\(header)' does not match the body's batch_id '\(id)'")
         }
-        var spans: [SpanRow] = []
-        spans.reserveCapacity(Int(min(message.spansKept, 1_000_000)))
-        for rs in message.resourceSpans {
-            spans += SpanRow.rows(from: rs, projectID: projectID)
-        }
-        var rollups: [RollupRow] = []
-        rollups.reserveCapacity(message.rollups.count)
-        for (i, r) in message.rollups.enumerated() {
-            guard let (decodedKey, value) = RollupCoding.rollup(r) else {
-                throw IngestError.badRequest("rollups[\(i)] is invalid (sketch parameters out of range)")
-            }
-            var key = decodedKey
-            key.project = projectID
-            rollups.append(RollupRow(key: key, value: value))
-        }
-        return StoreBatch(projectID: projectID, batchID: id, spans: spans, rollups: rollups)
+        return batch
     }
 }
 

@@ -1,3 +1,4 @@
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP
@@ -11,7 +12,25 @@ enum BatchEncoder {
         "\(collectorID)-\(firstSeq)-\(lastSeq)"
     }
 
+    /// The batch's protobuf, compressed with `coding` at `level`. With zstd and lz4 the bytes are
+    /// streamed to the compressor in cache-sized chunks as they are written (the uncompressed batch
+    /// is never assembled).
+    static func encode(_ b: CollectorPipeline.SealedBatch, collectorID: String, coding: ContentCoding, level: Int32) throws -> [UInt8] {
+        let header = try headerBytes(b, collectorID: collectorID)
+        let layout = ResourceSpansLayout(b.kept)
+        return try coding.encode(size: header.count + layout.bytes, level: level) { feed in
+            try header.withUnsafeBytes(feed)
+            try layout.write(b.kept, chunkBytes: 256 << 10) { chunk in try chunk.withUnsafeBytes(feed) }
+        }
+    }
+
+    /// The batch's protobuf, uncompressed.
     static func encode(_ b: CollectorPipeline.SealedBatch, collectorID: String) throws -> [UInt8] {
+        try encode(b, collectorID: collectorID, coding: .identity, level: 0)
+    }
+
+    /// Every field but the spans, encoded with SwiftProtobuf.
+    private static func headerBytes(_ b: CollectorPipeline.SealedBatch, collectorID: String) throws -> [UInt8] {
         var batch = Evalforge_V1_ForwardBatch()
         batch.batchID = batchID(collectorID: collectorID, firstSeq: b.firstSeq, lastSeq: b.lastSeq)
         batch.collectorID = collectorID
@@ -19,9 +38,7 @@ enum BatchEncoder {
         batch.spansAccepted = UInt64(b.accepted)
         batch.spansKept = UInt64(b.kept.count)
         batch.rollups = b.rollups.rows.map { RollupCoding.proto(key: $0.key, value: $0.value) }
-        var out: [UInt8] = try batch.serializedBytes()
-        appendResourceSpans(b.kept, to: &out)
-        return out
+        return try batch.serializedBytes()
     }
 
     /// A run of kept spans sharing one request's scope.
@@ -31,61 +48,74 @@ enum BatchEncoder {
         var payload: Int
     }
 
-    /// Appends `resource_spans` fields: consecutive spans of the same request and scope share a
-    /// ScopeSpans, consecutive scopes of the same request and resource share a ResourceSpans.
-    static func appendResourceSpans(_ kept: [KeptSpan], to out: inout [UInt8]) {
-        guard !kept.isEmpty else { return }
-        typealias W = ProtobufWireWriter
-        // Scope runs with their ScopeSpans payload sizes.
-        var runs: [ScopeRun] = []
-        var i = 0
-        while i < kept.count {
-            let k = kept[i]
-            let info = k.scopeInfo
-            var payload = W.lengthDelimitedSize(1, info.scope.count)
-            var j = i
-            while j < kept.count, kept[j].request === k.request, kept[j].scope == k.scope {
-                payload += W.lengthDelimitedSize(2, kept[j].range.count)
-                j += 1
+    /// How kept spans are grouped into `resource_spans` fields (4): consecutive spans of the same
+    /// request and scope share a ScopeSpans, consecutive scopes of the same request and resource
+    /// share a ResourceSpans. Sizes are computed first so the bytes can be written in one pass.
+    struct ResourceSpansLayout {
+        private var runs: [ScopeRun] = []
+        private var groups: [(runs: Range<Int>, payload: Int)] = []
+        /// The encoded size of every `resource_spans` field.
+        private(set) var bytes = 0
+
+        init(_ kept: [KeptSpan]) {
+            typealias W = ProtobufWireWriter
+            var i = 0
+            while i < kept.count {
+                let k = kept[i]
+                var payload = W.lengthDelimitedSize(1, k.scopeInfo.scope.count)
+                var j = i
+                while j < kept.count, kept[j].request === k.request, kept[j].scope == k.scope {
+                    payload += W.lengthDelimitedSize(2, kept[j].range.count)
+                    j += 1
+                }
+                runs.append(ScopeRun(first: i, end: j, payload: payload))
+                i = j
             }
-            runs.append(ScopeRun(first: i, end: j, payload: payload))
-            i = j
+            var r = 0
+            while r < runs.count {
+                let k = kept[runs[r].first]
+                var payload = W.lengthDelimitedSize(1, k.scopeInfo.resource.count)
+                var e = r
+                while e < runs.count {
+                    let o = kept[runs[e].first]
+                    guard o.request === k.request, o.scopeInfo.resourceIndex == k.scopeInfo.resourceIndex else { break }
+                    payload += W.lengthDelimitedSize(2, runs[e].payload)
+                    e += 1
+                }
+                groups.append((r..<e, payload))
+                bytes += W.lengthDelimitedSize(4, payload)
+                r = e
+            }
         }
-        // Resource groups: consecutive runs of the same request and resource.
-        var total = 0
-        var groups: [(runs: Range<Int>, payload: Int)] = []
-        var r = 0
-        while r < runs.count {
-            let k = kept[runs[r].first]
-            var payload = W.lengthDelimitedSize(1, k.scopeInfo.resource.count)
-            var e = r
-            while e < runs.count {
-                let o = kept[runs[e].first]
-                guard o.request === k.request, o.scopeInfo.resourceIndex == k.scopeInfo.resourceIndex else { break }
-                payload += W.lengthDelimitedSize(2, runs[e].payload)
-                e += 1
-            }
-            groups.append((r..<e, payload))
-            total += W.lengthDelimitedSize(4, payload)
-            r = e
-        }
-        out.reserveCapacity(out.count + total)
-        for g in groups {
-            W.lengthDelimitedHeader(4, g.payload, into: &out)
-            let first = kept[runs[g.runs.lowerBound].first]
-            first.request.bytes.withUnsafeBytes { b in
-                W.bytes(1, UnsafeRawBufferPointer(rebasing: b[first.scopeInfo.resource]), into: &out)
-            }
-            for run in runs[g.runs] {
-                W.lengthDelimitedHeader(2, run.payload, into: &out)
-                let k = kept[run.first]
-                k.request.bytes.withUnsafeBytes { b in
-                    W.bytes(1, UnsafeRawBufferPointer(rebasing: b[k.scopeInfo.scope]), into: &out)
-                    for s in run.first..<run.end {
-                        W.bytes(2, UnsafeRawBufferPointer(rebasing: b[kept[s].range]), into: &out)
+
+        /// Writes the fields for `kept` (the spans the layout was built from), handing them to
+        /// `emit` in chunks of at least `chunkBytes` (the last may be shorter; `.max`: one chunk).
+        func write(_ kept: [KeptSpan], chunkBytes: Int, emit: ([UInt8]) throws -> Void) throws {
+            typealias W = ProtobufWireWriter
+            var out: [UInt8] = []
+            out.reserveCapacity(chunkBytes == .max ? bytes : min(bytes, chunkBytes + (64 << 10)))
+            for g in groups {
+                W.lengthDelimitedHeader(4, g.payload, into: &out)
+                let first = kept[runs[g.runs.lowerBound].first]
+                first.request.bytes.withUnsafeBytes { b in
+                    W.bytes(1, UnsafeRawBufferPointer(rebasing: b[first.scopeInfo.resource]), into: &out)
+                }
+                for run in runs[g.runs] {
+                    W.lengthDelimitedHeader(2, run.payload, into: &out)
+                    let k = kept[run.first]
+                    try k.request.bytes.withUnsafeBytes { b in
+                        W.bytes(1, UnsafeRawBufferPointer(rebasing: b[k.scopeInfo.scope]), into: &out)
+                        for s in run.first..<run.end {
+                            W.bytes(2, UnsafeRawBufferPointer(rebasing: b[kept[s].range]), into: &out)
+                            if out.count >= chunkBytes {
+                                try emit(out)
+                                out.removeAll(keepingCapacity: true)
+                            }
+                        }
                     }
                 }
             }
+            if !out.isEmpty { try emit(out) }
         }
     }
 }

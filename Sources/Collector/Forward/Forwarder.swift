@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EvalForgeCompression
 import EvalForgeCore
 import Foundation
 import Logging
@@ -109,9 +110,10 @@ final class Forwarder: Service, Sendable {
     /// Releases an acknowledged (or set-aside) batch: the WAL up to its last record, its outbox file.
     /// Called in batch order.
     private func complete(_ entry: Outbox.Entry, kept: Int = 0) {
+        // Counted before the queue shrinks, so a reader that sees an empty queue sees every span forwarded.
+        pipeline.metrics.forwardedSpans.add(kept, ordering: .relaxed)
         try? pipeline.wal.release(upTo: entry.lastSeq)
         outbox.remove(entry)
-        pipeline.metrics.forwardedSpans.add(kept, ordering: .relaxed)
         pipeline.metrics.queueDepth.record(Int(pipeline.wal.depth))
         pipeline.metrics.queueBytes.record(pipeline.wal.totalBytes)
     }
@@ -128,9 +130,8 @@ final class Forwarder: Service, Sendable {
         guard let batch = pipeline.seal(force: force) else { return nil }
         let c = pipeline.configuration
         do {
-            let body = try BatchEncoder.encode(batch, collectorID: c.collectorID)
             let (coding, level) = c.forwardCoding
-            let compressed = try coding.encode(body, level: level)
+            let compressed = try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: coding, level: level)
             let entry = Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: compressed, coding: coding)
             try outbox.write(entry)
             return Prepared(entry: entry, kept: batch.kept.count)

@@ -1,3 +1,4 @@
+import EvalForgeCompression
 import EvalForgeCore
 import Foundation
 
@@ -8,7 +9,7 @@ import Glibc
 /// The batch being forwarded, persisted before the first send so a collector that crashes before
 /// the backend's acknowledgement resends the *same* batch (same id, same content) after restart.
 ///
-/// A file's suffix records how its body is compressed (`.pb.zst`, `.pb.gz`, `.pb`), so a batch
+/// A file's suffix records how its body is compressed (`.pb.zst`, `.pb.lz4`, `.pb.gz`, `.pb`), so a batch
 /// written before a restart is resent with the right `Content-Encoding` even when
 /// `forward.compression` changed in between.
 struct Outbox {
@@ -31,14 +32,15 @@ struct Outbox {
     static func suffix(_ coding: ContentCoding) -> String {
         switch coding {
         case .zstd: ".pb.zst"
+        case .lz4: ".pb.lz4"
         case .gzip: ".pb.gz"
         case .identity: ".pb"
         }
     }
 
-    /// The suffixes are distinct endings (".pb" ends neither ".pb.gz" nor ".pb.zst"); files from
-    /// before zstd (always ".pb.gz") are read as gzip.
-    private static let codings: [ContentCoding] = [.zstd, .gzip, .identity]
+    /// The suffixes are distinct endings (".pb" ends none of the others); files from before zstd
+    /// (always ".pb.gz") are read as gzip.
+    private static let codings: [ContentCoding] = [.zstd, .lz4, .gzip, .identity]
 
     private func path(_ e: Entry) -> String { "\(directory)/batch-\(e.firstSeq)-\(e.lastSeq)\(Self.suffix(e.coding))" }
 

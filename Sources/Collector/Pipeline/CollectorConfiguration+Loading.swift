@@ -62,7 +62,7 @@ extension CollectorConfiguration {
             if let v = try r.int(s, "max_backoff_ms", 1...3_600_000) { maxBackoff = .milliseconds(v) }
             if let v = try r.string(s, "compression") {
                 guard let c = ForwardCompression(rawValue: v.lowercased()) else {
-                    throw CollectorError.configuration("forward.compression '\(v)': expected zstd, gzip or none")
+                    throw CollectorError.configuration("forward.compression '\(v)': expected lz4, zstd, gzip or none")
                 }
                 compression = c
             }

@@ -1,3 +1,4 @@
+import EvalForgeCompression
 import EvalForgeCore
 import Foundation
 
@@ -46,12 +47,14 @@ public struct CollectorConfiguration: Sendable, Equatable {
     /// Retry backoff bounds (exponential with jitter). Config `forward.initial_backoff_ms` / `forward.max_backoff_ms`. Default 200 ms / 30 s.
     public var initialBackoff: Duration = .milliseconds(200)
     public var maxBackoff: Duration = .seconds(30)
-    /// Compression of forwarded batches, sent as their `Content-Encoding`: `zstd`, `gzip` or `none`.
-    /// Config `forward.compression`. Default zstd: at level 1 it is several times faster than gzip
-    /// level 1 with smaller output (gzip's libz was 43 % of the collector's CPU at 60,000 spans/s).
-    /// Each batch in the outbox keeps the encoding it was written with, so changing this between
-    /// runs is safe.
-    public var compression: ForwardCompression = .zstd
+    /// Compression of forwarded batches, sent as their `Content-Encoding`: `lz4`, `zstd`, `gzip`
+    /// or `none`. Config `forward.compression`. Default lz4: the sidecar's CPU is the service
+    /// host's, and on span data lz4 compresses at about twice zstd level 1's speed (3.5× smaller
+    /// batches against zstd's 5.4×; docs/benchmarks.md). Choose zstd where the link to the backend
+    /// is scarce (across regions), gzip for a backend behind a proxy that only knows gzip. Each
+    /// batch in the outbox keeps the encoding it was written with, so changing this between runs
+    /// is safe.
+    public var compression: ForwardCompression = .lz4
     /// zstd level of forwarded batches (1 fastest … 19 smallest). Config `forward.zstd_level`. Default 1.
     public var zstdLevel: Int = 1
     /// gzip level of forwarded batches (1 fastest … 9 smallest). Config `forward.gzip_level`. Default 1.
@@ -68,6 +71,7 @@ public struct CollectorConfiguration: Sendable, Equatable {
     /// The coding and level forwarded batches are compressed with.
     var forwardCoding: (coding: ContentCoding, level: Int32) {
         switch compression {
+        case .lz4: (.lz4, 0)
         case .zstd: (.zstd, Int32(zstdLevel))
         case .gzip: (.gzip, Int32(gzipLevel))
         case .none: (.identity, 0)
@@ -87,6 +91,7 @@ public struct CollectorConfiguration: Sendable, Equatable {
 
 /// How the collector compresses forwarded batches (`forward.compression`).
 public enum ForwardCompression: String, Sendable, Equatable, CaseIterable {
+    case lz4
     case zstd
     case gzip
     case none

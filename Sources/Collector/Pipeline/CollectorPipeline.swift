@@ -69,13 +69,14 @@ public final class CollectorPipeline: Sendable {
             throw CollectorError.queueFull
         }
         let (request, spans) = try normalize(body)
+        let bodyCRC = WriteAheadLog.checksum(body)  // outside the lock; combined with the record's header in `append`
         let now = Self.nowNanos()
         let (seq, result) = try state.withLockedValue { s -> (UInt64?, IngestResult) in
             var result = IngestResult()
             var excluded: [Int] = []
             var fingerprints: [UInt64] = []
             fingerprints.reserveCapacity(spans.count)
-            var local = Set<UInt64>(minimumCapacity: spans.count)
+            var local = FingerprintSet(minimumCapacity: spans.count)
             for (i, span) in spans.enumerated() {
                 guard let f = span.facts else {
                     excluded.append(i)
@@ -83,7 +84,7 @@ public final class CollectorPipeline: Sendable {
                     continue
                 }
                 let fp = DuplicateFilter.fingerprint(f.traceID, f.spanID)
-                if s.dedup.contains(fp) || !local.insert(fp).inserted {
+                if s.dedup.contains(fp) || !local.insert(fp) {
                     excluded.append(i)
                     result.duplicates += 1
                 } else {
@@ -94,7 +95,7 @@ public final class CollectorPipeline: Sendable {
             if result.rejected > 0 { result.rejectionReason = "\(result.rejected) span(s) have an invalid trace id (16 non-zero bytes) or span id (8 non-zero bytes)" }
             guard result.accepted > 0 else { return (nil, result) }
             let seq: UInt64
-            do { seq = try wal.append(WALRecord.encode(excluded: excluded, request: body)) } catch {
+            do { seq = try wal.append(prefix: WALRecord.prefix(excluded: excluded), body: body, bodyCRC: bodyCRC) } catch {
                 throw CollectorError.storage("cannot write the queue: \(error)")
             }
             for fp in fingerprints { s.dedup.insert(fp, nowNanos: now) }
@@ -281,12 +282,12 @@ public final class CollectorPipeline: Sendable {
 /// A WAL payload: the indices of spans not accepted (duplicates, invalid ids) and the request's
 /// protobuf bytes as received (validation and normalization are deterministic and redone on replay).
 enum WALRecord {
-    static func encode(excluded: [Int], request: [UInt8]) -> [UInt8] {
+    /// The part before the request bytes: the count of excluded indices, then each (varints).
+    static func prefix(excluded: [Int]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(request.count + 8 + excluded.count * 2)
+        out.reserveCapacity(2 + excluded.count * 2)
         varint(UInt64(excluded.count), &out)
         for e in excluded { varint(UInt64(e), &out) }
-        out.append(contentsOf: request)
         return out
     }
 

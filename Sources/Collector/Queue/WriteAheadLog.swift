@@ -130,20 +130,32 @@ final class WriteAheadLog: Sendable {
     /// Appends one record and returns its sequence number. Synchronous and short: a write(2) into
     /// the page cache (callers hold their ordering lock around it).
     func append(_ payload: [UInt8]) throws -> UInt64 {
+        try append(prefix: payload, body: [], bodyCRC: 0)
+    }
+
+    /// Appends one record whose payload is `prefix` followed by `body`, without joining them:
+    /// `bodyCRC` (from `Self.checksum(body)`, computed before the caller's lock) is combined with the
+    /// checksum of the sequence and the short prefix, and one writev(2) puts header, prefix and
+    /// body into the page cache. The record on disk is the same as `append(prefix + body)`.
+    func append(prefix: [UInt8], body: [UInt8], bodyCRC: UInt32) throws -> UInt64 {
         try state.withLockedValue { s in
             if s.fd < 0 || (s.segments.last.map { $0.bytes >= maxSegmentBytes } ?? true) {
                 try rotate(&s)
             }
             let seq = s.nextSeq
-            var header = [UInt8](repeating: 0, count: 16)
-            Self.put32(&header, 0, UInt32(payload.count))
-            Self.put32(&header, 4, Self.checksum(seq: seq, payload))
-            Self.put64(&header, 8, seq)
-            try Self.writeAll(s.fd, header)
-            try Self.writeAll(s.fd, payload)
+            let head = Self.checksum(seq: seq, prefix)
+            let crc = UInt32(truncatingIfNeeded: crc32_combine(uLong(head), uLong(bodyCRC), off_t(body.count)))
+            let length = prefix.count + body.count
+            guard length <= Int(UInt32.max) else { throw Error(message: "WAL record of \(length) bytes exceeds the 4 GiB record limit") }
+            var header: (UInt64, UInt64) = ((UInt64(length) | UInt64(crc) << 32).littleEndian, seq.littleEndian)
+            try withUnsafeBytes(of: &header) { h in
+                try prefix.withUnsafeBytes { p in
+                    try body.withUnsafeBytes { b in try Self.writeAll(s.fd, [h, p, b]) }
+                }
+            }
             s.nextSeq += 1
             s.writtenSeq = seq
-            let n = 16 + payload.count
+            let n = 16 + length
             s.segments[s.segments.count - 1].bytes += n
             s.totalBytes += n
             return seq
@@ -337,6 +349,31 @@ final class WriteAheadLog: Sendable {
         Glibc.truncate(path, off_t(size))
     }
 
+    /// Writes every buffer in order with writev(2), continuing after partial writes and EINTR.
+    static func writeAll(_ fd: Int32, _ buffers: [UnsafeRawBufferPointer]) throws {
+        var parts = buffers.filter { $0.count > 0 }
+        while !parts.isEmpty {
+            let n = parts.withUnsafeBufferPointer { p -> Int in
+                var iov = p.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+                return writev(fd, &iov, Int32(min(iov.count, 1024)))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Error(message: "WAL write failed: \(String(cString: strerror(errno)))")
+            }
+            var left = n
+            while left > 0, let first = parts.first {
+                if left >= first.count {
+                    left -= first.count
+                    parts.removeFirst()
+                } else {
+                    parts[0] = UnsafeRawBufferPointer(rebasing: first[left...])
+                    left = 0
+                }
+            }
+        }
+    }
+
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var off = 0
         try bytes.withUnsafeBytes { raw in
@@ -348,6 +385,13 @@ final class WriteAheadLog: Sendable {
                 }
                 off += n
             }
+        }
+    }
+
+    /// CRC-32 of `bytes` (zlib's), for `append(prefix:body:bodyCRC:)`.
+    static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { raw in
+            UInt32(truncatingIfNeeded: crc32(0, raw.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt(raw.count)))
         }
     }
 

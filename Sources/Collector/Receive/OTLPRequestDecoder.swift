@@ -1,3 +1,4 @@
+import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeOTLP
 import Foundation

@@ -70,13 +70,14 @@ struct TailSampler {
     /// Offers one span; `out` receives every decision made now (this span and any held for its trace).
     mutating func offer(seq: UInt64, facts f: SpanFacts, span: KeptSpan, nowNanos: UInt64, into out: inout [Outcome]) {
         let id = f.traceID
-        if let d = decided[id] {
-            out.append(d || isInteresting(f, span) ? .keep(seq, span) : .drop(seq))
+        // The ratio decision is a function of the trace id: every span of such a trace is kept on
+        // arrival, none is ever held, so nothing needs remembering (no map lookups at ratio 1).
+        if ratioKeeps(id) {
+            out.append(.keep(seq, span))
             return
         }
-        if ratioKeeps(id) {
-            decide(id, keep: true, nowNanos: nowNanos, into: &out)
-            out.append(.keep(seq, span))
+        if let d = decided[id] {
+            out.append(d || isInteresting(f, span) ? .keep(seq, span) : .drop(seq))
             return
         }
         var state = traces[id] ?? TraceState(firstSeenNanos: nowNanos, decideAtNanos: nowNanos &+ waitNanos)

@@ -117,9 +117,28 @@ public final class ClickHouseStore: SpanStore {
     /// RowBinary rows of a batch (spans, rollups merged per key, the ledger row).
     func encode(_ batch: StoreBatch) -> ClickHouseWriter.Entry {
         let retention = configuration.retention(for: batch.projectID)
-        var spans = RowBinaryWriter(capacity: batch.spans.reduce(0) { $0 + 256 + $1.input.utf8.count + $1.output.utf8.count + $1.attributesJSON.utf8.count + $1.eventsJSON.utf8.count })
-        for s in batch.spans {
-            ClickHouseRowCoding.write(s, projectID: batch.projectID, retention: retention, modern: flavor.modern, to: &spans)
+        let modern = flavor.modern
+        var capacity = 0
+        for i in batch.spans.indices {
+            capacity += ClickHouseRowCoding.encodedSizeEstimate(batch.spans[i])
+        }
+        var spans = RowBinaryWriter(capacity: capacity)
+        // trace_index: the distinct (trace, day) pairs of the batch; the zone's offset is looked up
+        // once per quarter hour of span start times (zone offsets change on quarter hours).
+        var days = Set<TraceDay>()
+        var zoneQuarter = Int64.min
+        var zoneOffset: Int64 = 0
+        batch.spans.withUnsafeBufferPointer { rows in  // rows borrowed in place, not copied
+            for i in rows.indices {
+                ClickHouseRowCoding.write(rows[i], projectID: batch.projectID, retention: retention, modern: modern, to: &spans)
+                let seconds = max(0, rows[i].startUnixNanos) / 1_000_000_000
+                if seconds / 900 != zoneQuarter {
+                    zoneQuarter = seconds / 900
+                    zoneOffset = Int64(dayZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(zoneQuarter * 900))))
+                }
+                let local = seconds + zoneOffset
+                days.insert(TraceDay(traceID: rows[i].traceID, day: UInt16(clamping: max(0, local) / 86_400)))
+            }
         }
         var merged: [RollupKey: RollupValue] = [:]
         for var r in batch.rollups {
@@ -128,39 +147,32 @@ public final class ClickHouseStore: SpanStore {
         }
         var rollups = RowBinaryWriter(capacity: merged.count * 256)
         for (k, value) in merged {
-            ClickHouseRowCoding.write(k, value, batchID: batch.batchID, retention: retention, modern: flavor.modern, to: &rollups)
+            ClickHouseRowCoding.write(k, value, batchID: batch.batchID, retention: retention, modern: modern, to: &rollups)
         }
-        // trace_index: the distinct (trace, day) pairs of the batch.
-        var days = Set<TraceDay>()
-        for s in batch.spans {
-            let seconds = max(0, s.startUnixNanos) / 1_000_000_000
-            let local = seconds + Int64(dayZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(seconds))))
-            days.insert(TraceDay(traceID: s.traceID, day: UInt16(clamping: max(0, local) / 86_400)))
-        }
-        var index = RowBinaryWriter(capacity: days.count * 64)
+        var index = RowBinaryWriter(capacity: days.count * (48 + batch.projectID.utf8.count))
         for d in days.sorted(by: { ($0.traceID, $0.day) < ($1.traceID, $1.day) }) {
             index.string(batch.projectID)
             index.string(d.traceID)
             index.uint16(d.day)
-            if flavor.modern { index.uint16(retention) }
+            if modern { index.uint16(retention) }
         }
         var ledger = RowBinaryWriter(capacity: 64 + batch.batchID.utf8.count + batch.projectID.utf8.count)
         ledger.string(batch.projectID)
         ledger.string(batch.batchID)
         ledger.uint32(UInt32(clamping: Int64(Date().timeIntervalSince1970)))
         ledger.uint32(UInt32(clamping: batch.spans.count))
-        return .init(spans: spans.buffer, spanRows: batch.spans.count, rollups: rollups.buffer, rollupRows: merged.count,
-                     traceIndex: index.buffer, traceIndexRows: days.count, ledger: ledger.buffer)
+        return .init(spans: spans.bytes, spanRows: batch.spans.count, rollups: rollups.bytes, rollupRows: merged.count,
+                     traceIndex: index.bytes, traceIndexRows: days.count, ledger: ledger.bytes)
     }
 
     /// The spans table's insert columns and `spans` as RowBinary in that order: what the writer sends,
     /// for tools that feed the same rows to another client (`scripts/bench writer` gives them to
     /// clickhouse-client).
     public func rowBinary(_ spans: [SpanRow], projectID: String) -> (columns: String, bytes: [UInt8]) {
-        var w = RowBinaryWriter(capacity: spans.count * 1400)
+        var w = RowBinaryWriter(capacity: spans.reduce(0) { $0 + ClickHouseRowCoding.encodedSizeEstimate($1) })
         let retention = configuration.retention(for: projectID)
-        for s in spans { ClickHouseRowCoding.write(s, projectID: projectID, retention: retention, modern: flavor.modern, to: &w) }
-        return (flavor.spanInsertColumns, w.buffer.readBytes(length: w.buffer.readableBytes) ?? [])
+        for i in spans.indices { ClickHouseRowCoding.write(spans[i], projectID: projectID, retention: retention, modern: flavor.modern, to: &w) }
+        return (flavor.spanInsertColumns, w.bytes)
     }
 
     public func insertScores(_ scores: [ScoreRow]) async throws {
@@ -219,6 +231,11 @@ struct TraceDay: Hashable {
 
 /// RowBinary encoding and decoding of the store's rows (column order as in `ClickHouseFlavor`).
 enum ClickHouseRowCoding {
+    /// Bytes `write(_:projectID:…)` takes for `s`, give or take the project id and a few varints.
+    @inline(__always) static func encodedSizeEstimate(_ s: SpanRow) -> Int {
+        256 + s.name.utf8.count + s.statusMessage.utf8.count + s.input.utf8.count + s.output.utf8.count + s.attributesJSON.utf8.count + s.eventsJSON.utf8.count
+    }
+
     static func write(_ s: SpanRow, projectID: String, retention: UInt16, modern: Bool, to w: inout RowBinaryWriter) {
         w.string(projectID)
         w.string(s.traceID)

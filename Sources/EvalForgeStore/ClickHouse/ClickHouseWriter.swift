@@ -14,15 +14,16 @@ import NIOCore
 /// - More than `maxBufferedRows` waiting rows: new batches are refused with `StoreError.unavailable`
 ///   (backpressure; the collector keeps them queued).
 actor ClickHouseWriter {
+    /// One batch's RowBinary rows per table (byte arrays: a flush copies them once into the request body).
     struct Entry: Sendable {
-        var spans: ByteBuffer
+        var spans: [UInt8]
         var spanRows: Int
-        var rollups: ByteBuffer
+        var rollups: [UInt8]
         var rollupRows: Int
         /// `trace_index` rows: one per (trace, day) of the spans.
-        var traceIndex: ByteBuffer = ByteBuffer()
+        var traceIndex: [UInt8] = []
         var traceIndexRows: Int = 0
-        var ledger: ByteBuffer
+        var ledger: [UInt8]
     }
 
     private struct Waiting {
@@ -137,19 +138,18 @@ actor ClickHouseWriter {
     /// One flush: spans, rollups and trace-index rows inserted in parallel, then the ledger rows. Retries happen inside
     /// `ClickHouseHTTP`; a resend after a partial failure is harmless (the tables deduplicate).
     private static func flush(_ entries: [Entry], http: ClickHouseHTTP, tables: Tables, logger: Logger) async -> Result<Void, StoreError> {
-        var spans = ByteBuffer()
-        var rollups = ByteBuffer()
-        var ledger = ByteBuffer()
-        var index = ByteBuffer()
+        let allocator = ByteBufferAllocator()
+        var spans = allocator.buffer(capacity: entries.reduce(0) { $0 + $1.spans.count })
+        var rollups = allocator.buffer(capacity: entries.reduce(0) { $0 + $1.rollups.count })
+        var ledger = allocator.buffer(capacity: entries.reduce(0) { $0 + $1.ledger.count })
+        var index = allocator.buffer(capacity: entries.reduce(0) { $0 + $1.traceIndex.count })
         var spanRows = 0, rollupRows = 0, indexRows = 0
-        spans.reserveCapacity(entries.reduce(0) { $0 + $1.spans.readableBytes })
         for e in entries {
-            var s = e.spans, r = e.rollups, l = e.ledger, x = e.traceIndex
-            spans.writeBuffer(&s)
-            index.writeBuffer(&x)
+            spans.writeBytes(e.spans)
+            index.writeBytes(e.traceIndex)
             indexRows += e.traceIndexRows
-            rollups.writeBuffer(&r)
-            ledger.writeBuffer(&l)
+            rollups.writeBytes(e.rollups)
+            ledger.writeBytes(e.ledger)
             spanRows += e.spanRows
             rollupRows += e.rollupRows
         }

@@ -2,35 +2,49 @@ import NIOCore
 
 /// ClickHouse's RowBinary format: little-endian fixed-width numbers, strings as a LEB128 length and
 /// bytes, `Nullable` as a 0/1 byte before the value, arrays as a LEB128 count and the elements.
+/// Rows are written into a plain byte array (no per-write exclusivity checks or reference counting,
+/// as a `ByteBuffer` has); `buffer` hands the result to the HTTP client in one copy.
 struct RowBinaryWriter {
-    var buffer: ByteBuffer
+    var bytes: [UInt8] = []
 
     init(capacity: Int) {
-        buffer = ByteBufferAllocator().buffer(capacity: capacity)
+        bytes.reserveCapacity(max(0, capacity))
     }
 
+    var count: Int { bytes.count }
+
+    /// The rows written, as a `ByteBuffer` for the HTTP client.
+    var buffer: ByteBuffer { ByteBuffer(bytes: bytes) }
+
     @inline(__always) mutating func varint(_ v: Int) {
-        var x = UInt64(v)
+        var x = UInt64(truncatingIfNeeded: v)
         while x >= 0x80 {
-            buffer.writeInteger(UInt8(truncatingIfNeeded: x) | 0x80)
+            bytes.append(UInt8(truncatingIfNeeded: x) | 0x80)
             x >>= 7
         }
-        buffer.writeInteger(UInt8(x))
+        bytes.append(UInt8(x))
     }
 
     @inline(__always) mutating func string(_ s: String) {
-        varint(s.utf8.count)
-        buffer.writeString(s)
+        var s = s
+        s.withUTF8 { u in
+            varint(u.count)
+            bytes.append(contentsOf: u)
+        }
     }
 
-    @inline(__always) mutating func uint8(_ v: UInt8) { buffer.writeInteger(v) }
-    @inline(__always) mutating func int8(_ v: Int8) { buffer.writeInteger(v) }
-    @inline(__always) mutating func uint16(_ v: UInt16) { buffer.writeInteger(v, endianness: .little) }
-    @inline(__always) mutating func uint32(_ v: UInt32) { buffer.writeInteger(v, endianness: .little) }
-    @inline(__always) mutating func int32(_ v: Int32) { buffer.writeInteger(v, endianness: .little) }
-    @inline(__always) mutating func int64(_ v: Int64) { buffer.writeInteger(v, endianness: .little) }
-    @inline(__always) mutating func uint64(_ v: UInt64) { buffer.writeInteger(v, endianness: .little) }
-    @inline(__always) mutating func float64(_ v: Double) { buffer.writeInteger(v.bitPattern, endianness: .little) }
+    @inline(__always) mutating func little<T: FixedWidthInteger>(_ v: T) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func uint8(_ v: UInt8) { bytes.append(v) }
+    @inline(__always) mutating func int8(_ v: Int8) { bytes.append(UInt8(bitPattern: v)) }
+    @inline(__always) mutating func uint16(_ v: UInt16) { little(v) }
+    @inline(__always) mutating func uint32(_ v: UInt32) { little(v) }
+    @inline(__always) mutating func int32(_ v: Int32) { little(v) }
+    @inline(__always) mutating func int64(_ v: Int64) { little(v) }
+    @inline(__always) mutating func uint64(_ v: UInt64) { little(v) }
+    @inline(__always) mutating func float64(_ v: Double) { little(v.bitPattern) }
 
     mutating func nullableFloat64(_ v: Double?) {
         if let v { uint8(0); float64(v) } else { uint8(1) }

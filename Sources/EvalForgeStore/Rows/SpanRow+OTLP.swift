@@ -61,7 +61,7 @@ extension SpanRow {
             case GenAIKeys.costUSD: cost = v.doubleLike
             case GenAIKeys.costUnknown: costUnknown = v.boolValue
             case GenAIKeys.timeToFirstChunk:
-                if let seconds = v.doubleLike, seconds.isFinite, seconds >= 0 { ttftNanos = Int64(seconds * 1e9) }
+                if let seconds = v.doubleLike { ttftNanos = Self.ttftNanos(seconds: seconds) }
             case GenAIKeys.userID: userID = v.stringValue
             case GenAIKeys.sessionID: sessionID = v.stringValue
             case GenAIKeys.tags: tags = Self.tagList(v)

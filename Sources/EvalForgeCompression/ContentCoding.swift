@@ -1,12 +1,15 @@
+import EvalForgeCore
+
 /// The HTTP `Content-Encoding`s of telemetry bodies: what the collector forwards with, and what
 /// the backend and the receivers inflate (each bounded by a size limit).
 public enum ContentCoding: String, Sendable, CaseIterable {
     case identity
     case gzip
     case zstd
+    case lz4
 
     /// What an error message lists as accepted.
-    public static let acceptedList = "zstd, gzip or identity"
+    public static let acceptedList = "zstd, lz4, gzip or identity"
 
     /// The coding named by a `Content-Encoding` header value (case-insensitive; absent or empty is
     /// identity, `x-gzip` is gzip); nil for anything else.
@@ -16,6 +19,7 @@ public enum ContentCoding: String, Sendable, CaseIterable {
         case "", "identity": self = .identity
         case "gzip", "x-gzip": self = .gzip
         case "zstd": self = .zstd
+        case "lz4": self = .lz4
         default: return nil
         }
     }
@@ -26,6 +30,7 @@ public enum ContentCoding: String, Sendable, CaseIterable {
         case .identity: nil
         case .gzip: "gzip"
         case .zstd: "zstd"
+        case .lz4: "lz4"
         }
     }
 
@@ -35,6 +40,22 @@ public enum ContentCoding: String, Sendable, CaseIterable {
         case .identity: bytes
         case .gzip: try Gzip.compress(bytes, level: level)
         case .zstd: try Zstd.compress(bytes, level: level)
+        case .lz4: try Lz4.compress(bytes)
+        }
+    }
+
+    /// Compresses a body produced in pieces (`produce` feeds each piece, `size` bytes in all).
+    /// zstd and lz4 stream the pieces into the compressor without assembling the body; gzip and
+    /// identity assemble it first.
+    public func encode(size: Int, level: Int32, _ produce: (_ feed: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> [UInt8] {
+        switch self {
+        case .zstd: return try Zstd.compress(size: size, level: level, produce)
+        case .lz4: return try Lz4.compress(size: size, produce)
+        case .identity, .gzip:
+            var body: [UInt8] = []
+            body.reserveCapacity(size)
+            try produce { body.append(contentsOf: $0) }
+            return try encode(body, level: level)
         }
     }
 
@@ -62,6 +83,12 @@ public enum ContentCoding: String, Sendable, CaseIterable {
                 throw DecodingError(isTooLarge: e.isTooLarge, message: e.isTooLarge ? "zstd body inflates past the \(limit)-byte limit" : "Content-Encoding zstd, but \(e.message)")
             } catch {
                 throw DecodingError(isTooLarge: false, message: "Content-Encoding zstd, but \(error)")
+            }
+        case .lz4:
+            do { return try Lz4.decompress(bytes, limit: limit) } catch let e as Lz4.Error {
+                throw DecodingError(isTooLarge: e.isTooLarge, message: e.isTooLarge ? "lz4 body inflates past the \(limit)-byte limit" : "Content-Encoding lz4, but \(e.message)")
+            } catch {
+                throw DecodingError(isTooLarge: false, message: "Content-Encoding lz4, but \(error)")
             }
         }
     }

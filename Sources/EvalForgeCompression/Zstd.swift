@@ -22,6 +22,7 @@ public enum Zstd {
             Error(code: .zstd, message: "zstd \(what) failed: \(String(cString: ZSTD_getErrorName(status)))")
         }
         static func allocation(_ what: String) -> Error { Error(code: .zstd, message: "zstd: cannot allocate a \(what) context") }
+        static func misuse(_ detail: String) -> Error { Error(code: .zstd, message: "zstd compression: \(detail)") }
     }
 
     /// The magic number that starts every zstd frame (0xFD2FB528, little endian).
@@ -44,16 +45,64 @@ public enum Zstd {
         guard ZSTD_isError(status) == 0 else { throw Error.zstd("setting the level \(level)", status) }
         status = ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
         guard ZSTD_isError(status) == 0 else { throw Error.zstd("enabling the checksum", status) }
-        var output = [UInt8](repeating: 0, count: ZSTD_compressBound(input.count))
+        // Written by zstd, never read before: no zero-filling of the (input-sized) bound.
+        var failure: Int?
         var empty: UInt8 = 0
-        let written = withUnsafeMutablePointer(to: &empty) { emptyPointer in
-            output.withUnsafeMutableBytes { out in
-                ZSTD_compress2(cctx, out.baseAddress, out.count, input.baseAddress ?? UnsafeRawPointer(emptyPointer), input.count)
+        let output = withUnsafeMutablePointer(to: &empty) { emptyPointer in
+            [UInt8](unsafeUninitializedCapacity: ZSTD_compressBound(input.count)) { out, count in
+                let written = ZSTD_compress2(cctx, out.baseAddress, out.count, input.baseAddress ?? UnsafeRawPointer(emptyPointer), input.count)
+                if ZSTD_isError(written) != 0 {
+                    failure = written
+                    count = 0
+                } else {
+                    count = written
+                }
             }
         }
-        guard ZSTD_isError(written) == 0 else { throw Error.zstd("compression", written) }
-        output.removeSubrange(written...)
+        if let failure { throw Error.zstd("compression", failure) }
         return output
+    }
+
+    /// Compresses a body produced in pieces into one zstd frame without assembling it first:
+    /// `produce` calls its argument with each piece in order (small pieces are fine; zstd buffers
+    /// them), and exactly `size` bytes in all, which the frame header records as its content size.
+    /// Same frame as `compress` of the joined bytes at the same level (content size, checksum).
+    public static func compress(size: Int, level: Int32 = 1, _ produce: (_ feed: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> [UInt8] {
+        guard let cctx = ZSTD_createCCtx() else { throw Error.allocation("compression") }
+        defer { ZSTD_freeCCtx(cctx) }
+        for (parameter, value, what) in [(ZSTD_c_compressionLevel, level, "setting the level \(level)"), (ZSTD_c_checksumFlag, 1, "enabling the checksum")] {
+            let status = ZSTD_CCtx_setParameter(cctx, parameter, value)
+            guard ZSTD_isError(status) == 0 else { throw Error.zstd(what, status) }
+        }
+        let pledged = ZSTD_CCtx_setPledgedSrcSize(cctx, UInt64(size))
+        guard ZSTD_isError(pledged) == 0 else { throw Error.zstd("declaring the content size", pledged) }
+        var fed = 0
+        // One frame never exceeds the bound of its content size, streamed or not.
+        return try [UInt8](unsafeUninitializedCapacity: ZSTD_compressBound(size)) { out, count in
+            count = 0
+            var outBuf = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
+            func run(_ piece: UnsafeRawBufferPointer, _ directive: ZSTD_EndDirective) throws {
+                var empty: UInt8 = 0
+                try withUnsafeMutablePointer(to: &empty) { emptyPointer in
+                    var inBuf = ZSTD_inBuffer(src: piece.baseAddress ?? UnsafeRawPointer(emptyPointer), size: piece.count, pos: 0)
+                    while true {
+                        let left = ZSTD_compressStream2(cctx, &outBuf, &inBuf, directive)
+                        guard ZSTD_isError(left) == 0 else { throw Error.zstd("compression", left) }
+                        let done = directive == ZSTD_e_end ? left == 0 : inBuf.pos == inBuf.size
+                        if done { return }
+                        guard outBuf.pos < outBuf.size else { throw Error.misuse("the output exceeded the frame bound") }
+                    }
+                }
+            }
+            try produce { piece in
+                fed += piece.count
+                guard fed <= size else { throw Error.misuse("more than the declared \(size) bytes were fed") }
+                try run(piece, ZSTD_e_continue)
+            }
+            guard fed == size else { throw Error.misuse("\(fed) bytes were fed, \(size) declared") }
+            try run(UnsafeRawBufferPointer(start: nil, count: 0), ZSTD_e_end)
+            count = outBuf.pos
+        }
     }
 
     /// Inflates a zstd body (one or more frames), refusing to produce more than `limit` bytes.
