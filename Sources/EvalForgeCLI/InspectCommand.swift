@@ -13,7 +13,7 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Decode an OTLP protobuf request body (or a collector→backend batch) and print its spans as JSON lines.")
 
-    @Argument(help: "File holding the body; gzip and zstd are detected.")
+    @Argument(help: "File holding the body; gzip, zstd and lz4 are detected.")
     var file: String
 
     @Flag(help: "The file is an evalforge.v1.ForwardBatch (collector → backend).")
@@ -22,7 +22,13 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
         var bytes = [UInt8](data)
-        if Gzip.isGzip(bytes) { bytes = try Gzip.decompress(bytes, limit: 1 << 30) } else if Zstd.isZstd(bytes) { bytes = try Zstd.decompress(bytes, limit: 1 << 30) }
+        if Gzip.isGzip(bytes) {
+            bytes = try Gzip.decompress(bytes, limit: 1 << 30)
+        } else if Zstd.isZstd(bytes) {
+            bytes = try Zstd.decompress(bytes, limit: 1 << 30)
+        } else if Lz4.isLz4(bytes) {
+            bytes = try Lz4.decompress(bytes, limit: 1 << 30)
+        }
         let resourceSpans: [Opentelemetry_Proto_Trace_V1_ResourceSpans]
         do {
             if batch {
