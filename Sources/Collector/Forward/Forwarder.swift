@@ -21,6 +21,12 @@ final class Forwarder: Service, Sendable {
     let url: String
     let logger: Logger
     private let ownsClient: Bool
+    /// Outbox and checkpoint files are written (and fsynced) here, in order, not on the cooperative
+    /// thread pool: a few milliseconds of fsync per batch there left one of two cores idle.
+    private let fileQueue = DispatchQueue(label: "evalforge.forwarder.files")
+    /// Acknowledged batches are released here (checkpoint written and fsynced, outbox file
+    /// removed), in batch order, while the run loop goes on preparing and delivering.
+    private let releaseQueue = DispatchQueue(label: "evalforge.forwarder.release")
 
     init(pipeline: CollectorPipeline, outbox: Outbox, client: HTTPClient? = nil, logger: Logger) {
         self.pipeline = pipeline
@@ -44,7 +50,7 @@ final class Forwarder: Service, Sendable {
             logger.info("resending a batch left from the previous run", metadata: ["first_seq": "\(left.firstSeq)", "last_seq": "\(left.lastSeq)"])
             let outcome = await deliver(left, deadline: nil)
             guard outcome != .gaveUp else { return }
-            complete(left)
+            await complete(left)
         }
         // Preparing (seal, encode, compress, outbox write) runs on this task while up to
         // `forwardConcurrency` deliveries run as child tasks.
@@ -61,7 +67,7 @@ final class Forwarder: Service, Sendable {
                         let due = ContinuousClock.now - lastSeal >= c.flushInterval || pipeline.readyKeptSpans >= c.maxBatchSpans
                         guard due else { break }
                         lastSeal = ContinuousClock.now
-                        guard let prepared = prepare(force: false) else { break }
+                        guard let prepared = await prepare(force: false) else { break }
                         window.append(prepared)
                         group.addTask { Event.finished(firstSeq: prepared.entry.firstSeq, await self.deliver(prepared.entry, deadline: nil)) }
                     }
@@ -82,14 +88,14 @@ final class Forwarder: Service, Sendable {
                             stopped = true
                             continue
                         }
-                        for done in window.finish(firstSeq: firstSeq) { complete(done.entry, kept: done.kept) }
+                        for done in window.finish(firstSeq: firstSeq) { await complete(done.entry, kept: done.kept) }
                     }
                 }
                 // Let the deliveries in flight finish (they give up at shutdown when failing), then
                 // release what was acknowledged in order.
                 while let event = await group.next() {
                     if case .finished(let firstSeq, let outcome) = event, outcome != .gaveUp {
-                        for done in window.finish(firstSeq: firstSeq) { complete(done.entry, kept: done.kept) }
+                        for done in window.finish(firstSeq: firstSeq) { await complete(done.entry, kept: done.kept) }
                     }
                 }
             }
@@ -99,9 +105,11 @@ final class Forwarder: Service, Sendable {
         // Drain: decide everything and forward within the shutdown timeout — unless a batch is
         // stuck in the outbox (the backend is down): then everything stays in the WAL.
         let deadline = ContinuousClock.now + c.shutdownTimeout
-        while outbox.pending().isEmpty, ContinuousClock.now < deadline, let prepared = prepare(force: true) {
+        await releasesDone()
+        while outbox.pending().isEmpty, ContinuousClock.now < deadline, let prepared = await prepare(force: true) {
             guard await deliver(prepared.entry, deadline: deadline) != .gaveUp else { break }
-            complete(prepared.entry, kept: prepared.kept)
+            await complete(prepared.entry, kept: prepared.kept)
+            await releasesDone()
         }
         await pipeline.wal.syncInBackground()
         if ownsClient { try? await client.shutdown() }
@@ -109,13 +117,38 @@ final class Forwarder: Service, Sendable {
 
     /// Releases an acknowledged (or set-aside) batch: the WAL up to its last record, its outbox file.
     /// Called in batch order.
-    private func complete(_ entry: Outbox.Entry, kept: Int = 0) {
+    private func complete(_ entry: Outbox.Entry, kept: Int = 0) async {
         // Counted before the queue shrinks, so a reader that sees an empty queue sees every span forwarded.
         pipeline.metrics.forwardedSpans.add(kept, ordering: .relaxed)
-        try? pipeline.wal.release(upTo: entry.lastSeq)
-        outbox.remove(entry)
-        pipeline.metrics.queueDepth.record(Int(pipeline.wal.depth))
-        pipeline.metrics.queueBytes.record(pipeline.wal.totalBytes)
+        let (wal, outbox, metrics) = (pipeline.wal, outbox, pipeline.metrics)
+        // Not awaited: the serial release queue keeps batch order; `run` waits for it before returning.
+        releaseQueue.async {
+            try? wal.release(upTo: entry.lastSeq)  // checkpoint file: write, fsync, rename
+            outbox.remove(entry)
+            metrics.queueDepth.record(Int(wal.depth))
+            metrics.queueBytes.record(wal.totalBytes)
+        }
+    }
+
+    /// Returns when every release queued so far is done.
+    private func releasesDone() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in releaseQueue.async { c.resume() } }
+    }
+
+    /// Runs blocking file work on `fileQueue` and waits for it without holding a pool thread.
+    private func onFileQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { c in
+            fileQueue.async { c.resume(with: Result { try work() }) }
+        }
+    }
+
+    private func onFileQueue(_ work: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            fileQueue.async {
+                work()
+                c.resume()
+            }
+        }
     }
 
     /// A batch written to the outbox, not yet delivered.
@@ -126,14 +159,15 @@ final class Forwarder: Service, Sendable {
 
     /// Seals the next batch, encodes and compresses it, and persists it to the outbox (so a crash
     /// before the acknowledgement resends the same batch). Nil when nothing is ready or it failed.
-    private func prepare(force: Bool) -> Prepared? {
+    private func prepare(force: Bool) async -> Prepared? {
         guard let batch = pipeline.seal(force: force) else { return nil }
         let c = pipeline.configuration
         do {
             let (coding, level) = c.forwardCoding
             let compressed = try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: coding, level: level)
             let entry = Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: compressed, coding: coding)
-            try outbox.write(entry)
+            let outbox = outbox
+            try await onFileQueue { try outbox.write(entry) }  // write, fsync, rename, fsync the directory
             return Prepared(entry: entry, kept: batch.kept.count)
         } catch {
             logger.error("cannot prepare batch", metadata: ["error": "\(error)"])

@@ -42,6 +42,8 @@ final class WriteAheadLog: Sendable {
         var fd: Int32 = -1
         /// Descriptors of rotated segments not yet synced; the next sync covers (and closes) them.
         var retired: [Int32] = []
+        /// A segment was created since the directory was last synced; the next sync syncs it first.
+        var directoryDirty = false
         var segments: [Segment] = []
         var nextSeq: UInt64 = 1
         var ackedSeq: UInt64 = 0
@@ -183,7 +185,9 @@ final class WriteAheadLog: Sendable {
         guard fd >= 0 else { throw Error(message: "cannot open WAL segment \(path): \(String(cString: strerror(errno)))") }
         s.fd = fd
         s.segments.append(Segment(firstSeq: s.nextSeq, path: path, bytes: 0))
-        Self.fsyncDirectory(directory)
+        // The new name becomes durable with the next sync (before anything in it is declared
+        // durable), not here under the callers' locks.
+        s.directoryDirty = true
     }
 
     /// Returns when `seq` is on disk as the policy requires (at once for `interval` and `never`).
@@ -207,10 +211,11 @@ final class WriteAheadLog: Sendable {
     /// Runs on the fsync queue: syncs, wakes the covered waiters, repeats while more are waiting.
     private func syncLoop() {
         while true {
-            let (retired, fd, target) = state.withLockedValue { s -> ([Int32], Int32, UInt64) in
-                defer { s.retired = [] }
-                return (s.retired, s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq)
+            let (retired, fd, target, directory) = state.withLockedValue { s -> ([Int32], Int32, UInt64, Bool) in
+                defer { s.retired = []; s.directoryDirty = false }
+                return (s.retired, s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq, s.directoryDirty)
             }
+            if directory { Self.fsyncDirectory(self.directory) }
             var ok = true
             var err: Int32 = 0
             for old in retired {
@@ -250,10 +255,11 @@ final class WriteAheadLog: Sendable {
     /// One background sync of every written record (the `interval` policy's timer, and shutdown).
     /// Blocking: call it off the cooperative thread pool (`syncInBackground`).
     func syncNow() {
-        let (retired, fd, target) = state.withLockedValue { s -> ([Int32], Int32, UInt64) in
-            defer { s.retired = [] }
-            return (s.retired, s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq)
+        let (retired, fd, target, directory) = state.withLockedValue { s -> ([Int32], Int32, UInt64, Bool) in
+            defer { s.retired = []; s.directoryDirty = false }
+            return (s.retired, s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq, s.directoryDirty)
         }
+        if directory { Self.fsyncDirectory(self.directory) }
         for old in retired {
             fdatasync(old)
             Glibc.close(old)
@@ -301,6 +307,10 @@ final class WriteAheadLog: Sendable {
 
     func close() {
         state.withLockedValue { s in
+            if s.directoryDirty {
+                Self.fsyncDirectory(directory)
+                s.directoryDirty = false
+            }
             for old in s.retired {
                 fsync(old)
                 Glibc.close(old)
