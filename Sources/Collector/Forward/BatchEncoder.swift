@@ -24,11 +24,6 @@ enum BatchEncoder {
         }
     }
 
-    /// The batch's protobuf, uncompressed.
-    static func encode(_ b: CollectorPipeline.SealedBatch, collectorID: String) throws -> [UInt8] {
-        try encode(b, collectorID: collectorID, coding: .identity, level: 0)
-    }
-
     /// Every field but the spans, encoded with SwiftProtobuf.
     private static func headerBytes(_ b: CollectorPipeline.SealedBatch, collectorID: String) throws -> [UInt8] {
         var batch = Evalforge_V1_ForwardBatch()
@@ -89,11 +84,11 @@ enum BatchEncoder {
         }
 
         /// Writes the fields for `kept` (the spans the layout was built from), handing them to
-        /// `emit` in chunks of at least `chunkBytes` (the last may be shorter; `.max`: one chunk).
+        /// `emit` in chunks of at least `chunkBytes` (the last may be shorter).
         func write(_ kept: [KeptSpan], chunkBytes: Int, emit: ([UInt8]) throws -> Void) throws {
             typealias W = ProtobufWireWriter
             var out: [UInt8] = []
-            out.reserveCapacity(chunkBytes == .max ? bytes : min(bytes, chunkBytes + (64 << 10)))
+            out.reserveCapacity(min(bytes, chunkBytes + (64 << 10)))
             for g in groups {
                 W.lengthDelimitedHeader(4, g.payload, into: &out)
                 let first = kept[runs[g.runs.lowerBound].first]

@@ -50,7 +50,7 @@ final class Forwarder: Service, Sendable {
             logger.info("resending a batch left from the previous run", metadata: ["first_seq": "\(left.firstSeq)", "last_seq": "\(left.lastSeq)"])
             let outcome = await deliver(left, deadline: nil)
             guard outcome != .gaveUp else { return }
-            await complete(left)
+            complete(left)
         }
         // Preparing (seal, encode, compress, outbox write) runs on this task while up to
         // `forwardConcurrency` deliveries run as child tasks.
@@ -88,14 +88,14 @@ final class Forwarder: Service, Sendable {
                             stopped = true
                             continue
                         }
-                        for done in window.finish(firstSeq: firstSeq) { await complete(done.entry, kept: done.kept) }
+                        for done in window.finish(firstSeq: firstSeq) { complete(done.entry, kept: done.kept) }
                     }
                 }
                 // Let the deliveries in flight finish (they give up at shutdown when failing), then
                 // release what was acknowledged in order.
                 while let event = await group.next() {
                     if case .finished(let firstSeq, let outcome) = event, outcome != .gaveUp {
-                        for done in window.finish(firstSeq: firstSeq) { await complete(done.entry, kept: done.kept) }
+                        for done in window.finish(firstSeq: firstSeq) { complete(done.entry, kept: done.kept) }
                     }
                 }
             }
@@ -108,7 +108,7 @@ final class Forwarder: Service, Sendable {
         await releasesDone()
         while outbox.pending().isEmpty, ContinuousClock.now < deadline, let prepared = await prepare(force: true) {
             guard await deliver(prepared.entry, deadline: deadline) != .gaveUp else { break }
-            await complete(prepared.entry, kept: prepared.kept)
+            complete(prepared.entry, kept: prepared.kept)
             await releasesDone()
         }
         await pipeline.wal.syncInBackground()
@@ -117,7 +117,7 @@ final class Forwarder: Service, Sendable {
 
     /// Releases an acknowledged (or set-aside) batch: the WAL up to its last record, its outbox file.
     /// Called in batch order.
-    private func complete(_ entry: Outbox.Entry, kept: Int = 0) async {
+    private func complete(_ entry: Outbox.Entry, kept: Int = 0) {
         // Counted before the queue shrinks, so a reader that sees an empty queue sees every span forwarded.
         pipeline.metrics.forwardedSpans.add(kept, ordering: .relaxed)
         let (wal, outbox, metrics) = (pipeline.wal, outbox, pipeline.metrics)
@@ -139,15 +139,6 @@ final class Forwarder: Service, Sendable {
     private func onFileQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in
             fileQueue.async { c.resume(with: Result { try work() }) }
-        }
-    }
-
-    private func onFileQueue(_ work: @escaping @Sendable () -> Void) async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            fileQueue.async {
-                work()
-                c.resume()
-            }
         }
     }
 
