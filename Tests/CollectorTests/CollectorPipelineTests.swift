@@ -217,6 +217,39 @@ struct CollectorPipelineTests {
 
 @Suite("WAL segments and fsync policies")
 struct WALSegmentTests {
+    @Test("the checkpoint: the newer of two slots wins, a damaged slot falls back to the other, the one-slot file of older versions is read")
+    func checkpointSlots() throws {
+        let dir = NSTemporaryDirectory() + "evalforge-checkpoint-\(UInt64.random(in: 0..<UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let wal = try WriteAheadLog(directory: dir, policy: .never)
+            for seq in [3, 7, 8, 15] as [UInt64] { try wal.release(upTo: seq) }
+            try wal.release(upTo: 9)  // older than the checkpoint: ignored
+            wal.close()
+        }
+        let path = dir + "/checkpoint"
+        var bytes = try #require(FileManager.default.contents(atPath: path).map { [UInt8]($0) })
+        #expect(bytes.count == 24)
+        #expect(try WriteAheadLog(directory: dir, policy: .never).ackedSeq == 15)
+        // A torn write of the newer slot (15): the other slot (8) is used.
+        let newer = WriteAheadLog.u64(bytes, 0) == 15 ? 0 : 12
+        #expect(WriteAheadLog.u64(bytes, 12 - newer) == 8)
+        bytes[newer + 2] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try WriteAheadLog(directory: dir, policy: .never).ackedSeq == 8)
+        // A file from before the second slot: one 12-byte slot.
+        try Data(bytes[(12 - newer)..<(24 - newer)]).write(to: URL(fileURLWithPath: path))
+        let wal = try WriteAheadLog(directory: dir, policy: .never)
+        #expect(wal.ackedSeq == 8)
+        // Both slots damaged: nothing acknowledged (every record replays; the backend drops resent batch ids).
+        try Data(repeating: 0x5A, count: 24).write(to: URL(fileURLWithPath: path))
+        #expect(try WriteAheadLog(directory: dir, policy: .never).ackedSeq == 0)
+        // The next release after a restart rewrites a whole two-slot file.
+        try wal.release(upTo: 20)
+        #expect(FileManager.default.contents(atPath: path)?.count == 24)
+        #expect(try WriteAheadLog(directory: dir, policy: .never).ackedSeq == 20)
+    }
+
     @Test("many segment rotations with fsync always: every record durable and replayed", arguments: ["always", "interval:10", "never"])
     func rotations(fsync: String) async throws {
         let c = CollectorPipelineTests.config {

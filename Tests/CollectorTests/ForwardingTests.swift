@@ -237,7 +237,22 @@ import FoundationNetworking
 @Suite("Forwarding window")
 struct InFlightWindowTests {
     static func prepared(_ first: UInt64, _ last: UInt64) -> Forwarder.Prepared {
-        Forwarder.Prepared(entry: Outbox.Entry(firstSeq: first, lastSeq: last, body: [], coding: .zstd), kept: Int(last - first + 1))
+        Forwarder.Prepared(entry: Outbox.Entry(firstSeq: first, lastSeq: last, body: [], coding: .zstd), kept: Int(last - first + 1), persisted: OutboxWrite())
+    }
+
+    @Test("an outbox write's completion reaches tasks that waited before it and after it")
+    func outboxWriteCompletion() async {
+        let write = OutboxWrite()
+        async let early = write.wait()
+        async let early2 = write.wait()
+        try? await Task.sleep(for: .milliseconds(20))
+        write.complete(false)
+        let (a, b) = await (early, early2)
+        #expect(a == false && b == false)
+        #expect(await write.wait() == false)
+        let ok = OutboxWrite()
+        ok.complete(true)
+        #expect(await ok.wait())
     }
 
     @Test("acknowledgements in any order release batches only in order")

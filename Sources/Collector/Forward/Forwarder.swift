@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// Sends sealed batches to the backend: protobuf compressed per `forward.compression` (zstd by
 /// default, gzip or none; each outbox file records its own encoding), up to `forward.concurrency`
@@ -27,6 +28,12 @@ final class Forwarder: Service, Sendable {
     /// Acknowledged batches are released here (checkpoint written and fsynced, outbox file
     /// removed), in batch order, while the run loop goes on preparing and delivering.
     private let releaseQueue = DispatchQueue(label: "evalforge.forwarder.release")
+    /// Batches acknowledged, in order, whose release (checkpoint, outbox file) has not run yet.
+    private let unreleased = Mutex<[Outbox.Entry]>([])
+    /// Set when graceful shutdown begins: a failing outbox write stops retrying.
+    private let stopping = Atomic<Bool>(false)
+    /// Set when an outbox write gave up; every write queued after it gives up too.
+    private let writeFailed = Atomic<Bool>(false)
 
     init(pipeline: CollectorPipeline, outbox: Outbox, client: HTTPClient? = nil, logger: Logger) {
         self.pipeline = pipeline
@@ -67,9 +74,23 @@ final class Forwarder: Service, Sendable {
                         let due = ContinuousClock.now - lastSeal >= c.flushInterval || pipeline.readyKeptSpans >= c.maxBatchSpans
                         guard due else { break }
                         lastSeal = ContinuousClock.now
-                        guard let prepared = await prepare(force: false) else { break }
+                        let prepared: Prepared
+                        do {
+                            guard let p = try prepare(force: false) else { break }
+                            prepared = p
+                        } catch {
+                            // The batch cannot be encoded at all: stop forwarding rather than release
+                            // the WAL past it; everything stays in the WAL for the next start.
+                            logger.critical("cannot encode batch; forwarding stopped", metadata: ["error": "\(error)"])
+                            stopped = true
+                            break
+                        }
                         window.append(prepared)
-                        group.addTask { Event.finished(firstSeq: prepared.entry.firstSeq, await self.deliver(prepared.entry, deadline: nil)) }
+                        group.addTask {
+                            // Sent only once its outbox file is durable (see `prepare`).
+                            guard await prepared.persisted.wait() else { return .finished(firstSeq: prepared.entry.firstSeq, .gaveUp) }
+                            return .finished(firstSeq: prepared.entry.firstSeq, await self.deliver(prepared.entry, deadline: nil))
+                        }
                     }
                     if window.count < c.forwardConcurrency && !ticking {
                         ticking = true
@@ -100,14 +121,15 @@ final class Forwarder: Service, Sendable {
                 }
             }
         } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
             self.logger.info("collector forwarder draining")
         }
         // Drain: decide everything and forward within the shutdown timeout — unless a batch is
         // stuck in the outbox (the backend is down): then everything stays in the WAL.
         let deadline = ContinuousClock.now + c.shutdownTimeout
         await releasesDone()
-        while outbox.pending().isEmpty, ContinuousClock.now < deadline, let prepared = await prepare(force: true) {
-            guard await deliver(prepared.entry, deadline: deadline) != .gaveUp else { break }
+        while outbox.pending().isEmpty, ContinuousClock.now < deadline, let prepared = try? prepare(force: true) {
+            guard await prepared.persisted.wait(), await deliver(prepared.entry, deadline: deadline) != .gaveUp else { break }
             complete(prepared.entry, kept: prepared.kept)
             await releasesDone()
         }
@@ -120,13 +142,27 @@ final class Forwarder: Service, Sendable {
     private func complete(_ entry: Outbox.Entry, kept: Int = 0) {
         // Counted before the queue shrinks, so a reader that sees an empty queue sees every span forwarded.
         pipeline.metrics.forwardedSpans.add(kept, ordering: .relaxed)
-        let (wal, outbox, metrics) = (pipeline.wal, outbox, pipeline.metrics)
+        unreleased.withLock { $0.append(entry) }
         // Not awaited: the serial release queue keeps batch order; `run` waits for it before returning.
-        releaseQueue.async {
-            try? wal.release(upTo: entry.lastSeq)  // checkpoint file: write, fsync, rename
-            outbox.remove(entry)
-            metrics.queueDepth.record(Int(wal.depth))
-            metrics.queueBytes.record(wal.totalBytes)
+        // Whichever job runs first releases every batch completed so far with one checkpoint write;
+        // the outbox files go only after the checkpoint is durable.
+        releaseQueue.async { [self] in
+            let done = unreleased.withLock { u -> [Outbox.Entry] in
+                defer { u.removeAll(keepingCapacity: true) }
+                return u
+            }
+            guard let last = done.last else { return }
+            do {
+                try pipeline.wal.release(upTo: last.lastSeq)
+            } catch {
+                // Kept for the next release; until then a restart resends them (same batch ids).
+                logger.error("cannot write the WAL checkpoint", metadata: ["error": "\(error)"])
+                unreleased.withLock { $0.insert(contentsOf: done, at: 0) }
+                return
+            }
+            for e in done { outbox.remove(e) }
+            pipeline.metrics.queueDepth.record(Int(pipeline.wal.depth))
+            pipeline.metrics.queueBytes.record(pipeline.wal.totalBytes)
         }
     }
 
@@ -135,36 +171,66 @@ final class Forwarder: Service, Sendable {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in releaseQueue.async { c.resume() } }
     }
 
-    /// Runs blocking file work on `fileQueue` and waits for it without holding a pool thread.
-    private func onFileQueue<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { c in
-            fileQueue.async { c.resume(with: Result { try work() }) }
-        }
-    }
-
-    /// A batch written to the outbox, not yet delivered.
+    /// A batch sealed and queued for the outbox, not yet delivered.
     struct Prepared: Sendable {
         var entry: Outbox.Entry
         var kept: Int
+        /// Completes when the outbox file is durable (true), or when writing it failed for good (false).
+        var persisted: OutboxWrite
     }
 
-    /// Seals the next batch, encodes and compresses it, and persists it to the outbox (so a crash
-    /// before the acknowledgement resends the same batch). Nil when nothing is ready or it failed.
-    private func prepare(force: Bool) async -> Prepared? {
+    /// Seals the next batch and encodes and compresses it, then queues its outbox write (so a
+    /// crash before the acknowledgement resends the *same* batch) and returns without waiting for
+    /// it: the next batch is sealed while this one's file is written and fsynced. Writes run on the
+    /// serial `fileQueue` in batch order, so a batch's file is never durable before an earlier
+    /// one's; a delivery waits for its own (`persisted`). Nil when nothing is ready.
+    private func prepare(force: Bool) throws -> Prepared? {
         guard let batch = pipeline.seal(force: force) else { return nil }
         let c = pipeline.configuration
+        var (coding, level) = c.forwardCoding
+        let body: [UInt8]
         do {
-            let (coding, level) = c.forwardCoding
-            let compressed = try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: coding, level: level)
-            let entry = Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: compressed, coding: coding)
-            let outbox = outbox
-            try await onFileQueue { try outbox.write(entry) }  // write, fsync, rename, fsync the directory
-            return Prepared(entry: entry, kept: batch.kept.count)
+            body = try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: coding, level: level)
         } catch {
-            logger.error("cannot prepare batch", metadata: ["error": "\(error)"])
+            // Compression does not fail on valid input; should it, the batch goes uncompressed
+            // rather than being dropped (its records are sealed: nothing else would send them).
+            logger.error("cannot compress batch; sending it uncompressed", metadata: ["error": "\(error)"])
             pipeline.metrics.forwardErrors.increment()
-            return nil
+            coding = .identity
+            body = try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: coding, level: level)
         }
+        return queue(Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: body, coding: coding), kept: batch.kept.count)
+    }
+
+    /// Queues `entry`'s outbox write. A failed write (disk full, I/O error) is retried with backoff
+    /// on the file queue, which holds back the later batches' writes (and so their deliveries and
+    /// the WAL's release: the receiver answers 503 when the queue fills) until it succeeds; at
+    /// shutdown it gives up, and so does every write queued after it, keeping batch order on disk.
+    private func queue(_ entry: Outbox.Entry, kept: Int) -> Prepared {
+        let done = OutboxWrite()
+        let (outbox, logger, metrics) = (outbox, logger, pipeline.metrics)
+        let initial = pipeline.configuration.initialBackoff, maxBackoff = pipeline.configuration.maxBackoff
+        fileQueue.async {
+            var attempt = 0
+            while !self.writeFailed.load(ordering: .relaxed) {
+                attempt += 1
+                do {
+                    try outbox.write(entry)  // write, fsync, rename, fsync the directory
+                    done.complete(true)
+                    return
+                } catch {
+                    metrics.forwardErrors.increment()
+                    if attempt == 1 || attempt % 10 == 0 {
+                        logger.error("cannot write outbox file; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                    }
+                    if self.stopping.load(ordering: .relaxed) { self.writeFailed.store(true, ordering: .relaxed); break }
+                    let pause = Self.backoff(attempt: attempt, initial: initial, max: maxBackoff)
+                    usleep(useconds_t(clamping: pause.components.seconds * 1_000_000 + pause.components.attoseconds / 1_000_000_000_000))
+                }
+            }
+            done.complete(false)
+        }
+        return Prepared(entry: entry, kept: kept, persisted: done)
     }
 
     /// How a delivery ended.
@@ -241,6 +307,30 @@ final class Forwarder: Service, Sendable {
         let cap = min(base, maxDelay)
         let ms = Swift.max(1, Int64(cap.components.seconds * 1000 + cap.components.attoseconds / 1_000_000_000_000_000))
         return .milliseconds(Int64.random(in: ms / 2...ms))
+    }
+}
+
+/// Completes once with whether a batch's outbox file was written; any number of tasks may wait.
+final class OutboxWrite: Sendable {
+    private let state = Mutex<(done: Bool?, waiters: [CheckedContinuation<Bool, Never>])>((nil, []))
+
+    func complete(_ ok: Bool) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            s.done = ok
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume(returning: ok) }
+    }
+
+    func wait() async -> Bool {
+        await withCheckedContinuation { c in
+            let done = state.withLock { s -> Bool? in
+                if s.done == nil { s.waiters.append(c) }
+                return s.done
+            }
+            if let done { c.resume(returning: done) }
+        }
     }
 }
 

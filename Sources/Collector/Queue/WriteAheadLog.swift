@@ -59,6 +59,8 @@ final class WriteAheadLog: Sendable {
     let policy: FsyncPolicy
     private let state = NIOLockedValueBox(State())
     private let syncQueue = DispatchQueue(label: "evalforge.wal.fsync")
+    /// The open checkpoint file (-1 until the first `release` of this run) and the slot written next.
+    private let checkpoint = NIOLockedValueBox<(fd: Int32, next: Int)>((-1, 0))
 
     /// Opens (creating if needed) the log in `directory`.
     init(directory: String, maxSegmentBytes: Int = 64 << 20, policy: FsyncPolicy) throws {
@@ -295,7 +297,7 @@ final class WriteAheadLog: Sendable {
             return (dead, true)
         }
         guard changed else { return }
-        try Self.writeCheckpoint(directory, seq)
+        try writeCheckpoint(seq)
         for p in dead { unlink(p) }
     }
 
@@ -322,29 +324,64 @@ final class WriteAheadLog: Sendable {
                 s.fd = -1
             }
         }
+        checkpoint.withLockedValue { c in
+            if c.fd >= 0 { Glibc.close(c.fd) }
+            c.fd = -1
+        }
     }
 
     // MARK: Files
 
+    /// The last acknowledged sequence: the larger of the checkpoint file's two valid slots (a file
+    /// of one 12-byte slot, from before the second slot was added, is read as well); 0 when none.
     static func readCheckpoint(_ dir: String) -> UInt64 {
-        guard let d = FileManager.default.contents(atPath: dir + "/checkpoint"), d.count == 12 else { return 0 }
+        guard let d = FileManager.default.contents(atPath: dir + "/checkpoint"), d.count == 12 || d.count == 24 else { return 0 }
         let b = [UInt8](d)
-        let seq = u64(b, 0)
-        return u32(b, 8) == crc(b[0..<8]) ? seq : 0
+        var best: UInt64 = 0
+        for slot in stride(from: 0, to: b.count, by: 12) where u32(b, slot + 8) == crc(b[slot..<(slot + 8)]) {
+            best = max(best, u64(b, slot))
+        }
+        return best
     }
 
-    static func writeCheckpoint(_ dir: String, _ seq: UInt64) throws {
-        var b = [UInt8](repeating: 0, count: 12)
-        put64(&b, 0, seq)
-        put32(&b, 8, crc(b[0..<8]))
-        let tmp = dir + "/checkpoint.tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Error(message: "cannot write WAL checkpoint: \(String(cString: strerror(errno)))") }
-        defer { Glibc.close(fd) }
-        try writeAll(fd, b)
-        fsync(fd)
-        guard rename(tmp, dir + "/checkpoint") == 0 else { throw Error(message: "cannot rename WAL checkpoint: \(String(cString: strerror(errno)))") }
-        fsyncDirectory(dir)
+    /// Writes the checkpoint into the older of the file's two slots and fdatasyncs it: one data
+    /// write, no rename, no directory sync (the file's size never changes). A torn write damages
+    /// only the slot being written; the other still holds the previous checkpoint, and the batches
+    /// between the two are still in the outbox (they are removed only after this returns), so they
+    /// are resent under their batch ids, which the backend recognises.
+    private func writeCheckpoint(_ seq: UInt64) throws {
+        var slot = [UInt8](repeating: 0, count: 12)
+        Self.put64(&slot, 0, seq)
+        Self.put32(&slot, 8, Self.crc(slot[0..<8]))
+        // Only the forwarder's serial release path writes the checkpoint; the lock never waits.
+        try checkpoint.withLockedValue { c in
+            if c.fd < 0 {
+                // First write of this run: (re)create the two-slot file atomically, then keep it open.
+                let path = directory + "/checkpoint", tmp = path + ".tmp"
+                let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw Error(message: "cannot write WAL checkpoint \(tmp): \(String(cString: strerror(errno)))") }
+                do {
+                    try Self.writeAll(fd, slot + slot)
+                    guard fsync(fd) == 0 else { throw Error(message: "cannot sync WAL checkpoint \(tmp): \(String(cString: strerror(errno)))") }
+                    guard rename(tmp, path) == 0 else { throw Error(message: "cannot rename WAL checkpoint \(tmp): \(String(cString: strerror(errno)))") }
+                } catch {
+                    Glibc.close(fd)
+                    throw error
+                }
+                Self.fsyncDirectory(directory)
+                c.fd = fd
+                c.next = 1
+                return
+            }
+            let written = slot.withUnsafeBytes { pwrite(c.fd, $0.baseAddress, 12, off_t(c.next * 12)) }
+            guard written == 12, fdatasync(c.fd) == 0 else {
+                let reason = String(cString: strerror(errno))
+                Glibc.close(c.fd)
+                c.fd = -1  // the next write starts a fresh file
+                throw Error(message: "cannot write WAL checkpoint: \(reason)")
+            }
+            c.next ^= 1
+        }
     }
 
     static func fsyncDirectory(_ dir: String) {
