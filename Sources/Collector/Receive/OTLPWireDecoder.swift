@@ -67,54 +67,14 @@ enum OTLPWireDecoder {
         }
     }
 
-    private static let wireNames = ["varint", "64-bit", "length-delimited", "start-group", "end-group", "32-bit", "invalid (6)", "invalid (7)"]
-
-    struct Walker {
+    /// Reads the request's fields (the checks are `CheckedWireFields`'); errors name the path.
+    struct Walker: CheckedWireFields {
         let b: UnsafeRawBufferPointer
         var path = Path.request
         var depth = 0
 
         func fail(_ message: String) -> CollectorError {
             CollectorError.badRequest("body is not a valid OTLP ExportTraceServiceRequest protobuf: \(path.description): \(message)")
-        }
-
-        @inline(__always) func tag(_ c: inout ProtobufWireCursor, _ message: StaticString) throws -> (UInt64, UInt8) {
-            let at = c.offset
-            guard let (field, wire) = c.tag(), field <= 536_870_911 else {
-                throw fail("\(message): malformed tag at byte \(at) (truncated, field number 0 or too large)")
-            }
-            return (field, wire)
-        }
-
-        @inline(__always) func expect(_ wire: UInt8, _ expected: UInt8, _ message: StaticString, _ field: UInt64) throws {
-            guard wire == expected else {
-                throw fail("\(message) field \(field) has wire type \(Self.name(wire)), expected \(Self.name(expected))")
-            }
-        }
-
-        static func name(_ w: UInt8) -> String { w < 8 ? wireNames[Int(w)] : "invalid" }
-
-        @inline(__always) func payload(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString, _ field: UInt64) throws -> Range<Int> {
-            try expect(wire, 2, message, field)
-            guard let r = c.lengthDelimited() else { throw fail("\(message) field \(field): truncated message (length past the end)") }
-            return r
-        }
-
-        @inline(__always) func string(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString, _ field: UInt64) throws -> Range<Int> {
-            let r = try payload(&c, wire, message, field)
-            guard UTF8Validation.isValid(b, r) else { throw fail("\(message) field \(field): a string field holds invalid UTF-8") }
-            return r
-        }
-
-        @inline(__always) func scalar(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ expected: UInt8, _ message: StaticString, _ field: UInt64) throws {
-            try expect(wire, expected, message, field)
-            guard c.skip(wireType: wire) else { throw fail("\(message) field \(field): truncated message") }
-        }
-
-        @inline(__always) func skip(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString) throws {
-            guard c.skip(wireType: wire) else {
-                throw fail(wire == 3 || wire == 4 || wire > 5 ? "\(message): unsupported wire type \(Self.name(wire))" : "\(message): truncated message")
-            }
         }
 
         mutating func resourceSpans(_ r: Range<Int>, into out: inout OTLPWireRequest) throws {

@@ -14,7 +14,7 @@ public struct WireFormatError: Error, CustomStringConvertible, Sendable {
 /// the wire type of every known field, UTF-8 of every string it stores, value nesting ≤ 64) and
 /// gives exactly the rows `SpanRow(span:service:projectID:)` gives for the decoded message. Strings
 /// are made once from the bytes; attributes and events JSON are written into one reused buffer.
-struct SpanRowWireReader {
+struct SpanRowWireReader: CheckedWireFields {
     let b: UnsafeRawBufferPointer
     let projectID: String
     /// Scratch: the JSON being written (attributes, events, non-string content).
@@ -43,54 +43,7 @@ struct SpanRowWireReader {
         return WireFormatError(at.isEmpty ? message : at + ": " + message)
     }
 
-    // MARK: fields
-
-    @inline(__always) func tag(_ c: inout ProtobufWireCursor, _ message: StaticString) throws -> (UInt64, UInt8) {
-        let at = c.offset
-        guard let (field, wire) = c.tag(), field <= 536_870_911 else {
-            throw fail("\(message): malformed tag at byte \(at) (truncated, field number 0 or too large)")
-        }
-        return (field, wire)
-    }
-
-    @inline(__always) func expect(_ wire: UInt8, _ expected: UInt8, _ message: StaticString, _ field: UInt64) throws {
-        guard wire == expected else { throw fail("\(message) field \(field) has wire type \(wire), expected \(expected)") }
-    }
-
-    @inline(__always) func payload(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString, _ field: UInt64) throws -> Range<Int> {
-        try expect(wire, 2, message, field)
-        guard let r = c.lengthDelimited() else { throw fail("\(message) field \(field): truncated (length past the end)") }
-        return r
-    }
-
-    @inline(__always) func string(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString, _ field: UInt64) throws -> Range<Int> {
-        let r = try payload(&c, wire, message, field)
-        guard UTF8Validation.isValid(b, r) else { throw fail("\(message) field \(field): a string field holds invalid UTF-8") }
-        return r
-    }
-
-    @inline(__always) func varint(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString, _ field: UInt64) throws -> UInt64 {
-        try expect(wire, 0, message, field)
-        guard let v = c.varint() else { throw fail("\(message) field \(field): truncated varint") }
-        return v
-    }
-
-    @inline(__always) func fixed64(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString, _ field: UInt64) throws -> UInt64 {
-        try expect(wire, 1, message, field)
-        guard let v = c.fixed64() else { throw fail("\(message) field \(field): truncated fixed64") }
-        return v
-    }
-
-    @inline(__always) func scalar(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ expected: UInt8, _ message: StaticString, _ field: UInt64) throws {
-        try expect(wire, expected, message, field)
-        guard c.skip(wireType: wire) else { throw fail("\(message) field \(field): truncated") }
-    }
-
-    @inline(__always) func skip(_ c: inout ProtobufWireCursor, _ wire: UInt8, _ message: StaticString) throws {
-        guard c.skip(wireType: wire) else {
-            throw fail(wire == 3 || wire == 4 || wire > 5 ? "\(message): unsupported wire type \(wire)" : "\(message): truncated")
-        }
-    }
+    // MARK: fields (the checked readers are `CheckedWireFields`')
 
     @inline(__always) func text(_ r: Range<Int>) -> String {
         r.isEmpty ? "" : String(decoding: UnsafeRawBufferPointer(rebasing: b[r]), as: UTF8.self)
