@@ -7,9 +7,10 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// Sends sealed batches to the backend: protobuf compressed per `forward.compression` (zstd by
-/// default, gzip or none; each outbox file records its own encoding), up to `forward.concurrency`
-/// batches in flight while the next is prepared, each retried with backoff until acknowledged.
+/// Sends sealed batches to the backend: protobuf compressed per `forward.compression` (lz4 by
+/// default, zstd, gzip or none; each outbox file records its own encoding), up to
+/// `forward.concurrency` batches in flight while the next is sealed and its outbox file written,
+/// each retried with backoff until acknowledged.
 /// Acknowledgements may arrive out of order; the WAL and the outbox are released only up to the
 /// oldest batch still in flight, so a crash leaves every unacknowledged batch (and perhaps some
 /// acknowledged ones, which the backend recognises by batch id) in the outbox to resend. On graceful

@@ -39,8 +39,9 @@ final class OnlineEvaluator: Service, Sendable {
         self.continuation = continuation
     }
 
+    /// Queues stored spans; ingest pays for no copy (the array is shared), the filtering happens in
+    /// `process`, and only for a project that has rules.
     func enqueue(projectID: String, spans: [SpanRow]) {
-        let spans = spans.filter { $0.service != EvaluationSpans.service }
         guard !spans.isEmpty else { return }
         if case .dropped = continuation.yield(Batch(projectID: projectID, spans: spans)) { dropped.increment() }
     }
@@ -107,7 +108,10 @@ final class OnlineEvaluator: Service, Sendable {
                 logger.warning("online rule cannot build its evaluators", metadata: ["rule": "\(rule.id)", "error": "\(error)"])
                 continue
             }
-            let targets = batch.spans.filter { Self.matches(rule.filter, $0) && Self.sampled(traceID: $0.traceID, rate: rule.samplingRate) }
+            // Evaluation spans (ours) are never evaluated themselves.
+            let targets = batch.spans.filter {
+                $0.service != EvaluationSpans.service && Self.matches(rule.filter, $0) && Self.sampled(traceID: $0.traceID, rate: rule.samplingRate)
+            }
             guard !targets.isEmpty else { continue }
             let kinds = providerKinds(evaluators)
             let outcomes = await withTaskGroup(of: (SpanRow, [EvaluationResult], Int64).self) { group in
