@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import EvalForgeCore
 
 extension GenAINormalizer {
@@ -103,9 +108,22 @@ extension GenAINormalizer {
             e.take(entry.role, WireAttributeValue(b, values))
             return entry.removed
         }
-        if key.count > 14, b[key.lowerBound] == UInt8(ascii: "g") || b[key.lowerBound] == UInt8(ascii: "l") {
+        // Indexed message parts (`gen_ai.prompt.0.content`, `llm.input_messages.0.message.role`, …):
+        // the prefix is checked on the bytes, so other keys cost no String.
+        if key.count > 14, Self.hasMessagePartPrefix(UnsafeRawBufferPointer(rebasing: b[key])) {
             let name = String(decoding: UnsafeRawBufferPointer(rebasing: b[key]), as: UTF8.self)
-            if GenAIExtraction.isMessagePart(name) { e.takeMessagePart(name, WireAttributeValue(b, values).stringValue) }
+            e.takeMessagePart(name, WireAttributeValue(b, values).stringValue)
+        }
+        return false
+    }
+
+    /// The prefixes of `GenAIExtraction.isMessagePart`, on key bytes.
+    static let messagePartPrefixes: [[UInt8]] = ["gen_ai.prompt.", "llm.input_messages.", "gen_ai.completion.", "llm.output_messages."].map { Array($0.utf8) }
+
+    @inline(__always) static func hasMessagePartPrefix(_ key: UnsafeRawBufferPointer) -> Bool {
+        guard let first = key.first, first == UInt8(ascii: "g") || first == UInt8(ascii: "l") else { return false }
+        for p in messagePartPrefixes where key.count >= p.count {
+            if p.withUnsafeBytes({ memcmp($0.baseAddress!, key.baseAddress!, p.count) }) == 0 { return true }
         }
         return false
     }

@@ -25,6 +25,25 @@ struct NormalizerTests {
         s.attributes.first { $0.key == k }?.value
     }
 
+    @Test("the wire key table finds exactly its keys: every length, colliding first and last bytes, keys inside a larger buffer")
+    func wireKeyTable() {
+        let keys = ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "abcd", "abcde", "x_long_key_aaaaaaaaaaaaaaaa_y", "x_long_key_bbbbbbbbbbbbbbbb_y"]
+        let table = WireKeyTable(keys.enumerated().map { ($1, $0) } + [("abcd", 99)])  // a repeated key keeps its first value
+        let buffer = Array("..".utf8) + keys.flatMap { Array($0.utf8) } + Array("..".utf8)
+        buffer.withUnsafeBytes { b in
+            var at = 2
+            for (i, k) in keys.enumerated() {
+                #expect(table.lookup(b, at..<(at + k.utf8.count)) == i, "\(k)")
+                #expect(table.lookup(b, at..<(at + k.utf8.count - 1)) == (k == "abcde" ? 2 : nil), "prefix of \(k)")
+                at += k.utf8.count
+            }
+            #expect(table.lookup(b, 0..<3) == nil)  // under 4 bytes
+            #expect(table.lookup(b, (b.count - 2)..<(b.count + 5)) == nil)  // past the end
+        }
+        let other = Array("x_long_key_cccccccccccccccc_y".utf8)
+        other.withUnsafeBytes { #expect(table.lookup($0, 0..<$0.count) == nil) }
+    }
+
     @Test("OpenLLMetry: deprecated gen_ai names, prompts and completions")
     func openLLMetry() throws {
         var s = span([
