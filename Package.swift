@@ -39,6 +39,9 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // System LZ4 (Debian: liblz4-dev): the collector's default coding of forwarded batches.
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        // System libdeflate (Debian: libdeflate-dev): CRC-32 of the collector's WAL records, about
+        // three times zlib's speed on this machine (6.3 vs 2.2 GB/s), the same checksum.
+        .systemLibrary(name: "CDeflate", path: "Sources/CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
 
         // System SQLite (Debian: libsqlite3-dev): the embedded store and the backend's metadata.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -93,7 +96,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "CZlib",
+                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "CZlib", "CDeflate",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

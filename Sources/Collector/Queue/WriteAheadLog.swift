@@ -1,3 +1,4 @@
+import CDeflate
 import CZlib
 import Dispatch
 import Foundation
@@ -435,20 +436,16 @@ final class WriteAheadLog: Sendable {
         }
     }
 
-    /// CRC-32 of `bytes` (zlib's), for `append(prefix:body:bodyCRC:)`.
+    /// CRC-32 of `bytes` (the zlib/gzip CRC, computed by libdeflate: PCLMUL-accelerated), for
+    /// `append(prefix:body:bodyCRC:)`.
     static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        bytes.withUnsafeBytes { raw in
-            UInt32(truncatingIfNeeded: crc32(0, raw.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt(raw.count)))
-        }
+        bytes.withUnsafeBytes { libdeflate_crc32(0, $0.baseAddress, $0.count) }
     }
 
     static func checksum(seq: UInt64, _ payload: [UInt8]) -> UInt32 {
         var s = seq.littleEndian
-        var c = withUnsafeBytes(of: &s) { UInt32(crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), 8)) }
-        payload.withUnsafeBytes { raw in
-            c = UInt32(crc32(uLong(c), raw.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt(raw.count)))
-        }
-        return c
+        let head = withUnsafeBytes(of: &s) { libdeflate_crc32(0, $0.baseAddress, 8) }
+        return payload.withUnsafeBytes { libdeflate_crc32(head, $0.baseAddress, $0.count) }
     }
 
     static func crc(_ b: ArraySlice<UInt8>) -> UInt32 {
