@@ -249,6 +249,7 @@ final class Forwarder: Service, Sendable {
     private func deliver(_ entry: Outbox.Entry, deadline: ContinuousClock.Instant?) async -> Delivery {
         let c = pipeline.configuration
         let id = BatchEncoder.batchID(collectorID: c.collectorID, firstSeq: entry.firstSeq, lastSeq: entry.lastSeq)
+        let body = ByteBuffer(bytes: entry.body)  // copied once, shared by every attempt
         var attempt = 0
         while true {
             attempt += 1
@@ -260,7 +261,7 @@ final class Forwarder: Service, Sendable {
             if let encoding = entry.coding.headerValue { request.headers.add(name: "Content-Encoding", value: encoding) }
             request.headers.add(name: "X-EvalForge-Batch-Id", value: id)
             if let key = c.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
-            request.body = .bytes(ByteBuffer(bytes: entry.body))
+            request.body = .bytes(body)
             var retryAfter: Duration?
             var failure = ""
             do {
