@@ -26,9 +26,23 @@ extension ClickHouseStore {
         return "(lowerUTF8(input) LIKE \(pattern) OR lowerUTF8(output) LIKE \(pattern))"
     }
 
-    /// One row per trace of a project (spans deduplicated with FINAL), with the trace-level columns
-    /// `t_*` and `f_*` helpers for the filters. `spanWhere` narrows the spans read (whole traces only).
-    func traceAggregates(projectID: String, filter f: TraceFilter?, _ v: inout SQLValues) throws -> String {
+    /// `trace_id IN (traces with a span containing f.text)`, or nil without text. Every span of a
+    /// trace that starts at or after `f.from` does too, so the search skips the days before it.
+    func textTraceCondition(_ f: TraceFilter, _ v: inout SQLValues) -> String? {
+        guard let c = textCondition(f, &v) else { return nil }
+        let since = f.from.map { " AND start >= toDateTime(\(max(0, $0 / 1_000_000_000)))" } ?? ""
+        return "trace_id IN (SELECT trace_id FROM \(db).spans WHERE project_id = \(v.string(f.projectID))\(since) AND \(c))"
+    }
+
+    static func minCostPicos(_ x: Double) throws -> Int64 {
+        guard x.isFinite else { throw StoreError.invalidArgument("minCostUSD must be a finite number") }
+        return Int64((x * Self.picos).rounded(.up).clamped(-9e18, 9e18))
+    }
+
+    /// One row per trace (spans deduplicated), with the trace-level columns `t_*` and `f_*` helpers
+    /// for the filters: of the whole project (spans FINAL), or of just the traces `only` (the spans of
+    /// their days, PREWHERE on the key, one row per span key as in `trace(projectID:traceID:)`).
+    func traceAggregates(projectID: String, filter f: TraceFilter?, only: [MultiRowTraceCache.Trace]? = nil, _ v: inout SQLValues) throws -> String {
         let s = flavor.startNanos
         var extra: [String] = []
         var helpers: [String] = []
@@ -39,7 +53,20 @@ extension ClickHouseStore {
             if let x = f.model { helpers.append("countIf(model = \(v.string(x))) > 0 AS f_model") }
             if let x = f.tag { helpers.append("countIf(has(tags, \(v.string(x)))) > 0 AS f_tag") }
             if let c = try scoreCondition(f, &v) { extra.append(c) }
-            if let c = textCondition(f, &v) { extra.append("trace_id IN (SELECT trace_id FROM \(db).spans WHERE project_id = \(v.string(projectID)) AND \(c))") }
+            if let c = textTraceCondition(f, &v) { extra.append(c) }
+        }
+        let source: String
+        if let only {
+            var days = Set<Int>()
+            for t in only { for d in t.firstDay...max(t.firstDay, t.lastDay) { days.insert(d) } }
+            let columns = "trace_id, span_id, parent_span_id, start, \(flavor.modern ? "" : "start_nanos, ")duration_ns, service, name, status, provider, model, input_tokens, output_tokens, cost_usd, user_id, session_id, tags"
+            source = """
+                (SELECT \(columns) FROM \(db).spans
+                PREWHERE project_id = \(p) AND \(dayCondition(Array(days))) AND \(v.inList("trace_id", only.flatMap(\.ids)))\(extra.isEmpty ? "" : "\nWHERE " + extra.joined(separator: " AND "))
+                LIMIT 1 BY toDate(start), trace_id, span_id)
+                """
+        } else {
+            source = "\(db).spans FINAL WHERE project_id = \(p)\(extra.map { " AND " + $0 }.joined())"
         }
         let root = "parent_span_id = ''"
         return """
@@ -56,17 +83,78 @@ extension ClickHouseStore {
                 if(anyIf(session_id, \(root) AND session_id != '') != '', anyIf(session_id, \(root) AND session_id != ''), anyIf(session_id, session_id != '')) AS t_session,
                 arraySort(groupUniqArrayArray(tags)) AS t_tags,
                 arraySort(groupUniqArrayIf(model, model != '')) AS t_models\(helpers.map { ",\n    " + $0 }.joined())
-            FROM \(db).spans FINAL
-            WHERE project_id = \(p)\(extra.map { " AND " + $0 }.joined())
+            FROM \(source)
             GROUP BY trace_id
             """
     }
 
+    /// The sort of a trace list: its integer key column and direction (the trace id breaks ties).
+    struct TraceListKey {
+        var column: String
+        var descending: Bool
+
+        init(_ sort: TraceSort) {
+            (column, descending) = switch sort {
+            case .startDesc: ("t_start", true)
+            case .startAsc: ("t_start", false)
+            case .costDesc: ("t_cost", true)
+            case .durationDesc: ("t_duration", true)
+            }
+        }
+
+        /// True when (key a, id a) comes before (key b, id b); ids compare bytewise, as on the server.
+        func precedes(_ a: (Int64, String), _ b: (Int64, String)) -> Bool {
+            if a.0 != b.0 { return descending ? a.0 > b.0 : a.0 < b.0 }
+            return descending ? b.1.utf8.lexicographicallyPrecedes(a.1.utf8) : a.1.utf8.lexicographicallyPrecedes(b.1.utf8)
+        }
+    }
+
+    /// The trace list: single-row traces straight from `trace_summary` (row-level conditions, no
+    /// aggregation), the few traces with several summary rows aggregated from their spans, merged by
+    /// the sort key. Same traces, order, totals and cursors as aggregating all spans
+    /// (`aggregatedTraceList`), which is the fallback for projects with many multi-row traces.
     public func listTraces(_ filter: TraceFilter, sort: TraceSort, limit: Int, cursor: String?) async throws -> Page<TraceSummary> {
         try Self.checkLimit(limit)
         let fingerprint = Cursor.fingerprint(["traces", sort.rawValue, Cursor.fingerprint(filter)])
+        let key = TraceListKey(sort)
+        var after: (key: Int64, id: String)?
+        if let cursor {
+            let c = try Cursor.decode(cursor, query: fingerprint, count: 2)
+            guard let k = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
+            after = (k, c.after[1])
+        }
+        if let x = filter.minCostUSD { _ = try Self.minCostPicos(x) }
+        var rows: [(TraceSummary, Int64)]
+        let multi = try await multiRowTraces(projectID: filter.projectID)
+        if multi.count > Self.multiRowLimit {
+            rows = try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: nil)
+        } else {
+            async let single = summaryTraceList(filter, key: key, after: after, limit: limit + 1, excluding: multi.keys)
+            let several = multi.isEmpty ? [] : try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: Array(multi.values))
+            let one = try await single
+            if Set(one.map(\.0.traceID)).count != one.count {
+                // A trace gained a summary row since the check: start over from the spans.
+                multiRows.forget(project: filter.projectID)
+                rows = try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: nil)
+            } else {
+                rows = one + several
+                rows.sort { key.precedes(($0.1, $0.0.traceID), ($1.1, $1.0.traceID)) }
+            }
+        }
+        var items = rows.map(\.0)
+        var next: String?
+        if items.count > limit {
+            items.removeLast(items.count - limit)
+            next = Cursor(query: fingerprint, after: [String(rows[limit - 1].1), items[limit - 1].traceID]).encoded()
+        }
+        return Page(items: items, nextCursor: next)
+    }
+
+    /// Up to `limit` traces with their sort keys, aggregated from spans: the whole project, or the
+    /// traces `only`.
+    func aggregatedTraceList(_ filter: TraceFilter, key: TraceListKey, after: (key: Int64, id: String)?, limit: Int, only: [MultiRowTraceCache.Trace]?) async throws -> [(TraceSummary, Int64)] {
         var v = values()
-        let inner = try traceAggregates(projectID: filter.projectID, filter: filter, &v)
+        let inner = try traceAggregates(projectID: filter.projectID, filter: filter, only: only, &v)
         var cond: [String] = []
         if filter.service != nil { cond.append("f_service") }
         if filter.provider != nil { cond.append("f_provider") }
@@ -81,24 +169,14 @@ extension ClickHouseStore {
         }
         if let x = filter.userID { cond.append("t_user = \(v.string(x))") }
         if let x = filter.sessionID { cond.append("t_session = \(v.string(x))") }
-        if let x = filter.minCostUSD {
-            guard x.isFinite else { throw StoreError.invalidArgument("minCostUSD must be a finite number") }
-            cond.append("t_cost >= \(Int64((x * Self.picos).rounded(.up).clamped(-9e18, 9e18)))")
-        }
+        if let x = filter.minCostUSD { cond.append("t_cost >= \(try Self.minCostPicos(x))") }
         if let x = filter.minDurationNanos { cond.append("t_duration >= \(x)") }
-        let (column, descending): (String, Bool) = switch sort {
-        case .startDesc: ("t_start", true)
-        case .startAsc: ("t_start", false)
-        case .costDesc: ("t_cost", true)
-        case .durationDesc: ("t_duration", true)
+        let column = key.column
+        if let after {
+            let op = key.descending ? "<" : ">"
+            cond.append("(\(column) \(op) \(after.key) OR (\(column) = \(after.key) AND t_id \(op) \(v.string(after.id))))")
         }
-        if let cursor {
-            let c = try Cursor.decode(cursor, query: fingerprint, count: 2)
-            guard let key = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
-            let op = descending ? "<" : ">"
-            cond.append("(\(column) \(op) \(key) OR (\(column) = \(key) AND t_id \(op) \(v.string(c.after[1]))))")
-        }
-        let dir = descending ? "DESC" : "ASC"
+        let dir = key.descending ? "DESC" : "ASC"
         let sql = """
             SELECT t_id, toString(t_name), toString(t_service), toInt64(t_start), toInt64(t_duration), toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
                 toInt64(t_in), toInt64(t_out), toInt64(t_cost), toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
@@ -106,25 +184,25 @@ extension ClickHouseStore {
             FROM (\(inner))
             \(cond.isEmpty ? "" : "WHERE " + cond.joined(separator: " AND "))
             ORDER BY \(column) \(dir), t_id \(dir)
-            LIMIT \(limit + 1)
+            LIMIT \(limit)
             """
         var r = try await http.query(sql, parameters: v.parameters)
-        var items: [TraceSummary] = []
-        var keys: [Int64] = []
+        return try Self.traceRows(&r)
+    }
+
+    /// Rows of (id, name, service, start, duration, spans, llm calls, errors, tokens in/out, cost in
+    /// picodollars, cost-unknown spans, user, session, tags, models, sort key).
+    static func traceRows(_ r: inout RowBinaryReader) throws -> [(TraceSummary, Int64)] {
+        var out: [(TraceSummary, Int64)] = []
         while !r.isAtEnd {
-            items.append(TraceSummary(
+            let t = TraceSummary(
                 traceID: try r.string(), name: try r.string(), service: try r.string(), startUnixNanos: try r.int64(), durationNanos: try r.int64(),
                 spanCount: Int(clamping: try r.uint64()), llmCalls: Int(clamping: try r.uint64()), errorCount: Int(clamping: try r.uint64()),
                 inputTokens: try r.int64(), outputTokens: try r.int64(), costUSD: Double(try r.int64()) / Self.picos,
-                costUnknownSpans: Int(clamping: try r.uint64()), userID: try r.string(), sessionID: try r.string(), tags: try r.strings(), models: try r.strings()))
-            keys.append(try r.int64())
+                costUnknownSpans: Int(clamping: try r.uint64()), userID: try r.string(), sessionID: try r.string(), tags: try r.strings(), models: try r.strings())
+            out.append((t, try r.int64()))
         }
-        var next: String?
-        if items.count > limit {
-            items.removeLast(items.count - limit)
-            next = Cursor(query: fingerprint, after: [String(keys[limit - 1]), items[limit - 1].traceID]).encoded()
-        }
-        return Page(items: items, nextCursor: next)
+        return out
     }
 
     func spans(where cond: String, orderLimit: String, _ v: SQLValues) async throws -> [SpanRow] {

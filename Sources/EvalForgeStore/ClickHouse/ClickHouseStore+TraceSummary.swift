@@ -1,0 +1,140 @@
+import EvalForgeModel
+import Foundation
+import Synchronization
+
+/// The traces of a project that have more than one `trace_summary` row (spans of the trace in several
+/// inserts, a resent batch, a split insert) or a row with more span rows than distinct span ids: their
+/// summary rows are not the trace, so the trace list aggregates them from spans. Kept per project with
+/// the summary's row count per day; a request re-reads those counts (the `project_id, t_day` key prefix
+/// only) and re-checks only the days whose count changed. Exact because summary rows are only added
+/// between deletes: a new row raises its day's count, and a trace that gains a row has that row in a
+/// changed day, where the check finds it. `deleteExpired` forgets the project; a day whose count went
+/// down (TTL, another backend's delete) makes the whole project be checked again.
+final class MultiRowTraceCache: Sendable {
+    struct Trace: Sendable {
+        /// The trace ids with this hash (one, unless two ids collide).
+        var ids: [String]
+        /// First and last day (day numbers of the spans' `toDate(start)`) of the trace's summary rows.
+        var firstDay: Int
+        var lastDay: Int
+    }
+
+    struct Entry: Sendable {
+        var dayRows: [UInt32: UInt64]
+        var traces: [UInt64: Trace]
+    }
+
+    /// Most multi-row traces remembered per project; a project with more is checked in full each time.
+    let capacity: Int
+    private let state = Mutex<[String: Entry]>([:])
+
+    init(capacity: Int = 200_000) {
+        self.capacity = capacity
+    }
+
+    func entry(project: String) -> Entry? { state.withLock { $0[project] } }
+
+    func store(project: String, _ e: Entry) {
+        state.withLock { s in
+            if e.traces.count > capacity { s[project] = nil } else { s[project] = e }
+        }
+    }
+
+    func forget(project: String) {
+        _ = state.withLock { $0.removeValue(forKey: project) }
+    }
+}
+
+extension ClickHouseStore {
+    /// Multi-row traces handled next to the summary rows per request; with more, the trace list falls
+    /// back to aggregating the project's spans.
+    static let multiRowLimit = 2_000
+
+    /// The project's multi-row traces by `t_hash` (see `MultiRowTraceCache`).
+    func multiRowTraces(projectID: String) async throws -> [UInt64: MultiRowTraceCache.Trace] {
+        var v = values()
+        let p = v.string(projectID)
+        var r = try await http.query("SELECT toUInt32(t_day), toUInt64(count()) FROM \(db).trace_summary WHERE project_id = \(p) GROUP BY t_day", parameters: v.parameters)
+        var counts: [UInt32: UInt64] = [:]
+        while !r.isAtEnd {
+            let day = try r.integer(UInt32.self)
+            counts[day] = try r.uint64()
+        }
+        var traces: [UInt64: MultiRowTraceCache.Trace] = [:]
+        var changed: [UInt32]?  // nil: every day
+        if let old = multiRows.entry(project: projectID), old.dayRows.allSatisfy({ day, n in (counts[day] ?? 0) >= n }) {
+            let days = counts.filter { old.dayRows[$0.key] != $0.value }.map(\.key)
+            if days.isEmpty { return old.traces }
+            changed = days
+            traces = old.traces
+        }
+        var w = values()
+        let q = w.string(projectID)
+        var cond = "project_id = \(q)"
+        if let changed {
+            let days = changed.sorted().map { "toDate('\(Self.isoDay(Int($0)))')" }.joined(separator: ", ")
+            cond += " AND t_hash IN (SELECT t_hash FROM \(db).trace_summary WHERE project_id = \(q) AND t_day IN (\(days)))"
+        }
+        let sql = """
+            SELECT t_hash, groupUniqArray(trace_id), toUInt32(min(t_day)), toUInt32(max(t_last_day))
+            FROM \(db).trace_summary WHERE \(cond)
+            GROUP BY t_hash HAVING count() > 1 OR max(t_spans != t_distinct) > 0
+            """
+        var m = try await http.query(sql, parameters: w.parameters)
+        while !m.isAtEnd {
+            let hash = try m.uint64()
+            let ids = try m.strings()
+            let first = Int(try m.integer(UInt32.self)), last = Int(try m.integer(UInt32.self))
+            traces[hash] = .init(ids: ids, firstDay: first, lastDay: last)
+        }
+        multiRows.store(project: projectID, .init(dayRows: counts, traces: traces))
+        return traces
+    }
+
+    /// One page of traces (limit + 1 rows at most, each with its sort key) from `trace_summary` rows,
+    /// leaving out the traces in `excluding` (multi-row hashes) and rows with duplicate span rows:
+    /// what remains is one row per trace holding the trace's exact values, so every filter is a
+    /// row-level condition and the sort needs no aggregation.
+    func summaryTraceList(_ f: TraceFilter, key: TraceListKey, after: (key: Int64, id: String)?, limit: Int, excluding: some Collection<UInt64>) async throws -> [(TraceSummary, Int64)] {
+        var v = values()
+        var cond = ["project_id = \(v.string(f.projectID))", "t_spans = t_distinct"]
+        if !excluding.isEmpty { cond.append("t_hash NOT IN (" + excluding.sorted().map { String($0) }.joined(separator: ",") + ")") }
+        if let x = f.service { cond.append("has(t_services, \(v.string(x)))") }
+        if let x = f.provider { cond.append("has(t_providers, \(v.string(x)))") }
+        if let x = f.model { cond.append("has(t_models, \(v.string(x)))") }
+        if let x = f.tag { cond.append("has(t_tags, \(v.string(x)))") }
+        if let x = f.from { cond.append("t_start >= \(x)") }
+        if let x = f.to { cond.append("t_start < \(x)") }
+        switch f.status {
+        case .error?: cond.append("t_errors > 0")
+        case .ok?, .unset?: cond.append("t_errors = 0")
+        case nil: break
+        }
+        if let x = f.userID { cond.append("t_user = \(v.string(x))") }
+        if let x = f.sessionID { cond.append("t_session = \(v.string(x))") }
+        if let x = f.minCostUSD { cond.append("t_cost >= \(try Self.minCostPicos(x))") }
+        if let x = f.minDurationNanos { cond.append("t_end - t_start >= \(x)") }
+        if let c = try scoreCondition(f, &v) { cond.append(c) }
+        if let c = textTraceCondition(f, &v) { cond.append(c) }
+        let column = switch key.column {
+        case "t_duration": "(t_end - t_start)"
+        default: key.column
+        }
+        if let after {
+            let op = key.descending ? "<" : ">"
+            cond.append("(\(column) \(op) \(after.key) OR (\(column) = \(after.key) AND trace_id \(op) \(v.string(after.id))))")
+        }
+        let dir = key.descending ? "DESC" : "ASC"
+        let sql = """
+            SELECT trace_id, toString(t_name), toString(t_service), t_start, t_end - t_start, toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
+                t_in, t_out, t_cost, toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
+                arrayMap(x -> toString(x), t_tags), arrayMap(x -> toString(x), t_models), toInt64(\(column)) AS k
+            FROM \(db).trace_summary
+            WHERE \(cond.joined(separator: " AND "))
+            ORDER BY k \(dir), trace_id \(dir)
+            LIMIT \(limit)
+            """
+        var r = try await http.query(sql, parameters: v.parameters)
+        return try Self.traceRows(&r)
+    }
+}
