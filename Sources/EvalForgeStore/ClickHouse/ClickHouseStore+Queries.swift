@@ -348,9 +348,28 @@ extension ClickHouseStore {
         try Self.checkLimit(limit)
         let fingerprint = Cursor.fingerprint([column, Cursor.fingerprint(filter)])
         var v = values()
-        let inner = try traceAggregates(projectID: filter.projectID, filter: nil, &v)
         var cond = ["\(column) != ''"]
         if let x = filter.userID { cond.append("t_user = \(v.string(x))") }
+        // Per-trace rows: single-row traces from trace_summary, multi-row ones aggregated from spans
+        // (or every trace from spans when a project has many multi-row traces).
+        let multi = try await multiRowTraces(projectID: filter.projectID)
+        let inner: String
+        func columns(_ id: String) -> String {
+            "toString(\(id)) AS u_id, toInt64(t_start) AS u_start, toInt64(t_end) AS u_end, toUInt64(t_llm) AS u_llm, toUInt64(t_errors) AS u_errors, "
+                + "toInt64(t_in) AS u_in, toInt64(t_out) AS u_out, toInt64(t_cost) AS u_cost, toString(t_user) AS u_user, toString(t_session) AS u_session"
+        }
+        if multi.count > Self.multiRowLimit {
+            inner = try traceAggregates(projectID: filter.projectID, filter: nil, &v)
+        } else {
+            var summary = ["project_id = \(v.string(filter.projectID))", "t_spans = t_distinct"] + cond
+            if !multi.isEmpty { summary.append("t_hash NOT IN (" + multi.keys.sorted().map { String($0) }.joined(separator: ",") + ")") }
+            var parts = ["SELECT \(columns("trace_id")) FROM \(db).trace_summary WHERE \(summary.joined(separator: " AND "))"]
+            if !multi.isEmpty {
+                parts.append("SELECT \(columns("t_id")) FROM (\(try traceAggregates(projectID: filter.projectID, filter: nil, only: Array(multi.values), &v)))")
+            }
+            inner = "SELECT u_id AS t_id, u_start AS t_start, u_end AS t_end, u_llm AS t_llm, u_errors AS t_errors, u_in AS t_in, u_out AS t_out, u_cost AS t_cost, "
+                + "u_user AS t_user, u_session AS t_session FROM (" + parts.joined(separator: "\nUNION ALL\n") + ")"
+        }
         var having: [String] = []
         if let x = filter.from { having.append("g_last >= \(x)") }
         if let x = filter.to { having.append("g_last < \(x)") }
