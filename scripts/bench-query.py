@@ -268,6 +268,7 @@ def main():
         binary = r.stdout.strip().splitlines()[-1]
 
     data_dir = a.keep or tempfile.mkdtemp(prefix="evalforge-bench-query-")
+    os.makedirs(data_dir, exist_ok=True)
     port = free_port()
     args = [binary, "backend", "--port", str(port), "--data-dir", data_dir, "--api-key", API_KEY, "--log-level", "warning"]
     store = "sqlite"

@@ -55,6 +55,8 @@ struct ClickHouseStoreTests {
         #expect(store.description.hasSuffix("(legacy schema)"))
         #expect(!store.usesModernSchema)
         try await StoreConformance.runAll(store)
+        // Sequential inserts and queries: the multi-row check alone must have kept the lists exact.
+        #expect(store.traceListRestarts.withLock { $0 } == 0)
         await Servers.drop(store)
     }
 
@@ -64,6 +66,8 @@ struct ClickHouseStoreTests {
         #expect(store.usesModernSchema)
         #expect(store.description.hasSuffix("(modern schema)"))
         try await StoreConformance.runAll(store)
+        // Sequential inserts and queries: the multi-row check alone must have kept the lists exact.
+        #expect(store.traceListRestarts.withLock { $0 } == 0)
         await Servers.drop(store)
     }
 

@@ -135,6 +135,7 @@ extension ClickHouseStore {
             if Set(one.map(\.0.traceID)).count != one.count {
                 // A trace gained a summary row since the check: start over from the spans.
                 multiRows.forget(project: filter.projectID)
+                traceListRestarts.withLock { $0 += 1 }
                 rows = try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: nil)
             } else {
                 rows = one + several
@@ -272,8 +273,8 @@ extension ClickHouseStore {
 
     /// A condition on `toDate(start)` (the spans table's second key column, so the primary key
     /// narrows to the days' granules): `days` are day numbers in `dayZone`, as trace_index has them.
-    func dayCondition(_ days: [Int]) -> String {
-        "toDate(start) IN (" + Set(days).sorted().map { "toDate('\(Self.isoDay($0))')" }.joined(separator: ", ") + ")"
+    func dayCondition(_ days: [Int], column: String = "toDate(start)") -> String {
+        "\(column) IN (" + Set(days).sorted().map { "toDate('\(Self.isoDay($0))')" }.joined(separator: ", ") + ")"
     }
 
     /// "YYYY-MM-DD" of a Unix day number (UTC).

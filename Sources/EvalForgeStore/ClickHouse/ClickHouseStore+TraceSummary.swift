@@ -20,6 +20,9 @@ final class MultiRowTraceCache: Sendable {
     }
 
     struct Entry: Sendable {
+        /// The table's active parts when `dayRows` was read: parts never change, so the same parts
+        /// mean the same rows.
+        var parts: [String]
         var dayRows: [UInt32: UInt64]
         var traces: [UInt64: Trace]
     }
@@ -52,6 +55,12 @@ extension ClickHouseStore {
 
     /// The project's multi-row traces by `t_hash` (see `MultiRowTraceCache`).
     func multiRowTraces(projectID: String) async throws -> [UInt64: MultiRowTraceCache.Trace] {
+        var pv = values()
+        var pr = try await http.query("SELECT name FROM system.parts WHERE database = \(pv.string(db)) AND table = 'trace_summary' AND active ORDER BY name", parameters: pv.parameters)
+        var parts: [String] = []
+        while !pr.isAtEnd { parts.append(try pr.string()) }
+        let old = multiRows.entry(project: projectID)
+        if let old, old.parts == parts { return old.traces }
         var v = values()
         let p = v.string(projectID)
         var r = try await http.query("SELECT toUInt32(t_day), toUInt64(count()) FROM \(db).trace_summary WHERE project_id = \(p) GROUP BY t_day", parameters: v.parameters)
@@ -62,9 +71,12 @@ extension ClickHouseStore {
         }
         var traces: [UInt64: MultiRowTraceCache.Trace] = [:]
         var changed: [UInt32]?  // nil: every day
-        if let old = multiRows.entry(project: projectID), old.dayRows.allSatisfy({ day, n in (counts[day] ?? 0) >= n }) {
+        if let old, old.dayRows.allSatisfy({ day, n in (counts[day] ?? 0) >= n }) {
             let days = counts.filter { old.dayRows[$0.key] != $0.value }.map(\.key)
-            if days.isEmpty { return old.traces }
+            if days.isEmpty {
+                multiRows.store(project: projectID, .init(parts: parts, dayRows: counts, traces: old.traces))
+                return old.traces
+            }
             changed = days
             traces = old.traces
         }
@@ -87,7 +99,7 @@ extension ClickHouseStore {
             let first = Int(try m.integer(UInt32.self)), last = Int(try m.integer(UInt32.self))
             traces[hash] = .init(ids: ids, firstDay: first, lastDay: last)
         }
-        multiRows.store(project: projectID, .init(dayRows: counts, traces: traces))
+        multiRows.store(project: projectID, .init(parts: parts, dayRows: counts, traces: traces))
         return traces
     }
 
@@ -125,16 +137,38 @@ extension ClickHouseStore {
             cond.append("(\(column) \(op) \(after.key) OR (\(column) = \(after.key) AND trace_id \(op) \(v.string(after.id))))")
         }
         let dir = key.descending ? "DESC" : "ASC"
+        // First the page's rows by key (only the filter, key and id columns are read for the whole
+        // project), then their other columns through the table's key (day, hash).
         let sql = """
-            SELECT trace_id, toString(t_name), toString(t_service), t_start, t_end - t_start, toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
-                t_in, t_out, t_cost, toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
-                arrayMap(x -> toString(x), t_tags), arrayMap(x -> toString(x), t_models), toInt64(\(column)) AS k
+            SELECT trace_id, toUInt32(t_day), t_hash, toInt64(\(column)) AS k
             FROM \(db).trace_summary
             WHERE \(cond.joined(separator: " AND "))
             ORDER BY k \(dir), trace_id \(dir)
             LIMIT \(limit)
             """
         var r = try await http.query(sql, parameters: v.parameters)
-        return try Self.traceRows(&r)
+        var page: [(id: String, day: Int, hash: UInt64)] = []
+        while !r.isAtEnd {
+            let id = try r.string()
+            let day = Int(try r.integer(UInt32.self))
+            let hash = try r.uint64()
+            _ = try r.int64()
+            page.append((id, day, hash))
+        }
+        guard !page.isEmpty else { return [] }
+        var w = values()
+        let rows = """
+            SELECT trace_id, toString(t_name), toString(t_service), t_start, t_end - t_start, toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
+                t_in, t_out, t_cost, toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
+                arrayMap(x -> toString(x), t_tags), arrayMap(x -> toString(x), t_models), toInt64(\(column))
+            FROM \(db).trace_summary
+            PREWHERE project_id = \(w.string(f.projectID)) AND \(dayCondition(page.map(\.day), column: "t_day"))
+                AND t_hash IN (\(Set(page.map(\.hash)).sorted().map { String($0) }.joined(separator: ",")))
+            WHERE t_spans = t_distinct AND \(w.inList("trace_id", page.map(\.id)))
+            """
+        var full = try await http.query(rows, parameters: w.parameters)
+        // A trace that gained a row in between comes back twice; listTraces then starts over.
+        let byID = Dictionary(grouping: try Self.traceRows(&full), by: \.0.traceID)
+        return page.flatMap { byID[$0.id] ?? [] }
     }
 }

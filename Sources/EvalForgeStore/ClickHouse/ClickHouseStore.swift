@@ -28,6 +28,9 @@ public final class ClickHouseStore: SpanStore {
     let rollupHours = RollupHourCache()
     /// Traces with several `trace_summary` rows, per project (ClickHouseStore+TraceSummary.swift).
     let multiRows = MultiRowTraceCache()
+    /// Trace lists that found a trace twice among the single-row traces (it gained a summary row
+    /// during the request, or the multi-row check missed it) and were answered from spans instead.
+    let traceListRestarts = Mutex<Int>(0)
 
     public var description: String { "clickhouse \(flavor.version) (\(flavor.name))" }
 
