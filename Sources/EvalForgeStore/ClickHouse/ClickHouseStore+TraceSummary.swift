@@ -5,8 +5,9 @@ import Synchronization
 /// The traces of a project that have more than one `trace_summary` row (spans of the trace in several
 /// inserts, a resent batch, a split insert) or a row with more span rows than distinct span ids: their
 /// summary rows are not the trace, so the trace list aggregates them from spans. Kept per project with
-/// the summary's row count per day; a request re-reads those counts (the `project_id, t_day` key prefix
-/// only) and re-checks only the days whose count changed. Exact because summary rows are only added
+/// the table's active parts and the project's summary rows per day. A request first lists the parts
+/// (parts never change: the same parts hold the same rows); when they differ it counts the rows per
+/// day and re-checks only the days whose count changed. Exact because summary rows are only added
 /// between deletes: a new row raises its day's count, and a trace that gains a row has that row in a
 /// changed day, where the check finds it. `deleteExpired` forgets the project; a day whose count went
 /// down (TTL, another backend's delete) makes the whole project be checked again.
@@ -138,22 +139,21 @@ extension ClickHouseStore {
         }
         let dir = key.descending ? "DESC" : "ASC"
         // First the page's rows by key (only the filter, key and id columns are read for the whole
-        // project), then their other columns through the table's key (day, hash).
+        // project), then their other columns through the table's key (the hash; granules of 256 rows).
         let sql = """
-            SELECT trace_id, toUInt32(t_day), t_hash, toInt64(\(column)) AS k
+            SELECT trace_id, t_hash, toInt64(\(column)) AS k
             FROM \(db).trace_summary
             WHERE \(cond.joined(separator: " AND "))
             ORDER BY k \(dir), trace_id \(dir)
             LIMIT \(limit)
             """
         var r = try await http.query(sql, parameters: v.parameters)
-        var page: [(id: String, day: Int, hash: UInt64)] = []
+        var page: [(id: String, hash: UInt64)] = []
         while !r.isAtEnd {
             let id = try r.string()
-            let day = Int(try r.integer(UInt32.self))
             let hash = try r.uint64()
             _ = try r.int64()
-            page.append((id, day, hash))
+            page.append((id, hash))
         }
         guard !page.isEmpty else { return [] }
         var w = values()
@@ -162,8 +162,7 @@ extension ClickHouseStore {
                 t_in, t_out, t_cost, toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
                 arrayMap(x -> toString(x), t_tags), arrayMap(x -> toString(x), t_models), toInt64(\(column))
             FROM \(db).trace_summary
-            PREWHERE project_id = \(w.string(f.projectID)) AND \(dayCondition(page.map(\.day), column: "t_day"))
-                AND t_hash IN (\(Set(page.map(\.hash)).sorted().map { String($0) }.joined(separator: ",")))
+            PREWHERE project_id = \(w.string(f.projectID)) AND t_hash IN (\(Set(page.map(\.hash)).sorted().map { String($0) }.joined(separator: ",")))
             WHERE t_spans = t_distinct AND \(w.inList("trace_id", page.map(\.id)))
             """
         var full = try await http.query(rows, parameters: w.parameters)
