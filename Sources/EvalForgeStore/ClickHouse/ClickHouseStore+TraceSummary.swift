@@ -133,41 +133,41 @@ extension ClickHouseStore {
         case "t_duration": "(t_end - t_start)"
         default: key.column
         }
-        if let after {
-            let op = key.descending ? "<" : ">"
-            cond.append("(\(column) \(op) \(after.key) OR (\(column) = \(after.key) AND trace_id \(op) \(v.string(after.id))))")
-        }
         let dir = key.descending ? "DESC" : "ASC"
-        // First the page's rows by key (only the filter, key and id columns are read for the whole
-        // project), then their other columns through the table's key (the hash; granules of 256 rows).
+        let op = key.descending ? "<" : ">", back = key.descending ? ">=" : "<="
+        // 1. The key of the limit-th row after the cursor's key (the filter and key columns only; no
+        //    trace ids are read or sorted for the whole project).
+        var bounded = cond
+        if let after { bounded.append("\(column) \(op) \(after.key)") }
+        var r = try await http.query("""
+            SELECT toInt64(\(column)) AS k FROM \(db).trace_summary
+            WHERE \(bounded.joined(separator: " AND "))
+            ORDER BY k \(dir) LIMIT \(limit - 1), 1
+            """, parameters: v.parameters)
+        let threshold: Int64? = r.isAtEnd ? nil : try r.int64()
+        // 2. The page: rows between that key and the cursor's (and the cursor key's ties, ordered by
+        //    id), all columns read only for the granules holding them (PREWHERE on the key range).
+        var range: [String] = []
+        if let threshold { range.append("\(column) \(back) \(threshold)") }
+        if let after { range.append("\(column) \(op) \(after.key)") }
+        var prewhere = range.isEmpty ? "" : "(" + range.joined(separator: " AND ") + ")"
+        if let after { prewhere = prewhere.isEmpty ? "" : "(\(prewhere) OR \(column) = \(after.key))" }
+        var exact = cond
+        if let after {
+            exact.append("(\(column) \(op) \(after.key) OR (\(column) = \(after.key) AND trace_id \(op) \(v.string(after.id))))")
+        }
+        if threshold == nil { prewhere = cond.joined(separator: " AND ") }  // fewer rows than a page: the filter is the narrowest
         let sql = """
-            SELECT trace_id, t_hash, toInt64(\(column)) AS k
+            SELECT trace_id, toString(t_name), toString(t_service), t_start, t_end - t_start, toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
+                t_in, t_out, t_cost, toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
+                arrayMap(x -> toString(x), t_tags), arrayMap(x -> toString(x), t_models), toInt64(\(column)) AS k
             FROM \(db).trace_summary
-            WHERE \(cond.joined(separator: " AND "))
+            \(prewhere.isEmpty ? "" : "PREWHERE " + prewhere)
+            WHERE \(exact.joined(separator: " AND "))
             ORDER BY k \(dir), trace_id \(dir)
             LIMIT \(limit)
             """
-        var r = try await http.query(sql, parameters: v.parameters)
-        var page: [(id: String, hash: UInt64)] = []
-        while !r.isAtEnd {
-            let id = try r.string()
-            let hash = try r.uint64()
-            _ = try r.int64()
-            page.append((id, hash))
-        }
-        guard !page.isEmpty else { return [] }
-        var w = values()
-        let rows = """
-            SELECT trace_id, toString(t_name), toString(t_service), t_start, t_end - t_start, toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
-                t_in, t_out, t_cost, toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
-                arrayMap(x -> toString(x), t_tags), arrayMap(x -> toString(x), t_models), toInt64(\(column))
-            FROM \(db).trace_summary
-            PREWHERE project_id = \(w.string(f.projectID)) AND t_hash IN (\(Set(page.map(\.hash)).sorted().map { String($0) }.joined(separator: ",")))
-            WHERE t_spans = t_distinct AND \(w.inList("trace_id", page.map(\.id)))
-            """
-        var full = try await http.query(rows, parameters: w.parameters)
-        // A trace that gained a row in between comes back twice; listTraces then starts over.
-        let byID = Dictionary(grouping: try Self.traceRows(&full), by: \.0.traceID)
-        return page.flatMap { byID[$0.id] ?? [] }
+        var full = try await http.query(sql, parameters: v.parameters)
+        return try Self.traceRows(&full)
     }
 }
