@@ -216,8 +216,9 @@ struct ClickHouseFlavor: Sendable, Equatable {
             GROUP BY project_id, trace_id, day
             """
         // One row per (trace, insert into spans), written by a materialized view: what the trace
-        // list reads instead of aggregating spans (ClickHouseStore+Queries.swift). Keyed by the trace
-        // id's hash with small granules, so a page's rows are read through the key. Plain MergeTree:
+        // list reads instead of aggregating spans (ClickHouseStore+TraceSummary.swift). Keyed by day
+        // with small granules, so a page's rows (recent ones, for the usual newest-first list) are
+        // read from few granules. Plain MergeTree:
         // a resent or split batch adds another row, which the readers detect (more than one row for a
         // trace, or more span rows than distinct span ids) and then aggregate that trace from spans.
         let traceSummary = """
@@ -251,7 +252,7 @@ struct ClickHouseFlavor: Sendable, Equatable {
                 t_sessions Array(String)\(m ? ",\n    t_retention UInt16" : "")
             ) ENGINE = MergeTree()
             PARTITION BY toYYYYMM(t_day)
-            ORDER BY (project_id, t_hash)\(m ? "\nTTL toDateTime(intDiv(t_start, 1000000000)) + toIntervalDay(t_retention) WHERE t_retention > 0" : "")
+            ORDER BY (project_id, t_day, t_hash)\(m ? "\nTTL toDateTime(intDiv(t_start, 1000000000)) + toIntervalDay(t_retention) WHERE t_retention > 0" : "")
             SETTINGS index_granularity = 256
             """
         let summaryView = "CREATE MATERIALIZED VIEW IF NOT EXISTS \(q).trace_summary_mv TO \(q).trace_summary AS \(traceSummarySelect(from: "\(q).spans"))"

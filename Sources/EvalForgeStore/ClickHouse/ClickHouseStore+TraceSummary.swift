@@ -134,35 +134,49 @@ extension ClickHouseStore {
         default: key.column
         }
         let dir = key.descending ? "DESC" : "ASC"
-        let op = key.descending ? "<" : ">", back = key.descending ? ">=" : "<="
-        // 1. The key of the limit-th row after the cursor's key (the filter and key columns only; no
-        //    trace ids are read or sorted for the whole project).
+        let op = key.descending ? "<" : ">"
+        // 1. The first `limit` rows after the cursor's key, as (key, hash): the filter, key and hash
+        //    columns only; no trace ids are read or sorted for the whole project.
         var bounded = cond
         if let after { bounded.append("\(column) \(op) \(after.key)") }
         var r = try await http.query("""
-            SELECT toInt64(\(column)) AS k FROM \(db).trace_summary
+            SELECT toInt64(\(column)) AS k, t_hash FROM \(db).trace_summary
             WHERE \(bounded.joined(separator: " AND "))
-            ORDER BY k \(dir) LIMIT \(limit - 1), 1
+            ORDER BY k \(dir) LIMIT \(limit)
             """, parameters: v.parameters)
-        let threshold: Int64? = r.isAtEnd ? nil : try r.int64()
-        // 2. The page: rows between that key and the cursor's (and the cursor key's ties, ordered by
-        //    id), all columns read only for the granules holding them (PREWHERE on the key range).
-        var range: [String] = []
-        if let threshold { range.append("\(column) \(back) \(threshold)") }
-        if let after { range.append("\(column) \(op) \(after.key)") }
-        var prewhere = range.isEmpty ? "" : "(" + range.joined(separator: " AND ") + ")"
-        if let after { prewhere = prewhere.isEmpty ? "" : "(\(prewhere) OR \(column) = \(after.key))" }
+        var hashes = Set<UInt64>()
+        var last: Int64?
+        var count = 0
+        while !r.isAtEnd {
+            last = try r.int64()
+            hashes.insert(try r.uint64())
+            count += 1
+        }
+        // 2. The page: those rows, the rows tied with the last key (the order among them is by id)
+        //    and the cursor key's ties; all columns are read only for the granules holding them
+        //    (granules of 256 rows in day order: for a newest-first list, the last days' granules).
+        var wanted: [String] = []
+        if !hashes.isEmpty { wanted.append("t_hash IN (" + hashes.sorted().map { String($0) }.joined(separator: ",") + ")") }
+        if count == limit, let last { wanted.append("\(column) = \(last)") }
+        if let after { wanted.append("\(column) = \(after.key)") }
+        guard !wanted.isEmpty else { return [] }
+        var prewhere = "(" + wanted.joined(separator: " OR ") + ")"
+        if key.column == "t_start", count == limit, let last {
+            // Every row wanted starts at or after (before, ascending) the last key: the table key
+            // narrows to those days (a day of margin for the server's time zone).
+            let day = "toDate(toDateTime(\(last / 1_000_000_000)))"
+            prewhere += key.descending ? " AND t_day >= \(day) - 1" : " AND t_day <= \(day) + 1"
+        }
         var exact = cond
         if let after {
             exact.append("(\(column) \(op) \(after.key) OR (\(column) = \(after.key) AND trace_id \(op) \(v.string(after.id))))")
         }
-        if threshold == nil { prewhere = cond.joined(separator: " AND ") }  // fewer rows than a page: the filter is the narrowest
         let sql = """
             SELECT trace_id, toString(t_name), toString(t_service), t_start, t_end - t_start, toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
                 t_in, t_out, t_cost, toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
                 arrayMap(x -> toString(x), t_tags), arrayMap(x -> toString(x), t_models), toInt64(\(column)) AS k
             FROM \(db).trace_summary
-            \(prewhere.isEmpty ? "" : "PREWHERE " + prewhere)
+            PREWHERE \(prewhere)
             WHERE \(exact.joined(separator: " AND "))
             ORDER BY k \(dir), trace_id \(dir)
             LIMIT \(limit)
