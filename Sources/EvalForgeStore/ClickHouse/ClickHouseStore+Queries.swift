@@ -286,18 +286,26 @@ extension ClickHouseStore {
     }
 
     public func trace(projectID: String, traceID: String) async throws -> [SpanRow] {
-        let days = try await traceDays(projectID: projectID, traceID: traceID)
         var v = values()
-        let cond = "project_id = \(v.string(projectID)) AND trace_id = \(v.string(traceID))"
-        if days.isEmpty { return try await spans(where: cond, orderLimit: "ORDER BY start_ns, span_id", v) }
-        // FINAL on 18.16 reads every granule of the days (~50k rows for one day of a busy project);
-        // PREWHERE on the key reads the trace's granules only, and LIMIT 1 BY the table's key
-        // (day, span; the trace is fixed) drops the copies FINAL would have collapsed.
-        let sql = "SELECT \(flavor.spanSelectColumns) FROM \(db).spans PREWHERE \(cond) AND \(dayCondition(days)) ORDER BY start_ns, span_id LIMIT 1 BY toDate(start), span_id"
+        let p = v.string(projectID), t = v.string(traceID)
+        let cond = "project_id = \(p) AND trace_id = \(t)"
+        // One round trip: the trace's days from trace_index as a set the key analysis uses. FINAL on
+        // 18.16 reads every granule of the days (~50k rows for one day of a busy project); PREWHERE on
+        // the key reads the trace's granules only, and LIMIT 1 BY the table's key (day, span; the
+        // trace is fixed) drops the copies FINAL would have collapsed.
+        let sql = """
+            SELECT \(flavor.spanSelectColumns) FROM \(db).spans
+            PREWHERE \(cond) AND toDate(start) IN (SELECT day FROM \(db).trace_index WHERE \(cond))
+            ORDER BY start_ns, span_id LIMIT 1 BY toDate(start), span_id
+            """
         var r = try await http.query(sql, parameters: v.parameters)
         var out: [SpanRow] = []
         while !r.isAtEnd { out.append(try ClickHouseRowCoding.span(&r)) }
-        return out
+        guard out.isEmpty else { return out }
+        // No such trace, or spans written before trace_index existed and not backfilled.
+        guard try await traceDays(projectID: projectID, traceID: traceID).isEmpty else { return [] }
+        var w = values()
+        return try await spans(where: "project_id = \(w.string(projectID)) AND trace_id = \(w.string(traceID))", orderLimit: "ORDER BY start_ns, span_id", w)
     }
 
     public func listSpans(_ filter: SpanFilter, limit: Int, cursor: String?) async throws -> Page<SpanRow> {
