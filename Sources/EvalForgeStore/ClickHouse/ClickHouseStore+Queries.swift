@@ -62,7 +62,7 @@ extension ClickHouseStore {
             let columns = "trace_id, span_id, parent_span_id, start, \(flavor.modern ? "" : "start_nanos, ")duration_ns, service, name, status, provider, model, input_tokens, output_tokens, cost_usd, user_id, session_id, tags"
             source = """
                 (SELECT \(columns) FROM \(db).spans
-                PREWHERE project_id = \(p) AND \(dayCondition(Array(days))) AND \(v.inList("trace_id", only.flatMap(\.ids)))\(extra.isEmpty ? "" : "\nWHERE " + extra.joined(separator: " AND "))
+                PREWHERE project_id = \(p) AND \(dayCondition(Array(days))) AND \(v.inList("trace_id", only.map(\.id)))\(extra.isEmpty ? "" : "\nWHERE " + extra.joined(separator: " AND "))
                 LIMIT 1 BY toDate(start), trace_id, span_id)
                 """
         } else {
@@ -129,15 +129,18 @@ extension ClickHouseStore {
         if multi.count > Self.multiRowLimit {
             rows = try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: nil)
         } else {
-            async let single = summaryTraceList(filter, key: key, after: after, limit: limit + 1, excluding: multi.keys)
-            let several = multi.isEmpty ? [] : try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: Array(multi.values))
-            let one = try await single
+            let one = try await summaryTraceList(filter, key: key, after: after, limit: limit + 1, excluding: multi.keys)
             if Set(one.map(\.0.traceID)).count != one.count {
                 // A trace gained a summary row since the check: start over from the spans.
                 multiRows.forget(project: filter.projectID)
                 traceListRestarts.withLock { $0 += 1 }
                 rows = try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: nil)
             } else {
+                // Multi-row traces that can be on the page (by their merged summary rows, against
+                // the single-row page's last key), aggregated from their spans.
+                let bound = one.count == limit + 1 ? one.last?.1 : nil
+                let candidates = try multi.values.joined().filter { try Self.mayList($0, filter, key: key, after: after, bound: bound) }
+                let several = candidates.isEmpty ? [] : try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: candidates)
                 rows = one + several
                 rows.sort { key.precedes(($0.1, $0.0.traceID), ($1.1, $1.0.traceID)) }
             }
@@ -374,7 +377,7 @@ extension ClickHouseStore {
             if !multi.isEmpty { summary.append("t_hash NOT IN (" + multi.keys.sorted().map { String($0) }.joined(separator: ",") + ")") }
             var parts = ["SELECT \(columns("trace_id")) FROM \(db).trace_summary WHERE \(summary.joined(separator: " AND "))"]
             if !multi.isEmpty {
-                parts.append("SELECT \(columns("t_id")) FROM (\(try traceAggregates(projectID: filter.projectID, filter: nil, only: Array(multi.values), &v)))")
+                parts.append("SELECT \(columns("t_id")) FROM (\(try traceAggregates(projectID: filter.projectID, filter: nil, only: Array(multi.values.joined()), &v)))")
             }
             inner = "SELECT u_id AS t_id, u_start AS t_start, u_end AS t_end, u_llm AS t_llm, u_errors AS t_errors, u_in AS t_in, u_out AS t_out, u_cost AS t_cost, "
                 + "u_user AS t_user, u_session AS t_session FROM (" + parts.joined(separator: "\nUNION ALL\n") + ")"

@@ -12,12 +12,19 @@ import Synchronization
 /// changed day, where the check finds it. `deleteExpired` forgets the project; a day whose count went
 /// down (TTL, another backend's delete) makes the whole project be checked again.
 final class MultiRowTraceCache: Sendable {
+    /// One multi-row trace, merged over its summary rows: the idempotent values are exact (start,
+    /// end, error flag, sets), the cost is an upper bound (positive costs of every row, copies
+    /// included); counts and totals come from spans.
     struct Trace: Sendable {
-        /// The trace ids with this hash (one, unless two ids collide).
-        var ids: [String]
+        var id: String
         /// First and last day (day numbers of the spans' `toDate(start)`) of the trace's summary rows.
         var firstDay: Int
         var lastDay: Int
+        var start: Int64
+        var end: Int64
+        var costUpper: Int64
+        var error: Bool
+        var models: [String], services: [String], providers: [String], tags: [String], users: [String], sessions: [String]
     }
 
     struct Entry: Sendable {
@@ -25,7 +32,8 @@ final class MultiRowTraceCache: Sendable {
         /// mean the same rows.
         var parts: [String]
         var dayRows: [UInt32: UInt64]
-        var traces: [UInt64: Trace]
+        /// By `t_hash`: the traces with that hash (one, unless two ids collide).
+        var traces: [UInt64: [Trace]]
     }
 
     /// Most multi-row traces remembered per project; a project with more is checked in full each time.
@@ -55,7 +63,7 @@ extension ClickHouseStore {
     static let multiRowLimit = 2_000
 
     /// The project's multi-row traces by `t_hash` (see `MultiRowTraceCache`).
-    func multiRowTraces(projectID: String) async throws -> [UInt64: MultiRowTraceCache.Trace] {
+    func multiRowTraces(projectID: String) async throws -> [UInt64: [MultiRowTraceCache.Trace]] {
         var pv = values()
         var pr = try await http.query("SELECT name FROM system.parts WHERE database = \(pv.string(db)) AND table = 'trace_summary' AND active ORDER BY name", parameters: pv.parameters)
         var parts: [String] = []
@@ -70,7 +78,7 @@ extension ClickHouseStore {
             let day = try r.integer(UInt32.self)
             counts[day] = try r.uint64()
         }
-        var traces: [UInt64: MultiRowTraceCache.Trace] = [:]
+        var traces: [UInt64: [MultiRowTraceCache.Trace]] = [:]
         var changed: [UInt32]?  // nil: every day
         if let old, old.dayRows.allSatisfy({ day, n in (counts[day] ?? 0) >= n }) {
             let days = counts.filter { old.dayRows[$0.key] != $0.value }.map(\.key)
@@ -89,17 +97,26 @@ extension ClickHouseStore {
             cond += " AND t_hash IN (SELECT t_hash FROM \(db).trace_summary WHERE project_id = \(q) AND t_day IN (\(days)))"
         }
         let sql = """
-            SELECT t_hash, groupUniqArray(trace_id), toUInt32(min(t_day)), toUInt32(max(t_last_day))
-            FROM \(db).trace_summary WHERE \(cond)
-            GROUP BY t_hash HAVING count() > 1 OR max(t_spans != t_distinct) > 0
+            SELECT t_hash, trace_id, toUInt32(min(t_day)), toUInt32(max(t_last_day)), min(t_start), max(t_end), sum(t_cost_upper), toUInt8(max(t_errors) > 0),
+                groupUniqArrayArray(t_models), groupUniqArrayArray(t_services), groupUniqArrayArray(t_providers), groupUniqArrayArray(t_tags),
+                groupUniqArrayArray(t_users), groupUniqArrayArray(t_sessions)
+            FROM \(db).trace_summary
+            WHERE project_id = \(q) AND t_hash IN (
+                SELECT t_hash FROM \(db).trace_summary WHERE \(cond)
+                GROUP BY t_hash HAVING count() > 1 OR max(t_spans != t_distinct) > 0)
+            GROUP BY t_hash, trace_id
             """
         var m = try await http.query(sql, parameters: w.parameters)
+        var found: [UInt64: [MultiRowTraceCache.Trace]] = [:]
         while !m.isAtEnd {
             let hash = try m.uint64()
-            let ids = try m.strings()
-            let first = Int(try m.integer(UInt32.self)), last = Int(try m.integer(UInt32.self))
-            traces[hash] = .init(ids: ids, firstDay: first, lastDay: last)
+            let t = MultiRowTraceCache.Trace(
+                id: try m.string(), firstDay: Int(try m.integer(UInt32.self)), lastDay: Int(try m.integer(UInt32.self)), start: try m.int64(), end: try m.int64(),
+                costUpper: try m.int64(), error: try m.integer(UInt8.self) != 0, models: try m.strings(), services: try m.strings(), providers: try m.strings(),
+                tags: try m.strings(), users: try m.strings(), sessions: try m.strings())
+            found[hash, default: []].append(t)
         }
+        for (hash, list) in found { traces[hash] = list }
         multiRows.store(project: projectID, .init(parts: parts, dayRows: counts, traces: traces))
         return traces
     }
@@ -183,5 +200,38 @@ extension ClickHouseStore {
             """
         var full = try await http.query(sql, parameters: v.parameters)
         return try Self.traceRows(&full)
+    }
+
+    /// Whether a multi-row trace can be on the page: the filters it can fail from its merged summary
+    /// rows (score and text filters are left to the query), the cursor on exact keys, and the page's
+    /// boundary key `bound` (the single-row page's last key when that page is full).
+    static func mayList(_ t: MultiRowTraceCache.Trace, _ f: TraceFilter, key: TraceListKey, after: (key: Int64, id: String)?, bound: Int64?) throws -> Bool {
+        if let x = f.service, !t.services.contains(x) { return false }
+        if let x = f.provider, !t.providers.contains(x) { return false }
+        if let x = f.model, !t.models.contains(x) { return false }
+        if let x = f.tag, !t.tags.contains(x) { return false }
+        if let x = f.from, t.start < x { return false }
+        if let x = f.to, t.start >= x { return false }
+        switch f.status {
+        case .error?: if !t.error { return false }
+        case .ok?, .unset?: if t.error { return false }
+        case nil: break
+        }
+        if let x = f.userID, !t.users.contains(x) { return false }
+        if let x = f.sessionID, !t.sessions.contains(x) { return false }
+        if let x = f.minCostUSD, t.costUpper < (try minCostPicos(x)) { return false }
+        if let x = f.minDurationNanos, t.end - t.start < x { return false }
+        let k: Int64 = switch key.column {
+        case "t_start": t.start
+        case "t_duration": t.end - t.start
+        default: t.costUpper  // an upper bound: no cursor test, and the bound only from above
+        }
+        if key.column == "t_cost" {
+            if let bound, k < bound { return false }
+            return true
+        }
+        if let after, !key.precedes((after.key, after.id), (k, t.id)) { return false }
+        if let bound, key.precedes((bound, ""), (k, t.id)) && k != bound { return false }
+        return true
     }
 }
