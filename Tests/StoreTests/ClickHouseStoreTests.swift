@@ -110,6 +110,15 @@ struct ClickHouseStoreTests {
         let byText = try await store.listTraces(TraceFilter(projectID: p, text: "%_\\'"), sort: .startDesc, limit: 10, cursor: nil)
         #expect(byText.items.count == 1)
         #expect(try await store.listTraces(TraceFilter(projectID: p, text: "_%_"), sort: .startDesc, limit: 10, cursor: nil).items.isEmpty)
+        // Costs no conversion can take (NaN, infinities, beyond Int64 picodollars) neither fail the
+        // insert (the trace_summary view converts them) nor the list.
+        var odd = StoreFixtures.spans(trace: 1, projectID: p)
+        odd[1].costUSD = .nan
+        odd[2].costUSD = .infinity
+        odd[3].costUSD = 1e30
+        #expect(try await store.insert(StoreBatch(projectID: p, batchID: "odd-costs", spans: odd, rollups: [])) == .stored)
+        let listed = try await store.listTraces(TraceFilter(projectID: p), sort: .costDesc, limit: 10, cursor: nil)
+        #expect(listed.items.map(\.traceID).sorted() == [StoreFixtures.traceID(0), StoreFixtures.traceID(1)])
         await Servers.drop(store)
     }
 

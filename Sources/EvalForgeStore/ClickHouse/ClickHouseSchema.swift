@@ -53,6 +53,11 @@ struct ClickHouseFlavor: Sendable, Equatable {
     static func traceIndexColumns(modern: Bool) -> String { "project_id, trace_id, day" + (modern ? ", retention_days" : "") }
     var traceIndexInsertColumns: String { Self.traceIndexColumns(modern: modern) }
 
+    /// A span's cost in picodollars as the trace list sums it: NaN and infinities count as 0 and the
+    /// value is clamped to ±9e18, so no span can make an insert (through the materialized view) or a
+    /// query fail on the conversion.
+    static let costPicos = "toInt64(round(greatest(least(if(isFinite(ifNull(cost_usd, 0)), ifNull(cost_usd, 0), 0) * 1000000000000.0, 9e18), -9e18)))"
+
     static func traceSummaryColumns(modern: Bool) -> String {
         "project_id, t_day, t_hash, trace_id, t_last_day, t_start, t_end, t_last, t_spans, t_distinct, t_llm, t_errors, t_in, t_out, t_cost, t_cost_upper, t_cost_unknown, "
             + "t_name, t_service, t_user, t_session, t_models, t_services, t_providers, t_tags, t_users, t_sessions" + (modern ? ", t_retention" : "")
@@ -65,15 +70,14 @@ struct ClickHouseFlavor: Sendable, Equatable {
     func traceSummarySelect(from: String, where cond: String? = nil) -> String {
         let s = startNanos
         let root = "parent_span_id = ''"
-        let picos = "1000000000000.0"
         return """
             SELECT project_id, toDate(min(start)) AS t_day, cityHash64(trace_id) AS t_hash, trace_id, toDate(max(start)) AS t_last_day,
                 min(\(s)) AS t_start, max(\(s) + duration_ns) AS t_end, max(\(s)) AS t_last,
-                toUInt32(count()) AS t_spans, toUInt32(uniqExact(span_id)) AS t_distinct,
+                toUInt32(count()) AS t_spans, toUInt32(uniqExact(cityHash64(span_id))) AS t_distinct,
                 toUInt32(countIf(model != '' OR provider != '')) AS t_llm, toUInt32(countIf(status = 2)) AS t_errors,
                 sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
-                sum(toInt64(round(ifNull(cost_usd, 0) * \(picos)))) AS t_cost,
-                sum(greatest(toInt64(round(ifNull(cost_usd, 0) * \(picos))), toInt64(0))) AS t_cost_upper,
+                sum(\(Self.costPicos)) AS t_cost,
+                sum(greatest(\(Self.costPicos), toInt64(0))) AS t_cost_upper,
                 toUInt32(countIf((model != '' OR provider != '') AND isNull(cost_usd))) AS t_cost_unknown,
                 if(countIf(\(root)) > 0, argMinIf(name, \(s), \(root)), argMin(name, \(s))) AS t_name,
                 if(countIf(\(root)) > 0, argMinIf(service, \(s), \(root)), argMin(service, \(s))) AS t_service,

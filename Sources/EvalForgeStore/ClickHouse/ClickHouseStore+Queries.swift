@@ -77,7 +77,7 @@ extension ClickHouseStore {
                 min(\(s)) AS t_start, max(\(s) + duration_ns) AS t_end, t_end - t_start AS t_duration,
                 count() AS t_spans, countIf(model != '' OR provider != '') AS t_llm, countIf(status = 2) AS t_errors,
                 sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
-                sum(toInt64(round(ifNull(cost_usd, 0) * \(Self.picos)))) AS t_cost,
+                sum(\(ClickHouseFlavor.costPicos)) AS t_cost,
                 countIf((model != '' OR provider != '') AND isNull(cost_usd)) AS t_cost_unknown,
                 if(anyIf(user_id, \(root) AND user_id != '') != '', anyIf(user_id, \(root) AND user_id != ''), anyIf(user_id, user_id != '')) AS t_user,
                 if(anyIf(session_id, \(root) AND session_id != '') != '', anyIf(session_id, \(root) AND session_id != ''), anyIf(session_id, session_id != '')) AS t_session,
