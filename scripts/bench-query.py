@@ -9,7 +9,7 @@ SQLite store), then measures through HTTP:
 
   trace_by_id_p95_ms   GET /api/traces/{id} for random known ids
   list_p95_ms          GET /api/traces with typical filters (model+status, user, service+min cost,
-                       tag, time window + text), limit 50
+                       tag by duration, time window + model, session), limit 50
   dashboard_p95_ms     GET / (the dashboard page, 30 days by model: what a user waits for)
   export_10k_ms        GET /api/export/spans?max_rows=10000, whole body read
 
