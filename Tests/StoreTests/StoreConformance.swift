@@ -177,6 +177,12 @@ enum StoreConformance {
         func spans(_ i: Int) -> [SpanRow] {
             var rows = StoreFixtures.spans(trace: i, projectID: p)
             for j in rows.indices where rows[j].costUSD != nil { rows[j].costUSD = Double((i * 7 + j * 3) % 11 + 1) / 1024 }
+            if (6...17).contains(i) {
+                // Twelve traces (four single-row, eight multi-row) with the same start and mostly the same
+                // duration: ties across page boundaries, broken by trace id.
+                for j in rows.indices { rows[j].startUnixNanos -= Int64(i - 6) * 60_000_000_000 }
+                rows[0].durationNanos = 2_006_000_000
+            }
             if i % 4 == 1 { rows[3].startUnixNanos += 86_400 * 1_000_000_000 + Int64(i) * 1_000_000 }  // a tool call a day later
             return rows
         }
