@@ -9,12 +9,16 @@ SQLite store), then measures through HTTP:
 
   trace_by_id_p95_ms   GET /api/traces/{id} for random known ids
   list_p95_ms          GET /api/traces with typical filters (model+status, user, service+min cost,
-                       tag, time window + text), limit 50
+                       tag by duration, time window + model, session), limit 50
   dashboard_p95_ms     GET / (the dashboard page, 30 days by model: what a user waits for)
   export_10k_ms        GET /api/export/spans?max_rows=10000, whole body read
 
 Progress goes to stderr; the last stdout line is one JSON object.
-Usage: scripts/bench query [--spans N] [--bin PATH] [--requests N] [--keep DIR]
+Usage: scripts/bench query [--spans N] [--bin PATH] [--requests N] [--keep DIR] [--database NAME]
+
+--database NAME measures an existing ClickHouse database (one a previous run loaded; the backend
+migrates it first) instead of loading a new one: the sample traces, users and sessions are read from
+its spans. Its spans were spread over the 30 days before that load, so time windows reach fewer.
 """
 import argparse
 import http.client
@@ -208,6 +212,21 @@ def load(port, total_spans, seed):
     return sent[0], samples
 
 
+def existing(url, database):
+    """Span count and samples of (trace id, user, session, model) of an already loaded database."""
+    import urllib.request
+
+    def query(sql):
+        with urllib.request.urlopen(urllib.request.Request(url, data=sql.encode())) as r:
+            return [line.split("\t") for line in r.read().decode().splitlines()]
+
+    spans = int(query(f"SELECT count() FROM {database}.spans")[0][0])
+    rows = query(f"SELECT trace_id, any(user_id), any(session_id), anyIf(model, model != '') FROM {database}.spans GROUP BY trace_id "
+                 f"ORDER BY cityHash64(trace_id) LIMIT 600")
+    log(f"existing database {database}: {spans:,} spans, {len(rows)} sample traces")
+    return spans, [tuple(r) for r in rows]
+
+
 def timed(c, path, headers=None, expect=200):
     t = time.perf_counter()
     status, data = c.request("GET", path, headers=headers)
@@ -238,6 +257,7 @@ def main():
     ap.add_argument("--requests", type=int, default=100, help="requests per measured query kind")
     ap.add_argument("--keep", default="", help="data directory to keep (default: a temporary one, removed)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--database", default="", help="measure this existing ClickHouse database instead of loading one")
     a = ap.parse_args()
 
     binary = a.bin
@@ -248,12 +268,15 @@ def main():
         binary = r.stdout.strip().splitlines()[-1]
 
     data_dir = a.keep or tempfile.mkdtemp(prefix="evalforge-bench-query-")
+    os.makedirs(data_dir, exist_ok=True)
     port = free_port()
     args = [binary, "backend", "--port", str(port), "--data-dir", data_dir, "--api-key", API_KEY, "--log-level", "warning"]
     store = "sqlite"
     if ch:
         store = "clickhouse"
-        args += ["--clickhouse-url", ch, "--clickhouse-database", f"evalforge_bench_{os.getpid()}"]
+        args += ["--clickhouse-url", ch, "--clickhouse-database", a.database or f"evalforge_bench_{os.getpid()}"]
+    elif a.database:
+        raise SystemExit("bench query: --database needs ClickHouse")
     log(f"store {store}, {a.spans:,} spans, data dir {data_dir}")
     backend_log = open(os.path.join(data_dir, "backend.log"), "wb")
     proc = subprocess.Popen(args, stdout=backend_log, stderr=subprocess.STDOUT)
@@ -271,7 +294,10 @@ def main():
                 raise SystemExit("bench query: backend did not start")
             time.sleep(0.1)
 
-        spans, samples = load(port, a.spans, a.seed)
+        if a.database:
+            spans, samples = existing(ch, a.database)
+        else:
+            spans, samples = load(port, a.spans, a.seed)
         rnd = random.Random(a.seed)
         c = Client(port)
         # Warm-up: one of each, so the first measured request is not a cold start.

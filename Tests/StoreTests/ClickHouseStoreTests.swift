@@ -55,6 +55,8 @@ struct ClickHouseStoreTests {
         #expect(store.description.hasSuffix("(legacy schema)"))
         #expect(!store.usesModernSchema)
         try await StoreConformance.runAll(store)
+        // Sequential inserts and queries: the multi-row check alone must have kept the lists exact.
+        #expect(store.traceListRestarts.withLock { $0 } == 0)
         await Servers.drop(store)
     }
 
@@ -64,6 +66,8 @@ struct ClickHouseStoreTests {
         #expect(store.usesModernSchema)
         #expect(store.description.hasSuffix("(modern schema)"))
         try await StoreConformance.runAll(store)
+        // Sequential inserts and queries: the multi-row check alone must have kept the lists exact.
+        #expect(store.traceListRestarts.withLock { $0 } == 0)
         await Servers.drop(store)
     }
 
@@ -106,6 +110,15 @@ struct ClickHouseStoreTests {
         let byText = try await store.listTraces(TraceFilter(projectID: p, text: "%_\\'"), sort: .startDesc, limit: 10, cursor: nil)
         #expect(byText.items.count == 1)
         #expect(try await store.listTraces(TraceFilter(projectID: p, text: "_%_"), sort: .startDesc, limit: 10, cursor: nil).items.isEmpty)
+        // Costs no conversion can take (NaN, infinities, beyond Int64 picodollars) neither fail the
+        // insert (the trace_summary view converts them) nor the list.
+        var odd = StoreFixtures.spans(trace: 1, projectID: p)
+        odd[1].costUSD = .nan
+        odd[2].costUSD = .infinity
+        odd[3].costUSD = 1e30
+        #expect(try await store.insert(StoreBatch(projectID: p, batchID: "odd-costs", spans: odd, rollups: [])) == .stored)
+        let listed = try await store.listTraces(TraceFilter(projectID: p), sort: .costDesc, limit: 10, cursor: nil)
+        #expect(listed.items.map(\.traceID).sorted() == [StoreFixtures.traceID(0), StoreFixtures.traceID(1)])
         await Servers.drop(store)
     }
 
@@ -114,11 +127,11 @@ struct ClickHouseStoreTests {
         guard server.url != nil else { return }
         let store = try await Servers.makeStore(server)
         try await store.migrate()
-        #expect(try await store.appliedMigrations() == [1, 2])
+        #expect(try await store.appliedMigrations() == [1, 2, 3])
         _ = try await store.insert(StoreFixtures.batch(0..<3, projectID: "p", batchID: "b"))
         let again = try await ClickHouseStore(configuration: store.configuration, logger: Logger(label: "test"))
         try await again.migrate()
-        #expect(try await again.appliedMigrations() == [1, 2])
+        #expect(try await again.appliedMigrations() == [1, 2, 3])
         #expect(try await again.insert(StoreFixtures.batch(0..<3, projectID: "p", batchID: "b")) == .duplicate)
         #expect(try await again.trace(projectID: "p", traceID: StoreFixtures.traceID(2)).count == 4)
         let ddl = try await store.http.query("SELECT create_table_query FROM system.tables WHERE database = \(ClickHouseSQL.quote(store.db)) AND name = 'spans'")

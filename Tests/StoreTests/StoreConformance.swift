@@ -14,6 +14,7 @@ enum StoreConformance {
         try await traceRoundTrip(store)
         try await projectIsolation(store)
         try await traceListFiltersAndPages(store)
+        try await traceListAcrossBatches(store)
         try await metricsAreExact(store)
         try await sessionsUsersAndSpans(store)
         try await scores(store)
@@ -142,6 +143,137 @@ enum StoreConformance {
         }
         await #expect(throws: StoreError.self) {
             _ = try await store.listTraces(TraceFilter(projectID: p), sort: .startDesc, limit: 5, cursor: "not-a-cursor")
+        }
+    }
+
+    /// What the trace list must say about `spans` (duplicates by trace and span id already removed).
+    static func expectedSummaries(_ spans: [SpanRow]) -> [String: TraceSummary] {
+        var out: [String: TraceSummary] = [:]
+        for (id, rows) in Dictionary(grouping: spans, by: \.traceID) {
+            let ordered = rows.sorted { ($0.startUnixNanos, $0.spanID) < ($1.startUnixNanos, $1.spanID) }
+            let head = ordered.first { $0.parentSpanID.isEmpty } ?? ordered[0]
+            let start = ordered[0].startUnixNanos
+            let end = rows.map { $0.startUnixNanos + $0.durationNanos }.max() ?? start
+            let user = head.parentSpanID.isEmpty && !head.userID.isEmpty ? head.userID : (rows.first { !$0.userID.isEmpty }?.userID ?? "")
+            let session = head.parentSpanID.isEmpty && !head.sessionID.isEmpty ? head.sessionID : (rows.first { !$0.sessionID.isEmpty }?.sessionID ?? "")
+            out[id] = TraceSummary(
+                traceID: id, name: head.name, service: head.service, startUnixNanos: start, durationNanos: end - start, spanCount: rows.count,
+                llmCalls: rows.filter(\.isLLMCall).count, errorCount: rows.filter(\.isError).count,
+                inputTokens: rows.reduce(0) { $0 + $1.inputTokens }, outputTokens: rows.reduce(0) { $0 + $1.outputTokens },
+                costUSD: rows.reduce(0) { $0 + ($1.costUSD ?? 0) }, costUnknownSpans: rows.filter { $0.isLLMCall && $0.costUSD == nil }.count,
+                userID: user, sessionID: session, tags: Set(rows.flatMap(\.tags)).sorted(), models: Set(rows.map(\.model).filter { !$0.isEmpty }).sorted())
+        }
+        return out
+    }
+
+    /// Traces whose spans arrive in several batches (some a day apart), a batch holding a span twice
+    /// and overlapping resends: every filter and sort, page by page, gives exactly the traces, order
+    /// and totals of the distinct spans (a brute-force expectation), also after the store has
+    /// answered queries on the first batch alone.
+    static func traceListAcrossBatches(_ store: any SpanStore) async throws {
+        let p = StoreFixtures.uniqueProject("split")
+        let n = 24
+        // Costs are multiples of 1/1024 so sums are exact in binary floating point on every store.
+        func spans(_ i: Int) -> [SpanRow] {
+            var rows = StoreFixtures.spans(trace: i, projectID: p)
+            for j in rows.indices where rows[j].costUSD != nil { rows[j].costUSD = Double((i * 7 + j * 3) % 11 + 1) / 1024 }
+            if (6...17).contains(i) {
+                // Twelve traces (four single-row, eight multi-row) with the same start and mostly the same
+                // duration: ties across page boundaries, broken by trace id.
+                for j in rows.indices { rows[j].startUnixNanos -= Int64(i - 6) * 60_000_000_000 }
+                rows[0].durationNanos = 2_006_000_000
+            }
+            if i % 4 == 1 { rows[3].startUnixNanos += 86_400 * 1_000_000_000 + Int64(i) * 1_000_000 }  // a tool call a day later
+            return rows
+        }
+        // Batch a: whole traces (i % 3 == 0), the root and first LLM call (1), the root only (2).
+        var a: [SpanRow] = [], b: [SpanRow] = [], c: [SpanRow] = []
+        for i in 0..<n {
+            let rows = spans(i)
+            switch i % 3 {
+            case 0: a += rows
+            case 1: a += rows[0...1]; b += rows[2...3]
+            default: a += rows[0...0]; b += rows[1...2]; c += rows[3...3]
+            }
+        }
+        c.append(spans(0)[1])  // a span already stored, inside a batch that holds it twice
+        c.append(spans(0)[1])
+        func put(_ id: String, _ rows: [SpanRow]) async throws {
+            #expect(try await store.insert(StoreBatch(projectID: p, batchID: id, spans: rows, rollups: [])) == .stored)
+        }
+        try await put("a", a)
+        // Queries on the first batch alone (the ClickHouse store remembers what it found).
+        let early = try await allPages(store, TraceFilter(projectID: p), sort: .startDesc, limit: 10)
+        #expect(early.count == n)
+        _ = try await allPages(store, TraceFilter(projectID: p, status: .error), sort: .durationDesc, limit: 10)
+        try await put("b", b)
+        try await put("c", c)
+        // An overlapping resend of the first traces under another batch id, with one new trace.
+        try await put("d", spans(0) + spans(1) + spans(4) + spans(n))
+        let distinct = Dictionary((0...n).flatMap(spans).map { ($0.traceID + "/" + $0.spanID, $0) }, uniquingKeysWith: { a, _ in a }).values
+        let want = expectedSummaries(Array(distinct))
+        let byTrace = Dictionary(grouping: distinct, by: \.traceID)
+        func any(_ id: String, _ pred: (SpanRow) -> Bool) -> Bool { byTrace[id]?.contains(where: pred) ?? false }
+        let from = (StoreFixtures.baseUnix + 5 * 60) * 1_000_000_000, to = (StoreFixtures.baseUnix + 15 * 60) * 1_000_000_000
+        let cheap = want.values.map(\.costUSD).sorted()[want.count / 2]
+        let filters: [(TraceFilter, (TraceSummary) -> Bool)] = [
+            (TraceFilter(projectID: p), { _ in true }),
+            (TraceFilter(projectID: p, model: "claude-sonnet-4-5"), { t in t.models.contains("claude-sonnet-4-5") }),
+            (TraceFilter(projectID: p, provider: "openai"), { t in any(t.traceID) { $0.provider == "openai" } }),
+            (TraceFilter(projectID: p, service: "svc-1"), { t in any(t.traceID) { $0.service == "svc-1" } }),
+            (TraceFilter(projectID: p, status: .error), { t in t.errorCount > 0 }),
+            (TraceFilter(projectID: p, status: .ok), { t in t.errorCount == 0 }),
+            (TraceFilter(projectID: p, userID: "user-1"), { t in t.userID == "user-1" }),
+            (TraceFilter(projectID: p, sessionID: "session-4"), { t in t.sessionID == "session-4" }),
+            (TraceFilter(projectID: p, tag: "beta"), { t in t.tags.contains("beta") }),
+            (TraceFilter(projectID: p, from: from, to: to), { t in t.startUnixNanos >= from && t.startUnixNanos < to }),
+            (TraceFilter(projectID: p, minDurationNanos: 3_000_000_000), { t in t.durationNanos >= 3_000_000_000 }),
+            (TraceFilter(projectID: p, minCostUSD: cheap), { t in t.costUSD >= cheap }),
+            (TraceFilter(projectID: p, model: "gpt-4o-mini", status: .error), { t in t.models.contains("gpt-4o-mini") && t.errorCount > 0 }),
+            (TraceFilter(projectID: p, service: "svc-0", tag: "beta", minCostUSD: cheap), { t in any(t.traceID) { $0.service == "svc-0" } && t.tags.contains("beta") && t.costUSD >= cheap }),
+            (TraceFilter(projectID: p, text: "zebra"), { t in any(t.traceID) { $0.output.lowercased().contains("zebra") || $0.input.lowercased().contains("zebra") } }),
+        ]
+        for sort in TraceSort.allCases {
+            func key(_ t: TraceSummary) -> Double {
+                switch sort {
+                case .startDesc, .startAsc: Double(t.startUnixNanos)
+                case .costDesc: t.costUSD
+                case .durationDesc: Double(t.durationNanos)
+                }
+            }
+            for (filter, pred) in filters {
+                let expected = want.values.filter(pred).sorted { x, y in
+                    if key(x) != key(y) { return sort == .startAsc ? key(x) < key(y) : key(x) > key(y) }
+                    return sort == .startAsc ? x.traceID < y.traceID : x.traceID > y.traceID
+                }
+                let got = try await allPages(store, filter, sort: sort, limit: 4)
+                #expect(got.map(\.traceID) == expected.map(\.traceID), "\(sort) \(filter)")
+                for (g, w) in zip(got, expected) where g.traceID == w.traceID {
+                    var g2 = g, w2 = w
+                    #expect(abs(g.costUSD - w.costUSD) < 1e-9, "cost of \(w.traceID)")
+                    g2.costUSD = 0; w2.costUSD = 0
+                    g2.tags.sort(); g2.models.sort()
+                    #expect(g2 == w2, "\(sort) \(filter)")
+                }
+            }
+        }
+        // Sessions and users count each trace once.
+        let sessions = try await store.listSessions(SessionFilter(projectID: p), limit: 100, cursor: nil).items
+        for s in sessions {
+            let traces = want.values.filter { $0.sessionID == s.sessionID }
+            #expect(s.traceCount == traces.count, "session \(s.sessionID)")
+            #expect(s.llmCalls == traces.reduce(0) { $0 + $1.llmCalls })
+            #expect(s.inputTokens == traces.reduce(0) { $0 + $1.inputTokens })
+            #expect(abs(s.costUSD - traces.reduce(0) { $0 + $1.costUSD }) < 1e-9)
+            #expect(s.lastUnixNanos == traces.map { $0.startUnixNanos + $0.durationNanos }.max())
+        }
+        #expect(Set(sessions.map(\.sessionID)) == Set(want.values.map(\.sessionID)))
+        let users = try await store.listUsers(SessionFilter(projectID: p), limit: 100, cursor: nil).items
+        for u in users {
+            let traces = want.values.filter { $0.userID == u.userID }
+            #expect(u.traceCount == traces.count, "user \(u.userID)")
+            #expect(u.errorCount == traces.reduce(0) { $0 + $1.errorCount })
+            #expect(u.outputTokens == traces.reduce(0) { $0 + $1.outputTokens })
         }
     }
 

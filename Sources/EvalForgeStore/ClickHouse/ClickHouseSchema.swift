@@ -53,6 +53,45 @@ struct ClickHouseFlavor: Sendable, Equatable {
     static func traceIndexColumns(modern: Bool) -> String { "project_id, trace_id, day" + (modern ? ", retention_days" : "") }
     var traceIndexInsertColumns: String { Self.traceIndexColumns(modern: modern) }
 
+    /// A span's cost in picodollars as the trace list sums it: NaN and infinities count as 0 and the
+    /// value is clamped to ±9e18, so no span can make an insert (through the materialized view) or a
+    /// query fail on the conversion.
+    static let costPicos = "toInt64(round(greatest(least(if(isFinite(ifNull(cost_usd, 0)), ifNull(cost_usd, 0), 0) * 1000000000000.0, 9e18), -9e18)))"
+
+    static func traceSummaryColumns(modern: Bool) -> String {
+        "project_id, t_day, t_hash, trace_id, t_last_day, t_start, t_end, t_last, t_spans, t_distinct, t_llm, t_errors, t_in, t_out, t_cost, t_cost_upper, t_cost_unknown, "
+            + "t_name, t_service, t_user, t_session, t_models, t_services, t_providers, t_tags, t_users, t_sessions" + (modern ? ", t_retention" : "")
+    }
+
+    /// The `trace_summary` row of each trace among the spans of `from` (the inserted block in the
+    /// materialized view; the whole table or some traces in a backfill). Only `t_*` aliases, so no
+    /// alias shadows a spans column. The sets are `arrayDistinct(groupArray…)` (a trace's few spans per
+    /// insert: 30 % cheaper than `groupUniqArray` on 18.16). Cost is in picodollars (as the trace list sums it); `t_cost_upper`
+    /// sums only positive costs, an upper bound of the trace's cost whatever copies a merge keeps.
+    func traceSummarySelect(from: String, where cond: String? = nil) -> String {
+        let s = startNanos
+        let root = "parent_span_id = ''"
+        return """
+            SELECT project_id, toDate(min(start)) AS t_day, cityHash64(trace_id) AS t_hash, trace_id, toDate(max(start)) AS t_last_day,
+                min(\(s)) AS t_start, max(\(s) + duration_ns) AS t_end, max(\(s)) AS t_last,
+                toUInt32(count()) AS t_spans, toUInt32(uniqExact(cityHash64(span_id))) AS t_distinct,
+                toUInt32(countIf(model != '' OR provider != '')) AS t_llm, toUInt32(countIf(status = 2)) AS t_errors,
+                sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
+                sum(\(Self.costPicos)) AS t_cost,
+                sum(greatest(\(Self.costPicos), toInt64(0))) AS t_cost_upper,
+                toUInt32(countIf((model != '' OR provider != '') AND isNull(cost_usd))) AS t_cost_unknown,
+                if(countIf(\(root)) > 0, argMinIf(name, \(s), \(root)), argMin(name, \(s))) AS t_name,
+                if(countIf(\(root)) > 0, argMinIf(service, \(s), \(root)), argMin(service, \(s))) AS t_service,
+                if(anyIf(user_id, \(root) AND user_id != '') != '', anyIf(user_id, \(root) AND user_id != ''), anyIf(user_id, user_id != '')) AS t_user,
+                if(anyIf(session_id, \(root) AND session_id != '') != '', anyIf(session_id, \(root) AND session_id != ''), anyIf(session_id, session_id != '')) AS t_session,
+                arraySort(arrayDistinct(groupArrayIf(model, model != ''))) AS t_models, arraySort(arrayDistinct(groupArrayIf(service, service != ''))) AS t_services,
+                arraySort(arrayDistinct(groupArrayIf(provider, provider != ''))) AS t_providers, arraySort(arrayDistinct(groupArrayArray(tags))) AS t_tags,
+                arraySort(arrayDistinct(groupArrayIf(user_id, user_id != ''))) AS t_users, arraySort(arrayDistinct(groupArrayIf(session_id, session_id != ''))) AS t_sessions\(modern ? ",\n    max(retention_days) AS t_retention" : "")
+            FROM \(from)\(cond.map { " WHERE " + $0 } ?? "")
+            GROUP BY project_id, trace_id
+            """
+    }
+
     /// Versioned migrations; each statement is idempotent (IF NOT EXISTS) so a half-applied
     /// migration can run again.
     func migrations(database db: String) -> [(version: Int, name: String, statements: [String])] {
@@ -181,9 +220,53 @@ struct ClickHouseFlavor: Sendable, Equatable {
             FROM \(q).spans
             GROUP BY project_id, trace_id, day
             """
+        // One row per (trace, insert into spans), written by a materialized view: what the trace
+        // list reads instead of aggregating spans (ClickHouseStore+TraceSummary.swift). Keyed by day
+        // with small granules, so a page's rows (recent ones, for the usual newest-first list) are
+        // read from few granules. Plain MergeTree:
+        // a resent or split batch adds another row, which the readers detect (more than one row for a
+        // trace, or more span rows than distinct span ids) and then aggregate that trace from spans.
+        let traceSummary = """
+            CREATE TABLE IF NOT EXISTS \(q).trace_summary (
+                project_id \(lc()),
+                t_day Date,
+                t_hash UInt64,
+                trace_id String\(ids),
+                t_last_day Date,
+                t_start Int64,
+                t_end Int64,
+                t_last Int64,
+                t_spans UInt32,
+                t_distinct UInt32,
+                t_llm UInt32,
+                t_errors UInt32,
+                t_in Int64,
+                t_out Int64,
+                t_cost Int64,
+                t_cost_upper Int64,
+                t_cost_unknown UInt32,
+                t_name String\(ids),
+                t_service String\(ids),
+                t_user String\(ids),
+                t_session String\(ids),
+                t_models Array(String),
+                t_services Array(String),
+                t_providers Array(String),
+                t_tags Array(String),
+                t_users Array(String),
+                t_sessions Array(String)\(m ? ",\n    t_retention UInt16" : "")
+            ) ENGINE = MergeTree()
+            PARTITION BY toYYYYMM(t_day)
+            ORDER BY (project_id, t_day, t_hash)\(m ? "\nTTL toDateTime(intDiv(t_start, 1000000000)) + toIntervalDay(t_retention) WHERE t_retention > 0" : "")
+            SETTINGS index_granularity = 256
+            """
+        let summaryView = "CREATE MATERIALIZED VIEW IF NOT EXISTS \(q).trace_summary_mv TO \(q).trace_summary AS \(traceSummarySelect(from: "\(q).spans"))"
+        let summaryBackfill = "INSERT INTO \(q).trace_summary (\(Self.traceSummaryColumns(modern: m))) \(traceSummarySelect(from: "\(q).spans"))"
         return [
             (1, "spans, rollups, scores and the batch ledger", [spans, rollups, scores, batches]),
             (2, "trace_index: the days of each trace, backfilled from spans", [traceIndex, backfill]),
+            // The view first, then the backfill: spans inserted in between get two rows (harmless).
+            (3, "trace_summary: per-trace rows fed by a materialized view on spans, backfilled", [traceSummary, summaryView, summaryBackfill]),
         ]
     }
 }

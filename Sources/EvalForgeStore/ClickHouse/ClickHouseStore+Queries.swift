@@ -26,9 +26,23 @@ extension ClickHouseStore {
         return "(lowerUTF8(input) LIKE \(pattern) OR lowerUTF8(output) LIKE \(pattern))"
     }
 
-    /// One row per trace of a project (spans deduplicated with FINAL), with the trace-level columns
-    /// `t_*` and `f_*` helpers for the filters. `spanWhere` narrows the spans read (whole traces only).
-    func traceAggregates(projectID: String, filter f: TraceFilter?, _ v: inout SQLValues) throws -> String {
+    /// `trace_id IN (traces with a span containing f.text)`, or nil without text. Every span of a
+    /// trace that starts at or after `f.from` does too, so the search skips the days before it.
+    func textTraceCondition(_ f: TraceFilter, _ v: inout SQLValues) -> String? {
+        guard let c = textCondition(f, &v) else { return nil }
+        let since = f.from.map { " AND start >= toDateTime(\(max(0, $0 / 1_000_000_000)))" } ?? ""
+        return "trace_id IN (SELECT trace_id FROM \(db).spans WHERE project_id = \(v.string(f.projectID))\(since) AND \(c))"
+    }
+
+    static func minCostPicos(_ x: Double) throws -> Int64 {
+        guard x.isFinite else { throw StoreError.invalidArgument("minCostUSD must be a finite number") }
+        return Int64((x * Self.picos).rounded(.up).clamped(-9e18, 9e18))
+    }
+
+    /// One row per trace (spans deduplicated), with the trace-level columns `t_*` and `f_*` helpers
+    /// for the filters: of the whole project (spans FINAL), or of just the traces `only` (the spans of
+    /// their days, PREWHERE on the key, one row per span key as in `trace(projectID:traceID:)`).
+    func traceAggregates(projectID: String, filter f: TraceFilter?, only: [MultiRowTraceCache.Trace]? = nil, _ v: inout SQLValues) throws -> String {
         let s = flavor.startNanos
         var extra: [String] = []
         var helpers: [String] = []
@@ -39,7 +53,20 @@ extension ClickHouseStore {
             if let x = f.model { helpers.append("countIf(model = \(v.string(x))) > 0 AS f_model") }
             if let x = f.tag { helpers.append("countIf(has(tags, \(v.string(x)))) > 0 AS f_tag") }
             if let c = try scoreCondition(f, &v) { extra.append(c) }
-            if let c = textCondition(f, &v) { extra.append("trace_id IN (SELECT trace_id FROM \(db).spans WHERE project_id = \(v.string(projectID)) AND \(c))") }
+            if let c = textTraceCondition(f, &v) { extra.append(c) }
+        }
+        let source: String
+        if let only {
+            var days = Set<Int>()
+            for t in only { for d in t.firstDay...max(t.firstDay, t.lastDay) { days.insert(d) } }
+            let columns = "trace_id, span_id, parent_span_id, start, \(flavor.modern ? "" : "start_nanos, ")duration_ns, service, name, status, provider, model, input_tokens, output_tokens, cost_usd, user_id, session_id, tags"
+            source = """
+                (SELECT \(columns) FROM \(db).spans
+                PREWHERE project_id = \(p) AND \(dayCondition(Array(days))) AND \(v.inList("trace_id", only.map(\.id)))\(extra.isEmpty ? "" : "\nWHERE " + extra.joined(separator: " AND "))
+                LIMIT 1 BY toDate(start), trace_id, span_id)
+                """
+        } else {
+            source = "\(db).spans FINAL WHERE project_id = \(p)\(extra.map { " AND " + $0 }.joined())"
         }
         let root = "parent_span_id = ''"
         return """
@@ -50,23 +77,88 @@ extension ClickHouseStore {
                 min(\(s)) AS t_start, max(\(s) + duration_ns) AS t_end, t_end - t_start AS t_duration,
                 count() AS t_spans, countIf(model != '' OR provider != '') AS t_llm, countIf(status = 2) AS t_errors,
                 sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
-                sum(toInt64(round(ifNull(cost_usd, 0) * \(Self.picos)))) AS t_cost,
+                sum(\(ClickHouseFlavor.costPicos)) AS t_cost,
                 countIf((model != '' OR provider != '') AND isNull(cost_usd)) AS t_cost_unknown,
                 if(anyIf(user_id, \(root) AND user_id != '') != '', anyIf(user_id, \(root) AND user_id != ''), anyIf(user_id, user_id != '')) AS t_user,
                 if(anyIf(session_id, \(root) AND session_id != '') != '', anyIf(session_id, \(root) AND session_id != ''), anyIf(session_id, session_id != '')) AS t_session,
                 arraySort(groupUniqArrayArray(tags)) AS t_tags,
                 arraySort(groupUniqArrayIf(model, model != '')) AS t_models\(helpers.map { ",\n    " + $0 }.joined())
-            FROM \(db).spans FINAL
-            WHERE project_id = \(p)\(extra.map { " AND " + $0 }.joined())
+            FROM \(source)
             GROUP BY trace_id
             """
     }
 
+    /// The sort of a trace list: its integer key column and direction (the trace id breaks ties).
+    struct TraceListKey {
+        var column: String
+        var descending: Bool
+
+        init(_ sort: TraceSort) {
+            (column, descending) = switch sort {
+            case .startDesc: ("t_start", true)
+            case .startAsc: ("t_start", false)
+            case .costDesc: ("t_cost", true)
+            case .durationDesc: ("t_duration", true)
+            }
+        }
+
+        /// True when (key a, id a) comes before (key b, id b); ids compare bytewise, as on the server.
+        func precedes(_ a: (Int64, String), _ b: (Int64, String)) -> Bool {
+            if a.0 != b.0 { return descending ? a.0 > b.0 : a.0 < b.0 }
+            return descending ? b.1.utf8.lexicographicallyPrecedes(a.1.utf8) : a.1.utf8.lexicographicallyPrecedes(b.1.utf8)
+        }
+    }
+
+    /// The trace list: single-row traces straight from `trace_summary` (row-level conditions, no
+    /// aggregation), the few traces with several summary rows aggregated from their spans, merged by
+    /// the sort key. Same traces, order, totals and cursors as aggregating all spans
+    /// (`aggregatedTraceList`), which is the fallback for projects with many multi-row traces.
     public func listTraces(_ filter: TraceFilter, sort: TraceSort, limit: Int, cursor: String?) async throws -> Page<TraceSummary> {
         try Self.checkLimit(limit)
         let fingerprint = Cursor.fingerprint(["traces", sort.rawValue, Cursor.fingerprint(filter)])
+        let key = TraceListKey(sort)
+        var after: (key: Int64, id: String)?
+        if let cursor {
+            let c = try Cursor.decode(cursor, query: fingerprint, count: 2)
+            guard let k = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
+            after = (k, c.after[1])
+        }
+        if let x = filter.minCostUSD { _ = try Self.minCostPicos(x) }
+        var rows: [(TraceSummary, Int64)]
+        let multi = try await multiRowTraces(projectID: filter.projectID)
+        if multi.count > Self.multiRowLimit {
+            rows = try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: nil)
+        } else {
+            let one = try await summaryTraceList(filter, key: key, after: after, limit: limit + 1, excluding: multi.keys)
+            if Set(one.map(\.0.traceID)).count != one.count {
+                // A trace gained a summary row since the check: start over from the spans.
+                multiRows.forget(project: filter.projectID)
+                traceListRestarts.withLock { $0 += 1 }
+                rows = try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: nil)
+            } else {
+                // Multi-row traces that can be on the page (by their merged summary rows, against
+                // the single-row page's last key), aggregated from their spans.
+                let bound = one.count == limit + 1 ? one.last?.1 : nil
+                let candidates = try multi.values.joined().filter { try Self.mayList($0, filter, key: key, after: after, bound: bound) }
+                let several = candidates.isEmpty ? [] : try await aggregatedTraceList(filter, key: key, after: after, limit: limit + 1, only: candidates)
+                rows = one + several
+                rows.sort { key.precedes(($0.1, $0.0.traceID), ($1.1, $1.0.traceID)) }
+            }
+        }
+        var items = rows.map(\.0)
+        var next: String?
+        if items.count > limit {
+            items.removeLast(items.count - limit)
+            next = Cursor(query: fingerprint, after: [String(rows[limit - 1].1), items[limit - 1].traceID]).encoded()
+        }
+        return Page(items: items, nextCursor: next)
+    }
+
+    /// Up to `limit` traces with their sort keys, aggregated from spans: the whole project, or the
+    /// traces `only`.
+    func aggregatedTraceList(_ filter: TraceFilter, key: TraceListKey, after: (key: Int64, id: String)?, limit: Int, only: [MultiRowTraceCache.Trace]?) async throws -> [(TraceSummary, Int64)] {
         var v = values()
-        let inner = try traceAggregates(projectID: filter.projectID, filter: filter, &v)
+        let inner = try traceAggregates(projectID: filter.projectID, filter: filter, only: only, &v)
         var cond: [String] = []
         if filter.service != nil { cond.append("f_service") }
         if filter.provider != nil { cond.append("f_provider") }
@@ -81,24 +173,14 @@ extension ClickHouseStore {
         }
         if let x = filter.userID { cond.append("t_user = \(v.string(x))") }
         if let x = filter.sessionID { cond.append("t_session = \(v.string(x))") }
-        if let x = filter.minCostUSD {
-            guard x.isFinite else { throw StoreError.invalidArgument("minCostUSD must be a finite number") }
-            cond.append("t_cost >= \(Int64((x * Self.picos).rounded(.up).clamped(-9e18, 9e18)))")
-        }
+        if let x = filter.minCostUSD { cond.append("t_cost >= \(try Self.minCostPicos(x))") }
         if let x = filter.minDurationNanos { cond.append("t_duration >= \(x)") }
-        let (column, descending): (String, Bool) = switch sort {
-        case .startDesc: ("t_start", true)
-        case .startAsc: ("t_start", false)
-        case .costDesc: ("t_cost", true)
-        case .durationDesc: ("t_duration", true)
+        let column = key.column
+        if let after {
+            let op = key.descending ? "<" : ">"
+            cond.append("(\(column) \(op) \(after.key) OR (\(column) = \(after.key) AND t_id \(op) \(v.string(after.id))))")
         }
-        if let cursor {
-            let c = try Cursor.decode(cursor, query: fingerprint, count: 2)
-            guard let key = Int64(c.after[0]) else { throw StoreError.invalidCursor("invalid cursor: not a cursor returned by this API") }
-            let op = descending ? "<" : ">"
-            cond.append("(\(column) \(op) \(key) OR (\(column) = \(key) AND t_id \(op) \(v.string(c.after[1]))))")
-        }
-        let dir = descending ? "DESC" : "ASC"
+        let dir = key.descending ? "DESC" : "ASC"
         let sql = """
             SELECT t_id, toString(t_name), toString(t_service), toInt64(t_start), toInt64(t_duration), toUInt64(t_spans), toUInt64(t_llm), toUInt64(t_errors),
                 toInt64(t_in), toInt64(t_out), toInt64(t_cost), toUInt64(t_cost_unknown), toString(t_user), toString(t_session),
@@ -106,25 +188,25 @@ extension ClickHouseStore {
             FROM (\(inner))
             \(cond.isEmpty ? "" : "WHERE " + cond.joined(separator: " AND "))
             ORDER BY \(column) \(dir), t_id \(dir)
-            LIMIT \(limit + 1)
+            LIMIT \(limit)
             """
         var r = try await http.query(sql, parameters: v.parameters)
-        var items: [TraceSummary] = []
-        var keys: [Int64] = []
+        return try Self.traceRows(&r)
+    }
+
+    /// Rows of (id, name, service, start, duration, spans, llm calls, errors, tokens in/out, cost in
+    /// picodollars, cost-unknown spans, user, session, tags, models, sort key).
+    static func traceRows(_ r: inout RowBinaryReader) throws -> [(TraceSummary, Int64)] {
+        var out: [(TraceSummary, Int64)] = []
         while !r.isAtEnd {
-            items.append(TraceSummary(
+            let t = TraceSummary(
                 traceID: try r.string(), name: try r.string(), service: try r.string(), startUnixNanos: try r.int64(), durationNanos: try r.int64(),
                 spanCount: Int(clamping: try r.uint64()), llmCalls: Int(clamping: try r.uint64()), errorCount: Int(clamping: try r.uint64()),
                 inputTokens: try r.int64(), outputTokens: try r.int64(), costUSD: Double(try r.int64()) / Self.picos,
-                costUnknownSpans: Int(clamping: try r.uint64()), userID: try r.string(), sessionID: try r.string(), tags: try r.strings(), models: try r.strings()))
-            keys.append(try r.int64())
+                costUnknownSpans: Int(clamping: try r.uint64()), userID: try r.string(), sessionID: try r.string(), tags: try r.strings(), models: try r.strings())
+            out.append((t, try r.int64()))
         }
-        var next: String?
-        if items.count > limit {
-            items.removeLast(items.count - limit)
-            next = Cursor(query: fingerprint, after: [String(keys[limit - 1]), items[limit - 1].traceID]).encoded()
-        }
-        return Page(items: items, nextCursor: next)
+        return out
     }
 
     func spans(where cond: String, orderLimit: String, _ v: SQLValues) async throws -> [SpanRow] {
@@ -194,8 +276,8 @@ extension ClickHouseStore {
 
     /// A condition on `toDate(start)` (the spans table's second key column, so the primary key
     /// narrows to the days' granules): `days` are day numbers in `dayZone`, as trace_index has them.
-    func dayCondition(_ days: [Int]) -> String {
-        "toDate(start) IN (" + Set(days).sorted().map { "toDate('\(Self.isoDay($0))')" }.joined(separator: ", ") + ")"
+    func dayCondition(_ days: [Int], column: String = "toDate(start)") -> String {
+        "\(column) IN (" + Set(days).sorted().map { "toDate('\(Self.isoDay($0))')" }.joined(separator: ", ") + ")"
     }
 
     /// "YYYY-MM-DD" of a Unix day number (UTC).
@@ -207,18 +289,26 @@ extension ClickHouseStore {
     }
 
     public func trace(projectID: String, traceID: String) async throws -> [SpanRow] {
-        let days = try await traceDays(projectID: projectID, traceID: traceID)
         var v = values()
-        let cond = "project_id = \(v.string(projectID)) AND trace_id = \(v.string(traceID))"
-        if days.isEmpty { return try await spans(where: cond, orderLimit: "ORDER BY start_ns, span_id", v) }
-        // FINAL on 18.16 reads every granule of the days (~50k rows for one day of a busy project);
-        // PREWHERE on the key reads the trace's granules only, and LIMIT 1 BY the table's key
-        // (day, span; the trace is fixed) drops the copies FINAL would have collapsed.
-        let sql = "SELECT \(flavor.spanSelectColumns) FROM \(db).spans PREWHERE \(cond) AND \(dayCondition(days)) ORDER BY start_ns, span_id LIMIT 1 BY toDate(start), span_id"
+        let p = v.string(projectID), t = v.string(traceID)
+        let cond = "project_id = \(p) AND trace_id = \(t)"
+        // One round trip: the trace's days from trace_index as a set the key analysis uses. FINAL on
+        // 18.16 reads every granule of the days (~50k rows for one day of a busy project); PREWHERE on
+        // the key reads the trace's granules only, and LIMIT 1 BY the table's key (day, span; the
+        // trace is fixed) drops the copies FINAL would have collapsed.
+        let sql = """
+            SELECT \(flavor.spanSelectColumns) FROM \(db).spans
+            PREWHERE \(cond) AND toDate(start) IN (SELECT day FROM \(db).trace_index WHERE \(cond))
+            ORDER BY start_ns, span_id LIMIT 1 BY toDate(start), span_id
+            """
         var r = try await http.query(sql, parameters: v.parameters)
         var out: [SpanRow] = []
         while !r.isAtEnd { out.append(try ClickHouseRowCoding.span(&r)) }
-        return out
+        guard out.isEmpty else { return out }
+        // No such trace, or spans written before trace_index existed and not backfilled.
+        guard try await traceDays(projectID: projectID, traceID: traceID).isEmpty else { return [] }
+        var w = values()
+        return try await spans(where: "project_id = \(w.string(projectID)) AND trace_id = \(w.string(traceID))", orderLimit: "ORDER BY start_ns, span_id", w)
     }
 
     public func listSpans(_ filter: SpanFilter, limit: Int, cursor: String?) async throws -> Page<SpanRow> {
@@ -270,9 +360,28 @@ extension ClickHouseStore {
         try Self.checkLimit(limit)
         let fingerprint = Cursor.fingerprint([column, Cursor.fingerprint(filter)])
         var v = values()
-        let inner = try traceAggregates(projectID: filter.projectID, filter: nil, &v)
         var cond = ["\(column) != ''"]
         if let x = filter.userID { cond.append("t_user = \(v.string(x))") }
+        // Per-trace rows: single-row traces from trace_summary, multi-row ones aggregated from spans
+        // (or every trace from spans when a project has many multi-row traces).
+        let multi = try await multiRowTraces(projectID: filter.projectID)
+        let inner: String
+        func columns(_ id: String) -> String {
+            "toString(\(id)) AS u_id, toInt64(t_start) AS u_start, toInt64(t_end) AS u_end, toUInt64(t_llm) AS u_llm, toUInt64(t_errors) AS u_errors, "
+                + "toInt64(t_in) AS u_in, toInt64(t_out) AS u_out, toInt64(t_cost) AS u_cost, toString(t_user) AS u_user, toString(t_session) AS u_session"
+        }
+        if multi.count > Self.multiRowLimit {
+            inner = try traceAggregates(projectID: filter.projectID, filter: nil, &v)
+        } else {
+            var summary = ["project_id = \(v.string(filter.projectID))", "t_spans = t_distinct"] + cond
+            if !multi.isEmpty { summary.append("t_hash NOT IN (" + multi.keys.sorted().map { String($0) }.joined(separator: ",") + ")") }
+            var parts = ["SELECT \(columns("trace_id")) FROM \(db).trace_summary WHERE \(summary.joined(separator: " AND "))"]
+            if !multi.isEmpty {
+                parts.append("SELECT \(columns("t_id")) FROM (\(try traceAggregates(projectID: filter.projectID, filter: nil, only: Array(multi.values.joined()), &v)))")
+            }
+            inner = "SELECT u_id AS t_id, u_start AS t_start, u_end AS t_end, u_llm AS t_llm, u_errors AS t_errors, u_in AS t_in, u_out AS t_out, u_cost AS t_cost, "
+                + "u_user AS t_user, u_session AS t_session FROM (" + parts.joined(separator: "\nUNION ALL\n") + ")"
+        }
         var having: [String] = []
         if let x = filter.from { having.append("g_last >= \(x)") }
         if let x = filter.to { having.append("g_last < \(x)") }

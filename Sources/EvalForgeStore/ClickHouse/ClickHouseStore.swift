@@ -26,6 +26,11 @@ public final class ClickHouseStore: SpanStore {
     private let scoreVersion = Mutex<UInt64>(0)
     /// Rollups merged per hour for the metrics queries (ClickHouseStore+Metrics.swift).
     let rollupHours = RollupHourCache()
+    /// Traces with several `trace_summary` rows, per project (ClickHouseStore+TraceSummary.swift).
+    let multiRows = MultiRowTraceCache()
+    /// Trace lists that found a trace twice among the single-row traces (it gained a summary row
+    /// during the request, or the multi-row check missed it) and were answered from spans instead.
+    let traceListRestarts = Mutex<Int>(0)
 
     public var description: String { "clickhouse \(flavor.version) (\(flavor.name))" }
 
@@ -203,6 +208,23 @@ public final class ClickHouseStore: SpanStore {
         // Merged hours of the project are forgotten before and after the rows go.
         rollupHours.forget(project: projectID)
         defer { rollupHours.forget(project: projectID) }
+        multiRows.forget(project: projectID)
+        defer { multiRows.forget(project: projectID) }
+        // trace_summary: the rows of traces starting before the cutoff go; a trace with spans on both
+        // sides of it gets a new row from its remaining spans once the deletes are done.
+        var straddling: [String] = []
+        do {
+            var v = values()
+            let cond = "project_id = \(v.string(projectID)) AND t_start < \(beforeUnixNanos)"
+            var r = try await http.query("SELECT trace_id, toUInt8(t_last >= \(beforeUnixNanos)) FROM \(db).trace_summary WHERE \(cond)", parameters: v.parameters)
+            var any = false
+            while !r.isAtEnd {
+                any = true
+                let id = try r.string()
+                if try r.integer(UInt8.self) == 1 { straddling.append(id) }
+            }
+            if any { try await http.execute("ALTER TABLE \(db).trace_summary DELETE WHERE \(cond)", parameters: v.parameters) }
+        }
         for t in targets {
             var v = values()
             let cond = t.condition(&v)
@@ -217,7 +239,15 @@ public final class ClickHouseStore: SpanStore {
         while ContinuousClock.now < deadline {
             var v = values()
             var r = try await http.query("SELECT count() FROM system.mutations WHERE database = \(v.string(db)) AND is_done = 0", parameters: v.parameters)
-            if try r.uint64() == 0 { return deleted }
+            if try r.uint64() == 0 {
+                let ids = Array(Set(straddling)).sorted()
+                for chunk in stride(from: 0, to: ids.count, by: 1_000) {
+                    var w = values()
+                    let cond = "project_id = \(w.string(projectID)) AND \(w.inList("trace_id", Array(ids[chunk..<min(ids.count, chunk + 1_000)])))"
+                    try await http.execute("INSERT INTO \(db).trace_summary (\(ClickHouseFlavor.traceSummaryColumns(modern: flavor.modern))) \(flavor.traceSummarySelect(from: "\(db).spans", where: cond))", parameters: w.parameters)
+                }
+                return deleted
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw StoreError.unavailable("ClickHouse is still deleting expired rows of project \(projectID) after 120 s; they disappear when its mutations finish")
