@@ -26,6 +26,19 @@ struct DuplicateFilterTests {
         #expect(set.insert(values[5]) && set.contains(values[5]))
     }
 
+    @Test("a clock reading older than the generation's start (read before the caller's lock) does not rotate again")
+    func olderClockReadingAfterRotation() {
+        let second: UInt64 = 1_000_000_000
+        var d = DuplicateFilter(window: .seconds(600), maxIDs: 32)  // 16 ids per generation
+        let ids = (0..<40).map { DuplicateFilter.fingerprint(TraceID(high: 7, low: 9), UInt64($0 + 1)) }
+        for id in ids[0..<16] { d.insert(id, nowNanos: 100 * second) }
+        // The 17th fills the count: a rotation at t = 101 s; the first 16 move to the previous generation.
+        d.insert(ids[16], nowNanos: 101 * second)
+        // Another request read the clock before that one (t = 100.5 s) and inserts after it.
+        d.insert(ids[17], nowNanos: 100 * second + second / 2)
+        for id in ids[0..<18] { #expect(d.contains(id)) }
+    }
+
     @Test("an id is a duplicate within the window and forgotten after it; memory stays bounded")
     func windowAndBound() {
         let second: UInt64 = 1_000_000_000

@@ -38,9 +38,12 @@ struct DuplicateFilter {
         current.contains(fp) || previous.contains(fp)
     }
 
-    /// Remembers a fingerprint.
+    /// Remembers a fingerprint. `nowNanos` may be a little older than a time already seen (callers
+    /// read the clock before taking their lock): such a time never starts a generation.
     mutating func insert(_ fp: UInt64, nowNanos: UInt64) {
-        if nowNanos &- generationStartNanos >= halfWindowNanos || current.count >= maxPerGeneration {
+        if current.count >= maxPerGeneration {
+            rotate(max(nowNanos, generationStartNanos))
+        } else if nowNanos > generationStartNanos, nowNanos - generationStartNanos >= halfWindowNanos {
             rotate(nowNanos)
         }
         _ = current.insert(fp)
