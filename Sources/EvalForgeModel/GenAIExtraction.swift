@@ -77,8 +77,11 @@ struct GenAIExtraction {
     }
 
     /// Keys not in the role table: OpenLLMetry / OpenInference indexed messages.
+    /// Prefixes of indexed message-part keys (`gen_ai.prompt.0.content`, `llm.input_messages.0.message.role`, …).
+    static let messagePartPrefixes = ["gen_ai.prompt.", "llm.input_messages.", "gen_ai.completion.", "llm.output_messages."]
+
     static func isMessagePart(_ key: String) -> Bool {
-        key.hasPrefix("gen_ai.prompt.") || key.hasPrefix("llm.input_messages.") || key.hasPrefix("gen_ai.completion.") || key.hasPrefix("llm.output_messages.")
+        messagePartPrefixes.contains { key.hasPrefix($0) }
     }
 
     mutating func takeMessagePart(_ key: String, _ value: String) {

@@ -118,7 +118,7 @@ extension GenAINormalizer {
     }
 
     /// The prefixes of `GenAIExtraction.isMessagePart`, on key bytes.
-    static let messagePartPrefixes: [[UInt8]] = ["gen_ai.prompt.", "llm.input_messages.", "gen_ai.completion.", "llm.output_messages."].map { Array($0.utf8) }
+    static let messagePartPrefixes: [[UInt8]] = GenAIExtraction.messagePartPrefixes.map { Array($0.utf8) }
 
     @inline(__always) static func hasMessagePartPrefix(_ key: UnsafeRawBufferPointer) -> Bool {
         guard let first = key.first, first == UInt8(ascii: "g") || first == UInt8(ascii: "l") else { return false }

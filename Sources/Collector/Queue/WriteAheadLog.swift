@@ -449,7 +449,7 @@ final class WriteAheadLog: Sendable {
     }
 
     static func crc(_ b: ArraySlice<UInt8>) -> UInt32 {
-        Array(b).withUnsafeBytes { UInt32(crc32(0, $0.baseAddress?.assumingMemoryBound(to: Bytef.self), uInt($0.count))) }
+        b.withUnsafeBytes { libdeflate_crc32(0, $0.baseAddress, $0.count) }
     }
 
     static func u32(_ b: [UInt8], _ o: Int) -> UInt32 {

@@ -374,7 +374,7 @@ extension ClickHouseStore {
             inner = try traceAggregates(projectID: filter.projectID, filter: nil, &v)
         } else {
             var summary = ["project_id = \(v.string(filter.projectID))", "t_spans = t_distinct"] + cond
-            if !multi.isEmpty { summary.append("t_hash NOT IN (" + multi.keys.sorted().map { String($0) }.joined(separator: ",") + ")") }
+            if !multi.isEmpty { summary.append(Self.hashCondition(multi.keys, negated: true)) }
             var parts = ["SELECT \(columns("trace_id")) FROM \(db).trace_summary WHERE \(summary.joined(separator: " AND "))"]
             if !multi.isEmpty {
                 parts.append("SELECT \(columns("t_id")) FROM (\(try traceAggregates(projectID: filter.projectID, filter: nil, only: Array(multi.values.joined()), &v)))")

@@ -62,6 +62,11 @@ extension ClickHouseStore {
     /// back to aggregating the project's spans.
     static let multiRowLimit = 2_000
 
+    /// `t_hash IN (…)` (or `NOT IN`) of trace hashes: integers the server computed, written as literals.
+    static func hashCondition(_ hashes: some Collection<UInt64>, negated: Bool = false) -> String {
+        "t_hash \(negated ? "NOT IN" : "IN") (" + hashes.sorted().map { String($0) }.joined(separator: ",") + ")"
+    }
+
     /// The project's multi-row traces by `t_hash` (see `MultiRowTraceCache`).
     func multiRowTraces(projectID: String) async throws -> [UInt64: [MultiRowTraceCache.Trace]] {
         var pv = values()
@@ -93,8 +98,7 @@ extension ClickHouseStore {
         let q = w.string(projectID)
         var cond = "project_id = \(q)"
         if let changed {
-            let days = changed.sorted().map { "toDate('\(Self.isoDay(Int($0)))')" }.joined(separator: ", ")
-            cond += " AND t_hash IN (SELECT t_hash FROM \(db).trace_summary WHERE project_id = \(q) AND t_day IN (\(days)))"
+            cond += " AND t_hash IN (SELECT t_hash FROM \(db).trace_summary WHERE project_id = \(q) AND \(dayCondition(changed.map { Int($0) }, column: "t_day")))"
         }
         let sql = """
             SELECT t_hash, trace_id, toUInt32(min(t_day)), toUInt32(max(t_last_day)), min(t_start), max(t_end), sum(t_cost_upper), toUInt8(max(t_errors) > 0),
@@ -128,7 +132,7 @@ extension ClickHouseStore {
     func summaryTraceList(_ f: TraceFilter, key: TraceListKey, after: (key: Int64, id: String)?, limit: Int, excluding: some Collection<UInt64>) async throws -> [(TraceSummary, Int64)] {
         var v = values()
         var cond = ["project_id = \(v.string(f.projectID))", "t_spans = t_distinct"]
-        if !excluding.isEmpty { cond.append("t_hash NOT IN (" + excluding.sorted().map { String($0) }.joined(separator: ",") + ")") }
+        if !excluding.isEmpty { cond.append(Self.hashCondition(excluding, negated: true)) }
         if let x = f.service { cond.append("has(t_services, \(v.string(x)))") }
         if let x = f.provider { cond.append("has(t_providers, \(v.string(x)))") }
         if let x = f.model { cond.append("has(t_models, \(v.string(x)))") }
@@ -173,7 +177,7 @@ extension ClickHouseStore {
         //    and the cursor key's ties; all columns are read only for the granules holding them
         //    (granules of 256 rows in day order: for a newest-first list, the last days' granules).
         var wanted: [String] = []
-        if !hashes.isEmpty { wanted.append("t_hash IN (" + hashes.sorted().map { String($0) }.joined(separator: ",") + ")") }
+        if !hashes.isEmpty { wanted.append(Self.hashCondition(hashes)) }
         if count == limit, let last { wanted.append("\(column) = \(last)") }
         if let after { wanted.append("\(column) = \(after.key)") }
         guard !wanted.isEmpty else { return [] }
