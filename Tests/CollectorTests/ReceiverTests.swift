@@ -96,7 +96,11 @@ struct ReceiverTests {
             var bad = SpanFactory.request([SpanFactory.span(trace: SpanFactory.traceID(), id: 2)])
             bad.resourceSpans[0].scopeSpans[0].spans[0].name = "PLACEHOLDER"
             var bytes: [UInt8] = try bad.serializedBytes()
-            if let i = bytes.firstIndex(of: UInt8(ascii: "P")) { bytes[i] = 0xff; bytes[i + 1] = 0xfe }
+            // The name's bytes, not the first 'P' byte (a random id may hold 0x50 before it).
+            let marker = Array("PLACEHOLDER".utf8)
+            let at = try #require((0...(bytes.count - marker.count)).first { Array(bytes[$0..<($0 + marker.count)]) == marker })
+            bytes[at] = 0xff
+            bytes[at + 1] = 0xfe
             (status, text) = try await post(bytes)
             #expect(status == .badRequest && text.contains("UTF-8"))
             (status, text) = try await post(Array("{not json".utf8), type: "application/json")
