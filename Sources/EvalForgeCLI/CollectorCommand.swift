@@ -42,7 +42,8 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    func run() async throws {
+    /// The configuration from --config, the environment and the flags (read again on SIGHUP).
+    func loadConfiguration() throws -> CollectorConfiguration {
         var c = CollectorConfiguration.default
         do {
             if let config {
@@ -65,11 +66,31 @@ struct CollectorCommand: AsyncParsableCommand {
         } catch let e as CollectorError {
             throw ValidationError(e.message)
         }
+        return c
+    }
+
+    func run() async throws {
+        let c = try loadConfiguration()
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.collector")
         logger.logLevel = level
         let registry = PrometheusCollectorRegistry()
-        let (app, _) = try CollectorApp.build(configuration: c, registry: registry, logger: logger)
+        let (app, pipeline) = try CollectorApp.build(configuration: c, registry: registry, logger: logger)
+        // SIGHUP re-reads the configuration and applies forward.api_key (a rotated key: forwarding
+        // held by 401/403 resumes at the next retry); other settings need a restart.
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler { [self] in
+            do {
+                let reloaded = try loadConfiguration()
+                pipeline.reload(apiKey: reloaded.apiKey)
+                logger.notice("configuration reloaded on SIGHUP (forward.api_key applied; other settings need a restart)")
+            } catch {
+                logger.error("SIGHUP: the configuration is invalid; keeping the current one", metadata: ["error": "\(error)"])
+            }
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
         logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "backend": "\(c.backendURL)", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)"])
         try await app.runService()
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collector
 import EvalForgeCompression
 import EvalForgeCore
 import EvalForgeModel
@@ -11,7 +12,7 @@ import Foundation
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Decode an OTLP protobuf request body (or a collector→backend batch) and print its spans as JSON lines.")
+        abstract: "Decode an OTLP protobuf request body (or a collector→backend batch, or the collector's dead-letter file) and print it as JSON lines.")
 
     @Argument(help: "File holding the body; gzip, zstd and lz4 are detected.")
     var file: String
@@ -19,7 +20,11 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "The file is an evalforge.v1.ForwardBatch (collector → backend).")
     var batch = false
 
+    @Flag(help: "The file is the collector's dead-letter file (dead-letter.log beside its WAL): print each entry's kind, sequences, time, reason and size.")
+    var deadLetter = false
+
     func run() throws {
+        if deadLetter { return try printDeadLetters() }
         guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
         var bytes = [UInt8](data)
         if Gzip.isGzip(bytes) {
@@ -78,6 +83,20 @@ struct InspectCommand: ParsableCommand {
         case .bytesValue(let b)?: return Hex.encode(bytes: b)
         case nil: return NSNull()
         }
+    }
+
+    /// One JSON line per dead-letter entry; the payload (a WAL record, a batch body, damaged bytes)
+    /// is summarised by its size and first bytes.
+    func printDeadLetters() throws {
+        let (entries, damaged) = try DeadLetterFile.read(path: file)
+        for e in entries {
+            let line: [String: Any] = [
+                "kind": "\(e.kind)", "seq": e.seq, "last_seq": e.lastSeq, "unix_ms": e.unixMillis,
+                "reason": e.reason, "payload_bytes": e.payload.count, "payload_head": Hex.encode(bytes: Array(e.payload.prefix(32))),
+            ]
+            print(Self.json(line))
+        }
+        if damaged { throw ValidationError("\(file): the entries after the \(entries.count) above are damaged") }
     }
 
     static func json(_ o: Any) -> String {

@@ -4,9 +4,24 @@ import EvalForgeCore
 protocol GenAIAttributeValue {
     /// The string, or "" when the value is not a string.
     var stringValue: String { get }
+    /// Whether the value is an int or a double (of any magnitude, NaN and infinities included).
+    var isNumber: Bool { get }
     /// Integer value of an int, a whole double, or a numeric string (some instrumentations send strings).
     var intLike: Int? { get }
     var doubleLike: Double? { get }
+}
+
+/// The ranges a span's GenAI figures must be in to be stored as sent. Outside them a token count is
+/// clamped, a cost counts as unknown and a time to first chunk is dropped, and the attribute holding
+/// the value is replaced by a canonical one with the clamped value (or removed), so nothing that would
+/// overflow a sum or break a page downstream reaches the WAL or the stores.
+public enum GenAILimits {
+    /// Tokens of one call (a million times today's largest context windows).
+    public static let maxTokens = 1_000_000_000_000
+    /// USD of one call.
+    public static let maxCostUSD = 1_000_000_000.0
+    /// Seconds to the first chunk of one call (a day).
+    public static let maxTimeToFirstChunkSeconds = 86_400.0
 }
 
 /// What the normalizer gathers from one span's attributes, and the rules that turn it into one
@@ -38,9 +53,12 @@ struct GenAIExtraction {
     var isLLMCall = false
     var usage = TokenUsage()
 
-    /// One attribute, in span order (later values of the same key win).
-    mutating func take(_ role: GenAIAttributeRole, _ v: some GenAIAttributeValue) {
-        if role.isCanonical { canonical |= role.bit }
+    /// One attribute, in span order (later values of the same key win). Returns true when the
+    /// attribute must be removed from the span: a deprecated name, or a canonical figure whose
+    /// value is out of range (`GenAILimits`) or not a number — its sane value, if any, is written
+    /// back under the canonical name by `complete`.
+    mutating func take(_ role: GenAIAttributeRole, _ v: some GenAIAttributeValue) -> Bool {
+        var insane = false
         switch role {
         case .providerName: provider = v.stringValue
         case .system: legacySystem = v.stringValue; drop = true
@@ -53,20 +71,20 @@ struct GenAIExtraction {
         case .operationName: operation = v.stringValue
         case .llmRequestType: if operation.isEmpty { operation = GenAINormalizer.operation(fromRequestType: v.stringValue) }
         case .openInferenceKind: openInferenceKind = v.stringValue.uppercased()
-        case .inputTokens: input = v.intLike
-        case .promptTokensAlias: if input == nil { input = v.intLike }; drop = true
-        case .outputTokens: output = v.intLike
-        case .completionTokensAlias: if output == nil { output = v.intLike }; drop = true
-        case .totalTokens: total = v.intLike
-        case .cacheRead: cacheRead = v.intLike
-        case .cacheReadAlias: if cacheRead == nil { cacheRead = v.intLike }
-        case .cacheCreation: cacheCreation = v.intLike
-        case .cacheCreationAlias: if cacheCreation == nil { cacheCreation = v.intLike }
-        case .reasoning: reasoning = v.intLike
-        case .reasoningAlias: if reasoning == nil { reasoning = v.intLike }
-        case .costUSD: cost = v.doubleLike
-        case .costAlias: if cost == nil { cost = v.doubleLike }
-        case .timeToFirstChunk: ttft = v.doubleLike
+        case .inputTokens: (input, insane) = Self.tokens(v)
+        case .promptTokensAlias: if input == nil { input = Self.tokens(v).0 }; drop = true
+        case .outputTokens: (output, insane) = Self.tokens(v)
+        case .completionTokensAlias: if output == nil { output = Self.tokens(v).0 }; drop = true
+        case .totalTokens: total = Self.tokens(v).0
+        case .cacheRead: (cacheRead, insane) = Self.tokens(v)
+        case .cacheReadAlias: if cacheRead == nil { cacheRead = Self.tokens(v).0 }
+        case .cacheCreation: (cacheCreation, insane) = Self.tokens(v)
+        case .cacheCreationAlias: if cacheCreation == nil { cacheCreation = Self.tokens(v).0 }
+        case .reasoning: (reasoning, insane) = Self.tokens(v)
+        case .reasoningAlias: if reasoning == nil { reasoning = Self.tokens(v).0 }
+        case .costUSD: (cost, insane) = Self.cost(v)
+        case .costAlias: if cost == nil { cost = Self.cost(v).0 }
+        case .timeToFirstChunk: (ttft, insane) = Self.ttft(v)
         case .userID: userID = v.stringValue
         case .userAlias: if userID.isEmpty { userID = v.stringValue }
         case .sessionID: sessionID = v.stringValue
@@ -74,6 +92,42 @@ struct GenAIExtraction {
         case .inputMessages, .outputMessages: break
         case .errorType: hasErrorType = true
         }
+        // A rewritten canonical figure is added again (clamped), so it must not count as present.
+        if role.isCanonical {
+            if insane { canonical &= ~role.bit } else { canonical |= role.bit }
+        }
+        return insane
+    }
+
+    /// A token count clamped into 0…`maxTokens` (nil: not a number), and whether the value was
+    /// anything else than such a count (a negative, a fraction, a huge or non-finite number, a
+    /// string or bool that is not one): the attribute is then rewritten.
+    static func tokens(_ v: some GenAIAttributeValue) -> (Int?, Bool) {
+        if let i = v.intLike {
+            let c = Swift.min(Swift.max(i, 0), GenAILimits.maxTokens)
+            // A fraction (`intLike` truncates it) is rewritten as the whole count the facts use.
+            let whole = !v.isNumber || v.doubleLike == Double(i)
+            return (c, c != i || !whole)
+        }
+        // A finite double or numeric string beyond `intLike`'s range, or a fractional string: clamped.
+        if let d = v.doubleLike {
+            let i = d.clampedInteger(Int.self) ?? 0
+            return (Swift.min(Swift.max(i, 0), GenAILimits.maxTokens), true)
+        }
+        return (nil, true)
+    }
+
+    /// A cost in 0…`maxCostUSD` (nil: unknown), and whether the value was anything else.
+    static func cost(_ v: some GenAIAttributeValue) -> (Double?, Bool) {
+        guard let d = v.doubleLike, d >= 0, d <= GenAILimits.maxCostUSD else { return (nil, true) }
+        return (d, false)
+    }
+
+    /// A time to first chunk in 0…`maxTimeToFirstChunkSeconds` seconds (nil: dropped), and whether
+    /// the value was anything else.
+    static func ttft(_ v: some GenAIAttributeValue) -> (Double?, Bool) {
+        guard let d = v.doubleLike, d >= 0, d <= GenAILimits.maxTimeToFirstChunkSeconds else { return (nil, true) }
+        return (d, false)
     }
 
     /// Keys not in the role table: OpenLLMetry / OpenInference indexed messages.
@@ -115,9 +169,10 @@ struct GenAIExtraction {
             default: if !model.isEmpty { operation = "chat" }
             }
         }
+        // Every figure is within 0…maxTokens here, so these sums cannot overflow.
         if input == nil, let total, let output { input = Swift.max(0, total - output) }
         if provider == "anthropic", let i = input, (cacheRead ?? 0) + (cacheCreation ?? 0) > i {
-            input = i + (cacheRead ?? 0) + (cacheCreation ?? 0)
+            input = Swift.min(i + (cacheRead ?? 0) + (cacheCreation ?? 0), GenAILimits.maxTokens)
         }
         usage = TokenUsage(input: input, output: output, cacheRead: cacheRead, cacheCreation: cacheCreation, reasoning: reasoning)
         switch operation {
@@ -133,7 +188,7 @@ struct GenAIExtraction {
                 price = priceTable.price(for: name)
                 if prices.prices.count < 1024 { prices.prices[name] = price }
             }
-            cost = price.flatMap { PriceTable.cost(price: $0, usage: usage) }
+            cost = price.flatMap { PriceTable.cost(price: $0, usage: usage) }.flatMap { $0.isFinite && $0 >= 0 && $0 <= GenAILimits.maxCostUSD ? $0 : nil }
         }
 
         var out: [(key: String, value: Added)] = []

@@ -101,12 +101,12 @@ extension GenAINormalizer {
         return code
     }
 
-    /// Reads one `KeyValue`; true when it is a deprecated attribute to remove.
+    /// Reads one `KeyValue`; true when it is an attribute to remove (deprecated, or an out-of-range figure).
     @inline(__always) static func takeAttribute(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, table: WireKeyTable<GenAIAttributeRole.Entry>, into e: inout GenAIExtraction) -> Bool {
         guard let (key, values) = keyValue(b, r) else { return false }
         if let entry = table.lookup(b, key) {
-            e.take(entry.role, WireAttributeValue(b, values))
-            return entry.removed
+            let rewrite = e.take(entry.role, WireAttributeValue(b, values))
+            return entry.removed || rewrite
         }
         // Indexed message parts (`gen_ai.prompt.0.content`, `llm.input_messages.0.message.role`, …):
         // the prefix is checked on the bytes, so other keys cost no String.
@@ -123,7 +123,7 @@ extension GenAINormalizer {
     @inline(__always) static func hasMessagePartPrefix(_ key: UnsafeRawBufferPointer) -> Bool {
         guard let first = key.first, first == UInt8(ascii: "g") || first == UInt8(ascii: "l") else { return false }
         for p in messagePartPrefixes where key.count >= p.count {
-            if p.withUnsafeBytes({ memcmp($0.baseAddress!, key.baseAddress!, p.count) }) == 0 { return true }
+            if p.withUnsafeBytes({ q in q.elementsEqual(UnsafeRawBufferPointer(rebasing: key[0..<p.count])) }) { return true }
         }
         return false
     }
@@ -222,6 +222,8 @@ struct WireAttributeValue: GenAIAttributeValue {
     var stringValue: String {
         kind == .string ? String(decoding: UnsafeRawBufferPointer(rebasing: bytes[string]), as: UTF8.self) : ""
     }
+
+    var isNumber: Bool { kind == .int || kind == .double }
 
     var intLike: Int? {
         switch kind {

@@ -38,19 +38,20 @@ public struct GenAINormalizer: Sendable {
     public func normalize(_ span: inout Opentelemetry_Proto_Trace_V1_Span, resource: ResourceInfo, prices: inout PriceCache) -> SpanFacts? {
         guard let traceID = TraceID(bytes: span.traceID), let spanID = SpanID(bytes: span.spanID) else { return nil }
         var e = GenAIExtraction()
-        for kv in span.attributes {
+        var remove: [Int] = []
+        for (i, kv) in span.attributes.enumerated() {
             if let entry = GenAIAttributeRole.byName[kv.key] {
-                e.take(entry.role, kv.value)
+                if e.take(entry.role, kv.value) || entry.removed { remove.append(i) }
             } else if GenAIExtraction.isMessagePart(kv.key) {
                 e.takeMessagePart(kv.key, kv.value.stringValue)
             }
         }
         let added = e.complete(priceTable: priceTable, prices: &prices)
 
-        // Rewrite attributes: canonical names first, aliases replaced.
-        if e.drop || !added.isEmpty {
+        // Rewrite attributes: deprecated names and out-of-range figures removed, canonical ones added.
+        if !remove.isEmpty || !added.isEmpty {
             var attrs = span.attributes
-            if e.drop { attrs.removeAll { GenAIAttributeRole.removedNames.contains($0.key) } }
+            for i in remove.reversed() { attrs.remove(at: i) }
             for (key, value) in added {
                 var kv = Opentelemetry_Proto_Common_V1_KeyValue()
                 kv.key = key
@@ -110,8 +111,7 @@ public struct GenAINormalizer: Sendable {
 
     static func messagesJSON(_ messages: [Int: (role: String, content: String)]) -> String {
         var out = "["
-        for (n, i) in messages.keys.sorted().enumerated() {
-            let m = messages[i]!
+        for (n, (_, m)) in messages.sorted(by: { $0.key < $1.key }).enumerated() {
             if n > 0 { out += "," }
             out += "{\"role\":\(JSONString.quote(m.role.isEmpty ? "user" : m.role)),\"parts\":[{\"type\":\"text\",\"content\":\(JSONString.quote(m.content))}]}"
         }
@@ -162,6 +162,13 @@ public enum JSONString {
 }
 
 extension Opentelemetry_Proto_Common_V1_AnyValue: GenAIAttributeValue {
+    var isNumber: Bool {
+        switch value {
+        case .intValue?, .doubleValue?: return true
+        default: return false
+        }
+    }
+
     /// Integer value of an int, a whole double, or a numeric string (some instrumentations send strings).
     var intLike: Int? {
         switch value {

@@ -39,6 +39,16 @@ public struct SpanFacts: Sendable, Hashable {
         self.timeToFirstChunkSeconds = timeToFirstChunkSeconds
     }
 
+    /// Why the span cannot be accepted (the field and its value), nil when it can: its start and end
+    /// must be within the Int64-nanosecond range (before 2262-04-11), which every store and every
+    /// time computation downstream relies on; a value past it is also what a negative Int64 sent as
+    /// fixed64 looks like.
+    public var problem: String? {
+        if startUnixNanos > UInt64(Int64.max) { return "start_time_unix_nano \(startUnixNanos) is beyond the Int64-nanosecond range (\(Int64.max))" }
+        if endUnixNanos > UInt64(Int64.max) { return "end_time_unix_nano \(endUnixNanos) is beyond the Int64-nanosecond range (\(Int64.max))" }
+        return nil
+    }
+
     public var durationNanos: UInt64 { endUnixNanos >= startUnixNanos ? endUnixNanos - startUnixNanos : 0 }
     public var isRoot: Bool { parentSpanID == 0 }
 }

@@ -21,7 +21,7 @@ struct DuplicateFilter {
 
     init(window: Duration, maxIDs: Int) {
         let (s, a) = window.components
-        halfWindowNanos = UInt64(max(1, s * 1_000_000_000 + a / 1_000_000_000)) / 2
+        halfWindowNanos = UInt64(max(1, s.multipliedSaturated(by: 1_000_000_000).addingSaturated(a / 1_000_000_000))) / 2
         maxPerGeneration = max(16, maxIDs / 2)
         current = FingerprintSet(minimumCapacity: min(maxPerGeneration, 1 << 16))
     }

@@ -8,15 +8,17 @@ import Foundation
 /// encoded with SwiftProtobuf; the spans (field 4, `resource_spans`) are written from the bytes the
 /// pipeline already holds — resource, scope and normalized span bytes copied, never re-encoded.
 enum BatchEncoder {
-    static func batchID(collectorID: String, firstSeq: UInt64, lastSeq: UInt64) -> String {
-        "\(collectorID)-\(firstSeq)-\(lastSeq)"
+    /// `<collector id>-<instance epoch>-<first seq>-<last seq>`: unique across WAL resets (the
+    /// epoch changes with the WAL, `InstanceEpoch`) and hosts, and the same when a batch is resent.
+    static func batchID(collectorID: String, epoch: String, firstSeq: UInt64, lastSeq: UInt64) -> String {
+        "\(collectorID)-\(epoch)-\(firstSeq)-\(lastSeq)"
     }
 
     /// The batch's protobuf, compressed with `coding` at `level`. With zstd and lz4 the bytes are
     /// streamed to the compressor in cache-sized chunks as they are written (the uncompressed batch
     /// is never assembled).
-    static func encode(_ b: CollectorPipeline.SealedBatch, collectorID: String, coding: ContentCoding, level: Int32) throws -> [UInt8] {
-        let header = try headerBytes(b, collectorID: collectorID)
+    static func encode(_ b: CollectorPipeline.SealedBatch, collectorID: String, epoch: String, coding: ContentCoding, level: Int32) throws -> [UInt8] {
+        let header = try headerBytes(b, collectorID: collectorID, epoch: epoch)
         let layout = ResourceSpansLayout(b.kept)
         return try coding.encode(size: header.count + layout.bytes, level: level) { feed in
             try header.withUnsafeBytes(feed)
@@ -25,11 +27,11 @@ enum BatchEncoder {
     }
 
     /// Every field but the spans, encoded with SwiftProtobuf.
-    private static func headerBytes(_ b: CollectorPipeline.SealedBatch, collectorID: String) throws -> [UInt8] {
+    private static func headerBytes(_ b: CollectorPipeline.SealedBatch, collectorID: String, epoch: String) throws -> [UInt8] {
         var batch = Evalforge_V1_ForwardBatch()
-        batch.batchID = batchID(collectorID: collectorID, firstSeq: b.firstSeq, lastSeq: b.lastSeq)
+        batch.batchID = batchID(collectorID: collectorID, epoch: epoch, firstSeq: b.firstSeq, lastSeq: b.lastSeq)
         batch.collectorID = collectorID
-        batch.createdUnixNano = UInt64(Date().timeIntervalSince1970 * 1e9)
+        batch.createdUnixNano = (Date().timeIntervalSince1970 * 1e9).clampedInteger(UInt64.self) ?? 0
         batch.spansAccepted = UInt64(b.accepted)
         batch.spansKept = UInt64(b.kept.count)
         batch.rollups = b.rollups.rows.map { RollupCoding.proto(key: $0.key, value: $0.value) }

@@ -138,7 +138,7 @@ final class Forwarder: Service, Sendable {
         if ownsClient { try? await client.shutdown() }
     }
 
-    /// Releases an acknowledged (or set-aside) batch: the WAL up to its last record, its outbox file.
+    /// Releases an acknowledged (or dead-lettered) batch: the WAL up to its last record, its outbox file.
     /// Called in batch order.
     private func complete(_ entry: Outbox.Entry, kept: Int = 0) {
         // Counted before the queue shrinks, so a reader that sees an empty queue sees every span forwarded.
@@ -162,7 +162,7 @@ final class Forwarder: Service, Sendable {
                 return
             }
             for e in done { outbox.remove(e) }
-            pipeline.metrics.queueDepth.record(Int(pipeline.wal.depth))
+            pipeline.metrics.queueDepth.record(Int(clamping: pipeline.wal.depth))
             pipeline.metrics.queueBytes.record(pipeline.wal.totalBytes)
         }
     }
@@ -191,14 +191,14 @@ final class Forwarder: Service, Sendable {
         var (coding, level) = c.forwardCoding
         let body: [UInt8]
         do {
-            body = try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: coding, level: level)
+            body = try BatchEncoder.encode(batch, collectorID: c.collectorID, epoch: pipeline.instanceEpoch, coding: coding, level: level)
         } catch {
             // Compression does not fail on valid input; should it, the batch goes uncompressed
             // rather than being dropped (its records are sealed: nothing else would send them).
             logger.error("cannot compress batch; sending it uncompressed", metadata: ["error": "\(error)"])
             pipeline.metrics.forwardErrors.increment()
             coding = .identity
-            body = try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: coding, level: level)
+            body = try BatchEncoder.encode(batch, collectorID: c.collectorID, epoch: pipeline.instanceEpoch, coding: coding, level: level)
         }
         return queue(Outbox.Entry(firstSeq: batch.firstSeq, lastSeq: batch.lastSeq, body: body, coding: coding), kept: batch.kept.count)
     }
@@ -226,7 +226,7 @@ final class Forwarder: Service, Sendable {
                     }
                     if self.stopping.load(ordering: .relaxed) { self.writeFailed.store(true, ordering: .relaxed); break }
                     let pause = Self.backoff(attempt: attempt, initial: initial, max: maxBackoff)
-                    usleep(useconds_t(clamping: pause.components.seconds * 1_000_000 + pause.components.attoseconds / 1_000_000_000_000))
+                    usleep(useconds_t(clamping: Self.milliseconds(pause).multipliedSaturated(by: 1000)))
                 }
             }
             done.complete(false)
@@ -238,18 +238,48 @@ final class Forwarder: Service, Sendable {
     enum Delivery: Sendable, Equatable {
         /// The backend acknowledged it (2xx, or 409 for an already stored batch id).
         case acknowledged
-        /// The backend refused it for good (4xx); a copy was set aside under `outbox/rejected`.
-        case setAside
+        /// The backend proved it malformed (400): written to the dead-letter file with the answer,
+        /// counted; released like an acknowledged batch (resending cannot succeed).
+        case deadLettered
         /// Shutdown's deadline passed first; it stays in the outbox and the WAL.
         case gaveUp
     }
 
-    /// Posts until the backend acknowledges or refuses for good; `.gaveUp` only when shutdown's
-    /// deadline passes. The caller releases the WAL and the outbox file, in batch order.
+    /// What an answer from the backend means for a batch.
+    enum Answer: Equatable {
+        case acknowledged
+        /// Malformed batch (400): dead-letter it.
+        case malformed
+        /// The backend refuses it for a reason outside the batch (401, 403, 404, 413, 415, other
+        /// 4xx): held, retried with backoff until the cause is fixed (a new key, a larger limit),
+        /// reported as degraded. Never released.
+        case refused
+        /// 408, 429, 5xx: retried with backoff.
+        case transient
+
+        init(status: Int) {
+            switch status {
+            case 200..<300, 409: self = .acknowledged
+            case 400: self = .malformed
+            case 408, 429: self = .transient
+            case 401..<500: self = .refused
+            default: self = .transient
+            }
+        }
+    }
+
+    /// Transient failures of one batch before forwarding counts as degraded (backend unreachable).
+    static let degradedAfterAttempts = 5
+
+    /// Posts until the backend acknowledges it or proves it malformed; `.gaveUp` only when
+    /// shutdown's deadline passes. Refusals (401, 403, 413…) hold the batch and are retried with
+    /// bounded backoff: acknowledged data is never released without the backend having it. The
+    /// caller releases the WAL and the outbox file, in batch order.
     private func deliver(_ entry: Outbox.Entry, deadline: ContinuousClock.Instant?) async -> Delivery {
         let c = pipeline.configuration
-        let id = BatchEncoder.batchID(collectorID: c.collectorID, firstSeq: entry.firstSeq, lastSeq: entry.lastSeq)
+        let id = BatchEncoder.batchID(collectorID: c.collectorID, epoch: pipeline.instanceEpoch, firstSeq: entry.firstSeq, lastSeq: entry.lastSeq)
         let body = ByteBuffer(bytes: entry.body)  // copied once, shared by every attempt
+        let forwarding = pipeline.forwarding
         var attempt = 0
         while true {
             attempt += 1
@@ -260,40 +290,58 @@ final class Forwarder: Service, Sendable {
             // The encoding the batch was stored with, not today's configuration (see `Outbox`).
             if let encoding = entry.coding.headerValue { request.headers.add(name: "Content-Encoding", value: encoding) }
             request.headers.add(name: "X-EvalForge-Batch-Id", value: id)
-            if let key = c.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+            // Read per attempt: a key reloaded on SIGHUP applies to the next retry.
+            if let key = forwarding.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
             request.body = .bytes(body)
             var retryAfter: Duration?
             var failure = ""
+            var answer = Answer.transient
             do {
                 var timeout = c.forwardTimeout
                 if let deadline { timeout = min(timeout, max(.milliseconds(100), deadline - .now)) }
-                let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+                let response = try await client.execute(request, timeout: .nanoseconds(Self.nanoseconds(timeout)))
                 let status = Int(response.status.code)
                 let text = String(buffer: try await response.body.collect(upTo: 64 * 1024))
-                pipeline.metrics.forwardLatency.recordNanoseconds(Int64((ContinuousClock.now - start).components.attoseconds / 1_000_000_000 + (ContinuousClock.now - start).components.seconds * 1_000_000_000))
-                if (200..<300).contains(status) || status == 409 {
+                pipeline.metrics.forwardLatency.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - start))
+                answer = Answer(status: status)
+                if answer == .acknowledged {
                     pipeline.metrics.batchesForwarded.increment()
                     pipeline.metrics.forwardedBatches.add(1, ordering: .relaxed)
+                    if forwarding.delivered(id) {
+                        pipeline.metrics.forwardDegraded.record(0)
+                        logger.notice("forwarding resumed", metadata: ["batch_id": "\(id)"])
+                    }
                     return .acknowledged
                 }
                 failure = "backend answered \(status): \(text.prefix(200))"
-                if let ra = response.headers.first(name: "Retry-After"), let s = Double(ra) { retryAfter = .milliseconds(Int64(s * 1000)) }
-                if (400..<500).contains(status) && status != 429 && status != 408 {
-                    // The backend refuses this batch for good: keep it in the outbox for an operator,
-                    // but do not let it block the queue.
-                    logger.error("backend rejected batch; moved aside", metadata: ["batch_id": "\(id)", "reason": "\(failure)"])
-                    let aside = outbox.directory + "/rejected"
-                    try? FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
-                    try? Data(entry.body).write(to: URL(fileURLWithPath: aside + "/" + id + Outbox.suffix(entry.coding)))
+                let maxMs = Self.milliseconds(c.maxBackoff)
+                if let ms = HTTPHeaderValues.retryAfterMilliseconds(response.headers.first(name: "Retry-After"), maxMilliseconds: maxMs) { retryAfter = .milliseconds(ms) }
+                if answer == .malformed {
                     pipeline.metrics.forwardFailures.add(1, ordering: .relaxed)
                     pipeline.metrics.forwardErrors.increment()
-                    return .setAside
+                    if forwarding.delivered(id) { pipeline.metrics.forwardDegraded.record(0) }
+                    pipeline.deadLetter(
+                        .rejectedBatch, seq: entry.firstSeq, lastSeq: entry.lastSeq,
+                        reason: "the backend refused batch \(id) as malformed (\(failure)); body \(entry.coding.headerValue ?? "identity")-encoded",
+                        payload: entry.body)
+                    return .deadLettered
                 }
             } catch {
                 failure = "\(error)"
             }
             pipeline.metrics.forwardErrors.increment()
             pipeline.metrics.forwardFailures.add(1, ordering: .relaxed)
+            if answer == .refused {
+                pipeline.metrics.forwardBlocked.increment()
+            }
+            if answer == .refused || attempt >= Self.degradedAfterAttempts {
+                let what = answer == .refused ? "the backend refuses batches" : "the backend cannot be reached or keeps failing"
+                let reason = "\(what) (\(failure)); batch \(id) and everything after it are held in the WAL and retried, nothing is released"
+                if forwarding.hold(id, reason: reason) {
+                    pipeline.metrics.forwardDegraded.record(1)
+                    logger.error("forwarding degraded", metadata: ["batch_id": "\(id)", "reason": "\(failure)"])
+                }
+            }
             let backoff = retryAfter ?? Self.backoff(attempt: attempt, initial: c.initialBackoff, max: c.maxBackoff)
             if attempt == 1 || attempt % 10 == 0 {
                 logger.warning("forward failed; retrying", metadata: ["batch_id": "\(id)", "attempt": "\(attempt)", "reason": "\(failure)"])
@@ -305,10 +353,22 @@ final class Forwarder: Service, Sendable {
     }
 
     static func backoff(attempt: Int, initial: Duration, max maxDelay: Duration) -> Duration {
-        let base = initial * (1 << min(attempt - 1, 20))
-        let cap = min(base, maxDelay)
-        let ms = Swift.max(1, Int64(cap.components.seconds * 1000 + cap.components.attoseconds / 1_000_000_000_000_000))
+        let initialMs = Swift.max(1, milliseconds(initial))
+        let base = initialMs.multipliedSaturated(by: Int64(1) << Int64(Swift.max(0, Swift.min(attempt - 1, 20))))
+        let ms = Swift.max(1, Swift.min(base, milliseconds(maxDelay)))
         return .milliseconds(Int64.random(in: ms / 2...ms))
+    }
+
+    /// A duration in whole nanoseconds, saturating (no trap for huge durations).
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        let (s, a) = d.components
+        return s.multipliedSaturated(by: 1_000_000_000).addingSaturated(a / 1_000_000_000)
+    }
+
+    /// A duration in whole milliseconds, saturating.
+    static func milliseconds(_ d: Duration) -> Int64 {
+        let (s, a) = d.components
+        return s.multipliedSaturated(by: 1000).addingSaturated(a / 1_000_000_000_000_000)
     }
 }
 

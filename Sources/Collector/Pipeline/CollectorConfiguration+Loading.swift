@@ -50,11 +50,12 @@ extension CollectorConfiguration {
             if let v = try r.int(s, "segment_bytes", (1 << 16)...(1 << 32)) { queueSegmentBytes = v }
             if let v = try r.string(s, "fsync") { fsync = v }
         }
-        if let s = try r.section(doc, "forward", allowed: ["backend_url", "api_key", "max_batch_spans", "concurrency", "flush_interval_ms", "timeout_ms", "initial_backoff_ms", "max_backoff_ms", "compression", "zstd_level", "gzip_level", "collector_id"]) {
+        if let s = try r.section(doc, "forward", allowed: ["backend_url", "api_key", "max_batch_spans", "max_batch_bytes", "concurrency", "flush_interval_ms", "timeout_ms", "initial_backoff_ms", "max_backoff_ms", "compression", "zstd_level", "gzip_level", "collector_id"]) {
             let r = ConfigReader(path: "forward")
             if let v = try r.string(s, "backend_url") { backendURL = v }
             if let v = try r.string(s, "api_key") { apiKey = v }
             if let v = try r.int(s, "max_batch_spans", 1...1_000_000) { maxBatchSpans = v }
+            if let v = try r.int(s, "max_batch_bytes", (256 << 10)...(15 << 20)) { maxBatchBytes = v }
             if let v = try r.int(s, "concurrency", 1...64) { forwardConcurrency = v }
             if let v = try r.int(s, "flush_interval_ms", 1...600_000) { flushInterval = .milliseconds(v) }
             if let v = try r.int(s, "timeout_ms", 1...600_000) { forwardTimeout = .milliseconds(v) }
@@ -106,6 +107,11 @@ extension CollectorConfiguration {
         guard (1...64).contains(forwardConcurrency) else { throw CollectorError.configuration("forward.concurrency \(forwardConcurrency): expected 1…64") }
         guard (1...19).contains(zstdLevel) else { throw CollectorError.configuration("forward.zstd_level \(zstdLevel): expected 1…19") }
         guard (1...9).contains(gzipLevel) else { throw CollectorError.configuration("forward.gzip_level \(gzipLevel): expected 1…9") }
+        guard ((256 << 10)...(15 << 20)).contains(maxBatchBytes) else { throw CollectorError.configuration("forward.max_batch_bytes \(maxBatchBytes): expected 262144…15728640 (the backend refuses bodies above 16 MiB)") }
+        guard (1...1_000_000).contains(maxBatchSpans) else { throw CollectorError.configuration("forward.max_batch_spans \(maxBatchSpans): expected 1…1000000") }
+        // Batch ids are `<collector id>-<epoch>-<first>-<last>`; the backend refuses ids above 256 bytes.
+        guard !collectorID.isEmpty, collectorID.utf8.count <= 128 else { throw CollectorError.configuration("forward.collector_id '\(collectorID.prefix(40))…': expected 1…128 bytes") }
+        guard (1024...(1 << 30)).contains(maxBodyBytes) else { throw CollectorError.configuration("receiver.max_body_bytes \(maxBodyBytes): expected 1024…1073741824") }
     }
 }
 

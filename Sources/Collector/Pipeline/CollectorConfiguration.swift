@@ -37,6 +37,12 @@ public struct CollectorConfiguration: Sendable, Equatable {
     public var apiKey: String? = nil
     /// Kept spans per batch at most. Config `forward.max_batch_spans`. Default 5,000.
     public var maxBatchSpans: Int = 5_000
+    /// Bytes of a batch before compression at most (an estimate from above: spans, resources,
+    /// scopes and rollups). The backend refuses bodies above 16 MiB, compressed or not, with 413;
+    /// batches stay well below. A request whose normalized spans would not fit one batch, or a
+    /// single span above it, is refused by the receiver with 413 before it is acknowledged.
+    /// Config `forward.max_batch_bytes` (256 KiB…15 MiB). Default 10 MiB.
+    public var maxBatchBytes: Int = 10 << 20
     /// Batches in flight to the backend at once; the WAL is released in order as the oldest ones are
     /// acknowledged. Config `forward.concurrency`. Default 4.
     public var forwardConcurrency: Int = 4
@@ -83,7 +89,7 @@ public struct CollectorConfiguration: Sendable, Equatable {
         case "always": return .always
         case "never": return .never
         default:
-            guard fsync.hasPrefix("interval:"), let ms = Int(fsync.dropFirst("interval:".count)), ms > 0 else { return nil }
+            guard fsync.hasPrefix("interval:"), let ms = Int(fsync.dropFirst("interval:".count)), (1...60_000).contains(ms) else { return nil }
             return .interval(.milliseconds(ms))
         }
     }

@@ -18,6 +18,10 @@ public final class CollectorPipeline: Sendable {
     let normalizer: GenAINormalizer
     let metrics: CollectorMetrics
     let logger: Logger
+    /// The API key (reloadable) and forwarding's health.
+    let forwarding: ForwardingState
+    /// This WAL's instance epoch, part of every batch id (`InstanceEpoch`).
+    let instanceEpoch: String
     /// A pthread mutex (visible to the thread sanitizer), held for short CPU-only sections.
     private let state: NIOLockedValueBox<State>
 
@@ -46,6 +50,11 @@ public final class CollectorPipeline: Sendable {
         wal = try WriteAheadLog(directory: configuration.queueDirectory, maxSegmentBytes: configuration.queueSegmentBytes, policy: policy)
         normalizer = GenAINormalizer()
         metrics = CollectorMetrics(factory: metricsFactory)
+        forwarding = ForwardingState(apiKey: configuration.apiKey)
+        let outboxNames = (try? FileManager.default.contentsOfDirectory(atPath: configuration.queueDirectory + "/outbox")) ?? []
+        instanceEpoch = try InstanceEpoch.load(
+            directory: configuration.queueDirectory,
+            walIsEmpty: wal.ackedSeq == 0 && wal.totalBytes == 0 && !outboxNames.contains { $0.hasPrefix("batch-") })
         state = NIOLockedValueBox(State(
             dedup: DuplicateFilter(window: configuration.dedupWindow, maxIDs: configuration.dedupMaxIDs),
             sampler: TailSampler(policy: configuration.sampling)))
@@ -69,6 +78,7 @@ public final class CollectorPipeline: Sendable {
             throw CollectorError.queueFull
         }
         let (request, spans) = try normalize(body)
+        try checkForwardable(request, spans)
         let bodyCRC = WriteAheadLog.checksum(body)  // outside the lock; combined with the record's header in `append`
         let now = Self.nowNanos()
         let (seq, result) = try state.withLockedValue { s -> (UInt64?, IngestResult) in
@@ -77,10 +87,14 @@ public final class CollectorPipeline: Sendable {
             var fingerprints: [UInt64] = []
             fingerprints.reserveCapacity(spans.count)
             var local = FingerprintSet(minimumCapacity: spans.count)
+            var reason: String?
             for (i, span) in spans.enumerated() {
-                guard let f = span.facts else {
+                guard let f = span.facts, f.problem == nil else {
                     excluded.append(i)
                     result.rejected += 1
+                    if reason == nil {
+                        reason = "span \(i): " + (span.facts?.problem ?? "invalid trace id (16 non-zero bytes) or span id (8 non-zero bytes)")
+                    }
                     continue
                 }
                 let fp = DuplicateFilter.fingerprint(f.traceID, f.spanID)
@@ -92,7 +106,7 @@ public final class CollectorPipeline: Sendable {
                 }
             }
             result.accepted = fingerprints.count
-            if result.rejected > 0 { result.rejectionReason = "\(result.rejected) span(s) have an invalid trace id (16 non-zero bytes) or span id (8 non-zero bytes)" }
+            if let reason { result.rejectionReason = "\(result.rejected) span(s) rejected; first: \(reason)" }
             guard result.accepted > 0 else { return (nil, result) }
             let seq: UInt64
             do { seq = try wal.append(prefix: WALRecord.prefix(excluded: excluded), body: body, bodyCRC: bodyCRC) } catch {
@@ -126,6 +140,38 @@ public final class CollectorPipeline: Sendable {
         var scope: Int32
     }
 
+    /// Room in a batch for everything but spans (header, rollups): spans of one request must fit
+    /// in `maxBatchBytes` minus this.
+    static let batchOverheadBytes = 64 << 10
+
+    /// Refuses (413, before anything is acknowledged) a request the forwarder could not send: a
+    /// span whose normalized bytes alone exceed the batch limit, or spans that together would not
+    /// fit one batch (a WAL record is never split across batches).
+    private func checkForwardable(_ request: NormalizedRequest, _ spans: [NormalizedSpan]) throws {
+        let limit = configuration.maxBatchBytes - Self.batchOverheadBytes
+        var total = 0
+        var lastScope: Int32 = -1
+        for (i, span) in spans.enumerated() {
+            let scope = request.scopes[Int(span.scope)]
+            let framing = span.scope != lastScope ? scope.resource.count + scope.scope.count + 36 : 0
+            lastScope = span.scope
+            let bytes = span.range.count + 6
+            if bytes + scope.resource.count + scope.scope.count + 36 > limit {
+                throw CollectorError.tooLarge("span \(i) is \(span.range.count) bytes after normalization; the collector forwards at most \(limit) bytes of spans per batch (forward.max_batch_bytes \(configuration.maxBatchBytes)): shorten its attributes or events")
+            }
+            total += bytes + framing
+        }
+        // Rollups travel in the same batch; they are computed here only for large requests.
+        if total > limit / 2 {
+            var rollups = RollupTable()
+            for span in spans { if let f = span.facts, f.problem == nil { rollups.add(f) } }
+            total += PendingRecords.estimatedBytes(rollups)
+        }
+        if total > limit {
+            throw CollectorError.tooLarge("the request's spans and rollups are \(total) bytes after normalization; the collector forwards at most \(limit) bytes per batch (forward.max_batch_bytes \(configuration.maxBatchBytes)): send fewer spans per request")
+        }
+    }
+
     /// Validates and normalizes every span of a protobuf request body.
     private func normalize(_ body: [UInt8]) throws -> (NormalizedRequest, [NormalizedSpan]) {
         try body.withUnsafeBytes { b in
@@ -140,7 +186,8 @@ public final class CollectorPipeline: Sendable {
 
     /// Feeds the accepted spans of WAL record `seq` to the rollups and the sampler.
     private static func apply(seq: UInt64, request: NormalizedRequest, spans: [NormalizedSpan], excluded: [Int], now: UInt64, state s: inout State, metrics: CollectorMetrics) {
-        s.pending.open(seq: seq)
+        // Sequences only increase (the WAL assigns them); a record that does not is skipped, not a trap.
+        guard s.pending.open(seq: seq) else { return }
         var outcomes: [TailSampler.Outcome] = []
         outcomes.reserveCapacity(spans.count)
         var rollups = RollupTable()
@@ -151,7 +198,8 @@ public final class CollectorPipeline: Sendable {
                 ex += 1
                 continue
             }
-            guard let f = span.facts else { continue }
+            // A span refused at ingest today (`SpanFacts.problem`) may sit in a record an older build wrote.
+            guard let f = span.facts, f.problem == nil else { continue }
             accepted += 1
             rollups.add(f)
             s.sampler.offer(seq: seq, facts: f, span: KeptSpan(request: request, scope: span.scope, range: span.range), nowNanos: now, into: &outcomes)
@@ -172,7 +220,7 @@ public final class CollectorPipeline: Sendable {
             case .keep(let seq, let span):
                 kept += 1
                 pending.withRecord(seq) { r in
-                    r.kept.append(span)
+                    r.keep(span)
                     r.undecided -= 1
                 }
             case .drop(let seq):
@@ -199,11 +247,24 @@ public final class CollectorPipeline: Sendable {
     func replay(skipThrough: UInt64) throws -> Int {
         state.withLockedValue { $0.skipThroughSeq = skipThrough }
         var count = 0
-        try wal.replay { seq, payload, acknowledged in
-            guard let record = WALRecord.decode(payload), let (request, spans) = try? normalize(Array(record.request)) else {
-                logger.error("unreadable WAL record skipped", metadata: ["seq": "\(seq)"])
+        try wal.replay({ seq, payload, acknowledged in
+            let decoded: (WALRecord.Decoded, NormalizedRequest, [NormalizedSpan])
+            do {
+                guard let record = WALRecord.decode(payload) else { throw CollectorError.badRequest("the record's excluded-span list is unreadable") }
+                let (request, spans) = try normalize(Array(record.request))
+                guard record.excluded.allSatisfy({ $0 < spans.count }), zip(record.excluded, record.excluded.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                    throw CollectorError.badRequest("the record's excluded-span list does not fit its \(spans.count) spans")
+                }
+                decoded = (record, request, spans)
+            } catch {
+                // A record this build cannot apply (damage, or validation stricter than the build
+                // that wrote it): set aside with its reason rather than crash or drop it unseen.
+                // Acknowledged records only rebuild dedup state: the backend has them already.
+                guard !acknowledged else { return }
+                self.deadLetter(.walRecord, seq: seq, lastSeq: seq, reason: "WAL record \(seq) cannot be applied: \(error)", payload: payload)
                 return
             }
+            let (record, request, spans) = decoded
             let now = Self.nowNanos()
             state.withLockedValue { s in
                 var ex = 0
@@ -216,8 +277,37 @@ public final class CollectorPipeline: Sendable {
                 }
             }
             if !acknowledged { count += 1 }
-        }
+        }, damage: { damage in
+            switch damage {
+            case .gap(let missing):
+                let n = Int(clamping: missing.upperBound - missing.lowerBound).addingSaturated(1)
+                metrics.walMissingRecords.increment(by: n)
+                metrics.walMissingCount.add(n, ordering: .relaxed)
+                self.deadLetter(.walGap, seq: missing.lowerBound, lastSeq: missing.upperBound,
+                                reason: "WAL records \(missing.lowerBound)…\(missing.upperBound) are missing (a lost or damaged segment); skipped", payload: [])
+            case .corrupt(let segment, let after, let bytes, let reason):
+                self.deadLetter(.walCorruption, seq: after, lastSeq: after,
+                                reason: "\(bytes.count) bytes after record \(after) of \(segment) do not verify (\(reason)); cut off the segment", payload: bytes)
+            }
+        })
         return count
+    }
+
+    /// The dead-letter file beside the WAL.
+    var deadLetterFile: DeadLetterFile { DeadLetterFile(directory: configuration.queueDirectory) }
+
+    /// Writes a dead-letter entry, counts it and logs it. Writing can fail (disk full): it is then
+    /// logged with the reason and still counted, and the caller goes on (the alternative, refusing
+    /// to start, would be the crash loop this replaces).
+    func deadLetter(_ kind: DeadLetterFile.Kind, seq: UInt64, lastSeq: UInt64, reason: String, payload: [UInt8]) {
+        metrics.deadLetters.increment()
+        metrics.deadLetterCount.add(1, ordering: .relaxed)
+        logger.error("dead-lettered", metadata: ["kind": "\(kind)", "seq": "\(seq)", "last_seq": "\(lastSeq)", "reason": "\(reason)", "file": "\(deadLetterFile.path)"])
+        do {
+            try deadLetterFile.append(kind, seq: seq, lastSeq: lastSeq, reason: reason, payload: payload)
+        } catch {
+            logger.critical("cannot write the dead-letter file; the entry is only in this log", metadata: ["error": "\(error)", "seq": "\(seq)"])
+        }
     }
 
     // MARK: Sealing batches
@@ -240,7 +330,7 @@ public final class CollectorPipeline: Sendable {
             s.sampler.expire(nowNanos: now, force: force, into: &outcomes)
             Self.record(outcomes, into: &s.pending, metrics: metrics)
             metrics.pendingTraces.record(s.sampler.pendingTraces)
-            let records = s.pending.takeDecidedPrefix(maxSpans: configuration.maxBatchSpans)
+            let records = s.pending.takeDecidedPrefix(maxSpans: configuration.maxBatchSpans, maxBytes: configuration.maxBatchBytes - Self.batchOverheadBytes)
             guard let first = records.first, let last = records.last else { return nil }
             var batch = SealedBatch(firstSeq: first.seq, lastSeq: last.seq, rollups: RollupTable(), kept: [], accepted: 0)
             batch.kept.reserveCapacity(records.reduce(0) { $0 + $1.kept.count })
@@ -267,9 +357,19 @@ public final class CollectorPipeline: Sendable {
             batchesForwarded: metrics.forwardedBatches.load(ordering: .relaxed),
             spansForwarded: metrics.forwardedSpans.load(ordering: .relaxed),
             forwardFailures: metrics.forwardFailures.load(ordering: .relaxed),
-            queueDepthRecords: Int(wal.depth),
+            queueDepthRecords: Int(clamping: wal.depth),
             queueBytes: wal.totalBytes,
-            pendingTraces: pending)
+            pendingTraces: pending,
+            deadLetters: metrics.deadLetterCount.load(ordering: .relaxed),
+            walMissingRecords: metrics.walMissingCount.load(ordering: .relaxed),
+            status: forwarding.degradedReason == nil ? "ok" : "degraded",
+            degradedReason: forwarding.degradedReason)
+    }
+
+    /// Applies a reloaded configuration's API key (SIGHUP): the next delivery attempt uses it, so
+    /// forwarding held by a 401/403 resumes by itself. Other settings need a restart.
+    public func reload(apiKey: String?) {
+        if forwarding.setAPIKey(apiKey) { logger.notice("forward.api_key reloaded") }
     }
 
     static func nowNanos() -> UInt64 {
@@ -291,14 +391,17 @@ enum WALRecord {
         return out
     }
 
-    static func decode(_ bytes: [UInt8]) -> (excluded: [Int], request: ArraySlice<UInt8>)? {
+    typealias Decoded = (excluded: [Int], request: ArraySlice<UInt8>)
+
+    static func decode(_ bytes: [UInt8]) -> Decoded? {
         var r = ProtobufWireReader(bytes)
-        guard let n = r.varint(), n < 10_000_000 else { return nil }
+        guard let n = r.varint(), n < 10_000_000, n <= UInt64(bytes.count) else { return nil }
         var excluded: [Int] = []
         for _ in 0..<n {
-            guard let e = r.varint() else { return nil }
-            excluded.append(Int(e))
+            guard let e = r.varint(), let i = Int(exactly: e) else { return nil }
+            excluded.append(i)
         }
+        guard r.offset <= bytes.count else { return nil }
         return (excluded, bytes[r.offset...])
     }
 

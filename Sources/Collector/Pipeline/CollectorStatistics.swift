@@ -16,6 +16,10 @@ final class CollectorMetrics: Sendable {
     let queueDepth: Gauge
     let queueBytes: Gauge
     let pendingTraces: Gauge
+    let deadLetters: Counter
+    let forwardBlocked: Counter
+    let forwardDegraded: Gauge
+    let walMissingRecords: Counter
 
     let received = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
@@ -25,6 +29,8 @@ final class CollectorMetrics: Sendable {
     let forwardedBatches = Atomic<Int>(0)
     let forwardedSpans = Atomic<Int>(0)
     let forwardFailures = Atomic<Int>(0)
+    let deadLetterCount = Atomic<Int>(0)
+    let walMissingCount = Atomic<Int>(0)
 
     init(factory: any MetricsFactory) {
         spansReceived = Counter(label: "evalforge_collector_spans_received_total", factory: factory)
@@ -39,6 +45,10 @@ final class CollectorMetrics: Sendable {
         queueDepth = Gauge(label: "evalforge_collector_queue_depth_records", factory: factory)
         queueBytes = Gauge(label: "evalforge_collector_queue_bytes", factory: factory)
         pendingTraces = Gauge(label: "evalforge_collector_sampling_pending_traces", factory: factory)
+        deadLetters = Counter(label: "evalforge_collector_dead_letters_total", factory: factory)
+        forwardBlocked = Counter(label: "evalforge_collector_forward_refused_total", factory: factory)
+        forwardDegraded = Gauge(label: "evalforge_collector_forward_degraded", factory: factory)
+        walMissingRecords = Counter(label: "evalforge_collector_wal_missing_records_total", factory: factory)
     }
 }
 
@@ -55,4 +65,14 @@ public struct CollectorStatistics: Sendable, Hashable, Codable {
     public var queueDepthRecords: Int
     public var queueBytes: Int
     public var pendingTraces: Int
+    /// Entries written to the dead-letter file beside the WAL since start (unreadable WAL records,
+    /// damaged WAL bytes, sequence gaps, batches the backend proved malformed).
+    public var deadLetters: Int = 0
+    /// WAL records found missing (sequence gaps) at the last replay.
+    public var walMissingRecords: Int = 0
+    /// "ok", or "degraded" while forwarding is held: the backend refuses batches (401, 403, 413,
+    /// other permanent answers) or cannot be reached; nothing is released meanwhile.
+    public var status: String = "ok"
+    /// Why forwarding is degraded (the backend's answer and what is held), nil when ok.
+    public var degradedReason: String?
 }

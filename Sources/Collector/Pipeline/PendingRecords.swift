@@ -9,26 +9,67 @@ struct PendingRecords {
         var kept: [KeptSpan] = []
         var undecided = 0
         var accepted = 0
+        /// An upper bound of the kept spans' bytes in a batch: each span with its field header,
+        /// and each run of spans of one scope with its resource and scope (as `BatchEncoder` lays
+        /// them out), plus the rollups.
+        var bytes = 0
+
+        mutating func keep(_ span: KeptSpan) {
+            if kept.last.map({ $0.scope != span.scope }) ?? true {
+                let info = span.scopeInfo
+                bytes += info.resource.count + info.scope.count + 36
+            }
+            bytes += span.range.count + 6
+            kept.append(span)
+        }
+
+        /// `bytes` with the rollups (merged into the batch's, so this is from above).
+        var batchBytes: Int { bytes + PendingRecords.estimatedBytes(rollups) }
+    }
+
+    /// An upper bound of `table`'s encoded size in a batch.
+    static func estimatedBytes(_ table: RollupTable) -> Int {
+        var n = 0
+        for (k, v) in table.rows {
+            n += 96 + k.project.utf8.count + k.service.utf8.count + k.provider.utf8.count + k.model.utf8.count
+            n += 2 * 48 + (v.latencyMs.counts.count + v.ttftMs.counts.count) * 10
+        }
+        return n
     }
 
     private var records: [Record] = []
     private var head = 0
-    private var baseSeq: UInt64 = 0
 
-    mutating func open(seq: UInt64) {
+    /// Starts the record `seq`. Sequences increase; a gap (records missing from a damaged WAL,
+    /// reported by the replay) is allowed. Returns false, opening nothing, for a sequence not above
+    /// the last one opened (the caller skips it: it cannot be ordered among the open records).
+    @discardableResult
+    mutating func open(seq: UInt64) -> Bool {
         if records.count == head {
             records.removeAll(keepingCapacity: true)
             head = 0
-            baseSeq = seq
+        } else if let last = records.last, seq <= last.seq {
+            return false
         }
-        precondition(seq == baseSeq + UInt64(records.count - head) + UInt64(head), "WAL sequence gap")
         records.append(Record(seq: seq))
+        return true
     }
 
+    /// The index of record `seq`: without gaps (the normal case) at its distance from the first
+    /// open record, otherwise found by binary search.
     @inline(__always) private func index(_ seq: UInt64) -> Int? {
-        guard seq >= baseSeq else { return nil }
-        let i = Int(seq - baseSeq)
-        return i >= head && i < records.count ? i : nil
+        guard head < records.count, seq >= records[head].seq else { return nil }
+        let distance = seq - records[head].seq
+        if distance < UInt64(records.count - head) {
+            let guess = head + Int(distance)
+            if records[guess].seq == seq { return guess }
+        }
+        var lo = head, hi = records.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if records[mid].seq < seq { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < records.count && records[lo].seq == seq ? lo : nil
     }
 
     mutating func withRecord(_ seq: UInt64, _ body: (inout Record) -> Void) {
@@ -37,19 +78,21 @@ struct PendingRecords {
 
     /// Removes and returns the longest prefix of fully decided records holding at most `maxSpans`
     /// kept spans (always at least one record when the first is decided).
-    mutating func takeDecidedPrefix(maxSpans: Int) -> [Record] {
+    mutating func takeDecidedPrefix(maxSpans: Int, maxBytes: Int = .max) -> [Record] {
         var out: [Record] = []
         var spans = 0
+        var bytes = 0
         while head < records.count, records[head].undecided == 0 {
-            if !out.isEmpty && spans + records[head].kept.count > maxSpans { break }
+            let recordBytes = records[head].batchBytes
+            if !out.isEmpty && (spans + records[head].kept.count > maxSpans || bytes + recordBytes > maxBytes) { break }
             spans += records[head].kept.count
+            bytes += recordBytes
             out.append(records[head])
             records[head] = Record(seq: records[head].seq)
             head += 1
         }
         if head > 1024 && head * 2 > records.count {
             records.removeFirst(head)
-            baseSeq += UInt64(head)
             head = 0
         }
         return out

@@ -1,4 +1,5 @@
 import CDeflate
+import EvalForgeCore
 import CZlib
 import Dispatch
 import Foundation
@@ -69,7 +70,9 @@ final class WriteAheadLog: Sendable {
         self.maxSegmentBytes = max(1 << 16, maxSegmentBytes)
         self.policy = policy
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let acked = Self.readCheckpoint(directory)
+        // A checkpoint past `maxSeq` can only come from damage; it is ignored (everything on disk is resent, and the backend recognises batch ids).
+        let stored = Self.readCheckpoint(directory)
+        let acked = stored <= Self.maxSeq ? stored : 0
         var segments: [Segment] = []
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for name in names where name.hasPrefix("wal-") && name.hasSuffix(".log") {
@@ -87,24 +90,42 @@ final class WriteAheadLog: Sendable {
         }
     }
 
+    /// What the replay found besides records: sequences missing between records (a segment lost
+    /// or damaged), and bytes that do not verify (a torn or corrupt tail, cut off the segment).
+    enum ReplayDamage {
+        /// Records `missing` are not in the log (after the checkpoint, before a later record).
+        case gap(missing: ClosedRange<UInt64>)
+        /// `bytes` of segment `segment` after sequence `after` do not verify; they are cut off.
+        case corrupt(segment: String, after: UInt64, bytes: [UInt8], reason: String)
+    }
+
+    /// The largest sequence a record may carry: a larger one (only from damage: sequences start at
+    /// 1 and grow by one) is treated as corrupt, so `seq + 1` never overflows.
+    static let maxSeq = UInt64.max / 2
+
     /// Reads every record still on disk in order, repairing a torn tail; `acknowledged` tells whether
-    /// the backend already has it (such records only rebuild dedup state). Call once, before `append`.
-    func replay(_ body: (_ seq: UInt64, _ payload: [UInt8], _ acknowledged: Bool) throws -> Void) throws {
+    /// the backend already has it (such records only rebuild dedup state). `damage` hears of every
+    /// gap and every cut-off tail (before the cut), so nothing disappears unaccounted. Call once,
+    /// before `append`.
+    func replay(_ body: (_ seq: UInt64, _ payload: [UInt8], _ acknowledged: Bool) throws -> Void, damage: (ReplayDamage) -> Void = { _ in }) throws {
         let (segments, acked) = state.withLockedValue { ($0.segments, $0.ackedSeq) }
         var lastSeq = acked
-        for (i, seg) in segments.enumerated() {
+        for seg in segments {
             guard let data = FileManager.default.contents(atPath: seg.path) else { continue }
             let bytes = [UInt8](data)
             var offset = 0
             var good = 0
+            var reason = "torn record (shorter than its header)"
             while offset + 16 <= bytes.count {
                 let len = Int(Self.u32(bytes, offset))
                 let crc = Self.u32(bytes, offset + 4)
                 let seq = Self.u64(bytes, offset + 8)
-                guard len <= bytes.count - offset - 16 else { break }
+                guard len <= bytes.count - offset - 16 else { reason = "torn record (length \(len) past the end of the segment)"; break }
                 let payload = Array(bytes[(offset + 16)..<(offset + 16 + len)])
-                guard Self.checksum(seq: seq, payload) == crc else { break }
+                guard Self.checksum(seq: seq, payload) == crc else { reason = "record checksum mismatch"; break }
+                guard seq >= 1, seq <= Self.maxSeq else { reason = "record sequence \(seq) out of range"; break }
                 if seq > lastSeq {
+                    if seq > lastSeq + 1 { damage(.gap(missing: (lastSeq + 1)...(seq - 1))) }
                     try body(seq, payload, false)
                     lastSeq = seq
                 } else {
@@ -114,7 +135,9 @@ final class WriteAheadLog: Sendable {
                 good = offset
             }
             if good < bytes.count {
-                // Torn or corrupt tail: keep what verified, drop the rest (and any later segments' order stays).
+                // Torn or corrupt tail: keep what verified, report and cut off the rest; later
+                // segments are still read (a gap is reported if records are missing).
+                damage(.corrupt(segment: seg.path, after: lastSeq, bytes: Array(bytes[good...]), reason: reason))
                 truncate(seg.path, Int64(good))
                 state.withLockedValue { s in
                     if let k = s.segments.firstIndex(where: { $0.path == seg.path }) {
@@ -122,7 +145,6 @@ final class WriteAheadLog: Sendable {
                         s.segments[k].bytes = good
                     }
                 }
-                if i < segments.count - 1 { continue }
             }
         }
         state.withLockedValue { s in
@@ -148,6 +170,7 @@ final class WriteAheadLog: Sendable {
                 try rotate(&s)
             }
             let seq = s.nextSeq
+            guard seq <= Self.maxSeq else { throw Error(message: "WAL sequence space exhausted") }
             let head = Self.checksum(seq: seq, prefix)
             let crc = UInt32(truncatingIfNeeded: crc32_combine(uLong(head), uLong(bodyCRC), off_t(body.count)))
             let length = prefix.count + body.count
@@ -287,7 +310,11 @@ final class WriteAheadLog: Sendable {
     /// Records that the backend acknowledged everything up to `seq` and deletes unneeded segments.
     func release(upTo seq: UInt64) throws {
         let (dead, changed) = state.withLockedValue { s -> ([String], Bool) in
+            let seq = min(seq, Self.maxSeq)
             guard seq > s.ackedSeq else { return ([], false) }
+            // Past what was written (only an outbox file name from outside could claim that): later
+            // records must still number above the checkpoint, or a replay would take them as acknowledged.
+            if seq >= s.nextSeq { s.nextSeq = seq + 1 }
             s.ackedSeq = seq
             var dead: [String] = []
             while s.segments.count > 1, s.segments[1].firstSeq <= seq + 1 {
@@ -306,7 +333,7 @@ final class WriteAheadLog: Sendable {
     var ackedSeq: UInt64 { state.withLockedValue { $0.ackedSeq } }
     var lastSeq: UInt64 { state.withLockedValue { $0.nextSeq - 1 } }
     /// Records appended and not yet acknowledged.
-    var depth: UInt64 { state.withLockedValue { $0.nextSeq - 1 - $0.ackedSeq } }
+    var depth: UInt64 { state.withLockedValue { ($0.nextSeq - 1).subtractingSaturated($0.ackedSeq) } }
 
     func close() {
         state.withLockedValue { s in
@@ -425,8 +452,9 @@ final class WriteAheadLog: Sendable {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var off = 0
         try bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
             while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                let n = write(fd, base + off, raw.count - off)
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw Error(message: "WAL write failed: \(String(cString: strerror(errno)))")
@@ -446,6 +474,11 @@ final class WriteAheadLog: Sendable {
         var s = seq.littleEndian
         let head = withUnsafeBytes(of: &s) { libdeflate_crc32(0, $0.baseAddress, 8) }
         return payload.withUnsafeBytes { libdeflate_crc32(head, $0.baseAddress, $0.count) }
+    }
+
+    /// Continues CRC-32 `crc` over `p`.
+    static func crcContinue(_ crc: UInt32, _ p: UnsafeRawBufferPointer) -> UInt32 {
+        libdeflate_crc32(crc, p.baseAddress, p.count)
     }
 
     static func crc(_ b: ArraySlice<UInt8>) -> UInt32 {

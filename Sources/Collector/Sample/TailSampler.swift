@@ -43,7 +43,7 @@ struct TailSampler {
 
     static func nanos(_ d: Duration) -> UInt64 {
         let (s, a) = d.components
-        return UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, a) / 1_000_000_000)
+        return UInt64(max(0, s)).multipliedSaturated(by: 1_000_000_000).addingSaturated(UInt64(max(0, a) / 1_000_000_000))
     }
 
     @inline(__always) func ratioKeeps(_ id: TraceID) -> Bool {

@@ -26,6 +26,10 @@ final class BackendStandIn: Sendable {
     let stored = Mutex(Stored())
     /// While true every request gets 503.
     let down = Atomic<Bool>(false)
+    /// While non-zero every request gets this status (a refusal: 400, 401, 413…), with `Retry-After: inf`.
+    let forcedStatus = Atomic<Int>(0)
+    /// When set, a request without `Authorization: Bearer <key>` gets 401 (a rotated key).
+    let requiredKey = Mutex<String?>(nil)
     let requests = Atomic<Int>(0)
 
     var spanCount: Int { stored.withLock { $0.spans.count } }
@@ -50,6 +54,15 @@ final class BackendStandIn: Sendable {
         router.post("/v1/batches") { request, _ -> Response in
             self.requests.add(1, ordering: .relaxed)
             if self.down.load(ordering: .relaxed) { return Response(status: .serviceUnavailable, headers: [.retryAfter: "0"]) }
+            let forced = self.forcedStatus.load(ordering: .relaxed)
+            if forced != 0 {
+                _ = try await request.body.collect(upTo: 256 << 20)
+                return Response(status: .init(code: forced), headers: [.retryAfter: "inf"], body: .init(byteBuffer: ByteBuffer(string: "refused by the stand-in")))
+            }
+            if let key = self.requiredKey.withLock({ $0 }), request.headers[.authorization] != "Bearer \(key)" {
+                _ = try await request.body.collect(upTo: 256 << 20)
+                return Response(status: .unauthorized, body: .init(byteBuffer: ByteBuffer(string: "invalid API key")))
+            }
             let body = try await request.body.collect(upTo: 256 << 20)
             let encoding = request.headers[.contentEncoding] ?? ""
             guard let coding = ContentCoding(header: encoding) else { return Response(status: .unsupportedMediaType) }
