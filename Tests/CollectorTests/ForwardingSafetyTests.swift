@@ -167,4 +167,41 @@ struct ForwardingSafetyTests {
         #expect(error("forward: {collector_id: '\(String(repeating: "h", count: 300))'}").contains("forward.collector_id"))
         #expect(error("queue: {fsync: 'interval:99999999999'}").contains("queue.fsync"))
     }
+
+    @Test("the real `evalforge collector`: SIGHUP reloads forward.api_key and held batches go through")
+    func sighupReloadsKey() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: CrashRecoveryTests.binary), "build the evalforge executable first (swift build): \(CrashRecoveryTests.binary)")
+        let backend = BackendStandIn()
+        backend.requiredKey.withLock { $0 = "rotated" }
+        try await backend.buildApplication().test(.live) { backendClient in
+            let backendPort = try #require(backendClient.port)
+            let port = CrashRecoveryTests.freePort()
+            let queue = CollectorPipelineTests.tempDir()
+            let config = queue + "-collector.yaml"
+            func write(key: String) throws {
+                try """
+                    queue: {directory: \(queue), fsync: always}
+                    forward: {backend_url: "http://127.0.0.1:\(backendPort)", api_key: \(key), flush_interval_ms: 50, initial_backoff_ms: 20, max_backoff_ms: 200}
+                    """.write(toFile: config, atomically: true, encoding: .utf8)
+            }
+            try write(key: "old")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CrashRecoveryTests.binary)
+            p.arguments = ["collector", "--config", config, "--port", "\(port)", "--log-level", "error"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            defer { p.terminate(); p.waitUntilExit() }
+            #expect(await CrashRecoveryTests.waitHealthy(port))
+            let url = "http://127.0.0.1:\(port)"
+            #expect(try await Self.send(url, spans: 8) == 200)
+            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "degraded" })
+            #expect(backend.spanCount == 0)
+            try write(key: "rotated")
+            kill(p.processIdentifier, SIGHUP)
+            #expect(await backend.waitFor(spans: 8, timeout: .seconds(10)) == 8)
+            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "ok" })
+            #expect(p.isRunning)
+        }
+    }
 }
