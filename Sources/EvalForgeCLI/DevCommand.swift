@@ -79,7 +79,9 @@ struct DevCommand: AsyncParsableCommand {
         collectorConfig.queueDirectory = dataDir + "/collector-wal"
         collectorConfig.backendURL = "http://127.0.0.1:\(port)"
         collectorConfig.apiKey = key
-        collectorConfig.fsync = "interval:100"
+        // The collector's default, durable policy: acknowledged spans survive a power loss (group
+        // commit keeps it cheap; issue 14).
+        collectorConfig.fsync = "always"
         collectorConfig.collectorID = "dev"
         try? collectorConfig.validate()
         let (collector, _) = try CollectorApp.build(configuration: collectorConfig, registry: PrometheusCollectorRegistry(), logger: logger)
