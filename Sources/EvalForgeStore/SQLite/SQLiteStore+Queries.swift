@@ -142,6 +142,8 @@ extension SQLiteStore {
     private func groupedActivity(_ filter: SessionFilter, column: String, limit: Int, cursor: String?) async throws -> (rows: [SQLiteRow], next: String?) {
         try Self.checkLimit(limit)
         let fingerprint = Cursor.fingerprint([column, Cursor.fingerprint(filter)])
+        // Sums use total() (a Double): sum() of integers fails the whole query on overflow, and one
+        // span with 5e18 tokens would make the list unreadable. Reading back clamps to Int64.
         var cond = ["t.project_id = ?", "t.\(column) != ''"]
         var binds: [SQLiteValue] = [.text(filter.projectID)]
         if let v = filter.userID { cond.append("t.user_id = ?"); binds.append(.text(v)) }
@@ -156,8 +158,8 @@ extension SQLiteStore {
         }
         let sql = """
             SELECT t.\(column) AS key, max(t.user_id) AS user_id, min(t.start_ns) AS first_ns, max(t.end_ns) AS last_ns, count(*) AS traces,
-                count(DISTINCT CASE WHEN t.session_id != '' THEN t.session_id END) AS sessions, sum(t.llm_calls) AS llm_calls,
-                sum(t.error_count) AS errors, sum(t.input_tokens) AS input_tokens, sum(t.output_tokens) AS output_tokens, sum(t.cost_usd) AS cost
+                count(DISTINCT CASE WHEN t.session_id != '' THEN t.session_id END) AS sessions, total(t.llm_calls) AS llm_calls,
+                total(t.error_count) AS errors, total(t.input_tokens) AS input_tokens, total(t.output_tokens) AS output_tokens, total(t.cost_usd) AS cost
             FROM traces t WHERE \(cond.joined(separator: " AND ")) GROUP BY t.\(column)
             \(having.isEmpty ? "" : "HAVING " + having.joined(separator: " AND "))
             ORDER BY last_ns DESC, key DESC LIMIT \(limit + 1)
