@@ -152,6 +152,46 @@ struct HostileNumbersTests {
         await TestStore.tearDown(services)
     }
 
+    @Test("rows stored before the ingest bounds (5e18 tokens, a $1e19 cost, Int64.max durations) render on every page and API route", arguments: TestStore.available)
+    func poisonedRowsRender(_ store: TestStore) async throws {
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let now = Int64(Self.nowNanos)
+        let trace = OTLPFixtures.traceID().hexString
+        // Straight into the store, as an older version (without IngestBounds) would have stored them.
+        let durations: [Int64] = [.max, 0, -5, 1_000]
+        let costs: [Double] = [1e19, .infinity, -.infinity, .nan]
+        let ttfts: [Int64] = [.max, -1, .min, 0]
+        var spans: [SpanRow] = []
+        for j in 0..<4 {
+            let id = String(format: "%016x", j + 1)
+            let parent = j == 0 ? "" : String(format: "%016x", 1)
+            let output: Int64 = j == 1 ? .min : .max
+            spans.append(SpanRow(projectID: "default", traceID: trace, spanID: id, parentSpanID: parent,
+                                 startUnixNanos: now - 60_000_000_000 + Int64(j), durationNanos: durations[j], name: "poisoned", kind: .client,
+                                 operation: "chat", provider: "openai", model: "gpt-poison", inputTokens: 5_000_000_000_000_000_000, outputTokens: output,
+                                 cacheReadTokens: 5_000_000_000_000_000_000, reasoningTokens: .max, costUSD: costs[j], ttftNanos: ttfts[j],
+                                 userID: "user-p", sessionID: "session-p"))
+        }
+        var v = RollupValue()
+        v.requests = .max
+        v.inputTokens = .max
+        v.outputTokens = .max
+        v.costUSD = 1e19
+        let rollup = RollupRow(key: RollupKey(minuteUnix: now / 1_000_000_000 / 60 * 60, project: "default", service: "", provider: "openai", model: "gpt-poison", isError: false), value: v)
+        _ = try await services.store.insert(StoreBatch(projectID: "default", batchID: "poisoned", spans: spans, rollups: [rollup]))
+        try await app.test(.router) { client in
+            let headers: HTTPFields = [.authorization: "Bearer \(TestBackend.apiKey)", .cookie: "evalforge_key=\(TestBackend.apiKey)"]
+            for uri in ["/", "/traces", "/traces?sort=cost_desc", "/traces?sort=duration_desc", "/traces/\(trace)", "/sessions", "/sessions/session-p", "/users",
+                        "/api/traces", "/api/traces/\(trace)", "/api/sessions", "/api/sessions/session-p", "/api/users", "/api/users/user-p",
+                        "/api/metrics", "/api/metrics?group_by=user", "/api/metrics?group_by=model", "/api/usage",
+                        "/api/export/traces?format=csv", "/api/export/spans?format=jsonl"] {
+                let r = try await client.execute(uri: uri, method: .get, headers: headers, body: nil)
+                #expect(r.status == .ok, "\(uri): \(r.status) \(String(buffer: r.body).prefix(300))")
+            }
+        }
+        await TestStore.tearDown(services)
+    }
+
     @Test("spans and rollups outside the time window are refused at ingest, naming the field; the rest of an OTLP request is stored", arguments: TestStore.available)
     func absurdTimesAreRefused(_ store: TestStore) async throws {
         let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)

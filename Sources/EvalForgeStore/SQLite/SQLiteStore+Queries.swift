@@ -242,12 +242,13 @@ extension SQLiteStore {
                 var v = RollupValue()
                 v.requests = 1
                 if r["status"].int64 == 2 { v.errors = 1 }
-                v.inputTokens = UInt64(max(0, r["input_tokens"].int64 ?? 0))
-                v.outputTokens = UInt64(max(0, r["output_tokens"].int64 ?? 0))
-                v.cacheReadTokens = UInt64(max(0, r["cache_read_tokens"].int64 ?? 0))
-                v.cacheCreationTokens = UInt64(max(0, r["cache_creation_tokens"].int64 ?? 0))
-                v.reasoningTokens = UInt64(max(0, r["reasoning_tokens"].int64 ?? 0))
-                if let cost = r["cost_usd"].double { v.costUSD = cost } else { v.costUnknownRequests = 1 }
+                v.inputTokens = UInt64(IngestBounds.tokens(r["input_tokens"].int64 ?? 0))
+                v.outputTokens = UInt64(IngestBounds.tokens(r["output_tokens"].int64 ?? 0))
+                v.cacheReadTokens = UInt64(IngestBounds.tokens(r["cache_read_tokens"].int64 ?? 0))
+                v.cacheCreationTokens = UInt64(IngestBounds.tokens(r["cache_creation_tokens"].int64 ?? 0))
+                v.reasoningTokens = UInt64(IngestBounds.tokens(r["reasoning_tokens"].int64 ?? 0))
+                // Rows stored before the ingest bounds existed may hold anything: read them through the same bounds.
+                if let cost = IngestBounds.cost(r["cost_usd"].double) { v.costUSD = cost } else { v.costUnknownRequests = 1 }
                 v.latencyMs.add(Double(r["duration_ns"].int64 ?? 0) / 1e6)
                 if let t = r["ttft_ns"].int64 { v.ttftMs.add(Double(t) / 1e6) }
                 local.add(minuteUnix: (r["start_ns"].int64 ?? 0) / 1_000_000_000, group: r["user_id"].string ?? "", value: v)
