@@ -60,7 +60,7 @@ public final class ClickHouseStore: SpanStore {
             let zone = try r.string()
             // toDate(start), the spans table's day: UTC for DateTime64(9, 'UTC'), the server's time
             // zone for the legacy DateTime column.
-            dayZone = flavor.modern ? TimeZone(identifier: "UTC")! : (TimeZone(identifier: zone) ?? TimeZone(identifier: "UTC")!)
+            dayZone = flavor.modern ? TimeZone.gmt : (TimeZone(identifier: zone) ?? TimeZone.gmt)
         } catch {
             try? await client.shutdown()
             throw error
