@@ -254,7 +254,7 @@ struct HostileNumbersTests {
                 ("/api/traces?from=10000000000", "'from'"), ("/api/traces?to=-1e300", "'to'"), ("/api/traces?from=nan", "'from'"),
                 ("/api/traces?from=2262-04-12T00:00:00Z", "'from'"), ("/api/traces?min_cost_usd=inf", "'min_cost_usd'"),
                 ("/api/traces?score_name=x&min_score=nan", "'min_score'"), ("/api/traces?limit=99999999999999999999", "'limit'"),
-                ("/api/usage?from=9300000000", "'from'"), ("/api/usage?to=99999999999999999999", "'to'"), ("/api/usage?from=-1", "'from'"),
+                ("/api/usage?from=9300000000", "'from'"), ("/api/usage?to=99999999999999999999", "'to'"), ("/api/usage?from=-1", "'from'"), ("/api/usage?form=1", "'form'"),
                 ("/api/metrics?from=1e19", "'from'"), ("/api/metrics?interval=153722867280912930m", "'interval'"),
                 ("/api/metrics?interval=9223372036854775800", "'interval'"), ("/api/sessions?to=1e10", "'to'"), ("/api/users?from=-9.3e9", "'from'"),
                 ("/api/export/traces?from=10000000000", "'from'"), ("/api/export/spans?max_rows=1e300", "'max_rows'"),

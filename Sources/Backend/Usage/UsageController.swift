@@ -44,8 +44,9 @@ struct UsageController: Sendable {
     func usage(_ request: Request, context: BackendRequestContext) async throws -> Response {
         let project = try context.requireProject()
         let now = Int64(Date().timeIntervalSince1970)
+        let p = try QueryParameters(request, allowed: ["from", "to"])
         func param(_ name: String, default value: Int64) throws -> Int64 {
-            guard let text = request.uri.queryParameters.get(name) else { return value }
+            guard let text = p.string(name) else { return value }
             // Bounded so `v * 1_000_000_000` below stays inside Int64 (9.2e9 s is year 2261).
             guard let v = Int64(text), v >= 0, Double(v) <= TimeParsing.maxUnixSeconds else {
                 throw HTTPError(.badRequest, message: "parameter '\(name)' must be Unix seconds between 0 and \(Int64(TimeParsing.maxUnixSeconds)), got '\(text.prefix(64))'")
