@@ -25,7 +25,7 @@ struct RetentionService: Service {
     func runOnce() async {
         do {
             for p in try await projects.projects() where p.retentionDays > 0 {
-                let cutoff = Int64((Date().timeIntervalSince1970 - Double(p.retentionDays) * 86_400) * 1e9)
+                let cutoff = CheckedNumbers.clampedInt64((Date().timeIntervalSince1970 - Double(p.retentionDays) * 86_400) * 1e9)  // any configured day count
                 let n = try await store.deleteExpired(projectID: p.id, beforeUnixNanos: cutoff)
                 if n > 0 { logger.info("retention deleted rows", metadata: ["project": "\(p.id)", "rows": "\(n)"]) }
             }

@@ -53,7 +53,7 @@ struct TraceSummaryDTO: Codable, Sendable {
         status = t.errorCount > 0 ? "error" : "ok"
         inputTokens = t.inputTokens
         outputTokens = t.outputTokens
-        costUSD = t.costUSD
+        costUSD = t.costUSD.isFinite ? t.costUSD : 0
         costUnknownSpans = t.costUnknownSpans
         userID = t.userID
         sessionID = t.sessionID
@@ -158,7 +158,7 @@ struct SpanDTO: Codable, Sendable {
         status = s.status.name
         statusMessage = s.statusMessage
         startUnixNanos = s.startUnixNanos
-        offsetMs = Double(s.startUnixNanos - traceStart) / 1e6
+        offsetMs = (Double(s.startUnixNanos) - Double(traceStart)) / 1e6
         durationMs = Double(s.durationNanos) / 1e6
         self.depth = depth
         operation = s.operation
@@ -254,7 +254,7 @@ struct SessionSummaryDTO: Codable, Sendable {
         errorCount = s.errorCount
         inputTokens = s.inputTokens
         outputTokens = s.outputTokens
-        costUSD = s.costUSD
+        costUSD = s.costUSD.isFinite ? s.costUSD : 0
     }
 }
 
@@ -338,7 +338,7 @@ struct UserSummaryDTO: Codable, Sendable {
         errorCount = u.errorCount
         inputTokens = u.inputTokens
         outputTokens = u.outputTokens
-        costUSD = u.costUSD
+        costUSD = u.costUSD.isFinite ? u.costUSD : 0
     }
 }
 
@@ -375,7 +375,7 @@ struct MetricsValuesDTO: Codable, Sendable {
         errorRate = v.requests == 0 ? 0 : Double(v.errors) / Double(v.requests)
         inputTokens = v.inputTokens
         outputTokens = v.outputTokens
-        totalTokens = v.inputTokens &+ v.outputTokens
+        totalTokens = CheckedNumbers.add(v.inputTokens, v.outputTokens)
         cacheReadTokens = v.cacheReadTokens
         reasoningTokens = v.reasoningTokens
         costUSD = v.costUSD.isFinite ? v.costUSD : 0
@@ -384,7 +384,7 @@ struct MetricsValuesDTO: Codable, Sendable {
         latencyP50Ms = q(v.latencyMs, 0.5)
         latencyP95Ms = q(v.latencyMs, 0.95)
         latencyP99Ms = q(v.latencyMs, 0.99)
-        latencyMeanMs = v.latencyMs.count == 0 ? nil : v.latencyMs.sum / Double(v.latencyMs.count)
+        latencyMeanMs = v.latencyMs.count == 0 ? nil : CheckedNumbers.finite(v.latencyMs.sum / Double(v.latencyMs.count))
         ttftP50Ms = q(v.ttftMs, 0.5)
         ttftP95Ms = q(v.ttftMs, 0.95)
         ttftP99Ms = q(v.ttftMs, 0.99)

@@ -32,8 +32,8 @@ struct MetricsController: Sendable {
         guard from < to else { throw HTTPError(.badRequest, message: "time range is empty: 'from' must be before 'to'") }
         let interval: Int64
         if let s = p.string("interval") {
-            guard let secs = TimeParsing.seconds(s), secs > 0 else {
-                throw HTTPError(.badRequest, message: "parameter 'interval' must be seconds or a duration like 60, 5m, 1h, 1d; got '\(s.prefix(64))'")
+            guard let secs = TimeParsing.seconds(s), secs > 0, secs <= 400 * 86_400 else {
+                throw HTTPError(.badRequest, message: "parameter 'interval' must be seconds or a duration like 60, 5m, 1h, 1d, at most 400d; got '\(s.prefix(64))'")
             }
             interval = secs
         } else {

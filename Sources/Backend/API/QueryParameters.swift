@@ -80,28 +80,33 @@ struct QueryParameters: Sendable {
     func time(_ name: String) throws -> Int64? {
         guard let s = string(name) else { return nil }
         guard let ns = TimeParsing.unixNanos(s) else {
-            throw HTTPError(.badRequest, message: "parameter '\(name)' must be an RFC 3339 time (2026-01-31T12:00:00Z) or Unix seconds, got '\(s.prefix(64))'")
+            throw HTTPError(.badRequest, message: "parameter '\(name)' must be an RFC 3339 time (2026-01-31T12:00:00Z) or Unix seconds between 1677-09-22 and 2262-04-11 (Int64 nanoseconds), got '\(s.prefix(64))'")
         }
         return ns
     }
 }
 
 enum TimeParsing {
-    /// Unix nanoseconds of an RFC 3339 time or a number of Unix seconds; nil when neither.
+    /// Unix nanoseconds of an RFC 3339 time or a number of Unix seconds; nil when neither, or when
+    /// the time is outside what Int64 nanoseconds hold (1677-09-21 … 2262-04-11), so every later
+    /// `* 1e9` or subtraction on it stays in range.
     static func unixNanos(_ s: String) -> Int64? {
-        if let d = Double(s), d.isFinite {
-            guard abs(d) < 1e11 else { return nil }  // beyond year 5138: certainly not seconds
-            return Int64((d * 1e9).rounded())
-        }
+        if let d = Double(s) { return nanos(seconds: d) }
         for style in [Date.ISO8601FormatStyle(includingFractionalSeconds: true), Date.ISO8601FormatStyle()] {
-            if let date = try? style.parse(s) {
-                let secs = date.timeIntervalSince1970
-                guard abs(secs) < 1e11 else { return nil }
-                return Int64((secs * 1e9).rounded())
-            }
+            if let date = try? style.parse(s) { return nanos(seconds: date.timeIntervalSince1970) }
         }
         return nil
     }
+
+    /// Unix seconds as nanoseconds, nil when not finite or beyond ±9.2e9 s (one second inside
+    /// Int64's range, so adding a bucket or a minute to the result cannot overflow either).
+    static func nanos(seconds: Double) -> Int64? {
+        guard seconds.isFinite, abs(seconds) <= maxUnixSeconds else { return nil }
+        return CheckedNumbers.int64((seconds * 1e9).rounded())
+    }
+
+    /// The largest |Unix seconds| a time parameter accepts.
+    static let maxUnixSeconds: Double = 9_200_000_000
 
     /// An interval: seconds (`300`) or a number with a unit (`90s`, `5m`, `1h`, `1d`, `1w`).
     static func seconds(_ s: String) -> Int64? {
@@ -135,7 +140,7 @@ enum TraceFilterParameters {
         f.sessionID = p.string("session_id")
         f.tag = p.string("tag")
         f.minCostUSD = try p.double("min_cost_usd", min: 0)
-        f.minDurationNanos = try p.double("min_duration_ms", min: 0).map { Int64(min($0, 1e12) * 1e6) }
+        f.minDurationNanos = try p.double("min_duration_ms", min: 0).map { CheckedNumbers.clampedInt64(min($0, 1e12) * 1e6) }
         f.scoreName = p.string("score_name")
         f.minScore = try p.double("min_score")
         f.maxScore = try p.double("max_score")

@@ -53,8 +53,8 @@ struct SessionsController: Sendable {
             sessionID: sessionID, userID: spans.first(where: { !$0.userID.isEmpty })?.userID ?? "",
             firstUnixNanos: first.startUnixNanos, lastUnixNanos: spans.map(\.endUnixNanos).max() ?? first.startUnixNanos,
             traceCount: traceIDs.count, llmCalls: llm.count, errorCount: errorTraces.count,
-            inputTokens: spans.reduce(0) { $0 + $1.inputTokens }, outputTokens: spans.reduce(0) { $0 + $1.outputTokens },
-            costUSD: spans.reduce(0) { $0 + ($1.costUSD ?? 0) })
+            inputTokens: CheckedNumbers.sum(spans.lazy.map(\.inputTokens)), outputTokens: CheckedNumbers.sum(spans.lazy.map(\.outputTokens)),
+            costUSD: CheckedNumbers.finiteSum(spans.lazy.map { $0.costUSD ?? 0 }))
         return SessionDetailDTO(session: SessionSummaryDTO(summary), turns: llm.map(TurnDTO.init), traceIds: traceIDs, scores: scores.map(ScoreDTO.init))
     }
 

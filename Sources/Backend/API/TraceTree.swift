@@ -42,9 +42,9 @@ enum TraceTree {
         let llm = spans.filter(\.isLLMCall)
         return TraceSummary(
             traceID: first.traceID, name: root.name, service: root.service, startUnixNanos: first.startUnixNanos,
-            durationNanos: max(0, end - first.startUnixNanos), spanCount: spans.count, llmCalls: llm.count,
-            errorCount: spans.filter(\.isError).count, inputTokens: spans.reduce(0) { $0 + $1.inputTokens },
-            outputTokens: spans.reduce(0) { $0 + $1.outputTokens }, costUSD: spans.reduce(0) { $0 + ($1.costUSD ?? 0) },
+            durationNanos: max(0, CheckedNumbers.subtract(end, first.startUnixNanos)), spanCount: spans.count, llmCalls: llm.count,
+            errorCount: spans.filter(\.isError).count, inputTokens: CheckedNumbers.sum(spans.lazy.map(\.inputTokens)),
+            outputTokens: CheckedNumbers.sum(spans.lazy.map(\.outputTokens)), costUSD: CheckedNumbers.finiteSum(spans.lazy.map { $0.costUSD ?? 0 }),
             costUnknownSpans: llm.filter { $0.costUSD == nil }.count,
             userID: spans.first(where: { !$0.userID.isEmpty })?.userID ?? "",
             sessionID: spans.first(where: { !$0.sessionID.isEmpty })?.sessionID ?? "",

@@ -40,8 +40,8 @@ struct BatchIngestController: Sendable {
 
     /// Decodes and validates a forwarded batch into rows for `projectID`, reading the protobuf bytes
     /// in place (`ForwardBatchWire`: no OTLP messages are built).
-    static func decode(_ body: [UInt8], headerBatchID: String?, projectID: String) throws -> StoreBatch {
-        let batch: StoreBatch
+    static func decode(_ body: [UInt8], headerBatchID: String?, projectID: String, nowUnixNanos: Int64 = IngestClock.nowUnixNanos()) throws -> StoreBatch {
+        var batch: StoreBatch
         do {
             batch = try ForwardBatchWire.decode(body, projectID: projectID)
         } catch let e as WireFormatError {
@@ -52,8 +52,18 @@ struct BatchIngestController: Sendable {
         if let header = headerBatchID, header != id {
             throw IngestError.badRequest("X-EvalForge-Batch-Id '\(header)' does not match the body's batch_id '\(id)'")
         }
+        // Nothing poisonous is stored: absurd times, too many months, unmergeable sketches refuse the
+        // batch (naming the span or rollup); out-of-range rollup figures are clamped in place.
+        if let problem = IngestBounds.check(&batch, nowUnixNanos: nowUnixNanos) {
+            throw IngestError.badRequest("batch '\(id.prefix(256))' refused: \(problem)")
+        }
         return batch
     }
+}
+
+/// The backend's clock for the ingest time window (`IngestBounds`).
+enum IngestClock {
+    static func nowUnixNanos() -> Int64 { CheckedNumbers.clampedInt64(Date().timeIntervalSince1970 * 1e9) }
 }
 
 /// Reading bodies and writing error responses, shared by the ingest routes.

@@ -41,14 +41,19 @@ struct OTLPIngestController: Sendable {
                 default: throw IngestError.badRequest(e.message)
                 }
             }
-            let (batch, rejected) = Self.rows(decoded, projectID: project.id, batchID: "otlp-" + Digest.hex(Digest.sha256(raw)).prefix(40), normalizer: normalizer)
+            let (batch, rejected) = Self.rows(decoded, projectID: project.id, batchID: "otlp-" + Digest.hex(Digest.sha256(raw)).prefix(40), normalizer: normalizer, nowUnixNanos: IngestClock.nowUnixNanos())
+            var months = Set<Int32>()
+            for s in batch.spans { months.insert(IngestBounds.monthIndex(unixSeconds: s.startUnixNanos / 1_000_000_000)) }
+            guard months.count <= IngestBounds.maxMonthsPerBatch else {
+                throw IngestError.badRequest("the request's spans fall in \(months.count) calendar months; at most \(IngestBounds.maxMonthsPerBatch) per request (send older spans in separate requests)")
+            }
             if !batch.spans.isEmpty || !batch.rollups.isEmpty {
                 _ = try await ingest.ingest(batch)
             }
             var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
-            if rejected > 0 {
-                response.partialSuccess.rejectedSpans = Int64(rejected)
-                response.partialSuccess.errorMessage = "\(rejected) span(s) rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero"
+            if rejected.count > 0 {
+                response.partialSuccess.rejectedSpans = Int64(rejected.count)
+                response.partialSuccess.errorMessage = "\(rejected.count) span(s) rejected: " + rejected.reasons.joined(separator: "; ")
             }
             if json {
                 let text = try response.jsonString()
@@ -61,25 +66,50 @@ struct OTLPIngestController: Sendable {
         }
     }
 
-    /// Normalizes every span, builds rows and exact rollups; returns the batch and the number of
-    /// spans rejected for invalid ids.
-    static func rows(_ request: ExportTraceRequest, projectID: String, batchID: some StringProtocol, normalizer: GenAINormalizer) -> (StoreBatch, Int) {
+    /// Spans refused by `rows`: how many, and the first few reasons (each naming the span and field).
+    struct Rejected: Sendable {
+        var count = 0
+        var reasons: [String] = []
+
+        mutating func add(_ reason: @autoclosure () -> String) {
+            count += 1
+            if reasons.count < 5 { reasons.append(reason()) }
+        }
+    }
+
+    /// Normalizes every span, builds rows and exact rollups; returns the batch and the spans rejected
+    /// (invalid ids, or times outside `IngestBounds`). Rollups count the rows as stored: token counts
+    /// and costs bounded the same way.
+    static func rows(_ request: ExportTraceRequest, projectID: String, batchID: some StringProtocol, normalizer: GenAINormalizer, nowUnixNanos: Int64) -> (StoreBatch, Rejected) {
         var spans: [SpanRow] = []
         var rollups = RollupTable()
-        var rejected = 0
+        var rejected = Rejected()
         var prices = GenAINormalizer.PriceCache()
-        for rs in request.resourceSpans {
+        for (r, rs) in request.resourceSpans.enumerated() {
             let resource = ResourceInfo(rs.resource, defaultProject: projectID)
-            for scope in rs.scopeSpans {
-                for var span in scope.spans {
+            for (sc, scope) in rs.scopeSpans.enumerated() {
+                for (i, original) in scope.spans.enumerated() {
+                    var span = original
+                    let place = "resource_spans[\(r)].scope_spans[\(sc)].spans[\(i)]"
                     guard let facts = normalizer.normalize(&span, resource: resource, prices: &prices),
                           let row = SpanRow(span: span, service: resource.service, projectID: projectID) else {
-                        rejected += 1
+                        rejected.add("\(place): trace_id must be 16 bytes and span_id 8 bytes, not all zero")
+                        continue
+                    }
+                    if let problem = row.timeProblem(nowUnixNanos: nowUnixNanos) {
+                        rejected.add("\(place): \(problem)")
                         continue
                     }
                     if facts.isLLMCall {
                         var f = facts
                         f.project = projectID
+                        f.usage.input = f.usage.input.map { Int(IngestBounds.tokens(Int64($0))) }
+                        f.usage.output = f.usage.output.map { Int(IngestBounds.tokens(Int64($0))) }
+                        f.usage.cacheRead = f.usage.cacheRead.map { Int(IngestBounds.tokens(Int64($0))) }
+                        f.usage.cacheCreation = f.usage.cacheCreation.map { Int(IngestBounds.tokens(Int64($0))) }
+                        f.usage.reasoning = f.usage.reasoning.map { Int(IngestBounds.tokens(Int64($0))) }
+                        f.costUSD = IngestBounds.cost(f.costUSD)
+                        if let t = f.timeToFirstChunkSeconds, !(t.isFinite && t >= 0) { f.timeToFirstChunkSeconds = nil }
                         rollups.add(f)
                     }
                     spans.append(row)

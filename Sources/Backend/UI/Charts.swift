@@ -25,7 +25,7 @@ enum Charts {
             while decimals < 6, abs(step * pow(10, Double(decimals)) - (step * pow(10, Double(decimals))).rounded()) > 1e-6 { decimals += 1 }
             switch self {
             case .cost: return "$" + String(format: "%.\(max(decimals, v >= 1 ? 0 : 2))f", v)
-            case .count: return v >= 1000 ? Fmt.count(UInt64(v)) : String(format: "%.\(decimals)f", v)
+            case .count: return v >= 1000 ? Fmt.count(v) : String(format: "%.\(decimals)f", v)
             case .percent: return String(format: "%.\(decimals)f", v) + "%"
             case .ms: return v >= 1000 ? Fmt.ms(v) : String(format: "%.\(decimals)f", v) + " ms"
             }
@@ -33,7 +33,9 @@ enum Charts {
     }
 
     /// A line chart over `slots` (Unix seconds of each bucket start).
-    static func line(slots: [Int64], series: [Series], format: (Double) -> String, axis: Axis, area: Bool = false) -> HTML {
+    static func line(slots: [Int64], series input: [Series], format: (Double) -> String, axis: Axis, area: Bool = false) -> HTML {
+        // Sums of stored values can overflow to ±inf (or be NaN): such points are gaps, not SVG "inf".
+        let series = input.map { s in Series(name: s.name, color: s.color, values: s.values.map { $0.flatMap { $0.isFinite ? $0 : nil } }) }
         let w = 640.0, h = 210.0, left = 56.0, right = 12.0, top = 10.0, bottom = 26.0
         let plotW = w - left - right, plotH = h - top - bottom
         let maxV = series.flatMap { $0.values.compactMap { $0 } }.max() ?? 0

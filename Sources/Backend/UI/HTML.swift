@@ -73,15 +73,26 @@ enum Fmt {
         if usd == 0 { return "$0" }
         if usd < 0.01 { return "$" + String(format: "%.4f", usd) }
         if usd < 100 { return "$" + String(format: "%.2f", usd) }
+        // Stored costs are hostile (1e19 was seen): past 1e15 the digits mean nothing anyway.
+        guard usd < 1e15 else { return "$" + String(format: "%.3g", usd) }
         return "$" + grouped(Int64(usd.rounded()))
     }
 
     static func count<T: BinaryInteger>(_ n: T) -> String {
         let d = Double(n)
         if d < 1000 { return String(n) }
+        return count(d)
+    }
+
+    /// A count held as a Double (chart values): any value renders, however large or odd.
+    static func count(_ d: Double) -> String {
+        guard d.isFinite else { return "–" }
+        if d < 0 { return "-" + count(-d) }
+        if d < 1000 { return String(format: "%.0f", d) }
         if d < 1_000_000 { return trim(String(format: "%.1f", d / 1000)) + "k" }
         if d < 1_000_000_000 { return trim(String(format: "%.1f", d / 1_000_000)) + "M" }
-        return trim(String(format: "%.1f", d / 1_000_000_000)) + "B"
+        if d < 1e15 { return trim(String(format: "%.1f", d / 1_000_000_000)) + "B" }
+        return String(format: "%.3g", d)
     }
 
     static func grouped(_ n: Int64) -> String {

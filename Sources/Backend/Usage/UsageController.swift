@@ -44,16 +44,18 @@ struct UsageController: Sendable {
     func usage(_ request: Request, context: BackendRequestContext) async throws -> Response {
         let project = try context.requireProject()
         let now = Int64(Date().timeIntervalSince1970)
+        let p = try QueryParameters(request, allowed: ["from", "to"])
         func param(_ name: String, default value: Int64) throws -> Int64 {
-            guard let text = request.uri.queryParameters.get(name) else { return value }
-            guard let v = Int64(text), v >= 0, v < 10_000_000_000 else {
-                throw HTTPError(.badRequest, message: "\(name) must be Unix seconds, got '\(text)'")
+            guard let text = p.string(name) else { return value }
+            // Bounded so `v * 1_000_000_000` below stays inside Int64 (9.2e9 s is year 2261).
+            guard let v = Int64(text), v >= 0, Double(v) <= TimeParsing.maxUnixSeconds else {
+                throw HTTPError(.badRequest, message: "parameter '\(name)' must be Unix seconds between 0 and \(Int64(TimeParsing.maxUnixSeconds)), got '\(text.prefix(64))'")
             }
             return v
         }
         let from = try param("from", default: now - 86_400)
         let to = try param("to", default: now + 60)
-        guard from < to else { throw HTTPError(.badRequest, message: "from must be before to") }
+        guard from < to else { throw HTTPError(.badRequest, message: "time range is empty: 'from' must be before 'to'") }
         guard to - from <= 400 * 86_400 else { throw HTTPError(.badRequest, message: "time range longer than 400 days") }
         let fromMinute = from - ((from % 60) + 60) % 60
         // One bucket covering every minute that overlaps [from, to).

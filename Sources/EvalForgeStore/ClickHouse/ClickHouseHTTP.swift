@@ -109,6 +109,12 @@ struct ClickHouseHTTP: Sendable {
         if let r = text.range(of: "Code: ") {
             code = Int(text[r.upperBound...].prefix { $0.isNumber })
         }
+        // 252 is TOO_MANY_PARTS for both "too many parts" (merges are behind: retry later) and "too
+        // many partitions for single INSERT block" (this insert's rows span too many months: every
+        // retry fails the same way, so it is the data's fault, not the server's).
+        if code == 252, text.localizedCaseInsensitiveContains("partitions") {
+            return .rejected("ClickHouse refused the \(what): its rows fall in too many monthly partitions: \(text)")
+        }
         if statusCode == 503 || statusCode == 429 || code.map(transientCodes.contains) == true {
             return .unavailable("ClickHouse at \(base) is overloaded or unavailable (\(what)): \(text)")
         }

@@ -290,12 +290,13 @@ extension ClickHouseStore {
             var value = RollupValue()
             value.requests = 1
             if try r.int8() == SpanStatus.error.rawValue { value.errors = 1 }
-            value.inputTokens = UInt64(max(0, try r.int64()))
-            value.outputTokens = UInt64(max(0, try r.int64()))
-            value.cacheReadTokens = UInt64(max(0, try r.int64()))
-            value.cacheCreationTokens = UInt64(max(0, try r.int64()))
-            value.reasoningTokens = UInt64(max(0, try r.int64()))
-            if let cost = try r.nullableFloat64() { value.costUSD = cost } else { value.costUnknownRequests = 1 }
+            value.inputTokens = UInt64(IngestBounds.tokens(try r.int64()))
+            value.outputTokens = UInt64(IngestBounds.tokens(try r.int64()))
+            value.cacheReadTokens = UInt64(IngestBounds.tokens(try r.int64()))
+            value.cacheCreationTokens = UInt64(IngestBounds.tokens(try r.int64()))
+            value.reasoningTokens = UInt64(IngestBounds.tokens(try r.int64()))
+            // Rows stored before the ingest bounds existed may hold anything: read them through the same bounds.
+            if let cost = IngestBounds.cost(try r.nullableFloat64()) { value.costUSD = cost } else { value.costUnknownRequests = 1 }
             value.latencyMs.add(Double(duration) / 1e6)
             if let t = try r.nullableInt64() { value.ttftMs.add(Double(t) / 1e6) }
             local.add(minuteUnix: start / 1_000_000_000, group: user, value: value)

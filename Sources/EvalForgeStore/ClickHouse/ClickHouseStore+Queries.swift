@@ -283,7 +283,7 @@ extension ClickHouseStore {
     /// "YYYY-MM-DD" of a Unix day number (UTC).
     static func isoDay(_ day: Int) -> String {
         var c = Calendar(identifier: .gregorian)
-        c.timeZone = TimeZone(identifier: "UTC")!
+        c.timeZone = TimeZone.gmt
         let d = c.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: Double(day) * 86400))
         return String(format: "%04d-%02d-%02d", d.year ?? 1970, d.month ?? 1, d.day ?? 1)
     }

@@ -60,7 +60,7 @@ public final class ClickHouseStore: SpanStore {
             let zone = try r.string()
             // toDate(start), the spans table's day: UTC for DateTime64(9, 'UTC'), the server's time
             // zone for the legacy DateTime column.
-            dayZone = flavor.modern ? TimeZone(identifier: "UTC")! : (TimeZone(identifier: zone) ?? TimeZone(identifier: "UTC")!)
+            dayZone = flavor.modern ? TimeZone.gmt : (TimeZone(identifier: zone) ?? TimeZone.gmt)
         } catch {
             try? await client.shutdown()
             throw error
@@ -131,12 +131,18 @@ public final class ClickHouseStore: SpanStore {
         // trace_index: the distinct (trace, day) pairs of the batch; the zone's offset is looked up
         // once per quarter hour of span start times (zone offsets change on quarter hours).
         var days = Set<TraceDay>()
+        var months = Set<Int32>()
+        var lastUTCDay = Int64.min
         var zoneQuarter = Int64.min
         var zoneOffset: Int64 = 0
         batch.spans.withUnsafeBufferPointer { rows in  // rows borrowed in place, not copied
             for i in rows.indices {
                 ClickHouseRowCoding.write(rows[i], projectID: batch.projectID, retention: retention, modern: modern, to: &spans)
                 let seconds = max(0, rows[i].startUnixNanos) / 1_000_000_000
+                if seconds / 86_400 != lastUTCDay {
+                    lastUTCDay = seconds / 86_400
+                    months.insert(IngestBounds.monthIndex(unixSeconds: seconds))
+                }
                 if seconds / 900 != zoneQuarter {
                     zoneQuarter = seconds / 900
                     zoneOffset = Int64(dayZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(zoneQuarter * 900))))
@@ -155,6 +161,8 @@ public final class ClickHouseStore: SpanStore {
             ClickHouseRowCoding.write(k, value, batchID: batch.batchID, retention: retention, modern: modern, to: &rollups)
         }
         var index = RowBinaryWriter(capacity: days.count * (48 + batch.projectID.utf8.count))
+        for k in merged.keys { months.insert(IngestBounds.monthIndex(unixSeconds: k.minuteUnix)) }
+        for d in Set(days.map(\.day)) { months.insert(IngestBounds.monthIndex(unixSeconds: Int64(d) * 86_400)) }
         for d in days.sorted(by: { ($0.traceID, $0.day) < ($1.traceID, $1.day) }) {
             index.string(batch.projectID)
             index.string(d.traceID)
@@ -167,7 +175,7 @@ public final class ClickHouseStore: SpanStore {
         ledger.uint32(UInt32(clamping: Int64(Date().timeIntervalSince1970)))
         ledger.uint32(UInt32(clamping: batch.spans.count))
         return .init(spans: spans.bytes, spanRows: batch.spans.count, rollups: rollups.bytes, rollupRows: merged.count,
-                     traceIndex: index.bytes, traceIndexRows: days.count, ledger: ledger.bytes)
+                     traceIndex: index.bytes, traceIndexRows: days.count, ledger: ledger.bytes, months: months)
     }
 
     /// The spans table's insert columns and `spans` as RowBinary in that order: what the writer sends,
@@ -357,11 +365,16 @@ enum ClickHouseRowCoding {
         let keys = try r.array { try $0.integer(Int32.self) }
         let counts = try r.array { try $0.uint64() }
         guard count > 0 else { return DDSketch() }
-        guard keys.count == counts.count, let lo = keys.first, let hi = keys.last, Int(hi) - Int(lo) < DDSketch.maxBuckets else {
+        // Keys come sorted from sumMap; checked anyway (a row is outside data), in Int arithmetic.
+        guard keys.count == counts.count, let lo = keys.first, let hi = keys.last, hi >= lo, Int(hi) - Int(lo) < DDSketch.maxBuckets else {
             throw StoreError.rejected("ClickHouse returned a malformed latency sketch")
         }
-        var dense = [UInt64](repeating: 0, count: Int(hi - lo) + 1)
-        for (k, c) in zip(keys, counts) { dense[Int(k - lo)] += c }
+        var dense = [UInt64](repeating: 0, count: Int(hi) - Int(lo) + 1)
+        for (k, c) in zip(keys, counts) {
+            let i = Int(k) - Int(lo)
+            guard dense.indices.contains(i) else { throw StoreError.rejected("ClickHouse returned a malformed latency sketch") }
+            dense[i] = CheckedNumbers.add(dense[i], c)
+        }
         return DDSketch(alpha: DDSketch().alpha, count: count, sum: sum, min: min, max: max, zeroCount: zero, offset: lo, counts: dense) ?? DDSketch()
     }
 

@@ -24,7 +24,14 @@ actor ClickHouseWriter {
         var traceIndex: [UInt8] = []
         var traceIndexRows: Int = 0
         var ledger: [UInt8]
+        /// Calendar months (`IngestBounds.monthIndex`) the entry's rows fall in, by UTC and by the
+        /// trace index's day zone: the partitions its insert touches.
+        var months: Set<Int32> = []
     }
+
+    /// Most monthly partitions one grouped insert may touch: ClickHouse refuses a block touching
+    /// more than `max_partitions_per_insert_block` (default 100), for every batch in it.
+    static let maxMonthsPerInsert = 90
 
     private struct Waiting {
         var entry: Entry
@@ -94,9 +101,12 @@ actor ClickHouseWriter {
             guard pendingRows >= batchRows || inFlight == 0 || overdue else { break }
             var take: [Waiting] = []
             var rows = 0
+            var months = Set<Int32>()
             while let first = pending.first {
                 let n = max(1, first.entry.spanRows + first.entry.rollupRows)
                 if !take.isEmpty && rows + n > batchRows { break }
+                if !take.isEmpty && months.union(first.entry.months).count > Self.maxMonthsPerInsert { break }
+                months.formUnion(first.entry.months)
                 take.append(pending.removeFirst())
                 rows += n
             }
@@ -106,8 +116,8 @@ actor ClickHouseWriter {
             flushes += 1
             let http = http, tables = tables, logger = logger
             Task {
-                let result = await Self.flush(take.map(\.entry), http: http, tables: tables, logger: logger)
-                self.finished(take, result)
+                let results = await Self.flushIsolating(take.map(\.entry), http: http, tables: tables, logger: logger)
+                self.finished(take, results)
             }
         }
         if !pending.isEmpty && timer == nil {
@@ -124,15 +134,34 @@ actor ClickHouseWriter {
         startFlushes()
     }
 
-    private func finished(_ batch: [Waiting], _ result: Result<Void, StoreError>) {
+    private func finished(_ batch: [Waiting], _ results: [Result<Void, StoreError>]) {
         inFlight -= 1
-        for w in batch { w.continuation.resume(with: result.mapError { $0 as any Error }) }
+        for (i, w) in batch.enumerated() {
+            let result = i < results.count ? results[i] : .failure(.unavailable("ClickHouse insert result missing; retry"))
+            w.continuation.resume(with: result.mapError { $0 as any Error })
+        }
         startFlushes()
         if pending.isEmpty && inFlight == 0 {
             let waiters = idleWaiters
             idleWaiters = []
             for w in waiters { w.resume() }
         }
+    }
+
+    /// A grouped flush, one result per entry. When the group is refused for a reason a retry would
+    /// not fix (for example one project's rows in too many partitions), each entry is sent again on
+    /// its own: only the batches that fail alone get the error, the others are stored. Transient
+    /// failures (server down) are the same for all and are returned for all, without more requests.
+    static func flushIsolating(_ entries: [Entry], http: ClickHouseHTTP, tables: Tables, logger: Logger) async -> [Result<Void, StoreError>] {
+        let result = await flush(entries, http: http, tables: tables, logger: logger)
+        guard case .failure(let error) = result, !error.isTransient, entries.count > 1 else {
+            return Array(repeating: result, count: entries.count)
+        }
+        logger.warning("grouped clickhouse insert refused; inserting each batch alone", metadata: ["clickhouse.batches": "\(entries.count)", "error": "\(error.message)"])
+        var results: [Result<Void, StoreError>] = []
+        results.reserveCapacity(entries.count)
+        for e in entries { results.append(await flush([e], http: http, tables: tables, logger: logger)) }
+        return results
     }
 
     /// One flush: spans, rollups and trace-index rows inserted in parallel, then the ledger rows. Retries happen inside

@@ -18,8 +18,13 @@ public struct MetricsBucketing: Sendable {
     /// Checks the interval (a positive multiple of 60 s), the range (`from` < `to`, at most 400 days)
     /// and the number of buckets (at most 10,000).
     public static func validate(_ q: MetricsQuery) throws {
-        guard q.intervalSeconds >= 60, q.intervalSeconds % 60 == 0 else {
-            throw StoreError.invalidArgument("interval must be a positive multiple of 60 seconds, got \(q.intervalSeconds)")
+        // At most 400 days, so aligning a bucket (`unix % i + i`) cannot overflow.
+        guard q.intervalSeconds >= 60, q.intervalSeconds % 60 == 0, q.intervalSeconds <= 400 * 86_400 else {
+            throw StoreError.invalidArgument("interval must be a positive multiple of 60 seconds up to 400 days, got \(q.intervalSeconds)")
+        }
+        // Within ±9.2e9 s, so the stores' `* 1_000_000_000` to nanoseconds cannot overflow.
+        guard (-9_200_000_000...9_200_000_000).contains(q.fromUnix), (-9_200_000_000...9_200_000_000).contains(q.toUnix) else {
+            throw StoreError.invalidArgument("time range outside 1678…2261 (Int64 nanoseconds): \(q.fromUnix)…\(q.toUnix)")
         }
         guard q.fromUnix < q.toUnix else { throw StoreError.invalidArgument("time range is empty: from must be before to") }
         guard q.toUnix - q.fromUnix <= 400 * 86_400 else { throw StoreError.invalidArgument("time range longer than 400 days") }

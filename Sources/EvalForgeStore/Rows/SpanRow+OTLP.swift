@@ -83,6 +83,7 @@ extension SpanRow {
             }
             eventsJSON = events + "]"
         }
+        clampNumbers()
     }
 
     private static func tagList(_ v: Opentelemetry_Proto_Common_V1_AnyValue) -> [String] {

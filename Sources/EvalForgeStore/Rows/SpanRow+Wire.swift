@@ -180,7 +180,7 @@ struct SpanRowWireReader: CheckedWireFields {
             eventsJSON = String(decoding: json, as: UTF8.self)
         }
 
-        return SpanRow(
+        var row = SpanRow(
             projectID: projectID, traceID: hex(traceR), spanID: hex(spanR), parentSpanID: parent,
             startUnixNanos: startNanos, durationNanos: max(0, endNanos &- startNanos),
             service: service, name: text(nameR),
@@ -191,6 +191,8 @@ struct SpanRowWireReader: CheckedWireFields {
             reasoningTokens: reasoning, costUSD: costUnknown ? nil : cost, ttftNanos: ttft,
             userID: userID, sessionID: sessionID, tags: tags, attributesJSON: attributesJSON,
             input: input, output: output, eventsJSON: eventsJSON)
+        row.clampNumbers()
+        return row
     }
 
     private func event(_ r: Range<Int>) throws -> (name: Range<Int>, time: UInt64, attributes: [WireKeyValue]) {

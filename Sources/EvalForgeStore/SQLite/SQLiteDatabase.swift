@@ -80,7 +80,7 @@ public enum SQLiteValue: Sendable, Hashable {
     public var int64: Int64? {
         switch self {
         case .integer(let i): i
-        case .real(let d): d.isFinite ? Int64(d) : nil
+        case .real(let d): d.isFinite ? CheckedNumbers.clampedInt64(d) : nil  // total() of huge values: clamped, never a trap
         case .text(let s): Int64(s)
         default: nil
         }

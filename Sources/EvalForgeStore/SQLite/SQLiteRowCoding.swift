@@ -73,7 +73,9 @@ enum SQLiteRowCoding {
 
     static func sketch(_ v: SQLiteValue) -> DDSketch? {
         guard case .blob(let bytes) = v, !bytes.isEmpty, let p = try? Evalforge_V1_Sketch(serializedBytes: bytes) else { return nil }
-        return RollupCoding.sketch(p)
+        // A stored row is outside data too: a sketch of another alpha cannot be merged with the others.
+        guard let s = RollupCoding.sketch(p), s.alpha == DDSketch().alpha else { return nil }
+        return s
     }
 
     static func json(_ strings: [String]) -> String {

@@ -142,6 +142,8 @@ extension SQLiteStore {
     private func groupedActivity(_ filter: SessionFilter, column: String, limit: Int, cursor: String?) async throws -> (rows: [SQLiteRow], next: String?) {
         try Self.checkLimit(limit)
         let fingerprint = Cursor.fingerprint([column, Cursor.fingerprint(filter)])
+        // Sums use total() (a Double): sum() of integers fails the whole query on overflow, and one
+        // span with 5e18 tokens would make the list unreadable. Reading back clamps to Int64.
         var cond = ["t.project_id = ?", "t.\(column) != ''"]
         var binds: [SQLiteValue] = [.text(filter.projectID)]
         if let v = filter.userID { cond.append("t.user_id = ?"); binds.append(.text(v)) }
@@ -156,8 +158,8 @@ extension SQLiteStore {
         }
         let sql = """
             SELECT t.\(column) AS key, max(t.user_id) AS user_id, min(t.start_ns) AS first_ns, max(t.end_ns) AS last_ns, count(*) AS traces,
-                count(DISTINCT CASE WHEN t.session_id != '' THEN t.session_id END) AS sessions, sum(t.llm_calls) AS llm_calls,
-                sum(t.error_count) AS errors, sum(t.input_tokens) AS input_tokens, sum(t.output_tokens) AS output_tokens, sum(t.cost_usd) AS cost
+                count(DISTINCT CASE WHEN t.session_id != '' THEN t.session_id END) AS sessions, total(t.llm_calls) AS llm_calls,
+                total(t.error_count) AS errors, total(t.input_tokens) AS input_tokens, total(t.output_tokens) AS output_tokens, total(t.cost_usd) AS cost
             FROM traces t WHERE \(cond.joined(separator: " AND ")) GROUP BY t.\(column)
             \(having.isEmpty ? "" : "HAVING " + having.joined(separator: " AND "))
             ORDER BY last_ns DESC, key DESC LIMIT \(limit + 1)
@@ -240,12 +242,13 @@ extension SQLiteStore {
                 var v = RollupValue()
                 v.requests = 1
                 if r["status"].int64 == 2 { v.errors = 1 }
-                v.inputTokens = UInt64(max(0, r["input_tokens"].int64 ?? 0))
-                v.outputTokens = UInt64(max(0, r["output_tokens"].int64 ?? 0))
-                v.cacheReadTokens = UInt64(max(0, r["cache_read_tokens"].int64 ?? 0))
-                v.cacheCreationTokens = UInt64(max(0, r["cache_creation_tokens"].int64 ?? 0))
-                v.reasoningTokens = UInt64(max(0, r["reasoning_tokens"].int64 ?? 0))
-                if let cost = r["cost_usd"].double { v.costUSD = cost } else { v.costUnknownRequests = 1 }
+                v.inputTokens = UInt64(IngestBounds.tokens(r["input_tokens"].int64 ?? 0))
+                v.outputTokens = UInt64(IngestBounds.tokens(r["output_tokens"].int64 ?? 0))
+                v.cacheReadTokens = UInt64(IngestBounds.tokens(r["cache_read_tokens"].int64 ?? 0))
+                v.cacheCreationTokens = UInt64(IngestBounds.tokens(r["cache_creation_tokens"].int64 ?? 0))
+                v.reasoningTokens = UInt64(IngestBounds.tokens(r["reasoning_tokens"].int64 ?? 0))
+                // Rows stored before the ingest bounds existed may hold anything: read them through the same bounds.
+                if let cost = IngestBounds.cost(r["cost_usd"].double) { v.costUSD = cost } else { v.costUnknownRequests = 1 }
                 v.latencyMs.add(Double(r["duration_ns"].int64 ?? 0) / 1e6)
                 if let t = r["ttft_ns"].int64 { v.ttftMs.add(Double(t) / 1e6) }
                 local.add(minuteUnix: (r["start_ns"].int64 ?? 0) / 1_000_000_000, group: r["user_id"].string ?? "", value: v)

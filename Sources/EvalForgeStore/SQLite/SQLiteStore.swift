@@ -167,9 +167,9 @@ struct TraceAggregate {
             if s.costUSD == nil { costUnknown += 1 }
         }
         if s.isError { errorCount += 1 }
-        inputTokens += s.inputTokens
-        outputTokens += s.outputTokens
-        cost += s.costUSD ?? 0
+        inputTokens = CheckedNumbers.add(inputTokens, s.inputTokens)
+        outputTokens = CheckedNumbers.add(outputTokens, s.outputTokens)
+        if let c = s.costUSD, c.isFinite { cost += c }
         if userID.isEmpty || (s.isRoot && !s.userID.isEmpty) { if !s.userID.isEmpty { userID = s.userID } }
         if sessionID.isEmpty || (s.isRoot && !s.sessionID.isEmpty) { if !s.sessionID.isEmpty { sessionID = s.sessionID } }
         for t in s.tags where !tags.contains(t) { tags.append(t) }
@@ -180,13 +180,13 @@ struct TraceAggregate {
 
     func values(projectID: String) -> [SQLiteValue] {
         [.text(projectID), .text(traceID), .text(name), .text(service), .integer(hasRoot ? 1 : 0), .integer(start), .integer(end),
-         .integer(max(0, end &- start)), .integer(Int64(spanCount)), .integer(Int64(llmCalls)), .integer(Int64(errorCount)),
+         .integer(max(0, CheckedNumbers.subtract(end, start))), .integer(Int64(spanCount)), .integer(Int64(llmCalls)), .integer(Int64(errorCount)),
          .integer(inputTokens), .integer(outputTokens), .real(cost), .integer(Int64(costUnknown)), .text(userID), .text(sessionID),
          .text(SQLiteRowCoding.json(tags)), .text(SQLiteRowCoding.json(models)), .text(SQLiteRowCoding.json(providers)), .text(SQLiteRowCoding.json(services))]
     }
 
     var summary: TraceSummary {
-        TraceSummary(traceID: traceID, name: name, service: service, startUnixNanos: start, durationNanos: max(0, end &- start), spanCount: spanCount, llmCalls: llmCalls, errorCount: errorCount, inputTokens: inputTokens, outputTokens: outputTokens, costUSD: cost, costUnknownSpans: costUnknown, userID: userID, sessionID: sessionID, tags: tags, models: models)
+        TraceSummary(traceID: traceID, name: name, service: service, startUnixNanos: start, durationNanos: max(0, CheckedNumbers.subtract(end, start)), spanCount: spanCount, llmCalls: llmCalls, errorCount: errorCount, inputTokens: inputTokens, outputTokens: outputTokens, costUSD: cost, costUnknownSpans: costUnknown, userID: userID, sessionID: sessionID, tags: tags, models: models)
     }
 }
 

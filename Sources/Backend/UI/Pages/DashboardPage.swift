@@ -100,10 +100,10 @@ struct DashboardPage: Sendable {
         let charts: HTML = """
         <div class="grid2">
           \(chart("Cost", total: Fmt.cost(t.costUSD), slots: slots, series: costSeries, axis: .cost, format: Fmt.cost))
-          \(chart("Tokens", total: Fmt.count(t.totalTokens), slots: slots, series: tokenSeries, axis: .count, format: { Fmt.count(UInt64(max(0, $0))) }))
+          \(chart("Tokens", total: Fmt.count(t.totalTokens), slots: slots, series: tokenSeries, axis: .count, format: { Fmt.count($0) }))
           \(chart("Latency percentiles", total: "p95 \(Fmt.ms(t.latencyP95Ms))", slots: slots, series: latency, axis: .ms, format: { Fmt.ms($0) }))
           \(chart("Error rate", total: Fmt.percent(t.errorRate), slots: slots, series: errorSeries, axis: .percent, format: { Fmt.percent($0 / 100) }))
-          \(chart("Requests", total: Fmt.count(t.requests), slots: slots, series: requests, axis: .count, format: { Fmt.count(UInt64(max(0, $0))) }))
+          \(chart("Requests", total: Fmt.count(t.requests), slots: slots, series: requests, axis: .count, format: { Fmt.count($0) }))
           \(chart("Time to first token", total: "p50 \(Fmt.ms(t.ttftP50Ms))", slots: slots, series: ttft, axis: .ms, format: { Fmt.ms($0) }, empty: "No streamed calls in this range: TTFT is recorded for streaming responses."))
         </div>
         """

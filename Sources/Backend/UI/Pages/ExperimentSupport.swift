@@ -88,7 +88,8 @@ enum EvalUI {
 
     static func time(_ unixMs: Int64?) -> HTML {
         guard let unixMs, unixMs > 0 else { return "–" }
-        return Fmt.time(unixMs * 1_000_000)
+        let (nanos, overflow) = unixMs.multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? "–" : Fmt.time(nanos)
     }
 
     static func statusBadge(_ s: RunStatus) -> HTML {
@@ -124,7 +125,7 @@ enum EvalUI {
 
     static func duration(_ r: Run) -> String {
         guard let s = r.startedUnixMs, let f = r.finishedUnixMs, f >= s else { return "–" }
-        return Fmt.ms(Double(f - s))
+        return Fmt.ms(Double(f) - Double(s))
     }
 
     /// Judge calls, tokens and cost; on separate lines in narrow table cells.
