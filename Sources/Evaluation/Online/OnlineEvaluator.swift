@@ -97,7 +97,7 @@ final class OnlineEvaluator: Service, Sendable {
     private func process(_ batch: Batch) async {
         let (rules, specs) = await rules(batch.projectID)
         guard !rules.isEmpty else { return }
-        let now = Int64(Date().timeIntervalSince1970 * 1e9)
+        let now = nowNanos()
         var scores: [ScoreRow] = []
         var spans: [SpanRow] = []
         for rule in rules {
@@ -117,7 +117,7 @@ final class OnlineEvaluator: Service, Sendable {
             let outcomes = await withTaskGroup(of: (SpanRow, [EvaluationResult], Int64).self) { group in
                 for span in targets {
                     group.addTask {
-                        let start = Int64(Date().timeIntervalSince1970 * 1e9)
+                        let start = nowNanos()
                         let x = InputConversion.span(span)
                         var results: [EvaluationResult] = []
                         for e in evaluators {
@@ -134,7 +134,7 @@ final class OnlineEvaluator: Service, Sendable {
                 for await o in group { out.append(o) }
                 return out
             }
-            let end = Int64(Date().timeIntervalSince1970 * 1e9)
+            let end = nowNanos()
             for (span, results, start) in outcomes {
                 evaluated.increment(by: results.count)
                 let evalSpanID = EvaluationSpans.hex("online:" + rule.id + span.traceID + span.spanID, 16)
