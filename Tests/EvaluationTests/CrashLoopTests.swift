@@ -61,9 +61,12 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the evalforge executable first (swift build): \(binary)")
         let arrivals = Shared(0)
         let release = Shared(false)  // ends the poison handlers when the test is done
+        let requests = Shared<[String: Int]>([:])
         let router = Router()
         router.post("/answer") { req, _ -> Response in
             let body = String(buffer: try await req.body.collect(upTo: 1 << 20))
+            let input = JSON.parse(body)?["input"]?.stringValue ?? ""
+            requests.withLock { $0[input, default: 0] += 1 }
             if body.contains("poison") {
                 arrivals.withLock { $0 += 1 }
                 let end = ContinuousClock.now + .seconds(300)
@@ -92,6 +95,8 @@ import Testing
                 let deadline = ContinuousClock.now + .seconds(60)
                 while arrivals.withLock({ $0 }) < attempt, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
                 try #require(arrivals.withLock { $0 } == attempt, "attempt \(attempt): the poison item was not evaluated")
+                // Results finished meanwhile are committed within 250 ms although the poison item hangs.
+                try await Task.sleep(for: .milliseconds(600))
                 kill(backend.processIdentifier, SIGKILL)
                 backend.waitUntilExit()
                 port = Self.freePort()
@@ -109,6 +114,9 @@ import Testing
             #expect(run["status"] == "completed", "\(run.text.prefix(400))")
             #expect(run["done"] == 6 && run["errors"] == 1, "\(run.text.prefix(400))")
             #expect(arrivals.withLock { $0 } == 3)
+            // Every other item was evaluated once: committed before the first kill, never repeated.
+            let counts = requests.withLock { $0 }
+            #expect(counts.filter { $0.key != "poison" }.count == 5 && counts.filter { $0.key != "poison" }.allSatisfy { $0.value == 1 }, "\(counts)")
             let runItems = try #require(try await call(port, "GET", "/api/runs/\(runID)/items").json?.arrayValue)
             #expect(runItems.count == 6)
             for item in runItems {

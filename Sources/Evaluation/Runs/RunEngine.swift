@@ -161,7 +161,10 @@ final class RunEngine: Service, Sendable {
 
     private func loop(_ ctx: ItemContext) async throws {
         let concurrency = min(max(1, ctx.config.concurrency), 4096)  // a stored configuration, re-checked
-        try await withThrowingTaskGroup(of: Outcome.self) { group in
+        // Children are items (an Outcome) and at most one tick (nil): finished results are committed
+        // within 250 ms even while another item takes minutes, so a crash then does not repeat them.
+        try await withThrowingTaskGroup(of: Outcome?.self) { group in
+            var tickScheduled = false
             var buffer: [Claimed] = []
             var next = 0
             var exhausted = false
@@ -193,7 +196,20 @@ final class RunEngine: Service, Sendable {
                     continue
                 }
                 if running == 0 { break }
-                guard let outcome = try await group.next() else { break }
+                if !pending.isEmpty, !tickScheduled {
+                    tickScheduled = true
+                    group.addTask { try? await Task.sleep(for: .milliseconds(250)); return nil }
+                }
+                guard let child = try await group.next() else { break }
+                guard let outcome = child else {
+                    tickScheduled = false
+                    if !pending.isEmpty, !Task.isCancelled, lastFlush.duration(to: .now) >= .milliseconds(250) {
+                        try await flush(pending, ctx)
+                        pending.removeAll(keepingCapacity: true)
+                        lastFlush = .now
+                    }
+                    continue
+                }
                 running -= 1
                 pending.append(outcome)
                 if pending.count >= flushSize || lastFlush.duration(to: .now) > .milliseconds(250) {
