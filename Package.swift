@@ -47,6 +47,9 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // System OpenSSL libcrypto (Debian: libssl-dev): SHA-256 of API keys, HMAC of webhooks.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // System PCRE2 (Debian: libpcre2-dev): user regexes of evaluators run with match, depth and
+        // heap limits (ICU's NSRegularExpression has none: `^(a+)+$` stalled the backend).
+        .systemLibrary(name: "CPCRE2", path: "Sources/CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
 
         // Dependency-free shared facts: GenAI attribute keys, the versioned price table,
         // W3C trace context, gzip. Used by the SDK, the collector and the backend.
@@ -133,7 +136,7 @@ let package = Package(
         .target(
             name: "Evaluation",
             dependencies: [
-                "EvalForgeStore", "EvalForgeCore", "EvalForgeModel", "EvalForgeCrypto",
+                "EvalForgeStore", "EvalForgeCore", "EvalForgeModel", "EvalForgeCrypto", "CPCRE2",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

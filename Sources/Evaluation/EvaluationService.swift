@@ -15,12 +15,17 @@ public struct EvaluationSettings: Sendable {
     public var onlineConcurrentBatches: Int
     /// Items in flight per run when an experiment does not say. Default 256.
     public var defaultConcurrency: Int
+    /// Times a run item may be claimed without its result being recorded (each time the backend
+    /// stopped while evaluating it, e.g. crashed) before it fails with that reason and the run goes
+    /// on. Default 3.
+    public var maxItemClaims: Int
 
-    public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueueBatches: Int = 1024, onlineConcurrentBatches: Int = 8, defaultConcurrency: Int = 256) {
+    public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueueBatches: Int = 1024, onlineConcurrentBatches: Int = 8, defaultConcurrency: Int = 256, maxItemClaims: Int = 3) {
         self.webhooks = webhooks
         self.onlineQueueBatches = onlineQueueBatches
         self.onlineConcurrentBatches = onlineConcurrentBatches
         self.defaultConcurrency = defaultConcurrency
+        self.maxItemClaims = maxItemClaims
     }
 
     public static let `default` = EvaluationSettings()
@@ -63,7 +68,7 @@ public final class EvaluationService: Sendable {
         let http = EvaluationHTTP.client
         providers = ProviderRegistry(repo: repo, http: http, logger: logger)
         webhooks = WebhookDispatcher(db: metadata, http: http, settings: settings.webhooks, logger: logger)
-        engine = RunEngine(db: metadata, store: store, http: http, providers: providers, webhooks: webhooks, logger: logger)
+        engine = RunEngine(db: metadata, store: store, http: http, providers: providers, webhooks: webhooks, maxClaims: settings.maxItemClaims, logger: logger)
         online = OnlineEvaluator(repo: repo, store: store, providers: providers, cache: ResultCache(db: metadata), queueBatches: settings.onlineQueueBatches,
                                  maxConcurrentBatches: settings.onlineConcurrentBatches, logger: logger)
     }
@@ -133,8 +138,31 @@ public final class EvaluationService: Sendable {
         }
     }
 
+    /// Bounds of one synchronous evaluation: evaluators, and items × evaluators.
+    public static let maxEvaluators = 64
+    public static let maxEvaluations = 1_000_000
+
     /// Evaluates answers synchronously (nothing stored): `elapsedNs` covers the evaluation only.
+    /// Inline heuristics yield to other tasks every 1,000 items; evaluators with I/O or user regexes
+    /// run at most 64 items at once.
     public func evaluate(projectID: String, evaluators names: [String], specs inline: [EvaluatorSpec], inputs: [EvaluationInput]) async throws -> (results: [[EvaluationResult]], elapsedNs: Int64) {
+        guard names.count + inline.count <= Self.maxEvaluators else {
+            throw EvaluationError.tooLarge("evaluators + specs: at most \(Self.maxEvaluators) evaluators per request, got \(names.count + inline.count)")
+        }
+        guard inputs.count.multipliedReportingOverflow(by: max(1, names.count + inline.count)).partialValue <= Self.maxEvaluations, inputs.count <= Self.maxEvaluations else {
+            throw EvaluationError.tooLarge("items × evaluators: at most \(Self.maxEvaluations) evaluations per request, got \(inputs.count) items × \(names.count + inline.count) evaluators; split the items over several requests")
+        }
+        for (i, x) in inputs.enumerated() {
+            if let v = x.latencyMs, !(v.isFinite && v >= 0 && v <= EvaluatorSpec.maxLatencyMs) {
+                throw EvaluationError.invalidArgument("items[\(i)].latencyMs: expected milliseconds in 0…\(Checked.text(EvaluatorSpec.maxLatencyMs)), got \(Checked.text(v))")
+            }
+            if let v = x.costUSD, !(v.isFinite && v >= 0 && v <= EvaluatorSpec.maxCostUSD) {
+                throw EvaluationError.invalidArgument("items[\(i)].costUSD: expected dollars in 0…\(Checked.text(EvaluatorSpec.maxCostUSD)), got \(Checked.text(v))")
+            }
+        }
+        for (i, spec) in inline.enumerated() {
+            do { try spec.validate() } catch { throw EvaluationError.invalidArgument("specs[\(i)]: \(error.message)") }
+        }
         var specs = inline.map { VersionedSpec(spec: $0, version: 0) }
         if !names.isEmpty { specs += try await self.specs(projectID: projectID, names: names) }
         guard !specs.isEmpty else { throw EvaluationError.invalidArgument("evaluators or specs: at least one evaluator is required") }
@@ -144,29 +172,39 @@ public final class EvaluationService: Sendable {
         var out: [[EvaluationResult]] = []
         out.reserveCapacity(inputs.count)
         if heuristics.count == evaluators.count {
-            for x in inputs { out.append(heuristics.map { $0.evaluateNow(x) }) }
+            for (i, x) in inputs.enumerated() {
+                if i % 1000 == 999 { await Task.yield() }
+                out.append(heuristics.map { $0.evaluateNow(x) })
+            }
         } else {
             out = await withTaskGroup(of: (Int, [EvaluationResult]).self) { group in
+                var all = [[EvaluationResult]](repeating: [], count: inputs.count)
+                var running = 0
                 for (i, x) in inputs.enumerated() {
+                    if running >= 64, let (j, rs) = await group.next() {
+                        all[j] = rs
+                        running -= 1
+                    }
                     group.addTask {
                         var rs: [EvaluationResult] = []
                         for e in evaluators { rs.append(await e.evaluate(x)) }
                         return (i, rs)
                     }
+                    running += 1
                 }
-                var all = [[EvaluationResult]](repeating: [], count: inputs.count)
                 for await (i, rs) in group { all[i] = rs }
                 return all
             }
         }
-        let d = start.duration(to: .now)
-        return (out, d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+        return (out, Checked.nanoseconds(start.duration(to: .now)))
     }
 
     // MARK: online rules
 
     public func createRule(projectID: String, name: String, filter: RuleFilter, samplingRate: Double, evaluators: [String], enabled: Bool = true) async throws -> OnlineRule {
-        guard (0...1).contains(samplingRate) else { throw EvaluationError.invalidArgument("samplingRate: expected 0…1, got \(samplingRate)") }
+        guard samplingRate.isFinite, (0...1).contains(samplingRate) else { throw EvaluationError.invalidArgument("samplingRate: expected 0…1, got \(Checked.text(samplingRate))") }
+        guard name.count <= 200 else { throw EvaluationError.invalidArgument("name: at most 200 characters") }
+        try filter.validate()
         _ = try await specs(projectID: projectID, names: evaluators)
         let rule = OnlineRule(id: newID("rule"), name: name.isEmpty ? "rule" : name, filter: filter, samplingRate: samplingRate, evaluators: evaluators, enabled: enabled, createdUnixMs: nowMs())
         try await repo.insertRule(projectID, rule)
@@ -228,6 +266,7 @@ public final class EvaluationService: Sendable {
 
     public func createExperiment(projectID: String, name: String, datasetID: String, target: Target, evaluators: [String], concurrency: Int?) async throws -> Experiment {
         try target.validate()
+        guard name.count <= 200 else { throw EvaluationError.invalidArgument("name: at most 200 characters") }
         _ = try await dataset(projectID: projectID, id: datasetID)
         _ = try await specs(projectID: projectID, names: evaluators)
         if target.type == "provider", let p = target.provider, try await repo.providers(projectID).first(where: { $0.name == p }) == nil {
@@ -296,7 +335,7 @@ public final class EvaluationService: Sendable {
             case .categorical: guard !s.label.isEmpty else { throw EvaluationError.invalidArgument("label: a categorical score needs a label") }
             }
             if s.id.isEmpty { s.id = newID("score") }
-            if s.createdUnixNanos == 0 { s.createdUnixNanos = Int64(Date().timeIntervalSince1970 * 1e9) }
+            if s.createdUnixNanos == 0 { s.createdUnixNanos = nowNanos() }
             out.append(s)
         }
         try await store.insertScores(out)

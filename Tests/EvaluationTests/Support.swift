@@ -1,5 +1,8 @@
+import AsyncHTTPClient
+import Backend
 import EvalForgeStore
 import Foundation
+import NIOCore
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -128,4 +131,50 @@ func items(_ n: Int, prefix: String = "q") -> [DatasetItem] {
     (0..<n).map { i in
         DatasetItem(input: .string("\(prefix) question \(i): what is \(i) + \(i)?"), expected: "\(2 * i)", output: "The answer is \(2 * i).", context: "Arithmetic: \(i) + \(i) = \(2 * i).")
     }
+}
+
+/// A real backend (`BackendApp.build`: routes, evaluation services, SQLite) listening on a free
+/// loopback port, called over real HTTP with AsyncHTTPClient.
+enum LiveBackend {
+    static let apiKey = "ef_eval_test_key_0123456789"
+
+    static func run<T: Sendable>(_ body: @Sendable (Int, BackendServices) async throws -> T) async throws -> T {
+        let dir = tempDir()
+        let configuration = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey)
+        let (app, services) = try await BackendApp.build(configuration: configuration, logger: testLogger)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try await app.test(.live) { client in try await body(try #require(client.port), services) }
+        await services.store.shutdown()
+        return result
+    }
+}
+
+/// One HTTP answer: status, body text, headers.
+struct HTTPAnswer: Sendable {
+    var status: Int
+    var body: String
+    var retryAfter: String?
+    var json: JSON? { JSON.parse(body) }
+    var error: String { json?["error"]?.stringValue ?? "" }
+}
+
+/// A request to the backend on `port` with the test key.
+func call(_ port: Int, _ method: String, _ path: String, _ body: String? = nil, timeout: Duration = .seconds(30)) async throws -> HTTPAnswer {
+    var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+    request.method = .init(rawValue: method)
+    request.headers.add(name: "Authorization", value: "Bearer \(LiveBackend.apiKey)")
+    if let body {
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+    }
+    let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+    let buffer = try await response.body.collect(upTo: 64 << 20)
+    return HTTPAnswer(status: Int(response.status.code), body: String(buffer: buffer), retryAfter: response.headers.first(name: "retry-after"))
+}
+
+/// A value shared by concurrent test tasks.
+final class Shared<T: Sendable>: Sendable {
+    private let m: Mutex<T>
+    init(_ value: T) { m = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout T) -> R) -> R { m.withLock { body(&$0) } }
 }

@@ -3,11 +3,14 @@ import Evaluation
 import Foundation
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// Evaluation API under /api (providers, evaluators, online rules, datasets, experiments, runs,
 /// comparisons, scores, webhooks); see docs/evaluation.md.
 enum EvaluationRoutes {
     static let maxBody = 32 << 20
+    /// Largest body of `POST /api/evaluate` (evaluated synchronously, in memory).
+    static let maxEvaluateBody = 16 << 20
 
     static func addRoutes(to group: RouterGroup<BackendRequestContext>, services: BackendServices) {
         let ev = services.evaluation
@@ -22,11 +25,17 @@ enum EvaluationRoutes {
         group.post("evaluators") { req, ctx in try await handle(.created) { try await ev.putEvaluator(projectID: try ctx.requireProject().id, try await decode(EvaluatorSpec.self, req)) } }
         group.get("evaluators") { _, ctx in try await handle { try await ev.listEvaluators(projectID: try ctx.requireProject().id) } }
         group.delete("evaluators/:name") { _, ctx in try await handle(.noContent) { try await ev.deleteEvaluator(projectID: try ctx.requireProject().id, name: try ctx.parameters.require("name")); return Empty() } }
+        let gate = EvaluateGate(limit: EvaluateGate.defaultLimit)
         group.post("evaluate") { req, ctx in
             try await handle {
-                let body = try await decode(EvaluateRequest.self, req)
+                let project = try ctx.requireProject().id
+                guard gate.enter(project) else {
+                    throw EvaluationError.overloaded("POST /api/evaluate: \(gate.limit) evaluations are in flight already (at most \(gate.perProject) per project); retry after \(retryAfterSeconds) s")
+                }
+                defer { gate.leave(project) }
+                let body = try await decode(EvaluateRequest.self, req, limit: maxEvaluateBody)
                 let inputs = body.items.map { EvaluationInput(input: $0.input ?? "", output: $0.output, expected: $0.expected, context: $0.context, latencyMs: $0.latencyMs, costUSD: $0.costUSD) }
-                let (results, ns) = try await ev.evaluate(projectID: try ctx.requireProject().id, evaluators: body.evaluators ?? [], specs: body.specs ?? [], inputs: inputs)
+                let (results, ns) = try await ev.evaluate(projectID: project, evaluators: body.evaluators ?? [], specs: body.specs ?? [], inputs: inputs)
                 let n = results.reduce(0) { $0 + $1.count }
                 return EvaluateResponse(results: body.summaryOnly == true ? nil : results, evaluations: n, elapsedNs: ns, evaluationsPerSecond: ns > 0 ? Double(n) / (Double(ns) / 1e9) : 0)
             }
@@ -133,8 +142,13 @@ enum EvaluationRoutes {
 
     struct Empty: Encodable {}
 
-    static func decode<T: Decodable>(_ type: T.Type, _ req: Request) async throws -> T {
-        let buffer = try await req.body.collect(upTo: maxBody)
+    /// Decodes a JSON body of at most `limit` bytes (413 naming the bound past it; 400 naming the field
+    /// for anything that does not decode).
+    static func decode<T: Decodable>(_ type: T.Type, _ req: Request, limit: Int = maxBody) async throws -> T {
+        let tooLarge = EvaluationError.tooLarge("body: larger than \(limit) bytes, the bound of \(req.method) \(req.uri.path); send less per request")
+        if let length = req.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
+        let buffer: ByteBuffer
+        do { buffer = try await req.body.collect(upTo: limit) } catch is NIOTooManyBytesError { throw tooLarge }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let DecodingError.keyNotFound(key, c) {
@@ -144,7 +158,7 @@ enum EvaluationRoutes {
         } catch let DecodingError.valueNotFound(t, c) {
             throw EvaluationError.invalidArgument("body: field '\(c.codingPath.map(\.stringValue).joined(separator: "."))' should be \(t), got null")
         } catch let DecodingError.dataCorrupted(c) {
-            throw EvaluationError.invalidArgument("body: \(c.codingPath.isEmpty ? "not valid JSON" : "field '\(c.codingPath.map(\.stringValue).joined(separator: "."))': \(c.debugDescription)")")
+            throw EvaluationError.invalidArgument("body: \(c.codingPath.isEmpty ? "not valid JSON (or a number too large for its field)" : "field '\(c.codingPath.map(\.stringValue).joined(separator: "."))': \(c.debugDescription)")")
         }
     }
 
@@ -161,10 +175,48 @@ enum EvaluationRoutes {
             let data = try encoder.encode(value)
             return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         } catch let e as EvaluationError {
-            let status: HTTPResponse.Status = e.isInvalidArgument ? .badRequest : e.isNotFound ? .notFound : e.isConflict ? .conflict : .badGateway
+            if e.isOverloaded {
+                var r = errorResponse(.serviceUnavailable, e.message)
+                r.headers[.retryAfter] = "\(retryAfterSeconds)"
+                return r
+            }
+            let status: HTTPResponse.Status = e.isInvalidArgument ? .badRequest : e.isNotFound ? .notFound : e.isConflict ? .conflict : e.isTooLarge ? .contentTooLarge : .badGateway
             return errorResponse(status, e.message)
         } catch let e as StoreError {
             return errorResponse(e.isInvalidArgument ? .badRequest : .serviceUnavailable, e.message)
+        }
+    }
+
+    static let retryAfterSeconds = 1
+
+    /// Bounds the synchronous evaluations in flight: `limit` in all and half of it per project, so one
+    /// project cannot take them all. Refuses at once rather than queueing (the caller retries).
+    final class EvaluateGate: Sendable {
+        static let defaultLimit = max(4, ProcessInfo.processInfo.activeProcessorCount)
+        let limit: Int
+        let perProject: Int
+        private let state = Mutex<(total: Int, byProject: [String: Int])>((0, [:]))
+
+        init(limit: Int) {
+            self.limit = max(1, limit)
+            perProject = max(1, self.limit / 2)
+        }
+
+        func enter(_ project: String) -> Bool {
+            state.withLock { s in
+                guard s.total < limit, s.byProject[project, default: 0] < perProject else { return false }
+                s.total += 1
+                s.byProject[project, default: 0] += 1
+                return true
+            }
+        }
+
+        func leave(_ project: String) {
+            state.withLock { s in
+                s.total -= 1
+                let n = s.byProject[project, default: 1] - 1
+                s.byProject[project] = n > 0 ? n : nil
+            }
         }
     }
 
@@ -245,6 +297,18 @@ enum EvaluationRoutes {
         var concurrency: Int?
         /// Start a run at once (default true).
         var run: Bool?
+
+        enum CodingKeys: String, CodingKey { case name, datasetId, target, evaluators, concurrency, run }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.decodeIfPresent(String.self, forKey: .name)
+            datasetId = try c.decode(String.self, forKey: .datasetId)
+            target = try c.decodeIfPresent(Target.self, forKey: .target)
+            evaluators = try c.decode([String].self, forKey: .evaluators)
+            concurrency = try c.decodeCheckedInt(.concurrency, field: "concurrency")
+            run = try c.decodeIfPresent(Bool.self, forKey: .run)
+        }
     }
 
     struct ExperimentResponse: Encodable {

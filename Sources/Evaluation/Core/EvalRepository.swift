@@ -2,7 +2,10 @@ import EvalForgeCrypto
 import EvalForgeStore
 import Foundation
 
-func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+func nowMs() -> Int64 { Checked.clamped(Date().timeIntervalSince1970 * 1000, to: 0...Int64.max) }
+/// Unix nanoseconds of `date` (clamped: a wrong system clock must not trap).
+func unixNanos(_ date: Date) -> Int64 { Checked.clamped(date.timeIntervalSince1970 * 1e9, to: 0...Int64.max) }
+func nowNanos() -> Int64 { unixNanos(Date()) }
 func newID(_ prefix: String) -> String { prefix + "_" + Digest.hex(Digest.randomBytes(8)) }
 
 private let encoder: JSONEncoder = {
@@ -53,7 +56,7 @@ struct EvalRepository: Sendable {
             let version: Int
             if let old {
                 let v = Int(old[0].int64 ?? 1)
-                version = old[1].string == text ? v : v + 1
+                version = old[1].string == text ? v : Checked.add(v, 1)
                 try c.run("UPDATE eval_evaluators SET version = ?, spec = ? WHERE project_id = ? AND name = ?", [.integer(Int64(version)), .text(text), .text(projectID), .text(spec.name)])
             } else {
                 version = 1

@@ -58,5 +58,7 @@ enum EvalSchema {
             CREATE INDEX eval_deliveries_due ON eval_deliveries (status, next_attempt_unix_ms);
             CREATE INDEX eval_deliveries_webhook ON eval_deliveries (webhook_id, created_unix_ms);
             """),
+        // Resumes of a running run since its last progress (a crash loop outside item evaluation ends).
+        .init("eval.002_run_resumes", "ALTER TABLE eval_runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;"),
     ])
 }

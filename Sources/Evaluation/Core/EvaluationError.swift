@@ -9,6 +9,9 @@ public struct EvaluationError: Error, CustomStringConvertible, Sendable, Equatab
         case malformedAnswer
         case circuitOpen
         case unavailable
+        case limitExceeded
+        case overloaded
+        case tooLarge
     }
 
     private let code: Code
@@ -36,9 +39,20 @@ public struct EvaluationError: Error, CustomStringConvertible, Sendable, Equatab
     /// Storage is unavailable.
     public static func unavailable(_ message: String) -> EvaluationError { .init(.unavailable, message) }
 
+    /// The evaluation needed more than its bound (a regex's match limit, a deadline); the message
+    /// says which bound and what to change.
+    public static func limitExceeded(_ message: String) -> EvaluationError { .init(.limitExceeded, message) }
+    /// Too much work is in flight already; retry later (HTTP 429/503 with Retry-After).
+    public static func overloaded(_ message: String) -> EvaluationError { .init(.overloaded, message) }
+
+    /// A request body or list is larger than its bound (HTTP 413); the message names the bound.
+    public static func tooLarge(_ message: String) -> EvaluationError { .init(.tooLarge, message) }
+
     public var isInvalidArgument: Bool { code == .invalidArgument }
     public var isNotFound: Bool { code == .notFound }
     public var isConflict: Bool { code == .conflict }
+    public var isOverloaded: Bool { code == .overloaded }
+    public var isTooLarge: Bool { code == .tooLarge }
     /// Short, label-safe kind for metrics and stored error reasons.
     public var kind: String {
         switch code {
@@ -50,6 +64,9 @@ public struct EvaluationError: Error, CustomStringConvertible, Sendable, Equatab
         case .malformedAnswer: "malformed_answer"
         case .circuitOpen: "circuit_open"
         case .unavailable: "unavailable"
+        case .limitExceeded: "limit_exceeded"
+        case .overloaded: "overloaded"
+        case .tooLarge: "too_large"
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A dataset of evaluation items.
 public struct Dataset: Sendable, Codable, Hashable {
     public var id: String
@@ -76,16 +78,50 @@ public struct Target: Sendable, Codable, Hashable {
         self.timeoutMs = timeoutMs
     }
 
-    func validate() throws {
+    enum CodingKeys: String, CodingKey { case type, provider, model, system, prompt, temperature, maxTokens, url, headers, timeoutMs }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(String.self, forKey: .type)
+        provider = try c.decodeIfPresent(String.self, forKey: .provider)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        system = try c.decodeIfPresent(String.self, forKey: .system)
+        prompt = try c.decodeIfPresent(String.self, forKey: .prompt)
+        temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
+        maxTokens = try c.decodeCheckedInt(.maxTokens, field: "target.maxTokens")
+        url = try c.decodeIfPresent(String.self, forKey: .url)
+        headers = try c.decodeIfPresent([String: String].self, forKey: .headers)
+        timeoutMs = try c.decodeCheckedInt(.timeoutMs, field: "target.timeoutMs")
+    }
+
+    /// Bounds of the numeric settings, checked when the experiment is stored.
+    static let maxTokensBound = 1_000_000
+    static let maxTimeoutMs = 600_000
+
+    func validate() throws(EvaluationError) {
         switch type {
         case "recorded": break
         case "provider":
-            guard let p = provider, !p.isEmpty else { throw EvaluationError.invalidArgument("target.provider: required for a provider target") }
+            guard let p = provider, !p.isEmpty else { throw .invalidArgument("target.provider: required for a provider target") }
         case "http":
-            guard let u = url, u.hasPrefix("http://") || u.hasPrefix("https://") else { throw EvaluationError.invalidArgument("target.url: an http(s) URL is required for an http target") }
-        default: throw EvaluationError.invalidArgument("target.type: expected recorded, provider or http, got '\(type)'")
+            guard let u = url, u.utf8.count <= 2048, u.hasPrefix("http://") || u.hasPrefix("https://"), URL(string: u)?.host != nil else {
+                throw .invalidArgument("target.url: an http(s) URL is required for an http target")
+            }
+        default: throw .invalidArgument("target.type: expected recorded, provider or http, got '\(type.prefix(40))'")
         }
+        for (field, text) in [("provider", provider), ("model", model), ("system", system), ("prompt", prompt)] {
+            if let t = text, t.utf8.count > EvaluatorSpec.maxTextBytes { throw .invalidArgument("target.\(field): at most \(EvaluatorSpec.maxTextBytes) bytes, got \(t.utf8.count)") }
+        }
+        if let v = temperature, !(v.isFinite && (0...2).contains(v)) { throw .invalidArgument("target.temperature: expected 0…2, got \(Checked.text(v))") }
+        if let v = maxTokens, !(1...Self.maxTokensBound).contains(v) { throw .invalidArgument("target.maxTokens: expected 1…\(Self.maxTokensBound), got \(v)") }
+        if let v = timeoutMs, !(100...Self.maxTimeoutMs).contains(v) { throw .invalidArgument("target.timeoutMs: expected 100…\(Self.maxTimeoutMs), got \(v)") }
+        if let h = headers { try ProviderConfig.checkHeaders(h, field: "target.headers") }
     }
+
+    /// The per-call timeout, clamped (a stored configuration is read back, not trusted).
+    var clampedTimeoutMs: Int64 { Int64(Swift.min(Swift.max(timeoutMs ?? 30_000, 100), Self.maxTimeoutMs)) }
+    /// The answer's token budget, clamped.
+    var clampedMaxTokens: Int { Swift.min(Swift.max(maxTokens ?? 512, 1), Self.maxTokensBound) }
 }
 
 public struct Experiment: Sendable, Codable, Hashable {
@@ -193,6 +229,15 @@ public struct RuleFilter: Sendable, Codable, Hashable {
         self.llmOnly = llmOnly
         self.minCostUSD = minCostUSD
         self.minDurationMs = minDurationMs
+    }
+
+    /// Checks the filter when a rule is stored: texts bounded, thresholds finite and ≥ 0.
+    func validate() throws(EvaluationError) {
+        for (field, text) in [("service", service), ("model", model), ("provider", provider), ("operation", operation), ("nameContains", nameContains), ("tag", tag), ("status", status)] {
+            if let t = text, t.utf8.count > 1000 { throw .invalidArgument("filter.\(field): at most 1000 bytes, got \(t.utf8.count)") }
+        }
+        if let v = minCostUSD, !(v.isFinite && v >= 0) { throw .invalidArgument("filter.minCostUSD: expected a finite number ≥ 0, got \(Checked.text(v))") }
+        if let v = minDurationMs, !(v.isFinite && v >= 0) { throw .invalidArgument("filter.minDurationMs: expected a finite number ≥ 0, got \(Checked.text(v))") }
     }
 }
 

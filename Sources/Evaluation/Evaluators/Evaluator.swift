@@ -60,13 +60,14 @@ public struct JudgeUsage: Sendable, Hashable, Codable {
 
     public init() {}
 
+    /// Saturating: token counts and costs come from provider answers.
     public static func + (a: JudgeUsage, b: JudgeUsage) -> JudgeUsage {
         var r = a
-        r.calls += b.calls
-        r.inputTokens += b.inputTokens
-        r.outputTokens += b.outputTokens
-        r.costUSD += b.costUSD
-        r.latencyMs += b.latencyMs
+        r.calls = Checked.add(a.calls, b.calls)
+        r.inputTokens = Checked.add(a.inputTokens, b.inputTokens)
+        r.outputTokens = Checked.add(a.outputTokens, b.outputTokens)
+        r.costUSD = Checked.add(a.costUSD, b.costUSD)
+        r.latencyMs = Checked.add(a.latencyMs, b.latencyMs)
         return r
     }
 }

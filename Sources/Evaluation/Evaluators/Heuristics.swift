@@ -1,14 +1,16 @@
 import Foundation
 
 /// The built-in heuristic evaluators. Each is pure and allocation-light: they run inline on the
-/// online path and in experiments (≥ 100,000 evaluations/s per core, `scripts/bench eval`).
+/// online path and in experiments (≥ 100,000 evaluations/s per core, `scripts/bench eval`). The ones
+/// that match user regexes (`regex`, `json_schema` with a `pattern`, `tool_call`) are built as
+/// `OffPoolHeuristic`s: their matching runs on `OffPool` with PCRE2's limits and a deadline.
 public struct Heuristic: HeuristicEvaluator {
     public enum Check: Sendable {
         /// Output equals the expected answer (or `value`), optionally ignoring case and surrounding space.
         case exactMatch(value: String?, ignoreCase: Bool)
         /// Output contains `value` (or the expected answer).
         case contains(value: String?, ignoreCase: Bool)
-        case regex(NSRegularExpressionBox, pattern: String)
+        case regex(BoundedRegex)
         case jsonValid
         case jsonSchema(JSONSchemaValidator)
         /// Output length in characters within bounds.
@@ -35,7 +37,19 @@ public struct Heuristic: HeuristicEvaluator {
         self.check = check
     }
 
-    public func evaluateNow(_ x: EvaluationInput) -> EvaluationResult {
+    /// True when the check matches user regexes (its own, or patterns of schemas in the data).
+    var matchesUserRegexes: Bool {
+        switch check {
+        case .regex, .toolCall: true
+        case .jsonSchema(let v): v.hasPatterns
+        default: false
+        }
+    }
+
+    public func evaluateNow(_ x: EvaluationInput) -> EvaluationResult { evaluateNow(x, deadline: ContinuousClock.now + OffPool.deadline) }
+
+    /// Evaluates `x`; regex matches stop with an error once `deadline` has passed.
+    func evaluateNow(_ x: EvaluationInput, deadline: ContinuousClock.Instant) -> EvaluationResult {
         switch check {
         case .exactMatch(let value, let ignoreCase):
             guard let want = value ?? x.expected else { return .failure(self, .invalidArgument("exact_match needs an expected answer or a value")) }
@@ -47,25 +61,29 @@ public struct Heuristic: HeuristicEvaluator {
             guard let want = value ?? x.expected else { return .failure(self, .invalidArgument("contains needs a value or an expected answer")) }
             let ok = ignoreCase ? x.output.range(of: want, options: .caseInsensitive) != nil : x.output.contains(want)
             return .pass(self, ok, ok ? "output contains '\(want.prefix(40))'" : "output lacks '\(want.prefix(40))'")
-        case .regex(let re, let pattern):
-            let ok = re.regex.firstMatch(in: x.output, range: NSRange(x.output.startIndex..., in: x.output)) != nil
-            return .pass(self, ok, ok ? "output matches /\(pattern)/" : "output does not match /\(pattern)/")
+        case .regex(let re):
+            switch re.matches(x.output, deadline: deadline) {
+            case .success(let ok): return .pass(self, ok, ok ? "output matches /\(re.pattern.prefix(200))/" : "output does not match /\(re.pattern.prefix(200))/")
+            case .failure(let e): return .failure(self, e)
+            }
         case .jsonValid:
             let ok = JSON.parse(x.output) != nil
             return .pass(self, ok, ok ? "output is valid JSON" : "output is not valid JSON")
         case .jsonSchema(let validator):
             guard let v = JSON.parse(x.output) else { return .pass(self, false, "output is not valid JSON") }
-            let errors = validator.validate(v)
-            return .pass(self, errors.isEmpty, errors.isEmpty ? "output conforms to the schema" : errors.prefix(5).joined(separator: "; "))
+            switch validator.validate(v, deadline: deadline) {
+            case .success(let errors): return .pass(self, errors.isEmpty, errors.isEmpty ? "output conforms to the schema" : errors.prefix(5).joined(separator: "; "))
+            case .failure(let e): return .failure(self, e)
+            }
         case .length(let lo, let hi):
             let n = x.output.utf8.allSatisfy { $0 < 0x80 } ? x.output.utf8.count : x.output.count  // ASCII: bytes are characters
             let ok = (lo.map { n >= $0 } ?? true) && (hi.map { n <= $0 } ?? true)
             return .pass(self, ok, "\(n) characters (bounds \(lo.map(String.init) ?? "-")…\(hi.map(String.init) ?? "-"))")
         case .latency(let maxMs):
-            guard let ms = x.latencyMs else { return .failure(self, .invalidArgument("no latency recorded")) }
-            return .pass(self, ms <= maxMs, "latency \(Int(ms)) ms (threshold \(Int(maxMs)) ms)")
+            guard let ms = x.latencyMs, ms.isFinite else { return .failure(self, .invalidArgument("no latency recorded")) }
+            return .pass(self, ms <= maxMs, "latency \(Checked.text(ms.rounded())) ms (threshold \(Checked.text(maxMs.rounded())) ms)")
         case .cost(let maxUSD):
-            guard let c = x.costUSD else { return .failure(self, .invalidArgument("no cost recorded (unpriced model)")) }
+            guard let c = x.costUSD, c.isFinite else { return .failure(self, .invalidArgument("no cost recorded (unpriced model)")) }
             return .pass(self, c <= maxUSD, "cost $\(c) (threshold $\(maxUSD))")
         case .refusal:
             let phrase = Heuristic.refusalPhrase(x.output)
@@ -77,11 +95,11 @@ public struct Heuristic: HeuristicEvaluator {
             let found = TextScanner.secrets(x.output)
             return .pass(self, found.isEmpty, found.isEmpty ? "no secrets found" : "found " + found.joined(separator: ", "))
         case .toolCall:
-            return toolCalls(x)
+            return toolCalls(x, deadline: deadline)
         }
     }
 
-    private func toolCalls(_ x: EvaluationInput) -> EvaluationResult {
+    private func toolCalls(_ x: EvaluationInput, deadline: ContinuousClock.Instant) -> EvaluationResult {
         if x.toolCalls.isEmpty { return .pass(self, true, "no tool calls") }
         if x.tools.isEmpty { return .failure(self, .invalidArgument("the answer calls tools but no tool definitions are known (item input 'tools' or span attribute gen_ai.tool.definitions)")) }
         var problems: [String] = []
@@ -94,9 +112,16 @@ public struct Heuristic: HeuristicEvaluator {
                 problems.append("'\(call.name)': arguments are not valid JSON")
                 continue
             }
-            guard let validator = try? JSONSchemaValidator(schema: schema) else { continue }
-            let errors = validator.validate(args)
-            if !errors.isEmpty { problems.append("'\(call.name)': " + errors.prefix(3).joined(separator: "; ")) }
+            // The tool's schema comes with the data: its patterns compile with the same bounds.
+            let validator: JSONSchemaValidator
+            do { validator = try JSONSchemaValidator(schema: schema) } catch {
+                problems.append("'\(call.name)': the tool's schema is unusable (\(error.message))")
+                continue
+            }
+            switch validator.validate(args, deadline: deadline) {
+            case .success(let errors): if !errors.isEmpty { problems.append("'\(call.name)': " + errors.prefix(3).joined(separator: "; ")) }
+            case .failure(let e): return .failure(self, e)
+            }
         }
         return .pass(self, problems.isEmpty, problems.isEmpty ? "\(x.toolCalls.count) valid tool call(s)" : problems.joined(separator: " | "))
     }
@@ -154,6 +179,21 @@ public struct Heuristic: HeuristicEvaluator {
             i += 1
         }
         return false
+    }
+}
+
+/// A heuristic that matches user regexes, evaluated on `OffPool` (a dedicated queue with a
+/// deadline) so a pathological pattern or input never occupies a cooperative-pool thread.
+struct OffPoolHeuristic: Evaluator {
+    let heuristic: Heuristic
+    var name: String { heuristic.name }
+    var version: Int { heuristic.version }
+    var isCacheable: Bool { false }
+
+    func evaluate(_ x: EvaluationInput) async -> EvaluationResult {
+        let h = heuristic
+        return await OffPool.run { deadline in h.evaluateNow(x, deadline: deadline) }
+            ?? .failure(h, .limitExceeded("cancelled while waiting for a regex slot"))
     }
 }
 

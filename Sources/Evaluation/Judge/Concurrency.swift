@@ -74,7 +74,8 @@ final class TokenBucket: Sendable {
             s.last = now
             s.tokens -= 1
             if s.tokens >= 0 { return .zero }
-            return .milliseconds(Int64((-s.tokens / rate) * 1000))
+            // At most an hour: the rate is validated, but the arithmetic must not trap on any value.
+            return .milliseconds(Checked.clamped((-s.tokens / rate) * 1000, to: 0...3_600_000))
         }
     }
 }

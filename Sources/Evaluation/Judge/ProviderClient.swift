@@ -52,25 +52,50 @@ public struct ProviderConfig: Sendable, Codable, Hashable {
         baseURL = try c.decode(String.self, forKey: .baseURL)
         apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey) ?? ""
         model = try c.decode(String.self, forKey: .model)
-        maxConcurrency = try c.decodeIfPresent(Int.self, forKey: .maxConcurrency) ?? 256
+        maxConcurrency = try c.decodeCheckedInt(.maxConcurrency, field: "provider.maxConcurrency") ?? 256
         requestsPerSecond = try c.decodeIfPresent(Double.self, forKey: .requestsPerSecond) ?? 0
-        timeoutMs = try c.decodeIfPresent(Int.self, forKey: .timeoutMs) ?? 30_000
-        maxRetries = try c.decodeIfPresent(Int.self, forKey: .maxRetries) ?? 4
-        backoffMs = try c.decodeIfPresent(Int.self, forKey: .backoffMs) ?? 500
+        timeoutMs = try c.decodeCheckedInt(.timeoutMs, field: "provider.timeoutMs") ?? 30_000
+        maxRetries = try c.decodeCheckedInt(.maxRetries, field: "provider.maxRetries") ?? 4
+        backoffMs = try c.decodeCheckedInt(.backoffMs, field: "provider.backoffMs") ?? 500
         headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
     }
 
-    func validate() throws {
-        guard !name.isEmpty else { throw EvaluationError.invalidArgument("provider.name: must not be empty") }
-        guard let u = URL(string: baseURL), u.scheme == "http" || u.scheme == "https" else {
-            throw EvaluationError.invalidArgument("provider.baseURL: '\(baseURL)' is not an http(s) URL")
+    /// Bounds of the settings, checked when the provider is stored.
+    static let maxRequestsPerSecond = 100_000.0
+    static let minRequestsPerSecond = 0.001
+    static let maxBackoffMs = 60_000
+    static let maxHeaders = 32
+
+    func validate() throws(EvaluationError) {
+        guard !name.isEmpty, name.count <= 100 else { throw .invalidArgument("provider.name: 1–100 characters expected") }
+        guard baseURL.utf8.count <= 2048, let u = URL(string: baseURL), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+            throw .invalidArgument("provider.baseURL: '\(baseURL.prefix(200))' is not an http(s) URL")
         }
-        guard !model.isEmpty else { throw EvaluationError.invalidArgument("provider.model: must not be empty") }
-        guard (1...4096).contains(maxConcurrency) else { throw EvaluationError.invalidArgument("provider.maxConcurrency: expected 1…4096, got \(maxConcurrency)") }
-        guard requestsPerSecond >= 0 else { throw EvaluationError.invalidArgument("provider.requestsPerSecond: expected ≥ 0") }
-        guard (100...600_000).contains(timeoutMs) else { throw EvaluationError.invalidArgument("provider.timeoutMs: expected 100…600000") }
-        guard (0...10).contains(maxRetries) else { throw EvaluationError.invalidArgument("provider.maxRetries: expected 0…10") }
+        guard !model.isEmpty, model.count <= 200 else { throw .invalidArgument("provider.model: 1–200 characters expected") }
+        guard apiKey.utf8.count <= 4096, Self.isHeaderValue(apiKey) else { throw .invalidArgument("provider.apiKey: at most 4096 bytes without control characters") }
+        guard (1...4096).contains(maxConcurrency) else { throw .invalidArgument("provider.maxConcurrency: expected 1…4096, got \(maxConcurrency)") }
+        guard requestsPerSecond == 0 || (requestsPerSecond.isFinite && (Self.minRequestsPerSecond...Self.maxRequestsPerSecond).contains(requestsPerSecond)) else {
+            throw .invalidArgument("provider.requestsPerSecond: expected 0 (unlimited) or \(Self.minRequestsPerSecond)…\(Checked.text(Self.maxRequestsPerSecond)), got \(Checked.text(requestsPerSecond))")
+        }
+        guard (100...600_000).contains(timeoutMs) else { throw .invalidArgument("provider.timeoutMs: expected 100…600000, got \(timeoutMs)") }
+        guard (0...10).contains(maxRetries) else { throw .invalidArgument("provider.maxRetries: expected 0…10, got \(maxRetries)") }
+        guard (0...Self.maxBackoffMs).contains(backoffMs) else { throw .invalidArgument("provider.backoffMs: expected 0…\(Self.maxBackoffMs), got \(backoffMs)") }
+        try Self.checkHeaders(headers, field: "provider.headers")
     }
+
+    /// Extra request headers: at most 32, names are HTTP tokens, values have no control characters.
+    static func checkHeaders(_ headers: [String: String], field: String) throws(EvaluationError) {
+        guard headers.count <= maxHeaders else { throw .invalidArgument("\(field): at most \(maxHeaders) headers, got \(headers.count)") }
+        for (k, v) in headers {
+            let token = !k.isEmpty && k.utf8.count <= 256 && k.utf8.allSatisfy { c in
+                (0x21...0x7E).contains(c) && !"()<>@,;:\\\"/[]?={}".utf8.contains(c)
+            }
+            guard token else { throw .invalidArgument("\(field): '\(k.prefix(60))' is not a valid header name") }
+            guard v.utf8.count <= 8192, isHeaderValue(v) else { throw .invalidArgument("\(field).\(k): the value must be at most 8192 bytes without control characters") }
+        }
+    }
+
+    static func isHeaderValue(_ v: String) -> Bool { v.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) } }
 
     /// The configuration with the API key hidden (for API answers).
     var redacted: ProviderConfig {
@@ -117,8 +142,10 @@ final class ProviderClient: Sendable {
     init(config: ProviderConfig, http: HTTPClient, logger: Logger) {
         self.config = config
         self.http = http
-        semaphore = AsyncSemaphore(limit: config.maxConcurrency)
-        bucket = config.requestsPerSecond > 0 ? TokenBucket(rate: config.requestsPerSecond) : nil
+        // The stored configuration was validated when written, but is read back, not trusted.
+        semaphore = AsyncSemaphore(limit: Swift.min(Swift.max(config.maxConcurrency, 1), 4096))
+        let rate = config.requestsPerSecond
+        bucket = rate.isFinite && rate > 0 ? TokenBucket(rate: Swift.min(Swift.max(rate, ProviderConfig.minRequestsPerSecond), ProviderConfig.maxRequestsPerSecond)) : nil
         breaker = CircuitBreaker(threshold: 20, cooldown: .seconds(5))
         self.logger = logger
         retries = Counter(label: "evalforge_eval_provider_retries_total", dimensions: [("provider", config.name)])
@@ -137,14 +164,16 @@ final class ProviderClient: Sendable {
         func makeCall(_ inTok: Int64, _ outTok: Int64, _ err: String?) -> ModelCall {
             let d = startClock.duration(to: .now)
             let cost = PriceTable.builtIn.cost(model: model, usage: TokenUsage(input: Int(inTok), output: Int(outTok)))
-            return ModelCall(provider: config.name, model: model, startUnixNanos: Int64(start.timeIntervalSince1970 * 1e9), durationNanos: d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000, inputTokens: inTok, outputTokens: outTok, costUSD: cost, attempts: attempt, error: err, purpose: purpose)
+            return ModelCall(provider: config.name, model: model, startUnixNanos: unixNanos(start), durationNanos: Checked.nanoseconds(d), inputTokens: inTok, outputTokens: outTok,
+                             costUSD: cost.flatMap { $0.isFinite ? $0 : nil }, attempts: attempt, error: err, purpose: purpose)
         }
-        while attempt <= config.maxRetries {
+        let maxRetries = Swift.min(Swift.max(config.maxRetries, 0), 10)
+        while attempt <= maxRetries {
             attempt += 1
             if Task.isCancelled { break }
             if let wait = breaker.check() {
                 lastError = .circuitOpen("provider '\(config.name)' failed repeatedly; circuit open")
-                if attempt > config.maxRetries { break }
+                if attempt > maxRetries { break }
                 try? await Task.sleep(for: wait)
                 continue
             }
@@ -180,11 +209,11 @@ final class ProviderClient: Sendable {
                 lastError = .provider("\(config.name): \(error)")
                 breaker.failure()
             }
-            if attempt > config.maxRetries { break }
+            if attempt > maxRetries { break }
             retries.increment()
-            let cap = min(20_000.0, Double(config.backoffMs) * pow(2, Double(attempt - 1)))
-            var delay = Duration.milliseconds(Int64(Double.random(in: 0...cap)))
-            if let retryAfter { delay = min(retryAfter, .seconds(30)) }
+            let cap = Swift.min(20_000.0, Double(Swift.max(config.backoffMs, 0)) * pow(2, Double(attempt - 1)))
+            var delay = Duration.milliseconds(Int64(Double.random(in: 0...Swift.max(cap, 0))))
+            if let retryAfter { delay = Swift.min(retryAfter, Self.maxRetryAfter) }
             logger.debug("provider call retry", metadata: ["provider": "\(config.name)", "attempt": "\(attempt)", "reason": "\(lastError)"])
             try? await Task.sleep(for: delay)
         }
@@ -229,18 +258,19 @@ final class ProviderClient: Sendable {
         request.body = .bytes(ByteBuffer(string: body))
         let response: HTTPClientResponse
         let buffer: ByteBuffer
+        let timeoutMs = Swift.min(Swift.max(config.timeoutMs, 100), 600_000)
         do {
-            response = try await http.execute(request, timeout: .milliseconds(Int64(config.timeoutMs)))
+            response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMs)))
             buffer = try await response.body.collect(upTo: 8 << 20)
         } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
-            throw RetryableFailure(error: .timeout("\(config.name) did not answer within \(config.timeoutMs) ms"), retryAfter: nil)
+            throw RetryableFailure(error: .timeout("\(config.name) did not answer within \(timeoutMs) ms"), retryAfter: nil)
         } catch {
             throw RetryableFailure(error: .provider("\(config.name): transport error \(error)"), retryAfter: nil)
         }
         let status = Int(response.status.code)
         let text = String(buffer: buffer)
         if status == 429 || status >= 500 {
-            let ra = response.headers.first(name: "retry-after").flatMap(Double.init).map { Duration.milliseconds(Int64($0 * 1000)) }
+            let ra = RetryAfter.parse(response.headers.first(name: "retry-after"), cap: Self.maxRetryAfter)
             throw RetryableFailure(error: .provider("\(config.name) answered \(status): \(text.prefix(200))"), retryAfter: ra)
         }
         guard (200..<300).contains(status) else {
@@ -253,15 +283,26 @@ final class ProviderClient: Sendable {
         var answer = ChatAnswer(text: "", toolCalls: [], call: ModelCall(provider: config.name, model: model, startUnixNanos: 0, durationNanos: 0, inputTokens: 0, outputTokens: 0, costUSD: nil, attempts: 0, error: nil, purpose: ""))
         switch config.kind {
         case .openai:
-            guard let message = json["choices"]?.arrayValue?.first?["message"] else {
+            guard let message = json["choices"]?.arrayValue?.first?["message"], message.objectValue != nil else {
                 return .failure(.malformedAnswer("\(config.name): the answer has no choices[0].message"))
             }
-            answer.text = message["content"]?.stringValue ?? ""
+            let content = message["content"]
+            switch content {
+            case .string(let t)?: answer.text = t
+            case .array(let parts)?: answer.text = parts.compactMap { $0["text"]?.stringValue }.joined()
+            case nil, .null?: break
+            default: return .failure(.malformedAnswer("\(config.name): choices[0].message.content is a \(content?.typeName ?? "?"), not text"))
+            }
             for tc in message["tool_calls"]?.arrayValue ?? [] {
                 answer.toolCalls.append(.init(name: tc["function"]?["name"]?.stringValue ?? "", arguments: tc["function"]?["arguments"]?.stringValue ?? ""))
             }
-            answer.call.inputTokens = Int64(json["usage"]?["prompt_tokens"]?.doubleValue ?? 0)
-            answer.call.outputTokens = Int64(json["usage"]?["completion_tokens"]?.doubleValue ?? 0)
+            if (content == nil || content == .null), answer.toolCalls.isEmpty {
+                return .failure(.malformedAnswer("\(config.name): choices[0].message has neither content nor tool calls"))
+            }
+            switch Self.tokens(json["usage"], ["prompt_tokens"], ["completion_tokens"]) {
+            case .success(let t): (answer.call.inputTokens, answer.call.outputTokens) = t
+            case .failure(let e): return .failure(.malformedAnswer("\(config.name): \(e.message)"))
+            }
         case .anthropic:
             guard let blocks = json["content"]?.arrayValue else {
                 return .failure(.malformedAnswer("\(config.name): the answer has no content blocks"))
@@ -272,11 +313,38 @@ final class ProviderClient: Sendable {
                     answer.toolCalls.append(.init(name: b["name"]?.stringValue ?? "", arguments: b["input"]?.text ?? "{}"))
                 }
             }
-            let u = json["usage"]
-            answer.call.inputTokens = Int64((u?["input_tokens"]?.doubleValue ?? 0) + (u?["cache_read_input_tokens"]?.doubleValue ?? 0) + (u?["cache_creation_input_tokens"]?.doubleValue ?? 0))
-            answer.call.outputTokens = Int64(u?["output_tokens"]?.doubleValue ?? 0)
+            switch Self.tokens(json["usage"], ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"], ["output_tokens"]) {
+            case .success(let t): (answer.call.inputTokens, answer.call.outputTokens) = t
+            case .failure(let e): return .failure(.malformedAnswer("\(config.name): \(e.message)"))
+            }
         }
         return .success(answer)
+    }
+}
+
+extension ProviderClient {
+    /// Longest wait a provider's `Retry-After` can impose on one retry.
+    static let maxRetryAfter: Duration = .seconds(30)
+
+    /// Input and output token counts from a usage object (input = the sum of `inputKeys`). A missing
+    /// usage or key counts 0 (some compatible servers omit it); a present value that is not a
+    /// whole number in 0…2^40 (negative, fractional, 1e300, a string) makes the answer malformed.
+    static func tokens(_ usage: JSON?, _ inputKeys: [String], _ outputKeys: [String]) -> Result<(Int64, Int64), EvaluationError> {
+        guard let usage, usage != .null else { return .success((0, 0)) }
+        guard usage.objectValue != nil else { return .failure(.malformedAnswer("usage is a \(usage.typeName), not an object")) }
+        func sum(_ keys: [String]) -> Result<Int64, EvaluationError> {
+            var total: Int64 = 0
+            for k in keys {
+                guard let v = usage[k], v != .null else { continue }
+                guard let n = Checked.tokenCount(v) else { return .failure(.malformedAnswer("usage.\(k) is \(v.text.prefix(40)), not a token count (a whole number in 0…\(Checked.maxTokens))")) }
+                total = Checked.add(total, n)
+            }
+            return .success(total)
+        }
+        switch (sum(inputKeys), sum(outputKeys)) {
+        case (.success(let i), .success(let o)): return .success((i, o))
+        case (.failure(let e), _), (_, .failure(let e)): return .failure(e)
+        }
     }
 }
 

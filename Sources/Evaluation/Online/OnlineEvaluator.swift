@@ -5,8 +5,8 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 
-/// Online evaluation: stored spans are queued (never blocking ingest: a full queue drops the batch
-/// and counts it), matched against the project's enabled rules, sampled by trace id, evaluated, and
+/// Online evaluation: stored spans are queued (never blocking ingest: a full queue, or a project
+/// holding more than a quarter of it, drops the batch and counts it by reason), matched against the project's enabled rules, sampled by trace id, evaluated, and
 /// the results stored as scores on the span (source "online", run id = rule id) plus an evaluation
 /// span with `gen_ai.evaluation.result` events in the same trace.
 final class OnlineEvaluator: Service, Sendable {
@@ -24,7 +24,12 @@ final class OnlineEvaluator: Service, Sendable {
     private let continuation: AsyncStream<Batch>.Continuation
     private let maxConcurrentBatches: Int
     private let rulesCache = Mutex<[String: (at: ContinuousClock.Instant, rules: [OnlineRule], specs: [VersionedSpec])]>([:])
-    private let dropped = Counter(label: "evalforge_eval_online_dropped_batches_total")
+    private let dropped = Counter(label: "evalforge_eval_online_dropped_batches_total", dimensions: [("reason", "queue_full")])
+    private let droppedOverShare = Counter(label: "evalforge_eval_online_dropped_batches_total", dimensions: [("reason", "project_share")])
+    /// Batches of each project queued or being evaluated; a project may hold at most `perProjectShare`
+    /// of the queue, so one busy project cannot starve the others.
+    private let queued = Mutex<[String: Int]>([:])
+    let perProjectShare: Int
     private let evaluated = Counter(label: "evalforge_eval_online_evaluations_total")
 
     init(repo: EvalRepository, store: any SpanStore, providers: ProviderRegistry, cache: ResultCache, queueBatches: Int, maxConcurrentBatches: Int, logger: Logger) {
@@ -34,6 +39,7 @@ final class OnlineEvaluator: Service, Sendable {
         self.cache = cache
         self.logger = logger
         self.maxConcurrentBatches = maxConcurrentBatches
+        perProjectShare = max(1, queueBatches / 4)
         let (stream, continuation) = AsyncStream.makeStream(of: Batch.self, bufferingPolicy: .bufferingOldest(queueBatches))
         self.stream = stream
         self.continuation = continuation
@@ -43,7 +49,28 @@ final class OnlineEvaluator: Service, Sendable {
     /// `process`, and only for a project that has rules.
     func enqueue(projectID: String, spans: [SpanRow]) {
         guard !spans.isEmpty else { return }
-        if case .dropped = continuation.yield(Batch(projectID: projectID, spans: spans)) { dropped.increment() }
+        let share = perProjectShare
+        let admitted = queued.withLock { q -> Bool in
+            let n = q[projectID, default: 0]
+            guard n < share else { return false }
+            q[projectID] = n + 1
+            return true
+        }
+        guard admitted else {
+            droppedOverShare.increment()
+            return
+        }
+        if case .dropped = continuation.yield(Batch(projectID: projectID, spans: spans)) {
+            dropped.increment()
+            release(projectID)
+        }
+    }
+
+    private func release(_ projectID: String) {
+        queued.withLock { q in
+            let n = q[projectID, default: 1] - 1
+            q[projectID] = n > 0 ? n : nil
+        }
     }
 
     /// Forget cached rules (after an API change).
@@ -57,6 +84,7 @@ final class OnlineEvaluator: Service, Sendable {
                     guard await done.acquire() else { break }
                     group.addTask {
                         await self.process(batch)
+                        self.release(batch.projectID)
                         done.release()
                     }
                 }
@@ -97,7 +125,7 @@ final class OnlineEvaluator: Service, Sendable {
     private func process(_ batch: Batch) async {
         let (rules, specs) = await rules(batch.projectID)
         guard !rules.isEmpty else { return }
-        let now = Int64(Date().timeIntervalSince1970 * 1e9)
+        let now = nowNanos()
         var scores: [ScoreRow] = []
         var spans: [SpanRow] = []
         for rule in rules {
@@ -117,7 +145,7 @@ final class OnlineEvaluator: Service, Sendable {
             let outcomes = await withTaskGroup(of: (SpanRow, [EvaluationResult], Int64).self) { group in
                 for span in targets {
                     group.addTask {
-                        let start = Int64(Date().timeIntervalSince1970 * 1e9)
+                        let start = nowNanos()
                         let x = InputConversion.span(span)
                         var results: [EvaluationResult] = []
                         for e in evaluators {
@@ -134,7 +162,7 @@ final class OnlineEvaluator: Service, Sendable {
                 for await o in group { out.append(o) }
                 return out
             }
-            let end = Int64(Date().timeIntervalSince1970 * 1e9)
+            let end = nowNanos()
             for (span, results, start) in outcomes {
                 evaluated.increment(by: results.count)
                 let evalSpanID = EvaluationSpans.hex("online:" + rule.id + span.traceID + span.spanID, 16)

@@ -37,9 +37,15 @@ final class RunEngine: Service, Sendable {
     private let itemsFailed = Counter(label: "evalforge_eval_run_items_total", dimensions: [("result", "error")])
     /// Results committed per transaction at most.
     let flushSize = 64
+    /// Largest value of a run's counters (done, errors, tokens, …).
+    static let counterCap: Int64 = 1 << 62
 
-    init(db: SQLiteDatabase, store: any SpanStore, http: HTTPClient, providers: ProviderRegistry, webhooks: WebhookDispatcher, logger: Logger) {
+    /// Times an item may be claimed without its result being recorded before it fails.
+    let maxClaims: Int
+
+    init(db: SQLiteDatabase, store: any SpanStore, http: HTTPClient, providers: ProviderRegistry, webhooks: WebhookDispatcher, maxClaims: Int, logger: Logger) {
         self.db = db
+        self.maxClaims = max(1, maxClaims)
         repo = EvalRepository(db: db)
         self.store = store
         self.http = http
@@ -58,9 +64,22 @@ final class RunEngine: Service, Sendable {
     }
 
     func run() async throws {
-        // Items claimed by a previous process were not finished: they go back to pending.
-        try await db.write { c in
+        // Items claimed by a previous process were not finished: they go back to pending (their
+        // claim counts stay: see `claim`). A run resumed more than `maxClaims` times without any
+        // progress in between (a crash outside item evaluation) fails instead of looping.
+        let limit = Int64(maxClaims)
+        let stalled: [(projectID: String, runID: String)] = try await db.write { c in
             try c.run("UPDATE eval_run_items SET state = 'pending' WHERE state = 'claimed' AND run_id IN (SELECT id FROM eval_runs WHERE status IN ('pending', 'running'))")
+            try c.run("UPDATE eval_runs SET resumes = MIN(resumes + 1, 1000000) WHERE status = 'running'")
+            let rows: [(projectID: String, runID: String)] = try c.query("SELECT project_id, id FROM eval_runs WHERE status = 'running' AND resumes > ?", [.integer(limit)])
+                .map { (projectID: $0[0].string ?? "", runID: $0[1].string ?? "") }
+            try c.run("UPDATE eval_runs SET status = 'failed', error = ?, finished_unix_ms = ? WHERE status = 'running' AND resumes > ?",
+                      [.text("not_finished: the run was resumed \(limit) times without progress (did the backend crash while running it?); it is not resumed again"), .integer(nowMs()), .integer(limit)])
+            return rows
+        }
+        for r in stalled {
+            logger.error("evaluation run failed after repeated resumes without progress", metadata: ["run": "\(r.runID)"])
+            if let run = try? await repo.run(r.projectID, r.runID) { await webhooks.enqueue(projectID: r.projectID, event: "run.failed", data: runJSON(run)) }
         }
         for r in try await repo.unfinishedRuns() {
             logger.info("resuming evaluation run", metadata: ["run": "\(r.runID)"])
@@ -141,17 +160,31 @@ final class RunEngine: Service, Sendable {
     }
 
     private func loop(_ ctx: ItemContext) async throws {
-        let concurrency = max(1, ctx.config.concurrency)
-        try await withThrowingTaskGroup(of: Outcome.self) { group in
+        let concurrency = min(max(1, ctx.config.concurrency), 4096)  // a stored configuration, re-checked
+        // Children are items (an Outcome) and at most one tick (nil): finished results are committed
+        // within 250 ms even while another item takes minutes, so a crash then does not repeat them.
+        try await withThrowingTaskGroup(of: Outcome?.self) { group in
+            var tickScheduled = false
             var buffer: [Claimed] = []
             var next = 0
             var exhausted = false
+            /// The buffer is one suspect item (claimed before by a process that stopped): it is
+            /// evaluated alone and committed before anything else is claimed, so a crash while
+            /// evaluating it counts against it only.
+            var isolated = false
             var running = 0
             var pending: [Outcome] = []
             var lastFlush = ContinuousClock.now
             while !Task.isCancelled {
-                if next >= buffer.count, !exhausted {
-                    buffer = try await claim(runID: ctx.runID, limit: max(concurrency, 32))
+                if next >= buffer.count, !exhausted, !(isolated && running > 0) {
+                    if isolated, !pending.isEmpty {
+                        try await flush(pending, ctx)
+                        pending.removeAll(keepingCapacity: true)
+                        lastFlush = .now
+                    }
+                    let claimed = try await claim(runID: ctx.runID, limit: max(concurrency, 32))
+                    buffer = claimed.items
+                    isolated = claimed.isolated
                     next = 0
                     if buffer.isEmpty { exhausted = true }
                 }
@@ -163,7 +196,20 @@ final class RunEngine: Service, Sendable {
                     continue
                 }
                 if running == 0 { break }
-                guard let outcome = try await group.next() else { break }
+                if !pending.isEmpty, !tickScheduled {
+                    tickScheduled = true
+                    group.addTask { try? await Task.sleep(for: .milliseconds(250)); return nil }
+                }
+                guard let child = try await group.next() else { break }
+                guard let outcome = child else {
+                    tickScheduled = false
+                    if !pending.isEmpty, !Task.isCancelled, lastFlush.duration(to: .now) >= .milliseconds(250) {
+                        try await flush(pending, ctx)
+                        pending.removeAll(keepingCapacity: true)
+                        lastFlush = .now
+                    }
+                    continue
+                }
                 running -= 1
                 pending.append(outcome)
                 if pending.count >= flushSize || lastFlush.duration(to: .now) > .milliseconds(250) {
@@ -173,32 +219,67 @@ final class RunEngine: Service, Sendable {
                     lastFlush = .now
                 }
             }
-            // Results of items cut short by a stop are not recorded: those items stay claimed and
-            // are evaluated again after the restart.
-            if !Task.isCancelled, !pending.isEmpty { try await flush(pending, ctx) }
+            // Results of items cut short by a stop are not recorded: those items are evaluated again
+            // after the restart. A graceful stop is not the items' fault: their claims are given back
+            // (a crash cannot do this, so a crash counts against every item it interrupted).
+            if Task.isCancelled {
+                group.cancelAll()
+                let runID = ctx.runID
+                _ = try? await db.write { c in
+                    try c.run("UPDATE eval_run_items SET state = 'pending', claims = MAX(0, claims - 1) WHERE run_id = ? AND state = 'claimed'", [.text(runID)])
+                    try c.run("UPDATE eval_runs SET resumes = MAX(0, resumes - 1) WHERE id = ?", [.text(runID)])
+                }
+                return
+            }
+            if !pending.isEmpty { try await flush(pending, ctx) }
         }
     }
 
-    private func claim(runID: String, limit: Int) async throws -> [Claimed] {
-        try await db.write { c in
+    struct ClaimedBatch: Sendable {
+        var items: [Claimed]
+        /// True when `items` is a single suspect item to evaluate alone.
+        var isolated: Bool
+    }
+
+    /// Claims pending items, in one transaction: first every item already claimed `maxClaims` times
+    /// is finished as failed with the reason (a crash loop ends there, the run goes on); then, when
+    /// an item was claimed before by a process that stopped without finishing it (a suspect), that
+    /// one item alone; else up to `limit` fresh items.
+    private func claim(runID: String, limit: Int) async throws -> ClaimedBatch {
+        let maxClaims = Int64(self.maxClaims)
+        let (batch, failed): (ClaimedBatch, Int) = try await db.write { c in
             // A cancelled run claims nothing more (items in flight finish).
-            guard try c.scalar("SELECT status FROM eval_runs WHERE id = ?", [.text(runID)])?.string == "running" else { return [] }
-            let rows = try c.query("SELECT ri.item_id, ri.seq, i.input, i.expected, i.output, i.context, i.metadata, i.source_trace_id, i.source_span_id FROM eval_run_items ri LEFT JOIN eval_items i ON i.id = ri.item_id WHERE ri.run_id = ? AND ri.state = 'pending' ORDER BY ri.seq LIMIT ?",
-                                   [.text(runID), .integer(Int64(limit))])
+            guard try c.scalar("SELECT status FROM eval_runs WHERE id = ?", [.text(runID)])?.string == "running" else { return (ClaimedBatch(items: [], isolated: false), 0) }
+            let reason = "not_finished: the item was claimed \(maxClaims) times and the backend stopped each time before its result was recorded (did evaluating it crash the process?); it is not tried again"
+            let failed = try c.run("UPDATE eval_run_items SET state = 'done', error = ?, results = '[]', finished_unix_ms = ? WHERE run_id = ? AND state = 'pending' AND claims >= ?",
+                                   [.text(reason), .integer(nowMs()), .text(runID), .integer(maxClaims)])
+            if failed > 0 {
+                try c.run("UPDATE eval_runs SET done = MIN(done + ?, \(Self.counterCap)), errors = MIN(errors + ?, \(Self.counterCap)), resumes = 0 WHERE id = ?", [.integer(Int64(failed)), .integer(Int64(failed)), .text(runID)])
+            }
+            let columns = "SELECT ri.item_id, ri.seq, i.input, i.expected, i.output, i.context, i.metadata, i.source_trace_id, i.source_span_id FROM eval_run_items ri LEFT JOIN eval_items i ON i.id = ri.item_id WHERE ri.run_id = ? AND ri.state = 'pending'"
+            var rows = try c.query(columns + " AND ri.claims > 0 ORDER BY ri.seq LIMIT 1", [.text(runID)])
+            let isolated = !rows.isEmpty
+            if !isolated { rows = try c.query(columns + " ORDER BY ri.seq LIMIT ?", [.text(runID), .integer(Int64(limit))]) }
             for r in rows {
                 try c.run("UPDATE eval_run_items SET state = 'claimed', claims = claims + 1 WHERE run_id = ? AND item_id = ?", [.text(runID), r[0]])
             }
-            return rows.map { r in
+            let items = rows.map { r in
                 var item = DatasetItem(id: r[0].string ?? "", input: JSON.parse(r[2].string ?? "") ?? .string(r[2].string ?? ""), expected: r[3].string, output: r[4].string, context: r[5].string,
                                        metadata: JSON.parse(r[6].string ?? "{}") ?? .object([:]), sourceTraceID: r[7].string ?? "", sourceSpanID: r[8].string ?? "")
                 if r[2].isNull { item.input = .null }
                 return Claimed(item: item, seq: Int(r[1].int64 ?? 0))
             }
+            return (ClaimedBatch(items: items, isolated: isolated), failed)
         }
+        if failed > 0 {
+            itemsFailed.increment(by: failed)
+            logger.error("evaluation items failed after repeated claims", metadata: ["run": "\(runID)", "items": "\(failed)", "maxClaims": "\(maxClaims)"])
+        }
+        return batch
     }
 
     private func process(_ c: Claimed, _ ctx: ItemContext) async -> Outcome {
-        let start = Int64(Date().timeIntervalSince1970 * 1e9)
+        let start = nowNanos()
         var outcome = Outcome(itemID: c.item.id, seq: c.seq, item: c.item, output: nil, latencyMs: nil, error: nil, results: [], calls: [], cacheKeys: [:], start: start, end: start)
         if c.item.input == .null {
             outcome.error = "invalid_argument: the dataset item was deleted"
@@ -216,7 +297,7 @@ final class RunEngine: Service, Sendable {
             if let p = t.prompt, !p.isEmpty { messages = [.init(role: "user", content: p.replacingOccurrences(of: "{{input}}", with: base.input))] }
             if messages.isEmpty { messages = [.init(role: "user", content: base.input)] }
             do {
-                let answer = try await client.chat(system: t.system, messages: messages, model: t.model, jsonMode: false, maxTokens: t.maxTokens ?? 512, temperature: t.temperature, purpose: "target")
+                let answer = try await client.chat(system: t.system, messages: messages, model: t.model, jsonMode: false, maxTokens: t.clampedMaxTokens, temperature: t.temperature.flatMap { $0.isFinite ? min(max($0, 0), 2) : nil }, purpose: "target")
                 outcome.output = answer.text
                 outcome.latencyMs = Double(answer.call.durationNanos) / 1e6
                 outcome.calls.append(answer.call)
@@ -232,14 +313,14 @@ final class RunEngine: Service, Sendable {
             case .success(let text):
                 outcome.output = text
                 let d = t0.duration(to: .now)
-                outcome.latencyMs = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+                outcome.latencyMs = Checked.milliseconds(d)
             case .failure(let e): outcome.error = "target: \(e)"
             }
         default:
             if let o = c.item.output { outcome.output = o } else { outcome.error = "invalid_argument: the item has no recorded output (the 'recorded' target evaluates items' output)" }
         }
         guard let output = outcome.output, outcome.error == nil else {
-            outcome.end = Int64(Date().timeIntervalSince1970 * 1e9)
+            outcome.end = nowNanos()
             return outcome
         }
         let x = InputConversion.item(c.item, output: output, toolCalls: toolCalls, latencyMs: outcome.latencyMs, costUSD: cost)
@@ -266,7 +347,7 @@ final class RunEngine: Service, Sendable {
             outcome.calls += r.calls
             if let key { outcome.cacheKeys[r.evaluator] = key }
         }
-        outcome.end = Int64(Date().timeIntervalSince1970 * 1e9)
+        outcome.end = nowNanos()
         return outcome
     }
 
@@ -279,14 +360,14 @@ final class RunEngine: Service, Sendable {
         let body = JSON.object(["input": item.input, "metadata": item.metadata, "itemId": .string(item.id)]).text
         request.body = .bytes(ByteBuffer(string: body))
         do {
-            let response = try await http.execute(request, timeout: .milliseconds(Int64(t.timeoutMs ?? 30_000)))
+            let response = try await http.execute(request, timeout: .milliseconds(t.clampedTimeoutMs))
             let buf = try await response.body.collect(upTo: 8 << 20)
             let text = String(buffer: buf)
             guard (200..<300).contains(Int(response.status.code)) else { return .failure(.provider("endpoint answered \(response.status.code): \(text.prefix(200))")) }
             if let j = JSON.parse(text), let o = j["output"] { return .success(o.stringValue ?? o.text) }
             return .success(text)
         } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout {
-            return .failure(.timeout("endpoint did not answer within \(t.timeoutMs ?? 30_000) ms"))
+            return .failure(.timeout("endpoint did not answer within \(t.clampedTimeoutMs) ms"))
         } catch {
             return .failure(.provider("endpoint: \(error)"))
         }
@@ -296,7 +377,7 @@ final class RunEngine: Service, Sendable {
 
     private func flush(_ outcomes: [Outcome], _ ctx: ItemContext) async throws {
         let (projectID, runID) = (ctx.projectID, ctx.runID)
-        let now = Int64(Date().timeIntervalSince1970 * 1e9)
+        let now = nowNanos()
         var scores: [ScoreRow] = []
         var spans: [SpanRow] = []
         var kinds = providerKinds(ctx.evaluators)
@@ -345,20 +426,27 @@ final class RunEngine: Service, Sendable {
                 if o.error != nil || o.results.contains(where: { $0.error != nil }) { errors += 1 }
                 for r in o.results {
                     if r.cached { hits += 1 }
-                    calls += r.usage.calls
-                    inTok += r.usage.inputTokens
-                    outTok += r.usage.outputTokens
-                    cost += r.usage.costUSD
-                    latency += r.usage.latencyMs
+                    calls = Checked.add(calls, max(0, r.usage.calls))
+                    inTok = Checked.add(inTok, max(0, r.usage.inputTokens))
+                    outTok = Checked.add(outTok, max(0, r.usage.outputTokens))
+                    cost = Checked.add(cost, max(0, r.usage.costUSD))
+                    latency = Checked.add(latency, max(0, r.usage.latencyMs))
                     if let key = o.cacheKeys[r.evaluator] { try ResultCache.put(c, key: key, result: r) }
                 }
             }
-            try c.run("UPDATE eval_runs SET done = done + ?, errors = errors + ?, cache_hits = cache_hits + ?, judge_calls = judge_calls + ?, judge_input_tokens = judge_input_tokens + ?, judge_output_tokens = judge_output_tokens + ?, judge_cost_usd = judge_cost_usd + ?, judge_latency_ms = judge_latency_ms + ? WHERE id = ?",
-                      [.integer(Int64(done)), .integer(Int64(errors)), .integer(Int64(hits)), .integer(Int64(calls)), .integer(inTok), .integer(outTok), .real(cost), .real(latency), .text(runID)])
+            // Counters saturate at 2^62 (and each increment is far below it): SQLite would turn an
+            // overflowing sum into a REAL that no longer reads back as an integer.
+            let cap = Self.counterCap
+            try c.run("""
+                UPDATE eval_runs SET done = MIN(done + ?, \(cap)), errors = MIN(errors + ?, \(cap)), cache_hits = MIN(cache_hits + ?, \(cap)),
+                  judge_calls = MIN(judge_calls + ?, \(cap)), judge_input_tokens = MIN(judge_input_tokens + ?, \(cap)), judge_output_tokens = MIN(judge_output_tokens + ?, \(cap)),
+                  judge_cost_usd = MIN(judge_cost_usd + ?, 1e300), judge_latency_ms = MIN(judge_latency_ms + ?, 1e300), resumes = 0 WHERE id = ?
+                """,
+                      [.integer(Int64(done)), .integer(Int64(errors)), .integer(Int64(hits)), .integer(Int64(min(calls, Int(cap)))), .integer(min(inTok, cap)), .integer(min(outTok, cap)), .real(cost), .real(latency), .text(runID)])
             // Progress webhooks at every 10 %.
             guard let r = try c.query("SELECT \(EvalRepository.runColumns), progress_notified FROM eval_runs WHERE id = ?", [.text(runID)]).first else { return nil }
             let run = EvalRepository.runRow(r)
-            let decile = run.total > 0 ? Int64(run.done * 10 / run.total) : 10
+            let decile: Int64 = run.total > 0 ? Int64(min(10, max(0, Double(run.done) * 10 / Double(run.total))).rounded(.down)) : 10
             if decile > (r[19].int64 ?? 0), decile < 10 {
                 try c.run("UPDATE eval_runs SET progress_notified = ? WHERE id = ?", [.integer(decile), .text(runID)])
                 return run

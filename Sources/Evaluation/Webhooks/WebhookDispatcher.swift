@@ -26,7 +26,10 @@ public enum WebhookSignature {
             guard kv.count == 2 else { continue }
             if kv[0] == "t" { t = Int64(kv[1]) } else if kv[0] == "v1" { sigs.append(String(kv[1])) }
         }
-        guard let t, abs(now - t) <= tolerance else { return false }
+        // The header is the sender's: `now - t` must not overflow for t = Int64.min.
+        guard let t else { return false }
+        let (delta, overflow) = now.subtractingReportingOverflow(t)
+        guard !overflow, delta.magnitude <= tolerance.magnitude else { return false }
         let want = Array(Digest.hmacSHA256Hex(key: secret, message: "\(t).\(body)").utf8)
         return sigs.contains { Digest.constantTimeEqual(Array($0.utf8), want) }
     }
@@ -142,6 +145,9 @@ final class WebhookDispatcher: Service, Sendable {
 
     private func wakeUp() { woken.withLock { $0 = true } }
 
+    /// Longest wait a receiver's `Retry-After` can add before the next attempt.
+    static let maxRetryAfter: Duration = .seconds(3600)
+
     private func nextDueMs() async throws -> Int64? {
         try await db.read { c in try c.scalar("SELECT MIN(next_attempt_unix_ms) FROM eval_deliveries WHERE status = 'pending'")?.int64 }
     }
@@ -170,19 +176,23 @@ final class WebhookDispatcher: Service, Sendable {
         let start = ContinuousClock.now
         var status: Int?
         var failure = ""
+        var retryAfter: Duration?
         do {
-            let response = try await http.execute(request, timeout: .nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000 + settings.timeout.components.attoseconds / 1_000_000_000))
+            let response = try await http.execute(request, timeout: .nanoseconds(max(1, Checked.nanoseconds(settings.timeout))))
             status = Int(response.status.code)
             _ = try? await response.body.collect(upTo: 64 << 10)
             if !(200..<300).contains(Int(response.status.code)) { failure = "receiver answered \(response.status.code)" }
+            if response.status.code == 429 || response.status.code == 503 {
+                retryAfter = RetryAfter.parse(response.headers.first(name: "retry-after"), cap: Self.maxRetryAfter)
+            }
         } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout {
             failure = "timeout: no answer within \(settings.timeout)"
         } catch {
             failure = "transport error: \(error)"
         }
-        let elapsed = start.duration(to: .now)
-        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        let attempts = d.attempts + 1
+        let ms = Checked.milliseconds(start.duration(to: .now))
+        // A stored row is read back, not trusted: a negative count must not index the schedule.
+        let attempts = Checked.add(max(0, d.attempts), 1)
         var log = JSON.parse(d.log)?.arrayValue ?? []
         log.append(["attempt": .number(Double(attempts)), "at": .number(Double(nowMs())), "status": status.map { .number(Double($0)) } ?? .null, "error": .string(failure), "durationMs": .number(ms.rounded())])
         let ok = failure.isEmpty
@@ -193,8 +203,9 @@ final class WebhookDispatcher: Service, Sendable {
             delivered.increment()
         } else if attempts <= settings.retrySchedule.count {
             newStatus = "pending"
-            let wait = settings.retrySchedule[attempts - 1]
-            next += wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
+            // The schedule's wait, or longer when the receiver asked for it with Retry-After (bounded).
+            let wait = max(settings.retrySchedule[attempts - 1], retryAfter ?? .zero)
+            next = Checked.add(next, Checked.nanoseconds(wait) / 1_000_000)
             failedAttempts.increment()
         } else {
             newStatus = "failed"
