@@ -20,6 +20,27 @@ struct PriceTableTests {
         #expect(t.cost(model: "gpt-4o", usage: TokenUsage()) == nil)
     }
 
+    @Test("unlisted variants are unknown, not priced as the listed model they start with")
+    func noPrefixPricing() {
+        let t = PriceTable.builtIn
+        #expect(t.price(for: "o1-pro") == nil)
+        #expect(t.price(for: "o1-pro-2025-03-19") == nil)
+        #expect(t.price(for: "gpt-4o-mini-audio-preview") == nil)
+        #expect(t.price(for: "gpt-4o-mini-audio-preview-2024-12-17") == nil)
+        #expect(t.price(for: "gpt-4.1-mini-finetuned") == nil)
+        #expect(t.cost(model: "o1-pro", usage: TokenUsage(input: 1000, output: 1000)) == nil)
+        // Dated snapshots and explicit aliases still resolve, to the right entry.
+        #expect(t.price(for: "o1-2024-12-17")?.input == 15)
+        #expect(t.price(for: "o1-preview")?.input == 15)
+        #expect(t.price(for: "o1-preview-2024-09-12")?.input == 15)
+        #expect(t.price(for: "gpt-4-turbo-preview")?.input == 10)
+        #expect(t.price(for: "claude-opus-4-1-20250805")?.input == 15)
+        #expect(t.price(for: "claude-opus-4-20250514")?.input == 15)
+        #expect(t.price(for: "us.anthropic.claude-sonnet-4-5-20250929-v1:0")?.input == 3)
+        // User overrides keep the aliases.
+        #expect(t.merging(["x": ModelPrice(input: 1, output: 1)]).price(for: "o1-preview")?.input == 15)
+    }
+
     @Test func anthropicCacheAccounting() {
         let u = TokenUsage.anthropic(inputTokens: 100, outputTokens: 50, cacheReadInputTokens: 1000, cacheCreationInputTokens: 200)
         #expect(u.input == 1300)
