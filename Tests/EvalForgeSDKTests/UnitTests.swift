@@ -229,3 +229,44 @@ struct AdapterRobustnessTests {
         #expect(a.finishReasons == ["end_turn"])
     }
 }
+
+@Suite("Incoming traceparent sampled flag")
+struct ParentSampledTests {
+    static let declined = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    static let accepted = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    static func run(_ header: String, respect: Bool = true, error: Bool = false) async -> (EvalForge.Statistics, String?) {
+        var c = EvalForge.Configuration.default
+        c.sampling.respectParentSampled = respect
+        let pipeline = EvalForge.Pipeline(configuration: c)
+        let outgoing = await EvalForge.withTraceParent(header) { () async -> String? in
+            await EvalForge.withStep(.invokeAgent, name: "a", pipeline: pipeline) { _ in
+                await EvalForge.withLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"), pipeline: pipeline) { span in
+                    if error { span.recordError(type: "500") }
+                    return span.traceParent.header
+                }
+            }
+        }
+        return (pipeline.statistics, outgoing)
+    }
+
+    @Test("sampled=0 from upstream is respected by default, down to the outgoing traceparent")
+    func respected() async {
+        let (stats, outgoing) = await Self.run(Self.declined)
+        #expect(stats.recorded == 2 && stats.sampledOut == 2 && stats.buffered == 0)
+        #expect(outgoing?.hasSuffix("-00") == true)
+        #expect(outgoing?.contains("4bf92f3577b34da6a3ce929d0e0e4736") == true)
+    }
+
+    @Test("sampled=1, or respectParentSampled off, records as before; errors are kept anyway")
+    func notDeclined() async {
+        let (a, outA) = await Self.run(Self.accepted)
+        #expect(a.sampledOut == 0 && a.buffered == 2 && outA?.hasSuffix("-01") == true)
+        let (b, _) = await Self.run(Self.declined, respect: false)
+        #expect(b.sampledOut == 0 && b.buffered == 2)
+        let (c, _) = await Self.run(Self.declined, error: true)
+        #expect(c.buffered == 1 && c.sampledOut == 1)  // the errored call is kept, its step is not
+        let env = EvalForge.Configuration.default.applyingEnvironment(["EVALFORGE_SAMPLE_RESPECT_PARENT": "false"])
+        #expect(env.configuration.sampling.respectParentSampled == false && env.problems.isEmpty)
+    }
+}

@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 import Synchronization
 #if canImport(FoundationNetworking)
@@ -44,6 +45,7 @@ public final class LLMHTTPClient: Sendable {
 
     /// - Parameters:
     ///   - provider: `gen_ai.provider.name`; defaults to "openai" or "anthropic" by `api`.
+    ///   - timeout: longest wait for the provider's next bytes, pinned to 1 ms...24 h.
     ///   - pipeline: where spans go; nil uses `EvalForge.pipeline` at each call.
     public init(api: API, baseURL: String, apiKey: String? = nil, provider: String? = nil, timeout: Duration = .seconds(120), headers: [String: String] = [:], pipeline: EvalForge.Pipeline? = nil) throws {
         let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
@@ -64,6 +66,7 @@ public final class LLMHTTPClient: Sendable {
             if h["anthropic-version"] == nil { h["anthropic-version"] = "2023-06-01" }
         }
         self.headers = h
+        let timeout = timeout.clamped(to: .milliseconds(1) ... .seconds(86_400))
         self.timeout = timeout
         self.pipeline = pipeline
         let cfg = URLSessionConfiguration.ephemeral
