@@ -20,6 +20,8 @@ final class HostilePeer: Sendable {
         var contentType = "application/json"
         /// Raw bytes written after the chunks (for binary bodies).
         var raw: [UInt8] = []
+        /// Pause after each chunk (a provider trickling its answer).
+        var chunkDelay: Duration = .milliseconds(2)
     }
 
     private let answer = Mutex(Answer())
@@ -38,7 +40,7 @@ final class HostilePeer: Sendable {
             return Response(status: .init(code: a.status), headers: headers, body: ResponseBody { writer in
                 for c in a.chunks {
                     try await writer.write(ByteBuffer(string: c))
-                    try await Task.sleep(for: .milliseconds(2))
+                    try await Task.sleep(for: a.chunkDelay)
                 }
                 if !a.raw.isEmpty { try await writer.write(ByteBuffer(bytes: a.raw)) }
                 try await writer.finish(nil)
@@ -201,6 +203,19 @@ struct HostilePeerTests {
             #expect(a1.string(GenAIKeys.errorType) == "stream_truncated")
             #expect(a1.int(GenAIKeys.usageInputTokens) == nil && a1.int(GenAIKeys.usageOutputTokens) == nil)
             #expect(a1.string(GenAIKeys.responseProblem)?.contains("usage.input_tokens: -7") == true)
+        }
+    }
+
+    @Test("a provider trickling its answer cannot hold a send past maxCallDuration")
+    func trickle() async throws {
+        try await Self.withStack { peer, base, pipeline, receiver in
+            peer.set(.init(chunks: ["{"] + Array(repeating: " ", count: 40), chunkDelay: .milliseconds(100)))
+            let client = try LLMHTTPClient(api: .openAIChatCompletions, baseURL: base + "/v1", maxCallDuration: .milliseconds(500), pipeline: pipeline)
+            let start = ContinuousClock.now
+            await #expect(throws: (any Error).self) { _ = try await client.send(Self.openAIBody) }
+            #expect(ContinuousClock.now - start < .seconds(3))
+            await pipeline.forceFlush()
+            #expect(receiver.spans.map { $0.span.string(GenAIKeys.errorType) } == ["timeout"])
         }
     }
 
