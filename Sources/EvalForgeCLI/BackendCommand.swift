@@ -13,7 +13,7 @@ struct BackendCommand: AsyncParsableCommand {
         discussion: """
             Telemetry goes to ClickHouse when --clickhouse-url (or EVALFORGE_CLICKHOUSE_URL) is set, otherwise to an \
             embedded SQLite file under --data-dir. Projects, API keys, datasets and evaluation runs always live in \
-            <data-dir>/evalforge-meta.sqlite. Every setting is listed in docs/configuration.md.
+            <data-dir>/evalforge-meta.sqlite. Every setting is listed in docs/backend-configuration.md.
             """)
 
     @Option(help: "Listen host (default 127.0.0.1; env EVALFORGE_BACKEND_HOST).")

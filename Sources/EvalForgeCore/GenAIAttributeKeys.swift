@@ -49,5 +49,8 @@ public enum GenAIKeys {
     public static let metadataPrefix = "evalforge.metadata."
     public static let contentTruncated = "evalforge.content.truncated"
     public static let errorMessage = "evalforge.error.message"
+    /// What the SDK could not use in a provider's answer (an absurd token count, an unreadable stream
+    /// event), recorded beside what it could: "usage.prompt_tokens: -5 is not a token count; ignored".
+    public static let responseProblem = "evalforge.response.problem"
     public static let project = "evalforge.project"
 }

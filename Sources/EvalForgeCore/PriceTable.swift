@@ -16,23 +16,28 @@ public struct ModelPrice: Hashable, Sendable {
 }
 
 /// A versioned table of model prices, shared by the SDK (cost on spans) and the collector (cost stamped
-/// on spans from other instrumentations). Lookups accept dated snapshots (`gpt-4o-2024-08-06`,
-/// `claude-sonnet-4-5-20250929`), `-latest` aliases, and vendor prefixes (`openai/`, `anthropic.`).
-/// An unknown model has no price: cost is unknown, never zero.
+/// on spans from other instrumentations). Lookups accept dated snapshots of a listed model
+/// (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`), `-latest` aliases, vendor prefixes (`openai/`,
+/// `anthropic.`) and the table's explicit aliases. Anything else is unknown — never priced as a listed
+/// model it happens to start with (`o1-pro` is not `o1`, `gpt-4o-mini-audio` is not `gpt-4o-mini`):
+/// cost is then unknown, never zero and never another model's.
 public struct PriceTable: Sendable {
     /// The version of the built-in table, recorded on every span as `evalforge.cost.price_table`.
     public static let builtInVersion = "2026-11-01"
 
     public let version: String
     private var prices: [String: ModelPrice]
-    private let keysLongestFirst: [String]
+    /// Other names of listed models, by canonical name (`o1-preview` → `o1`).
+    private var aliases: [String: String]
 
-    public init(version: String, prices: [String: ModelPrice]) {
+    public init(version: String, prices: [String: ModelPrice], aliases: [String: String] = [:]) {
         self.version = version
         var normalized: [String: ModelPrice] = [:]
         for (k, v) in prices { normalized[k.lowercased()] = v }
         self.prices = normalized
-        self.keysLongestFirst = normalized.keys.sorted { $0.count > $1.count }
+        var a: [String: String] = [:]
+        for (k, v) in aliases { a[k.lowercased()] = v.lowercased() }
+        self.aliases = a
     }
 
     /// The table with `overrides` replacing or adding models; the version gains a `+custom` suffix.
@@ -40,20 +45,21 @@ public struct PriceTable: Sendable {
         guard !overrides.isEmpty else { return self }
         var merged = prices
         for (k, v) in overrides { merged[k.lowercased()] = v }
-        return PriceTable(version: version + "+custom", prices: merged)
+        return PriceTable(version: version + "+custom", prices: merged, aliases: aliases)
     }
 
     /// The price of `model`, or nil when the table does not know it.
     public func price(for model: String) -> ModelPrice? {
         let name = Self.canonicalName(model)
-        if let p = prices[name] { return p }
+        if let p = lookup(name) { return p }
         let undated = Self.stripDateSuffix(name)
-        if let p = prices[undated] { return p }
-        // Longest known name that `undated` extends at a '-' boundary (gpt-4o-mini-audio → gpt-4o-mini).
-        for key in keysLongestFirst where undated.hasPrefix(key) {
-            let rest = undated.dropFirst(key.count)
-            if rest.first == "-" { return prices[key] }
-        }
+        return undated == name ? nil : lookup(undated)
+    }
+
+    /// A listed name or an explicit alias of one; no prefix matching.
+    private func lookup(_ name: String) -> ModelPrice? {
+        if let p = prices[name] { return p }
+        if let target = aliases[name] { return prices[target] }
         return nil
     }
 
@@ -146,6 +152,11 @@ public struct PriceTable: Sendable {
             "claude-3-5-haiku": ModelPrice(input: 0.80, output: 4.00, cachedInput: 0.08, cacheWrite: 1.00),
             "claude-3-haiku": ModelPrice(input: 0.25, output: 1.25, cachedInput: 0.03, cacheWrite: 0.30),
             "claude-3-opus": ModelPrice(input: 15.00, output: 75.00, cachedInput: 1.50, cacheWrite: 18.75),
+        ],
+        aliases: [
+            // Other names OpenAI bills at the listed model's price (explicit; no prefix guessing).
+            "o1-preview": "o1",
+            "gpt-4-turbo-preview": "gpt-4-turbo",
         ]
     )
 }

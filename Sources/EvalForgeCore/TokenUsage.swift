@@ -21,8 +21,9 @@ public struct TokenUsage: Hashable, Sendable {
     }
 
     /// Builds the usage from Anthropic's figures, where `input_tokens` excludes cache reads and writes.
+    /// The sum saturates: absurd figures from a provider must not trap.
     public static func anthropic(inputTokens: Int?, outputTokens: Int?, cacheReadInputTokens: Int?, cacheCreationInputTokens: Int?) -> TokenUsage {
-        let total: Int? = inputTokens.map { $0 + (cacheReadInputTokens ?? 0) + (cacheCreationInputTokens ?? 0) }
+        let total: Int? = inputTokens.map { $0.addingSaturated(cacheReadInputTokens ?? 0).addingSaturated(cacheCreationInputTokens ?? 0) }
         return TokenUsage(input: total, output: outputTokens, cacheRead: cacheReadInputTokens, cacheCreation: cacheCreationInputTokens)
     }
 

@@ -38,6 +38,10 @@ extension EvalForge {
             public var keepErrors: Bool = true
             /// Keep every span slower than this whatever the ratio; nil disables. Env: `EVALFORGE_SAMPLE_KEEP_SLOWER_THAN_MS`. Default: 5000 ms.
             public var keepSlowerThan: Duration? = .seconds(5)
+            /// Follow an incoming W3C `traceparent` whose `sampled` flag is 0: spans in that trace (and
+            /// their children, and the `traceparent` sent downstream) are not sampled, except what
+            /// `keepErrors` / `keepSlowerThan` keep. Env: `EVALFORGE_SAMPLE_RESPECT_PARENT`. Default: true.
+            public var respectParentSampled: Bool = true
             public init() {}
             public static let `default` = Sampling()
         }
@@ -120,6 +124,37 @@ extension EvalForge {
 }
 
 extension EvalForge.Configuration {
+    /// Longest duration any setting takes (an hour): larger values are pinned to it, so no timer,
+    /// deadline or URLSession timeout can overflow a conversion.
+    public static let maxDuration: Duration = .seconds(3600)
+    /// Most spans the buffer can be configured to hold.
+    public static let maxBufferSpans = 16 << 20
+
+    /// `self` with every number pinned into a range the pipeline can run with: counts at least 1 (and
+    /// the buffer at most `maxBufferSpans`, a batch at most the buffer), durations within
+    /// 0...`maxDuration` (intervals and timeouts at least 1 ms), the ratio within 0...1 (NaN reads as 1),
+    /// content bytes within 0...64 MiB. `Pipeline` applies it to whatever it is given.
+    public func bounded() -> Self {
+        var c = self
+        let durations = Duration.zero ... Self.maxDuration
+        let positive = Duration.milliseconds(1) ... Self.maxDuration
+        c.sampling.ratio = c.sampling.ratio.isNaN ? 1 : min(1, max(0, c.sampling.ratio))
+        c.sampling.keepSlowerThan = c.sampling.keepSlowerThan?.clamped(to: durations)
+        c.buffer.maxSpans = min(max(1, c.buffer.maxSpans), Self.maxBufferSpans)
+        c.buffer.maxBatchSpans = min(max(1, c.buffer.maxBatchSpans), c.buffer.maxSpans)
+        c.buffer.flushInterval = c.buffer.flushInterval.clamped(to: positive)
+        c.buffer.shutdownTimeout = c.buffer.shutdownTimeout.clamped(to: durations)
+        c.exporter.maxConcurrentExports = min(max(1, c.exporter.maxConcurrentExports), 64)
+        c.exporter.timeout = c.exporter.timeout.clamped(to: positive)
+        c.exporter.maxAttempts = min(max(1, c.exporter.maxAttempts), 1000)
+        c.exporter.initialBackoff = c.exporter.initialBackoff.clamped(to: positive)
+        c.exporter.maxBackoff = c.exporter.maxBackoff.clamped(to: positive)
+        c.exporter.breakerThreshold = min(max(1, c.exporter.breakerThreshold), 1_000_000)
+        c.exporter.breakerCooldown = c.exporter.breakerCooldown.clamped(to: durations)
+        c.content.maxBytes = min(max(0, c.content.maxBytes), 64 << 20)
+        return c
+    }
+
     /// `self` with the documented environment variables applied. Bad values are reported through
     /// `problems` (variable, value, what was expected) and leave the field unchanged.
     public func applyingEnvironment(_ env: [String: String]) -> (configuration: Self, problems: [String]) {
@@ -129,6 +164,15 @@ extension EvalForge.Configuration {
             guard let raw = env[key] else { return nil }
             guard let v = Int(trim(raw)), v >= 0 else {
                 problems.append("\(key)=\(raw): expected a non-negative integer")
+                return nil
+            }
+            return v
+        }
+        /// Milliseconds up to `maxDuration`; larger values are reported and ignored.
+        func millis(_ key: String) -> Int? {
+            guard let v = int(key) else { return nil }
+            guard v <= 3_600_000 else {
+                problems.append("\(key)=\(v): expected at most 3600000 (one hour)")
                 return nil
             }
             return v
@@ -164,15 +208,20 @@ extension EvalForge.Configuration {
         if let v = env["EVALFORGE_PROJECT"], !v.isEmpty { c.project = v }
 
         if let raw = env["EVALFORGE_SAMPLE_RATIO"] ?? (["traceidratio", "parentbased_traceidratio"].contains(env["OTEL_TRACES_SAMPLER"] ?? "") ? env["OTEL_TRACES_SAMPLER_ARG"] : nil) {
-            if let r = Double(raw), (0...1).contains(r) { c.sampling.ratio = r } else { problems.append("sample ratio \(raw): expected a number between 0 and 1") }
+            if let r = Double(trim(raw)), (0...1).contains(r) { c.sampling.ratio = r } else { problems.append("sample ratio \(raw): expected a number between 0 and 1") }
         }
         if let v = bool("EVALFORGE_SAMPLE_KEEP_ERRORS") { c.sampling.keepErrors = v }
-        if let v = int("EVALFORGE_SAMPLE_KEEP_SLOWER_THAN_MS") { c.sampling.keepSlowerThan = v == 0 ? nil : .milliseconds(v) }
+        if let v = bool("EVALFORGE_SAMPLE_RESPECT_PARENT") { c.sampling.respectParentSampled = v }
+        if let v = millis("EVALFORGE_SAMPLE_KEEP_SLOWER_THAN_MS") { c.sampling.keepSlowerThan = v == 0 ? nil : .milliseconds(v) }
 
-        if let v = int("EVALFORGE_BUFFER_MAX_SPANS") ?? int("OTEL_BSP_MAX_QUEUE_SIZE"), v > 0 { c.buffer.maxSpans = v }
-        if let v = int("EVALFORGE_BATCH_MAX_SPANS") ?? int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), v > 0 { c.buffer.maxBatchSpans = v }
-        if let v = int("EVALFORGE_FLUSH_INTERVAL_MS") ?? int("OTEL_BSP_SCHEDULE_DELAY"), v > 0 { c.buffer.flushInterval = .milliseconds(v) }
-        if let v = int("EVALFORGE_SHUTDOWN_TIMEOUT_MS") { c.buffer.shutdownTimeout = .milliseconds(v) }
+        if let v = int("EVALFORGE_BUFFER_MAX_SPANS") ?? int("OTEL_BSP_MAX_QUEUE_SIZE"), v > 0 {
+            if v <= Self.maxBufferSpans { c.buffer.maxSpans = v } else { problems.append("buffer size \(v): expected at most \(Self.maxBufferSpans)") }
+        }
+        if let v = int("EVALFORGE_BATCH_MAX_SPANS") ?? int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), v > 0 {
+            if v <= Self.maxBufferSpans { c.buffer.maxBatchSpans = v } else { problems.append("batch size \(v): expected at most \(Self.maxBufferSpans)") }
+        }
+        if let v = millis("EVALFORGE_FLUSH_INTERVAL_MS") ?? millis("OTEL_BSP_SCHEDULE_DELAY"), v > 0 { c.buffer.flushInterval = .milliseconds(v) }
+        if let v = millis("EVALFORGE_SHUTDOWN_TIMEOUT_MS") { c.buffer.shutdownTimeout = .milliseconds(v) }
 
         if let v = env["EVALFORGE_COLLECTOR_URL"], !v.isEmpty {
             c.exporter.endpoint = v.hasSuffix("/v1/traces") ? v : (v.hasSuffix("/") ? String(v.dropLast()) : v) + "/v1/traces"
@@ -191,10 +240,10 @@ extension EvalForge.Configuration {
             default: problems.append("OTEL_EXPORTER_OTLP_COMPRESSION=\(raw): expected gzip or none")
             }
         }
-        if let v = int("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") ?? int("OTEL_EXPORTER_OTLP_TIMEOUT"), v > 0 { c.exporter.timeout = .milliseconds(v) }
-        if let v = int("EVALFORGE_EXPORT_MAX_ATTEMPTS"), v > 0 { c.exporter.maxAttempts = v }
+        if let v = millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") ?? millis("OTEL_EXPORTER_OTLP_TIMEOUT"), v > 0 { c.exporter.timeout = .milliseconds(v) }
+        if let v = int("EVALFORGE_EXPORT_MAX_ATTEMPTS"), v > 0 { c.exporter.maxAttempts = min(v, 1000) }
         if let v = int("EVALFORGE_EXPORT_CONCURRENCY"), (1...64).contains(v) { c.exporter.maxConcurrentExports = v }
-        if let v = int("EVALFORGE_BREAKER_THRESHOLD"), v > 0 { c.exporter.breakerThreshold = v }
+        if let v = int("EVALFORGE_BREAKER_THRESHOLD"), v > 0 { c.exporter.breakerThreshold = min(v, 1_000_000) }
 
         if let v = bool("EVALFORGE_CAPTURE_CONTENT") ?? bool("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") { c.content.capture = v }
         if let raw = env["EVALFORGE_REDACT"] {
@@ -211,7 +260,7 @@ extension EvalForge.Configuration {
                 c.content.masks = masks
             }
         }
-        if let v = int("EVALFORGE_CONTENT_MAX_BYTES"), v > 0 { c.content.maxBytes = v }
+        if let v = int("EVALFORGE_CONTENT_MAX_BYTES"), v > 0 { c.content.maxBytes = min(v, 64 << 20) }
         return (c, problems)
     }
 }

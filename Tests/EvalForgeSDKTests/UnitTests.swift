@@ -20,6 +20,27 @@ struct PriceTableTests {
         #expect(t.cost(model: "gpt-4o", usage: TokenUsage()) == nil)
     }
 
+    @Test("unlisted variants are unknown, not priced as the listed model they start with")
+    func noPrefixPricing() {
+        let t = PriceTable.builtIn
+        #expect(t.price(for: "o1-pro") == nil)
+        #expect(t.price(for: "o1-pro-2025-03-19") == nil)
+        #expect(t.price(for: "gpt-4o-mini-audio-preview") == nil)
+        #expect(t.price(for: "gpt-4o-mini-audio-preview-2024-12-17") == nil)
+        #expect(t.price(for: "gpt-4.1-mini-finetuned") == nil)
+        #expect(t.cost(model: "o1-pro", usage: TokenUsage(input: 1000, output: 1000)) == nil)
+        // Dated snapshots and explicit aliases still resolve, to the right entry.
+        #expect(t.price(for: "o1-2024-12-17")?.input == 15)
+        #expect(t.price(for: "o1-preview")?.input == 15)
+        #expect(t.price(for: "o1-preview-2024-09-12")?.input == 15)
+        #expect(t.price(for: "gpt-4-turbo-preview")?.input == 10)
+        #expect(t.price(for: "claude-opus-4-1-20250805")?.input == 15)
+        #expect(t.price(for: "claude-opus-4-20250514")?.input == 15)
+        #expect(t.price(for: "us.anthropic.claude-sonnet-4-5-20250929-v1:0")?.input == 3)
+        // User overrides keep the aliases.
+        #expect(t.merging(["x": ModelPrice(input: 1, output: 1)]).price(for: "o1-preview")?.input == 15)
+    }
+
     @Test func anthropicCacheAccounting() {
         let u = TokenUsage.anthropic(inputTokens: 100, outputTokens: 50, cacheReadInputTokens: 1000, cacheCreationInputTokens: 200)
         #expect(u.input == 1300)
@@ -206,5 +227,46 @@ struct AdapterRobustnessTests {
         #expect(a.record.errorType == "stream_truncated")  // no message_stop
         #expect(a.usage.input == 112 && a.usage.output == 9 && a.usage.cacheRead == 100)
         #expect(a.finishReasons == ["end_turn"])
+    }
+}
+
+@Suite("Incoming traceparent sampled flag")
+struct ParentSampledTests {
+    static let declined = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    static let accepted = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    static func run(_ header: String, respect: Bool = true, error: Bool = false) async -> (EvalForge.Statistics, String?) {
+        var c = EvalForge.Configuration.default
+        c.sampling.respectParentSampled = respect
+        let pipeline = EvalForge.Pipeline(configuration: c)
+        let outgoing = await EvalForge.withTraceParent(header) { () async -> String? in
+            await EvalForge.withStep(.invokeAgent, name: "a", pipeline: pipeline) { _ in
+                await EvalForge.withLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"), pipeline: pipeline) { span in
+                    if error { span.recordError(type: "500") }
+                    return span.traceParent.header
+                }
+            }
+        }
+        return (pipeline.statistics, outgoing)
+    }
+
+    @Test("sampled=0 from upstream is respected by default, down to the outgoing traceparent")
+    func respected() async {
+        let (stats, outgoing) = await Self.run(Self.declined)
+        #expect(stats.recorded == 2 && stats.sampledOut == 2 && stats.buffered == 0)
+        #expect(outgoing?.hasSuffix("-00") == true)
+        #expect(outgoing?.contains("4bf92f3577b34da6a3ce929d0e0e4736") == true)
+    }
+
+    @Test("sampled=1, or respectParentSampled off, records as before; errors are kept anyway")
+    func notDeclined() async {
+        let (a, outA) = await Self.run(Self.accepted)
+        #expect(a.sampledOut == 0 && a.buffered == 2 && outA?.hasSuffix("-01") == true)
+        let (b, _) = await Self.run(Self.declined, respect: false)
+        #expect(b.sampledOut == 0 && b.buffered == 2)
+        let (c, _) = await Self.run(Self.declined, error: true)
+        #expect(c.buffered == 1 && c.sampledOut == 1)  // the errored call is kept, its step is not
+        let env = EvalForge.Configuration.default.applyingEnvironment(["EVALFORGE_SAMPLE_RESPECT_PARENT": "false"])
+        #expect(env.configuration.sampling.respectParentSampled == false && env.problems.isEmpty)
     }
 }

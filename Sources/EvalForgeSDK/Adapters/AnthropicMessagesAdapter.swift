@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 
 /// Reads Anthropic Messages API bodies into spans. Anthropic's `input_tokens` excludes cache reads
@@ -58,7 +59,7 @@ public enum AnthropicMessagesAdapter {
         }
         span.responseID = JSON.string(o["id"])
         span.responseModel = JSON.string(o["model"])
-        if let u = o["usage"] as? [String: Any] { span.usage = usage(u) }
+        if let u = o["usage"] as? [String: Any] { span.usage = usage(u, into: &span) }
         if let r = JSON.string(o["stop_reason"]) { span.finishReasons = [r] }
         guard o["content"] is [[String: Any]] else {
             span.recordError(type: "malformed_response", message: "response has no content blocks")
@@ -69,12 +70,17 @@ public enum AnthropicMessagesAdapter {
         }
     }
 
-    static func usage(_ u: [String: Any]) -> TokenUsage {
-        .anthropic(
-            inputTokens: JSON.int(u["input_tokens"]),
-            outputTokens: JSON.int(u["output_tokens"]),
-            cacheReadInputTokens: JSON.int(u["cache_read_input_tokens"]),
-            cacheCreationInputTokens: JSON.int(u["cache_creation_input_tokens"]))
+    /// The usage object's token counts; a figure that is not a sane count is left out and named in
+    /// the span's `evalforge.response.problem`.
+    static func usage(_ u: [String: Any], into span: inout LLMSpan) -> TokenUsage {
+        var problems: [String] = []
+        let usage = TokenUsage.anthropic(
+            inputTokens: JSON.tokenCount(u["input_tokens"], field: "usage.input_tokens", problems: &problems),
+            outputTokens: JSON.tokenCount(u["output_tokens"], field: "usage.output_tokens", problems: &problems),
+            cacheReadInputTokens: JSON.tokenCount(u["cache_read_input_tokens"], field: "usage.cache_read_input_tokens", problems: &problems),
+            cacheCreationInputTokens: JSON.tokenCount(u["cache_creation_input_tokens"], field: "usage.cache_creation_input_tokens", problems: &problems))
+        for p in problems { span.noteResponseProblem(p) }
+        return usage
     }
 
     /// Follows a streamed response event by event (message_start … message_stop).
@@ -86,11 +92,16 @@ public enum AnthropicMessagesAdapter {
         private var outputTokens: Int?
         private var stopReason: String?
         private var sawStop = false
+        private var unreadableEvents = 0
 
         public init() {}
 
         public mutating func observe(_ event: ServerSentEvent, into span: inout LLMSpan) {
-            guard let o = JSON.object(event.data) else { return }
+            guard let o = JSON.object(event.data) else {
+                unreadableEvents = unreadableEvents.addingSaturated(1)
+                if unreadableEvents == 1 { span.noteResponseProblem("a stream event is not a JSON object (\(event.data.utf8.count) bytes); ignored") }
+                return
+            }
             let type = JSON.string(o["type"]) ?? event.event
             switch type {
             case "message_start":
@@ -98,27 +109,29 @@ public enum AnthropicMessagesAdapter {
                 span.responseID = JSON.string(m?["id"])
                 span.responseModel = JSON.string(m?["model"])
                 if let u = m?["usage"] as? [String: Any] {
-                    takeInputUsage(u)
-                    outputTokens = JSON.int(u["output_tokens"])
+                    takeInputUsage(u, into: &span)
+                    outputTokens = JSON.tokenCount(u["output_tokens"], field: "message_start usage.output_tokens", problems: &span.problemSink)
                 }
             case "content_block_start":
                 let i = JSON.int(o["index"]) ?? 0
+                guard blocks[i] != nil || blocks.count < StreamLimits.maxIndexes else { break }
                 let b = o["content_block"] as? [String: Any]
                 blocks[i] = (JSON.string(b?["type"]) ?? "text", JSON.string(b?["id"]) ?? "", JSON.string(b?["name"]) ?? "", JSON.string(b?["text"]) ?? "")
             case "content_block_delta":
                 span.markFirstChunk()
                 let i = JSON.int(o["index"]) ?? 0
                 let d = o["delta"] as? [String: Any]
-                if span.pipeline.capturesContent {
+                if span.pipeline.capturesContent, blocks[i] != nil || blocks.count < StreamLimits.maxIndexes {
                     var b = blocks[i] ?? ("text", "", "", "")
+                    guard b.text.utf8.count < StreamLimits.maxTextBytes else { break }
                     b.text += JSON.string(d?["text"]) ?? JSON.string(d?["partial_json"]) ?? ""
                     blocks[i] = b
                 }
             case "message_delta":
                 if let d = o["delta"] as? [String: Any], let r = JSON.string(d["stop_reason"]) { stopReason = r }
                 if let u = o["usage"] as? [String: Any] {
-                    if let n = JSON.int(u["output_tokens"]) { outputTokens = n }
-                    takeInputUsage(u)
+                    if let n = JSON.tokenCount(u["output_tokens"], field: "message_delta usage.output_tokens", problems: &span.problemSink) { outputTokens = n }
+                    takeInputUsage(u, into: &span)
                 }
             case "message_stop":
                 sawStop = true
@@ -130,10 +143,10 @@ public enum AnthropicMessagesAdapter {
             }
         }
 
-        private mutating func takeInputUsage(_ u: [String: Any]) {
-            if let n = JSON.int(u["input_tokens"]) { inputTokens = n }
-            if let n = JSON.int(u["cache_read_input_tokens"]) { cacheRead = n }
-            if let n = JSON.int(u["cache_creation_input_tokens"]) { cacheCreation = n }
+        private mutating func takeInputUsage(_ u: [String: Any], into span: inout LLMSpan) {
+            if let n = JSON.tokenCount(u["input_tokens"], field: "usage.input_tokens", problems: &span.problemSink) { inputTokens = n }
+            if let n = JSON.tokenCount(u["cache_read_input_tokens"], field: "usage.cache_read_input_tokens", problems: &span.problemSink) { cacheRead = n }
+            if let n = JSON.tokenCount(u["cache_creation_input_tokens"], field: "usage.cache_creation_input_tokens", problems: &span.problemSink) { cacheCreation = n }
         }
 
         public func finish(into span: inout LLMSpan) {
@@ -142,8 +155,7 @@ public enum AnthropicMessagesAdapter {
             if let stopReason { span.finishReasons = [stopReason] }
             if span.pipeline.capturesContent {
                 var parts: [[String: Any]] = []
-                for i in blocks.keys.sorted() {
-                    let b = blocks[i]!
+                for (_, b) in blocks.sorted(by: { $0.key < $1.key }) {
                     if b.type == "tool_use" {
                         parts.append(["type": "tool_call", "id": b.id, "name": b.name, "arguments": b.text])
                     } else {

@@ -9,13 +9,31 @@ enum JSON {
 
     static func object(_ string: String) -> [String: Any]? { object(Data(string.utf8)) }
 
+    /// An integral JSON number; nil for fractions, ±1e300, numbers beyond Int's range and non-numbers.
     static func int(_ v: Any?) -> Int? {
-        switch v {
-        case let n as Int: return n
-        case let n as NSNumber where !(n is Bool): return n.intValue
-        case let d as Double where d.isFinite && abs(d) < 1e15: return Int(d)
-        default: return nil
-        }
+        if let n = v as? Int { return n }  // exact only: JSONSerialization's NSNumber bridges when representable
+        if let d = v as? Double { return Int(exactly: d) }
+        return nil
+    }
+
+    /// Largest token count accepted from a provider per figure: no real call comes within orders of
+    /// magnitude of it, and sums of many such figures stay far from Int64's limit.
+    static let maxTokenCount = 1_000_000_000_000
+
+    /// A token count `v` at `field`: an integer in 0...`maxTokenCount`. Absent gives nil silently;
+    /// anything else gives nil and appends what was wrong to `problems`.
+    static func tokenCount(_ v: Any?, field: String, problems: inout [String]) -> Int? {
+        guard let v, !(v is NSNull) else { return nil }
+        if let n = int(v), (0...maxTokenCount).contains(n) { return n }
+        problems.append("\(field): \(describe(v)) is not a token count (0...\(maxTokenCount)); ignored")
+        return nil
+    }
+
+    /// A short rendering of a peer's value for a problem message (never the whole value).
+    static func describe(_ v: Any) -> String {
+        if let s = v as? String { return "\"" + String(s.prefix(40)) + "\"" }
+        if let d = v as? Double, !(v is Int) { return "\(d)" }
+        return String(String(describing: v).prefix(40))
     }
 
     static func double(_ v: Any?) -> Double? {

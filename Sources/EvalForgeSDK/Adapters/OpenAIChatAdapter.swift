@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 
 /// Reads OpenAI-compatible Chat Completions bodies (OpenAI, Azure OpenAI, vLLM, Groq, Mistral, …)
@@ -61,7 +62,7 @@ public enum OpenAIChatAdapter {
         }
         span.responseID = JSON.string(o["id"])
         span.responseModel = JSON.string(o["model"])
-        if let u = o["usage"] as? [String: Any] { span.usage = usage(u) }
+        if let u = o["usage"] as? [String: Any] { span.usage = usage(u, into: &span) }
         guard let choices = o["choices"] as? [[String: Any]] else {
             span.recordError(type: "malformed_response", message: "response has no choices")
             return
@@ -85,15 +86,20 @@ public enum OpenAIChatAdapter {
         if !output.isEmpty { span.setOutput(JSON.encode(output)) }
     }
 
-    static func usage(_ u: [String: Any]) -> TokenUsage {
+    /// The usage object's token counts; a figure that is not a sane count is left out and named in
+    /// the span's `evalforge.response.problem`.
+    static func usage(_ u: [String: Any], into span: inout LLMSpan) -> TokenUsage {
         let prompt = u["prompt_tokens_details"] as? [String: Any]
         let completion = u["completion_tokens_details"] as? [String: Any]
-        return TokenUsage(
-            input: JSON.int(u["prompt_tokens"]),
-            output: JSON.int(u["completion_tokens"]),
-            cacheRead: JSON.int(prompt?["cached_tokens"]),
+        var problems: [String] = []
+        let usage = TokenUsage(
+            input: JSON.tokenCount(u["prompt_tokens"], field: "usage.prompt_tokens", problems: &problems),
+            output: JSON.tokenCount(u["completion_tokens"], field: "usage.completion_tokens", problems: &problems),
+            cacheRead: JSON.tokenCount(prompt?["cached_tokens"], field: "usage.prompt_tokens_details.cached_tokens", problems: &problems),
             cacheCreation: nil,
-            reasoning: JSON.int(completion?["reasoning_tokens"]))
+            reasoning: JSON.tokenCount(completion?["reasoning_tokens"], field: "usage.completion_tokens_details.reasoning_tokens", problems: &problems))
+        for p in problems { span.noteResponseProblem(p) }
+        return usage
     }
 
     /// Follows a streamed response (`stream: true`), one `data:` payload at a time: marks the time to
@@ -105,6 +111,7 @@ public enum OpenAIChatAdapter {
         private var toolCalls: [Int: (id: String, name: String, arguments: String)] = [:]
         private var sawDone = false
         private var sawAny = false
+        private var unreadableEvents = 0
 
         public init() {}
 
@@ -114,7 +121,11 @@ public enum OpenAIChatAdapter {
                 sawDone = true
                 return
             }
-            guard let o = JSON.object(data) else { return }
+            guard let o = JSON.object(data) else {
+                unreadableEvents = unreadableEvents.addingSaturated(1)
+                if unreadableEvents == 1 { span.noteResponseProblem("a stream event is not a JSON object (\(data.utf8.count) bytes); ignored") }
+                return
+            }
             if let e = o["error"] as? [String: Any] {
                 span.recordError(type: JSON.string(e["type"]) ?? "api_error", message: JSON.string(e["message"]))
                 return
@@ -122,23 +133,24 @@ public enum OpenAIChatAdapter {
             sawAny = true
             if span.responseID == nil { span.responseID = JSON.string(o["id"]) }
             if let m = JSON.string(o["model"]) { span.responseModel = m }
-            if let u = o["usage"] as? [String: Any] { span.usage = OpenAIChatAdapter.usage(u) }
+            if let u = o["usage"] as? [String: Any] { span.usage = OpenAIChatAdapter.usage(u, into: &span) }
             for c in (o["choices"] as? [[String: Any]]) ?? [] {
                 let index = JSON.int(c["index"]) ?? 0
-                if let r = JSON.string(c["finish_reason"]) { reasons[index] = r }
+                if let r = JSON.string(c["finish_reason"]), reasons[index] != nil || reasons.count < StreamLimits.maxIndexes { reasons[index] = r }
                 guard let delta = c["delta"] as? [String: Any] else { continue }
                 if let t = delta["content"] as? String, !t.isEmpty {
                     span.markFirstChunk()
-                    if span.pipeline.capturesContent { text += t }
+                    if span.pipeline.capturesContent, text.utf8.count < StreamLimits.maxTextBytes { text += t }
                 }
                 for call in (delta["tool_calls"] as? [[String: Any]]) ?? [] {
                     span.markFirstChunk()
                     let i = JSON.int(call["index"]) ?? 0
+                    guard toolCalls[i] != nil || toolCalls.count < StreamLimits.maxIndexes else { continue }
                     let f = call["function"] as? [String: Any]
                     var entry = toolCalls[i] ?? (id: "", name: "", arguments: "")
                     if let id = JSON.string(call["id"]) { entry.id = id }
-                    if let n = JSON.string(f?["name"]) { entry.name += n }
-                    if let a = JSON.string(f?["arguments"]) { entry.arguments += a }
+                    if entry.name.utf8.count < StreamLimits.maxTextBytes, let n = JSON.string(f?["name"]) { entry.name += n }
+                    if entry.arguments.utf8.count < StreamLimits.maxTextBytes, let a = JSON.string(f?["arguments"]) { entry.arguments += a }
                     toolCalls[i] = entry
                 }
             }
@@ -151,8 +163,7 @@ public enum OpenAIChatAdapter {
             if span.pipeline.capturesContent {
                 var parts: [[String: Any]] = []
                 if !text.isEmpty { parts.append(["type": "text", "content": text]) }
-                for i in toolCalls.keys.sorted() {
-                    let t = toolCalls[i]!
+                for (_, t) in toolCalls.sorted(by: { $0.key < $1.key }) {
                     parts.append(["type": "tool_call", "id": t.id, "name": t.name, "arguments": t.arguments])
                 }
                 span.setOutput(JSON.encode([["role": "assistant", "parts": parts, "finish_reason": span.finishReasons.first ?? ""]]))

@@ -1,3 +1,5 @@
+import EvalForgeCore
+
 /// One server-sent event.
 public struct ServerSentEvent: Sendable, Hashable {
     /// The `event:` field; "message" when absent.
@@ -21,8 +23,12 @@ public struct ServerSentEventParser: Sendable {
     private var eventName: String?
     private var dataLines: [String] = []
     private var id: String?
+    private var dataBytes = 0
     /// Longest line accepted; longer lines are cut (protects against a peer that never sends a newline).
     public var maxLineBytes = 8 * 1024 * 1024
+    /// Most `data:` bytes kept per event; further data lines of the event are dropped (protects
+    /// against a peer that never sends the blank line ending an event).
+    public var maxEventBytes = 16 * 1024 * 1024
 
     public init() {}
 
@@ -62,6 +68,7 @@ public struct ServerSentEventParser: Sendable {
             }
             eventName = nil
             dataLines.removeAll()
+            dataBytes = 0
             return
         }
         if line.first == UInt8(ascii: ":") { return }
@@ -72,7 +79,10 @@ public struct ServerSentEventParser: Sendable {
         let value = String(decoding: line[valueStart...], as: UTF8.self)
         switch field {
         case "event": eventName = value
-        case "data": dataLines.append(value)
+        case "data":
+            guard dataBytes < maxEventBytes else { break }
+            dataBytes = dataBytes.addingSaturated(line.count)
+            dataLines.append(value)
         case "id": id = value
         default: break
         }

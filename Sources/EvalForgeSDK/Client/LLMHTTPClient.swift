@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 import Synchronization
 #if canImport(FoundationNetworking)
@@ -37,6 +38,7 @@ public final class LLMHTTPClient: Sendable {
     private let url: URL
     private let headers: [String: String]
     private let timeout: Duration
+    private let maxCallDuration: Duration
     private let pipeline: EvalForge.Pipeline?
     private let session: URLSession
     private let streamingSession: URLSession
@@ -44,8 +46,11 @@ public final class LLMHTTPClient: Sendable {
 
     /// - Parameters:
     ///   - provider: `gen_ai.provider.name`; defaults to "openai" or "anthropic" by `api`.
+    ///   - timeout: longest wait for the provider's next bytes, pinned to 1 ms...24 h.
+    ///   - maxCallDuration: longest a non-streaming `send` may take in all, pinned to 1 ms...24 h: a
+    ///     provider that trickles its answer a byte at a time cannot hold the caller past it ("timeout").
     ///   - pipeline: where spans go; nil uses `EvalForge.pipeline` at each call.
-    public init(api: API, baseURL: String, apiKey: String? = nil, provider: String? = nil, timeout: Duration = .seconds(120), headers: [String: String] = [:], pipeline: EvalForge.Pipeline? = nil) throws {
+    public init(api: API, baseURL: String, apiKey: String? = nil, provider: String? = nil, timeout: Duration = .seconds(120), maxCallDuration: Duration = .seconds(600), headers: [String: String] = [:], pipeline: EvalForge.Pipeline? = nil) throws {
         let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         let path = api == .openAIChatCompletions ? "/chat/completions" : "/v1/messages"
         guard let url = URL(string: trimmed + path), url.scheme == "http" || url.scheme == "https" else {
@@ -64,7 +69,9 @@ public final class LLMHTTPClient: Sendable {
             if h["anthropic-version"] == nil { h["anthropic-version"] = "2023-06-01" }
         }
         self.headers = h
+        let timeout = timeout.clamped(to: .milliseconds(1) ... .seconds(86_400))
         self.timeout = timeout
+        self.maxCallDuration = maxCallDuration.clamped(to: .milliseconds(1) ... .seconds(86_400))
         self.pipeline = pipeline
         let cfg = URLSessionConfiguration.ephemeral
         cfg.httpMaximumConnectionsPerHost = 64
@@ -112,7 +119,7 @@ public final class LLMHTTPClient: Sendable {
     public func send(_ body: Data, context: CallContext = CallContext()) async throws -> Data {
         var span = startSpan(body, context: context)
         do {
-            let (data, response) = try await session.data(for: makeRequest(body, span: span))
+            let (data, response) = try await withCallDeadline(makeRequest(body, span: span))
             let status = (response as? HTTPURLResponse)?.statusCode ?? 0
             guard (200..<300).contains(status) else {
                 let retryAfter = OTLPHTTPTransport.retryAfter((response as? HTTPURLResponse)?.value(forHTTPHeaderField: "retry-after"))
@@ -136,6 +143,24 @@ public final class LLMHTTPClient: Sendable {
             span.recordError(error)
             span.end()
             throw error
+        }
+    }
+
+    /// `session.data(for:)`, cancelled with a "timeout" error when `maxCallDuration` passes first.
+    private func withCallDeadline(_ request: URLRequest) async throws -> (Data, URLResponse) {
+        let session = self.session
+        let limit = maxCallDuration
+        return try await withThrowingTaskGroup(of: (Data, URLResponse)?.self) { group in
+            group.addTask { try await session.data(for: request) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else {
+                throw URLError(.timedOut)
+            }
+            return result
         }
     }
 

@@ -65,25 +65,21 @@ final class OTLPHTTPTransport: Sendable {
         }
     }
 
+    /// A peer's `Retry-After` (seconds or HTTP date), bounded by `RetryAfter.maximum`; nil when absent
+    /// or not valid (negative, `inf`, garbage).
     static func retryAfter(_ value: String?) -> Duration? {
-        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let s = Double(value), s >= 0 { return .milliseconds(Int64(s * 1000)) }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        if let d = f.date(from: value) { return .milliseconds(Int64(max(0, d.timeIntervalSinceNow) * 1000)) }
-        return nil
+        RetryAfter.parse(value, nowUnixSeconds: Int64(clamping: Clocks.unixNanos() / 1_000_000_000))
     }
 
-    /// Reads `partial_success.rejected_spans` (field 1 → field 1) from an ExportTraceServiceResponse.
+    /// Reads `partial_success.rejected_spans` (field 1 → field 1) from an ExportTraceServiceResponse,
+    /// as 0...Int.max (a negative int64 on the wire reads as huge, and the caller caps it at the batch).
     static func rejectedSpans(in data: Data) -> Int {
         var reader = ProtobufWireReader(Array(data))
         while let (field, wire) = reader.nextTag() {
             if field == 1, wire == 2, let inner = reader.lengthDelimited() {
                 var r = ProtobufWireReader(Array(inner))
                 while let (f, w) = r.nextTag() {
-                    if f == 1, w == 0, let v = r.varint() { return Int(clamping: Int64(bitPattern: v)) }
+                    if f == 1, w == 0, let v = r.varint() { return Int(clamping: v) }
                     if !r.skip(wireType: w) { return 0 }
                 }
                 return 0
@@ -98,5 +94,14 @@ extension Duration {
     var seconds: Double {
         let (s, a) = components
         return Double(s) + Double(a) / 1e18
+    }
+
+    /// Whole milliseconds, clamped to Int64 (never traps).
+    var saturatingMilliseconds: Int64 {
+        let (s, a) = components
+        let (ms, o) = s.multipliedReportingOverflow(by: 1000)
+        if o { return s < 0 ? .min : .max }
+        let (r, o2) = ms.addingReportingOverflow(a / 1_000_000_000_000_000)
+        return o2 ? (a < 0 ? .min : .max) : r
     }
 }

@@ -109,7 +109,8 @@ struct OTLPSpanEncoder {
         for (k, v) in q.metadata { attr(GenAIKeys.metadataPrefix + k, v) }
         if r.firstChunkNanos != 0 { attr(GenAIKeys.timeToFirstChunk, Double(r.firstChunkNanos) / 1e9) }
         if q.operation.isModelCall {
-            if let cost = r.costUSD ?? cost(r) {
+            // A cost that is not a finite, non-negative number (a user's NaN, an override of inf) is unknown.
+            if let cost = r.costUSD ?? cost(r), cost.isFinite, cost >= 0 {
                 attr(GenAIKeys.costUSD, cost)
             } else {
                 attrBool(GenAIKeys.costUnknown, true)

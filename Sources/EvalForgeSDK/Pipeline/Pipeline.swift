@@ -31,12 +31,14 @@ extension EvalForge {
             var finishWaiters: [CheckedContinuation<Void, Never>] = []
         }
 
-        /// A pipeline with `configuration`; nothing is exported until `run()` is running.
+        /// A pipeline with `configuration` (numbers pinned into their documented bounds, see
+        /// `Configuration.bounded()`); nothing is exported until `run()` is running.
         public convenience init(configuration: Configuration = .default, logger: Logger = Logger(label: "evalforge.sdk")) {
             self.init(configuration: configuration, logger: logger, enabled: true)
         }
 
         init(configuration: Configuration, logger: Logger, enabled: Bool) {
+            let configuration = configuration.bounded()
             self.configuration = configuration
             self.logger = logger
             self.enabled = enabled
@@ -76,7 +78,7 @@ extension EvalForge {
         @inline(__always)
         private func start(_ request: LLMRequest, name: String?, kind: SpanRecord.Kind, parent: TraceParent?) -> LLMSpan {
             let parent = parent ?? EvalForge.currentParent(resolver: configuration.parentResolver)
-            let record = SpanRecord(
+            var record = SpanRecord(
                 traceID: parent?.traceID ?? IDGenerator.traceID(),
                 spanID: IDGenerator.spanID(),
                 parentSpanID: parent?.spanID.value ?? 0,
@@ -84,6 +86,7 @@ extension EvalForge {
                 name: name,
                 request: request,
                 startUnixNanos: Clocks.unixNanos())
+            if let parent, !parent.sampled, sampler.respectParent { record.parentDeclined = true }
             return LLMSpan(record: record, pipeline: self)
         }
 
@@ -91,7 +94,7 @@ extension EvalForge {
         func submit(_ record: SpanRecord, durationNanos: UInt64) {
             guard enabled else { return }
             counters.recorded.add(1, ordering: .relaxed)
-            guard sampler.keeps(traceID: record.traceID, isError: record.isError, durationNanos: durationNanos) else {
+            guard sampler.keeps(traceID: record.traceID, isError: record.isError, durationNanos: durationNanos, parentDeclined: record.parentDeclined) else {
                 counters.sampledOut.add(1, ordering: .relaxed)
                 return
             }
@@ -186,7 +189,7 @@ extension EvalForge {
         /// Exports everything buffered now and waits until it and any export in flight are done
         /// (or `timeout` passes).
         public func forceFlush(timeout: Duration = .seconds(10)) async {
-            let deadline = ContinuousClock.now + timeout
+            let deadline = ContinuousClock.now + timeout.clamped(to: .zero ... Configuration.maxDuration)
             var batch: [SpanRecord] = []
             var encoder = OTLPSpanEncoder(configuration: configuration)
             await exportBuffered(&batch, encoder: &encoder, deadline: deadline)
@@ -215,7 +218,7 @@ extension EvalForge {
                             await group.next()
                             running -= 1
                         }
-                        let end = min(start + configuration.buffer.maxBatchSpans, batch.endIndex)
+                        let end = start + min(configuration.buffer.maxBatchSpans, batch.endIndex - start)
                         let body = encoder.encode(batch[start..<end])
                         let spans = end - start
                         group.addTask { await self.send(body, spans: spans, deadline: deadline) }
@@ -225,7 +228,7 @@ extension EvalForge {
                 }
                 batch.removeAll(keepingCapacity: true)
                 counters.inFlight.subtract(1, ordering: .releasing)
-            } while buffer.count >= configuration.buffer.maxBatchSpans || (deadline != nil && buffer.count > 0 && ContinuousClock.now < deadline!)
+            } while buffer.count >= configuration.buffer.maxBatchSpans || (buffer.count > 0 && deadline.map { ContinuousClock.now < $0 } == true)
         }
 
         /// Sends one batch with retries, backoff and the circuit breaker.
@@ -244,9 +247,10 @@ extension EvalForge {
                 switch await transport.send(body, timeout: timeout) {
                 case .accepted(let rejected):
                     breaker.recordSuccess()
-                    counters.exported.add(spans - min(rejected, spans), ordering: .relaxed)
+                    let rejected = min(max(0, rejected), spans)
+                    counters.exported.add(spans - rejected, ordering: .relaxed)
                     if rejected > 0 {
-                        counters.exportFailed.add(min(rejected, spans), ordering: .relaxed)
+                        counters.exportFailed.add(rejected, ordering: .relaxed)
                         logger.warning("collector rejected spans", metadata: ["rejected": "\(rejected)"])
                     }
                     return
@@ -285,7 +289,7 @@ enum Backoff {
     static func delay(attempt: Int, initial: Duration, max maxDelay: Duration) -> Duration {
         let base = initial * (1 << min(attempt - 1, 16))
         let cap = min(base, maxDelay)
-        let ms = Swift.max(1, Int64(cap.seconds * 1000))
+        let ms = Swift.max(1, cap.saturatingMilliseconds)
         return .milliseconds(Int64.random(in: ms / 2...ms))
     }
 }
@@ -323,7 +327,7 @@ final class CircuitBreaker: Sendable {
 
     func recordFailure() {
         state.withLock { s in
-            s.consecutiveFailures += 1
+            s.consecutiveFailures = min(s.consecutiveFailures, threshold) + 1
             if s.consecutiveFailures >= threshold { s.openUntil = ContinuousClock.now + cooldown }
         }
     }

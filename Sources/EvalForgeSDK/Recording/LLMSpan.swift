@@ -18,7 +18,9 @@ public struct LLMSpan: Sendable {
     }
 
     /// This span as a W3C `traceparent`, for outgoing requests and children in other processes.
-    public var traceParent: TraceParent { TraceParent(traceID: record.traceID, spanID: SpanID(record.spanID)) }
+    /// Its `sampled` flag is 0 when an incoming parent declined the trace, so children and downstream
+    /// services follow that decision too.
+    public var traceParent: TraceParent { TraceParent(traceID: record.traceID, spanID: SpanID(record.spanID), sampled: !record.parentDeclined) }
 
     /// The request as recorded; changes before `end()` are kept (e.g. a model chosen late).
     public var request: LLMRequest {
@@ -105,4 +107,31 @@ public struct LLMSpan: Sendable {
         record.endUnixNanos = record.startUnixNanos &+ elapsed
         pipeline.submit(record, durationNanos: elapsed)
     }
+}
+
+extension LLMSpan {
+    /// Notes what could not be used in the provider's answer (`evalforge.response.problem`), beside
+    /// what could; repeated problems are kept once and the text is bounded.
+    mutating func noteResponseProblem(_ problem: String) {
+        if let i = record.attributes.firstIndex(where: { $0.0 == GenAIKeys.responseProblem }) {
+            guard case .string(let s) = record.attributes[i].1, s.utf8.count < 1024, !s.contains(problem) else { return }
+            record.attributes[i].1 = .string(s + "; " + problem)
+        } else {
+            record.attributes.append((GenAIKeys.responseProblem, .string(problem)))
+        }
+    }
+
+    /// A write-only list for `JSON.tokenCount(_:field:problems:)`: what is appended is noted on the span.
+    var problemSink: [String] {
+        get { [] }
+        set { for p in newValue { noteResponseProblem(p) } }
+    }
+}
+
+/// Bounds on what a streamed answer can make the SDK hold, whatever the provider sends.
+enum StreamLimits {
+    /// Distinct choice, tool-call or content-block indexes followed per stream.
+    static let maxIndexes = 128
+    /// Text accumulated per captured output or tool-call argument (export caps it further).
+    static let maxTextBytes = 4 << 20
 }

@@ -22,6 +22,8 @@ struct SpanRecord: Sendable {
     var usage: TokenUsage = TokenUsage()
     var costUSD: Double?
     var isError = false
+    /// The incoming parent said `sampled=0` and the configuration respects it (`sampling.respectParentSampled`).
+    var parentDeclined = false
     var errorType: String?
     var errorMessage: String?
     var input: String?
