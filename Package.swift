@@ -264,3 +264,42 @@ let package = Package(
         ),
     ]
 )
+
+// Fuzzing (scripts/fuzz, Fuzz/README.md): one libFuzzer executable per surface, declared only when
+// EVALFORGE_FUZZ=1, so the normal build (and CI's `swift build --build-tests`) never sees them:
+// their entry points are libFuzzer's (`LLVMFuzzerTestOneInput`; with --sanitize=fuzzer SwiftPM
+// compiles them as libraries and links libFuzzer's main). They are
+// built in debug (testability on) so they can drive the collector's internal steps (replay, seal).
+if Context.environment["EVALFORGE_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "FuzzSupport", dependencies: ["EvalForgeOTLP"], path: "Fuzz/Sources/FuzzSupport", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "FuzzCollector",
+            dependencies: ["FuzzSupport", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression"],
+            path: "Fuzz/Sources/FuzzCollector",
+            swiftSettings: swiftSettings
+        ),
+        // The real backend (router, services, SQLite in a scratch directory) called without a socket.
+        .target(
+            name: "FuzzBackendSupport",
+            dependencies: [
+                "FuzzSupport", "Backend", "Collector", "EvalForgeStore", "EvalForgeCompression",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Fuzz/Sources/FuzzBackendSupport",
+            swiftSettings: swiftSettings
+        ),
+    ]
+    for (name, extra) in [("FuzzBatch", ["EvalForgeStore"]), ("FuzzQuery", []), ("FuzzEvaluator", [])] as [(String, [Target.Dependency])] {
+        package.targets.append(.executableTarget(
+            name: name,
+            dependencies: ["FuzzSupport", "FuzzBackendSupport"] + extra,
+            path: "Fuzz/Sources/\(name)",
+            swiftSettings: swiftSettings
+        ))
+    }
+}

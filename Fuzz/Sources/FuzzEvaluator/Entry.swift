@@ -1,0 +1,17 @@
+import Foundation
+import FuzzBackendSupport
+import FuzzSupport
+
+// libFuzzer's entry points (swift build --sanitize=fuzzer links libFuzzer's main): set-up once
+// per process, then one call per input.
+@_cdecl("LLVMFuzzerInitialize")
+public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>?, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?) -> Int32 {
+    Fuzz.writeSeedsIfAsked { EvaluatorFuzz.seeds.map { ("seed-\($0.0).json", Array($0.1.utf8)) } }
+    _ = EvaluatorFuzz.fixture
+    return 0
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    testOneInput(data, size)
+}
