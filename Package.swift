@@ -245,7 +245,7 @@ let package = Package(
         .testTarget(
             name: "EvaluationTests",
             dependencies: [
-                "Evaluation", "EvalForgeStore", "EvalForgeCrypto", "MockLLM", "Backend",
+                "Evaluation", "EvalForgeStore", "EvalForgeCrypto", "EvalForgeCore", "MockLLM", "Backend",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parses an HTTP `Retry-After` value from a peer (RFC 9110 §10.2.3) with bounds: `delay-seconds`
 /// (digits, a decimal fraction tolerated) or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 /// Anything else — negative, `inf`, `nan`, exponents, other date formats, garbage — gives nil, and a
@@ -21,6 +23,11 @@ public enum RetryAfter {
         let delta = date.subtractingReportingOverflow(nowUnixSeconds)
         if delta.overflow { return date > nowUnixSeconds ? cap : .zero }
         return delta.partialValue <= 0 ? .zero : Swift.min(.seconds(delta.partialValue), cap)
+    }
+
+    /// The delay `value` asks for, with HTTP dates read against the wall clock now.
+    public static func parse(_ value: String?, maximum: Duration = RetryAfter.maximum) -> Duration? {
+        parse(value, nowUnixSeconds: Date().timeIntervalSince1970.clampedInteger(Int64.self) ?? 0, maximum: maximum)
     }
 
     @inline(__always) private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }

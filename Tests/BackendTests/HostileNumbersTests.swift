@@ -66,10 +66,10 @@ struct HostileNumbersTests {
         }
     }
 
-    /// Rollups with every counter at an extreme, a non-finite, negative or huge cost, and sketches
-    /// holding huge values; twice per key, so the readers sum them.
-    static func rollups(minute: Int64) -> [Evalforge_V1_Rollup] {
-        let costs: [Double] = [.infinity, .nan, 1e300, -5, 1e19, 0.5]
+    /// Rollups with every counter at an extreme, a huge cost, and sketches holding huge values;
+    /// twice per key, so the readers sum them. (A non-finite or negative cost is refused with a 400
+    /// naming the field: `hostileRollupsAreRefused`.)
+    static func rollups(minute: Int64, costs: [Double] = [1e300, 1e19, 0.5, 0, 1e300, 1e19]) -> [Evalforge_V1_Rollup] {
         return costs.enumerated().flatMap { i, cost -> [Evalforge_V1_Rollup] in
             let key = RollupKey(minuteUnix: minute - Int64(i % 2) * 60, project: "elsewhere", service: "svc", provider: "openai", model: "gpt-extreme-\(i % 3)", isError: i % 2 == 1)
             var v = RollupValue()
@@ -120,6 +120,12 @@ struct HostileNumbersTests {
             let again = try Self.forwardBatch(id: "hostile-2", spans: [], rollups: Self.rollups(minute: minute))
             let r3 = try await client.execute(uri: "/v1/batches", method: .post, headers: Self.auth, body: ByteBuffer(bytes: again))
             #expect(r3.status == .ok, "\(String(buffer: r3.body))")
+            // Costs that are not finite non-negative numbers: refused, naming the field; nothing stored.
+            for cost in [Double.infinity, .nan, -5] {
+                let bad = try Self.forwardBatch(id: "hostile-bad-\(cost)", spans: [], rollups: Self.rollups(minute: minute, costs: [cost]))
+                let r = try await client.execute(uri: "/v1/batches", method: .post, headers: Self.auth, body: ByteBuffer(bytes: bad))
+                #expect(r.status == .badRequest && String(buffer: r.body).contains("rollups[0].cost_usd"), "\(cost): \(r.status) \(String(buffer: r.body))")
+            }
 
             let headers: HTTPFields = [.authorization: "Bearer \(TestBackend.apiKey)", .cookie: "evalforge_key=\(TestBackend.apiKey)"]
             let uris = [

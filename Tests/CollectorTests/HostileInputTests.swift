@@ -287,15 +287,15 @@ struct HostileInputTests {
 
     @Test("Retry-After and other header values from a peer are parsed with bounds")
     func retryAfter() {
-        #expect(HTTPHeaderValues.retryAfterMilliseconds("2", maxMilliseconds: 30_000) == 2000)
-        #expect(HTTPHeaderValues.retryAfterMilliseconds(" 0.5 ", maxMilliseconds: 30_000) == 500)
-        #expect(HTTPHeaderValues.retryAfterMilliseconds("inf", maxMilliseconds: 30_000) == 30_000)
-        #expect(HTTPHeaderValues.retryAfterMilliseconds("1e300", maxMilliseconds: 30_000) == 30_000)
-        #expect(HTTPHeaderValues.retryAfterMilliseconds("99999999999999999999999", maxMilliseconds: 30_000) == 30_000)
-        #expect(HTTPHeaderValues.retryAfterMilliseconds("-5", maxMilliseconds: 30_000) == nil)
-        #expect(HTTPHeaderValues.retryAfterMilliseconds("nan", maxMilliseconds: 30_000) == nil)
-        #expect(HTTPHeaderValues.retryAfterMilliseconds("Wed, 21 Oct 2015 07:28:00 GMT", maxMilliseconds: 30_000) == nil)
-        #expect(HTTPHeaderValues.retryAfterMilliseconds("", maxMilliseconds: 30_000) == nil)
+        // One parser for every peer header (EvalForgeCore's RetryAfter), bounded by the caller's maximum.
+        let cap = Duration.seconds(30)
+        #expect(RetryAfter.parse("2", nowUnixSeconds: 0, maximum: cap) == .seconds(2))
+        #expect(RetryAfter.parse(" 0.5 ", nowUnixSeconds: 0, maximum: cap) == .milliseconds(500))
+        #expect(RetryAfter.parse("99999999999999999999999", nowUnixSeconds: 0, maximum: cap) == cap)
+        #expect(RetryAfter.parse("Wed, 21 Oct 2015 07:28:00 GMT", nowUnixSeconds: 1_445_412_470, maximum: cap) == .seconds(10))
+        for bad in ["inf", "1e300", "-5", "nan", ""] {
+            #expect(RetryAfter.parse(bad, nowUnixSeconds: 0, maximum: cap) == nil, "\(bad)")
+        }
         #expect(Forwarder.backoff(attempt: .max, initial: .seconds(Int64.max / 2), max: .seconds(Int64.max)) > .zero)
         #expect(Forwarder.nanoseconds(.seconds(Int64.max)) == .max)
     }

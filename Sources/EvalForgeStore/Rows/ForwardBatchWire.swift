@@ -42,10 +42,14 @@ public enum ForwardBatchWire {
                 } catch {
                     throw WireFormatError("rollups[\(i)] is not a valid evalforge.v1.Rollup: \(error)")
                 }
-                guard let (decodedKey, value) = RollupCoding.rollup(message) else {
-                    throw WireFormatError("rollups[\(i)] is invalid (sketch parameters out of range)")
+                let decoded: (RollupKey, RollupValue)
+                do {
+                    decoded = try RollupCoding.decodeRollup(message)
+                } catch {
+                    throw WireFormatError("rollups[\(i)].\(error.message)")
                 }
-                var key = decodedKey
+                var key = decoded.0
+                let value = decoded.1
                 key.project = projectID
                 rollups.append(RollupRow(key: key, value: value))
             case 6: try reader.scalar(&c, wire, 0, "ForwardBatch", field)

@@ -270,7 +270,7 @@ final class ProviderClient: Sendable {
         let status = Int(response.status.code)
         let text = String(buffer: buffer)
         if status == 429 || status >= 500 {
-            let ra = RetryAfter.parse(response.headers.first(name: "retry-after"), cap: Self.maxRetryAfter)
+            let ra = RetryAfter.parse(response.headers.first(name: "retry-after"), maximum: Self.maxRetryAfter)
             throw RetryableFailure(error: .provider("\(config.name) answered \(status): \(text.prefix(200))"), retryAfter: ra)
         }
         guard (200..<300).contains(status) else {

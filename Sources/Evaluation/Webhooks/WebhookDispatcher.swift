@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EvalForgeCore
 import EvalForgeCrypto
 import EvalForgeStore
 import Foundation
@@ -183,7 +184,7 @@ final class WebhookDispatcher: Service, Sendable {
             _ = try? await response.body.collect(upTo: 64 << 10)
             if !(200..<300).contains(Int(response.status.code)) { failure = "receiver answered \(response.status.code)" }
             if response.status.code == 429 || response.status.code == 503 {
-                retryAfter = RetryAfter.parse(response.headers.first(name: "retry-after"), cap: Self.maxRetryAfter)
+                retryAfter = RetryAfter.parse(response.headers.first(name: "retry-after"), maximum: Self.maxRetryAfter)
             }
         } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout {
             failure = "timeout: no answer within \(settings.timeout)"
