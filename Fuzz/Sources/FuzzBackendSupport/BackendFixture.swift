@@ -113,7 +113,7 @@ public enum BatchSeeds {
                 _ = try Fuzz.blocking { try await p.ingest(protobuf: body) }.get()
             }
             while let batch = p.seal(force: true) {
-                out.append((name, try BatchEncoder.encode(batch, collectorID: c.collectorID, coding: .identity, level: 0)))
+                out.append((name, try BatchEncoder.encode(batch, collectorID: c.collectorID, epoch: p.instanceEpoch, coding: .identity, level: 0)))
             }
             p.wal.close()
         }

@@ -57,7 +57,7 @@ enum CollectorFuzz {
     /// forwarder would (uncompressed: compression is not under test here).
     static func drain(_ p: CollectorPipeline) {
         while let batch = p.seal(force: true) {
-            let bytes = Result { try BatchEncoder.encode(batch, collectorID: "fuzz", coding: .identity, level: 0) }
+            let bytes = Result { try BatchEncoder.encode(batch, collectorID: "fuzz", epoch: p.instanceEpoch, coding: .identity, level: 0) }
             Fuzz.verbose("batch \(batch.firstSeq)-\(batch.lastSeq): \(batch.accepted) accepted, \(batch.kept.count) kept, \(batch.rollups.rows.count) rollups, \((try? bytes.get())?.count ?? -1) bytes")
         }
     }
