@@ -117,9 +117,20 @@ enum OTLPFixtures {
     }
 
     static func kv(_ k: String, _ v: Int) -> Opentelemetry_Proto_Common_V1_KeyValue {
+        kv(k, int: Int64(v))
+    }
+
+    static func kv(_ k: String, int v: Int64) -> Opentelemetry_Proto_Common_V1_KeyValue {
         var kv = Opentelemetry_Proto_Common_V1_KeyValue()
         kv.key = k
-        kv.value.intValue = Int64(v)
+        kv.value.intValue = v
+        return kv
+    }
+
+    static func kv(_ k: String, double v: Double) -> Opentelemetry_Proto_Common_V1_KeyValue {
+        var kv = Opentelemetry_Proto_Common_V1_KeyValue()
+        kv.key = k
+        kv.value.doubleValue = v
         return kv
     }
 

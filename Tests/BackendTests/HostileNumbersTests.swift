@@ -22,20 +22,6 @@ struct HostileNumbersTests {
     static let ints: [Int64] = [.min, .max, -1, 0, 5_000_000_000_000_000_000, (1 << 40) + 1, 1_000]
     static let doubles: [Double] = [.infinity, -.infinity, .nan, 1e300, -1e300, -1, 1e19, 5e18, -0.0, 0.25]
 
-    static func kv(_ k: String, int v: Int64) -> Opentelemetry_Proto_Common_V1_KeyValue {
-        var kv = Opentelemetry_Proto_Common_V1_KeyValue()
-        kv.key = k
-        kv.value.intValue = v
-        return kv
-    }
-
-    static func kv(_ k: String, double v: Double) -> Opentelemetry_Proto_Common_V1_KeyValue {
-        var kv = Opentelemetry_Proto_Common_V1_KeyValue()
-        kv.key = k
-        kv.value.doubleValue = v
-        return kv
-    }
-
     /// Every numeric attribute the backend reads, each span with another extreme (as an int on even
     /// spans, as a double on odd ones). `normalized` spans use the keys a collector forwards.
     static func spans(trace: TraceID, count: Int, nowNanos: UInt64, normalized: Bool) -> [Opentelemetry_Proto_Trace_V1_Span] {
@@ -58,7 +44,7 @@ struct HostileNumbersTests {
             var attributes = [OTLPFixtures.kv(GenAIKeys.providerName, "openai"), OTLPFixtures.kv(GenAIKeys.requestModel, "gpt-extreme-\(i % 3)"),
                               OTLPFixtures.kv(GenAIKeys.operationName, "chat"), OTLPFixtures.kv("user.id", "user-x"), OTLPFixtures.kv("session.id", "session-x")]
             for (k, key) in numeric.enumerated() {
-                attributes.append(i % 2 == 0 ? kv(key, int: ints[(i + k) % ints.count]) : kv(key, double: doubles[(i + k) % doubles.count]))
+                attributes.append(i % 2 == 0 ? OTLPFixtures.kv(key, int: ints[(i + k) % ints.count]) : OTLPFixtures.kv(key, double: doubles[(i + k) % doubles.count]))
             }
             s.attributes = attributes
             if i % 5 == 0 { s.status.code = .error }
