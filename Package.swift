@@ -16,7 +16,7 @@ let package = Package(
         .library(name: "EvalForgeCompression", targets: ["EvalForgeCompression"]),
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
         /// The telemetry store (ClickHouse, SQLite); a product so Benchmarks/WriterBench can link it.
-        .library(name: "EvalForgeStore", targets: ["EvalForgeStore"]),
+        .library(name: "EvalForgeStore", targets: ["EvalForgeStore", "EvalForgeModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
@@ -86,11 +86,26 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // The model shared by the collector and the backend: normalized span facts, GenAI attribute
-        // normalization, rollups and mergeable latency sketches.
+        // The data model shared by the collector, the store and the backend, with no wire format:
+        // span facts, span rows, rollups and mergeable latency sketches, and the bounds every stored
+        // number is held to (`IngestBounds`). Apart from EvalForgeIngest so the store and the
+        // evaluation runner use rows without linking the OTLP decoders.
         .target(
             name: "EvalForgeModel",
-            dependencies: ["EvalForgeCore", "EvalForgeOTLP"],
+            dependencies: ["EvalForgeCore"],
+            swiftSettings: swiftSettings
+        ),
+
+        // The one ingest path, shared by the collector and the backend: OTLP/HTTP request decoding
+        // (protobuf read in place, JSON through SwiftProtobuf and re-encoded), the GenAI normalizer on
+        // span bytes, the protobuf wire readers and writers, the forwarded-batch layout and the
+        // span-row reader. A span field is read in one place (docs/architecture.md, "Adding a span field").
+        .target(
+            name: "EvalForgeIngest",
+            dependencies: [
+                "EvalForgeCore", "EvalForgeModel", "EvalForgeCompression", "EvalForgeOTLP",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -99,7 +114,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "CZlib", "CDeflate",
+                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "EvalForgeIngest", "CZlib", "CDeflate",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -120,8 +135,7 @@ let package = Package(
         .target(
             name: "EvalForgeStore",
             dependencies: [
-                "EvalForgeCore", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCrypto", "CSQLite",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "EvalForgeCore", "EvalForgeModel", "EvalForgeIngest", "EvalForgeCrypto", "CSQLite",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -151,7 +165,7 @@ let package = Package(
         .target(
             name: "Backend",
             dependencies: [
-                "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeCrypto",
+                "EvalForgeStore", "Evaluation", "EvalForgeIngest", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -186,6 +200,7 @@ let package = Package(
                 "EvalForgeStore",
                 "Evaluation",
                 "EvalForgeModel",
+                "EvalForgeIngest",
                 "EvalForgeOTLP",
                 "EvalForgeCompression",
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -196,6 +211,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Test oracles only: the SwiftProtobuf message path (the message-based GenAI normalizer and
+        // `SpanRow(span:)`) the byte-level ingest path is compared against. Never linked by a product.
+        .target(
+            name: "IngestOracle",
+            dependencies: [
+                "EvalForgeIngest", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/IngestOracle",
             swiftSettings: swiftSettings
         ),
 
@@ -215,7 +242,7 @@ let package = Package(
         .testTarget(
             name: "CollectorTests",
             dependencies: [
-                "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK",
+                "Collector", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -226,15 +253,16 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "EvalForgeStore", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore",
+                "EvalForgeStore", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "EvalForgeOTLP", "EvalForgeCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BackendTests",
             dependencies: [
-                "Backend", "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK", "MockLLM",
+                "Backend", "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK", "MockLLM",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -245,7 +273,7 @@ let package = Package(
         .testTarget(
             name: "EvaluationTests",
             dependencies: [
-                "Evaluation", "EvalForgeStore", "EvalForgeCrypto", "EvalForgeCore", "MockLLM", "Backend",
+                "Evaluation", "EvalForgeStore", "EvalForgeModel", "EvalForgeCrypto", "EvalForgeCore", "MockLLM", "Backend",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -275,7 +303,7 @@ if Context.environment["EVALFORGE_FUZZ"] == "1" {
         .target(name: "FuzzSupport", dependencies: ["EvalForgeOTLP"], path: "Fuzz/Sources/FuzzSupport", swiftSettings: swiftSettings),
         .executableTarget(
             name: "FuzzCollector",
-            dependencies: ["FuzzSupport", "Collector", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression"],
+            dependencies: ["FuzzSupport", "Collector", "EvalForgeModel", "EvalForgeIngest", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression"],
             path: "Fuzz/Sources/FuzzCollector",
             swiftSettings: swiftSettings
         ),
@@ -283,7 +311,7 @@ if Context.environment["EVALFORGE_FUZZ"] == "1" {
         .target(
             name: "FuzzBackendSupport",
             dependencies: [
-                "FuzzSupport", "Backend", "Collector", "EvalForgeStore", "EvalForgeCompression",
+                "FuzzSupport", "Backend", "Collector", "EvalForgeStore", "EvalForgeIngest", "EvalForgeCompression",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -294,7 +322,7 @@ if Context.environment["EVALFORGE_FUZZ"] == "1" {
             swiftSettings: swiftSettings
         ),
     ]
-    for (name, extra) in [("FuzzBatch", ["EvalForgeStore"]), ("FuzzQuery", []), ("FuzzEvaluator", [])] as [(String, [Target.Dependency])] {
+    for (name, extra) in [("FuzzBatch", ["EvalForgeStore", "EvalForgeIngest"]), ("FuzzQuery", []), ("FuzzEvaluator", [])] as [(String, [Target.Dependency])] {
         package.targets.append(.executableTarget(
             name: name,
             dependencies: ["FuzzSupport", "FuzzBackendSupport"] + extra,

@@ -1,3 +1,4 @@
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeStore
 import Evaluation

@@ -136,7 +136,7 @@ public struct DDSketch: Sendable, Equatable {
         self.init(unchecked: alpha, count: count, sum: sum, min: min, max: max, zeroCount: zeroCount, offset: offset, counts: counts)
     }
 
-    init(unchecked alpha: Double, count: UInt64, sum: Double, min: Double, max: Double, zeroCount: UInt64, offset: Int32, counts: [UInt64]) {
+    package init(unchecked alpha: Double, count: UInt64, sum: Double, min: Double, max: Double, zeroCount: UInt64, offset: Int32, counts: [UInt64]) {
         self.init(alpha: alpha)
         self.count = count
         self.sum = count == 0 ? 0 : sum

@@ -1,3 +1,4 @@
+import EvalForgeModel
 /// Telemetry storage: spans, rollups and scores, and the queries the API and the evaluation runner
 /// need. Two implementations, `ClickHouseStore` and `SQLiteStore`, pass one conformance suite
 /// (Tests/StoreTests).

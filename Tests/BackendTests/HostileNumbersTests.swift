@@ -1,5 +1,6 @@
 @testable import Backend
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 import EvalForgeStore

@@ -2,6 +2,7 @@ import Backend
 import Collector
 import EvalForgeCompression
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 import EvalForgeSDK
@@ -10,6 +11,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import IngestOracle
 import NIOCore
 import SwiftProtobuf
 import Testing

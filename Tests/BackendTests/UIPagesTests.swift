@@ -1,4 +1,5 @@
 @testable import Backend
+import EvalForgeModel
 import EvalForgeStore
 import Foundation
 import HTTPTypes

@@ -1,7 +1,9 @@
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 import Foundation
+import IngestOracle
 import Testing
 
 @testable import Collector
@@ -71,22 +73,30 @@ struct DecoderFuzzTests {
     }
 
     /// What the collector makes of a body: validated by the wire decoder and normalized from bytes.
-    /// Throws `CollectorError` for what it refuses.
-    static func ingestPath(_ bytes: [UInt8], normalizer: GenAINormalizer) throws -> (NormalizedRequest, [SpanFacts?], [Range<Int>], OTLPWireRequest) {
+    /// Throws `OTLPRequestError` for what it refuses.
+    static func ingestPath(_ bytes: [UInt8], normalizer: GenAINormalizer) throws -> (NormalizedRequest, [SpanFacts?], [Range<Int>], OTLPWireRequest, NormalizedOTLPRequest) {
         try bytes.withUnsafeBytes { b in
             let wire = try OTLPWireDecoder.decode(b)
-            let (n, facts, ranges) = NormalizedRequest.build(wire, body: b, normalizer: normalizer, defaultProject: "p")
-            return (n, facts, ranges, wire)
+            let n = NormalizedOTLPRequest.build(wire, body: b, normalizer: normalizer, defaultProject: "p")
+            return (NormalizedRequest(bytes: n.bytes, scopes: n.scopes), n.spans.map(\.facts), n.spans.map(\.range), wire, n)
         }
     }
 
     /// Whatever the wire decoder accepts, SwiftProtobuf (the backend's decoder) must accept too, and
     /// normalizing from bytes must give the same facts and the same span as normalizing the decoded
-    /// message. Returns a description of the first difference, nil when they agree.
+    /// message; and the rows the backend reads from the normalized bytes (`NormalizedOTLPRequest.rows`,
+    /// its direct `/v1/traces`) must be the rows of the normalized message (`SpanRow(span:)`, the
+    /// oracle). Returns a description of the first difference, nil when they agree.
     static func crossCheck(_ bytes: [UInt8], normalizer: GenAINormalizer) -> String? {
-        guard let (normalized, facts, ranges, wire) = try? ingestPath(bytes, normalizer: normalizer) else { return nil }
+        guard let (normalized, facts, ranges, wire, n) = try? ingestPath(bytes, normalizer: normalizer) else { return nil }
         guard var request = try? ExportTraceRequest(serializedBytes: bytes) else {
             return "the wire decoder accepted a body SwiftProtobuf refuses"
+        }
+        var rows: [SpanRow?] = []
+        do {
+            try n.rows(projectID: "p") { _, _, row in rows.append(row) }
+        } catch {
+            return "the span-row reader refused a request the wire decoder accepted: \(error)"
         }
         var i = 0
         for r in request.resourceSpans.indices {
@@ -104,6 +114,8 @@ struct DecoderFuzzTests {
                         if mine != theirs { return "normalized span \(i) differs: \(kept.span.textFormatString()) vs \(request.resourceSpans[r].scopeSpans[s].spans[k].textFormatString())" }
                         if (try? kept.resource.serializedBytes() as [UInt8]) != (try? request.resourceSpans[r].resource.serializedBytes() as [UInt8]) { return "resource of span \(i) differs" }
                         if (try? kept.scopeMessage.serializedBytes() as [UInt8]) != (try? request.resourceSpans[r].scopeSpans[s].scope.serializedBytes() as [UInt8]) { return "scope of span \(i) differs" }
+                        let oracle = SpanRow(span: request.resourceSpans[r].scopeSpans[s].spans[k], service: info.service, projectID: "p")
+                        if oracle != rows[i] { return "row of span \(i) differs: \(String(describing: rows[i])) vs \(String(describing: oracle))" }
                     }
                     i += 1
                 }
@@ -133,7 +145,7 @@ struct DecoderFuzzTests {
                 _ = try Self.ingestPath(bytes, normalizer: normalizer)
                 if mismatches.count < 5, let m = Self.crossCheck(bytes, normalizer: normalizer) { mismatches.append("input \(i): \(m)") }
                 decoded += 1
-            } catch is CollectorError {
+            } catch is OTLPRequestError {
                 refused += 1
             }
         }
@@ -168,7 +180,7 @@ struct DecoderFuzzTests {
         badID.spanID = Data([0, 0, 0, 0, 0, 0, 0, 0])
         let bytes: [UInt8] = try SpanFactory.request([legacy, openInference, plain, badID]).serializedBytes()
         #expect(Self.crossCheck(bytes, normalizer: GenAINormalizer()) == nil)
-        let (_, facts, _, _) = try Self.ingestPath(bytes, normalizer: GenAINormalizer())
+        let (_, facts, _, _, _) = try Self.ingestPath(bytes, normalizer: GenAINormalizer())
         #expect(facts.count == 4 && facts[3] == nil)
         #expect(facts[0]?.provider == "anthropic" && facts[0]?.isError == true && facts[0]?.usage.input == 420)
     }

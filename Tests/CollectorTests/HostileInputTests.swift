@@ -1,4 +1,5 @@
 import EvalForgeCore
+import EvalForgeIngest
 @testable import EvalForgeModel
 import EvalForgeOTLP
 import Foundation

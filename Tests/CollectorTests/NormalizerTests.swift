@@ -1,7 +1,9 @@
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 import Foundation
+import IngestOracle
 import Testing
 
 @Suite("GenAI normalization across instrumentations")

@@ -1,8 +1,10 @@
+import EvalForgeIngest
 @testable import EvalForgeStore
 import EvalForgeCore
 import EvalForgeModel
 import EvalForgeOTLP
 import Foundation
+import IngestOracle
 import Logging
 import Testing
 

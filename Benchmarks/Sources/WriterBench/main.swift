@@ -2,6 +2,7 @@
 // same ClickHouse server, same schema, same batch size, once by EvalForge's writer (ClickHouseStore over
 // HTTP RowBinary) and once by the server's own clickhouse-client (native protocol, fed RowBinary).
 // Prints one JSON line last. Usage: WriterBench --url http://127.0.0.1:18133 --port 19133 [--rows N] [--batch N]
+import EvalForgeModel
 import EvalForgeStore
 import Foundation
 import Logging

@@ -1,3 +1,4 @@
+import EvalForgeIngest
 import EvalForgeStore
 import Foundation
 import FuzzBackendSupport

@@ -1,3 +1,4 @@
+import EvalForgeIngest
 import EvalForgeOTLP
 import Foundation
 import FuzzSupport

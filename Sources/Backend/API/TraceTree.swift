@@ -1,3 +1,4 @@
+import EvalForgeModel
 import EvalForgeStore
 
 /// Builds the nested span tree of one trace: children under their parents in start order; a span

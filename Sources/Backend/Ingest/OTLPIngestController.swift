@@ -1,5 +1,5 @@
-import Collector
 import EvalForgeCrypto
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 import EvalForgeStore
@@ -9,7 +9,9 @@ import NIOCore
 import SwiftProtobuf
 
 /// `POST /v1/traces` on the backend: plain OTLP/HTTP (protobuf or JSON, gzip) from apps without a
-/// sidecar. Decoded and normalized exactly as the collector does; every span is kept and counted in
+/// sidecar. Decoded, normalized and read into rows on the one ingest path (EvalForgeIngest): the
+/// collector's request decoding and byte-level normalizer, then the span-row reader forwarded batches
+/// go through (an OTLP/JSON body is re-encoded as protobuf first). Every span is kept and counted in
 /// the rollups. The batch id is the SHA-256 of the body, so an exporter's retry of the same request
 /// is stored once. Spans with invalid ids are rejected through `partial_success`.
 struct OTLPIngestController: Sendable {
@@ -31,17 +33,18 @@ struct OTLPIngestController: Sendable {
                 throw IngestError.tooLarge("body exceeds the \(maxBodyBytes)-byte limit")
             }
             let raw = buffer.readBytes(length: buffer.readableBytes) ?? []
-            let decoded: ExportTraceRequest
+            let normalized: NormalizedOTLPRequest
             do {
-                decoded = try OTLPTraceRequestDecoding.decode(body: raw, contentType: contentType, contentEncoding: request.headers[.contentEncoding], limit: maxBodyBytes)
-            } catch let e as CollectorError {
-                switch e.statusCode {
+                let bytes = try OTLPTraceRequestDecoding.protobufBytes(body: raw, contentType: contentType, contentEncoding: request.headers[.contentEncoding], limit: maxBodyBytes).bytes
+                normalized = try NormalizedOTLPRequest.normalize(bytes, normalizer: normalizer, defaultProject: project.id)
+            } catch let e as OTLPRequestError {
+                switch e.httpStatus {
                 case 413: throw IngestError.tooLarge(e.message)
                 case 415: throw IngestError.unsupportedMediaType(e.message)
                 default: throw IngestError.badRequest(e.message)
                 }
             }
-            let (batch, rejected) = Self.rows(decoded, projectID: project.id, batchID: "otlp-" + Digest.hex(Digest.sha256(raw)).prefix(40), normalizer: normalizer, nowUnixNanos: IngestClock.nowUnixNanos())
+            let (batch, rejected) = try Self.rows(normalized, projectID: project.id, batchID: "otlp-" + Digest.hex(Digest.sha256(raw)).prefix(40), nowUnixNanos: IngestClock.nowUnixNanos())
             var months = Set<Int32>()
             for s in batch.spans { months.insert(IngestBounds.monthIndex(unixSeconds: s.startUnixNanos / 1_000_000_000)) }
             guard months.count <= IngestBounds.maxMonthsPerBatch else {
@@ -77,44 +80,40 @@ struct OTLPIngestController: Sendable {
         }
     }
 
-    /// Normalizes every span, builds rows and exact rollups; returns the batch and the spans rejected
+    /// Builds rows and exact rollups of a normalized request; returns the batch and the spans rejected
     /// (invalid ids, or times outside `IngestBounds`). Rollups count the rows as stored: token counts
-    /// and costs bounded the same way.
-    static func rows(_ request: ExportTraceRequest, projectID: String, batchID: some StringProtocol, normalizer: GenAINormalizer, nowUnixNanos: Int64) -> (StoreBatch, Rejected) {
+    /// and costs bounded the same way. Bytes the span-row reader refuses are a 400.
+    static func rows(_ request: NormalizedOTLPRequest, projectID: String, batchID: some StringProtocol, nowUnixNanos: Int64) throws -> (StoreBatch, Rejected) {
         var spans: [SpanRow] = []
+        spans.reserveCapacity(request.spans.count)
         var rollups = RollupTable()
         var rejected = Rejected()
-        var prices = GenAINormalizer.PriceCache()
-        for (r, rs) in request.resourceSpans.enumerated() {
-            let resource = ResourceInfo(rs.resource, defaultProject: projectID)
-            for (sc, scope) in rs.scopeSpans.enumerated() {
-                for (i, original) in scope.spans.enumerated() {
-                    var span = original
-                    let place = "resource_spans[\(r)].scope_spans[\(sc)].spans[\(i)]"
-                    guard let facts = normalizer.normalize(&span, resource: resource, prices: &prices),
-                          let row = SpanRow(span: span, service: resource.service, projectID: projectID) else {
-                        rejected.add("\(place): trace_id must be 16 bytes and span_id 8 bytes, not all zero")
-                        continue
-                    }
-                    if let problem = row.timeProblem(nowUnixNanos: nowUnixNanos) {
-                        rejected.add("\(place): \(problem)")
-                        continue
-                    }
-                    if facts.isLLMCall {
-                        var f = facts
-                        f.project = projectID
-                        f.usage.input = f.usage.input.map { Int(IngestBounds.tokens(Int64($0))) }
-                        f.usage.output = f.usage.output.map { Int(IngestBounds.tokens(Int64($0))) }
-                        f.usage.cacheRead = f.usage.cacheRead.map { Int(IngestBounds.tokens(Int64($0))) }
-                        f.usage.cacheCreation = f.usage.cacheCreation.map { Int(IngestBounds.tokens(Int64($0))) }
-                        f.usage.reasoning = f.usage.reasoning.map { Int(IngestBounds.tokens(Int64($0))) }
-                        f.costUSD = IngestBounds.cost(f.costUSD)
-                        if let t = f.timeToFirstChunkSeconds, !(t.isFinite && t >= 0) { f.timeToFirstChunkSeconds = nil }
-                        rollups.add(f)
-                    }
-                    spans.append(row)
+        do {
+            try request.rows(projectID: projectID) { place, facts, row in
+                guard let facts, let row else {
+                    rejected.add("\(place): trace_id must be 16 bytes and span_id 8 bytes, not all zero")
+                    return
                 }
+                if let problem = row.timeProblem(nowUnixNanos: nowUnixNanos) {
+                    rejected.add("\(place): \(problem)")
+                    return
+                }
+                if facts.isLLMCall {
+                    var f = facts
+                    f.project = projectID
+                    f.usage.input = f.usage.input.map { Int(IngestBounds.tokens(Int64($0))) }
+                    f.usage.output = f.usage.output.map { Int(IngestBounds.tokens(Int64($0))) }
+                    f.usage.cacheRead = f.usage.cacheRead.map { Int(IngestBounds.tokens(Int64($0))) }
+                    f.usage.cacheCreation = f.usage.cacheCreation.map { Int(IngestBounds.tokens(Int64($0))) }
+                    f.usage.reasoning = f.usage.reasoning.map { Int(IngestBounds.tokens(Int64($0))) }
+                    f.costUSD = IngestBounds.cost(f.costUSD)
+                    if let t = f.timeToFirstChunkSeconds, !(t.isFinite && t >= 0) { f.timeToFirstChunkSeconds = nil }
+                    rollups.add(f)
+                }
+                spans.append(row)
             }
+        } catch let e as WireFormatError {
+            throw IngestError.badRequest("body is not a valid OTLP ExportTraceServiceRequest protobuf: \(e.message)")
         }
         let rows = rollups.rows.map { RollupRow(key: $0.key, value: $0.value) }
         return (StoreBatch(projectID: projectID, batchID: String(batchID), spans: spans, rollups: rows), rejected)

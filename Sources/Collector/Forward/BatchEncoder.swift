@@ -1,7 +1,7 @@
 import EvalForgeCompression
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
-import EvalForgeOTLP
 import Foundation
 
 /// Turns a sealed batch into the `evalforge.v1.ForwardBatch` protobuf. The header and rollups are
@@ -26,16 +26,15 @@ enum BatchEncoder {
         }
     }
 
-    /// Every field but the spans, encoded with SwiftProtobuf.
+    /// Every field but the spans (`ForwardBatchWire.header`).
     private static func headerBytes(_ b: CollectorPipeline.SealedBatch, collectorID: String, epoch: String) throws -> [UInt8] {
-        var batch = Evalforge_V1_ForwardBatch()
-        batch.batchID = batchID(collectorID: collectorID, epoch: epoch, firstSeq: b.firstSeq, lastSeq: b.lastSeq)
-        batch.collectorID = collectorID
-        batch.createdUnixNano = (Date().timeIntervalSince1970 * 1e9).clampedInteger(UInt64.self) ?? 0
-        batch.spansAccepted = UInt64(b.accepted)
-        batch.spansKept = UInt64(b.kept.count)
-        batch.rollups = b.rollups.rows.map { RollupCoding.proto(key: $0.key, value: $0.value) }
-        return try batch.serializedBytes()
+        try ForwardBatchWire.header(
+            batchID: batchID(collectorID: collectorID, epoch: epoch, firstSeq: b.firstSeq, lastSeq: b.lastSeq),
+            collectorID: collectorID,
+            createdUnixNano: (Date().timeIntervalSince1970 * 1e9).clampedInteger(UInt64.self) ?? 0,
+            spansAccepted: UInt64(clamping: b.accepted),
+            spansKept: UInt64(b.kept.count),
+            rollups: b.rollups.rows.map { ($0.key, $0.value) })
     }
 
     /// A run of kept spans sharing one request's scope.
@@ -45,7 +44,7 @@ enum BatchEncoder {
         var payload: Int
     }
 
-    /// How kept spans are grouped into `resource_spans` fields (4): consecutive spans of the same
+    /// How kept spans are grouped into `resource_spans` fields (`ForwardBatchWire.Field.resourceSpans`): consecutive spans of the same
     /// request and scope share a ScopeSpans, consecutive scopes of the same request and resource
     /// share a ResourceSpans. Sizes are computed first so the bytes can be written in one pass.
     struct ResourceSpansLayout {
@@ -80,7 +79,7 @@ enum BatchEncoder {
                     e += 1
                 }
                 groups.append((r..<e, payload))
-                bytes += W.lengthDelimitedSize(4, payload)
+                bytes += W.lengthDelimitedSize(ForwardBatchWire.Field.resourceSpans, payload)
                 r = e
             }
         }
@@ -92,7 +91,7 @@ enum BatchEncoder {
             var out: [UInt8] = []
             out.reserveCapacity(min(bytes, chunkBytes + (64 << 10)))
             for g in groups {
-                W.lengthDelimitedHeader(4, g.payload, into: &out)
+                W.lengthDelimitedHeader(ForwardBatchWire.Field.resourceSpans, g.payload, into: &out)
                 let first = kept[runs[g.runs.lowerBound].first]
                 first.request.bytes.withUnsafeBytes { b in
                     W.bytes(1, UnsafeRawBufferPointer(rebasing: b[first.scopeInfo.resource]), into: &out)

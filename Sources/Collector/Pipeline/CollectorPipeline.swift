@@ -1,12 +1,11 @@
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 import Foundation
 import Logging
 import Metrics
 import NIOConcurrencyHelpers
-
-public typealias ExportTraceRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
 
 /// The collector's data path: validate and normalize (from the protobuf bytes, no messages built)
 /// → deduplicate → WAL → rollups and tail sampling → sealed batches for the forwarder. One short
@@ -174,14 +173,17 @@ public final class CollectorPipeline: Sendable {
 
     /// Validates and normalizes every span of a protobuf request body.
     private func normalize(_ body: [UInt8]) throws -> (NormalizedRequest, [NormalizedSpan]) {
-        try body.withUnsafeBytes { b in
-            let wire = try OTLPWireDecoder.decode(b)
-            let (request, facts, ranges) = NormalizedRequest.build(wire, body: b, normalizer: normalizer, defaultProject: configuration.defaultProject)
-            var spans: [NormalizedSpan] = []
-            spans.reserveCapacity(facts.count)
-            for i in facts.indices { spans.append(NormalizedSpan(facts: facts[i], range: ranges[i], scope: Int32(truncatingIfNeeded: wire.spans[i].scope))) }
-            return (request, spans)
+        let normalized: NormalizedOTLPRequest
+        do {
+            normalized = try NormalizedOTLPRequest.normalize(body, normalizer: normalizer, defaultProject: configuration.defaultProject)
+        } catch let e as OTLPRequestError {
+            throw CollectorError(e)
         }
+        let request = NormalizedRequest(bytes: normalized.bytes, scopes: normalized.scopes)
+        var spans: [NormalizedSpan] = []
+        spans.reserveCapacity(normalized.spans.count)
+        for s in normalized.spans { spans.append(NormalizedSpan(facts: s.facts, range: s.range, scope: Int32(truncatingIfNeeded: s.scope))) }
+        return (request, spans)
     }
 
     /// Feeds the accepted spans of WAL record `seq` to the rollups and the sampler.
@@ -430,6 +432,9 @@ public struct CollectorError: Error, CustomStringConvertible, Sendable {
     static func tooLarge(_ m: String) -> CollectorError { CollectorError(code: .tooLarge, message: m) }
     static func unsupportedMediaType(_ m: String) -> CollectorError { CollectorError(code: .unsupportedMediaType, message: m) }
 
+    /// The HTTP status this error maps to (400, 413, 415, 500 or 503).
+    public var statusCode: Int { httpStatus }
+
     var httpStatus: Int {
         switch code {
         case .queueFull, .storage: return 503
@@ -437,6 +442,17 @@ public struct CollectorError: Error, CustomStringConvertible, Sendable {
         case .badRequest: return 400
         case .tooLarge: return 413
         case .unsupportedMediaType: return 415
+        }
+    }
+}
+
+extension CollectorError {
+    /// A refused request (EvalForgeIngest's decoders), answered with the same status.
+    init(_ e: OTLPRequestError) {
+        switch e.httpStatus {
+        case 413: self = .tooLarge(e.message)
+        case 415: self = .unsupportedMediaType(e.message)
+        default: self = .badRequest(e.message)
         }
     }
 }

@@ -1,17 +1,14 @@
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 
 /// The accepted content of one request as protobuf bytes, ready to forward: for every scope, the
 /// resource and scope bytes as received, and each span's normalized bytes (see
-/// `GenAINormalizer.normalize(spanBytes:…)`). Immutable once built and shared by the request's
+/// `GenAINormalizer.normalize(spanBytes:…)`), as `NormalizedOTLPRequest` built them. Immutable once built and shared by the request's
 /// kept spans, so keeping a span is a reference and a range, and forwarding it a copy of bytes.
 final class NormalizedRequest: Sendable {
-    struct Scope: Sendable {
-        var resourceIndex: Int
-        var resource: Range<Int>
-        var scope: Range<Int>
-    }
+    typealias Scope = NormalizedOTLPRequest.Scope
 
     let bytes: [UInt8]
     let scopes: [Scope]
@@ -19,41 +16,6 @@ final class NormalizedRequest: Sendable {
     init(bytes: [UInt8], scopes: [Scope]) {
         self.bytes = bytes
         self.scopes = scopes
-    }
-
-    /// Normalizes every span of `request` (read from `body`). Returns the shared bytes and, per span
-    /// in request order, its facts and range (nil facts: invalid trace or span id).
-    static func build(_ request: OTLPWireRequest, body: UnsafeRawBufferPointer, normalizer: GenAINormalizer, defaultProject: String) -> (NormalizedRequest, [SpanFacts?], [Range<Int>]) {
-        var out: [UInt8] = []
-        out.reserveCapacity(body.count + request.spans.count * 96 + 64)
-        var infos: [ResourceInfo] = []
-        infos.reserveCapacity(request.resources.count)
-        var resourceRanges: [Range<Int>] = []
-        for ranges in request.resources {
-            infos.append(ResourceInfo(resourceBytes: body, ranges: ranges, defaultProject: defaultProject))
-            let start = out.count
-            for r in ranges { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: body[r])) }
-            resourceRanges.append(start..<out.count)
-        }
-        var scopes: [Scope] = []
-        scopes.reserveCapacity(request.scopes.count)
-        for s in request.scopes {
-            let start = out.count
-            for r in s.scope { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: body[r])) }
-            scopes.append(Scope(resourceIndex: s.resource, resource: resourceRanges[s.resource], scope: start..<out.count))
-        }
-        var facts: [SpanFacts?] = []
-        facts.reserveCapacity(request.spans.count)
-        var ranges: [Range<Int>] = []
-        ranges.reserveCapacity(request.spans.count)
-        var prices = GenAINormalizer.PriceCache()
-        for span in request.spans {
-            let start = out.count
-            let f = normalizer.normalize(spanBytes: body, range: span.range, resource: infos[request.scopes[span.scope].resource], prices: &prices, into: &out)
-            facts.append(f)
-            ranges.append(start..<out.count)
-        }
-        return (NormalizedRequest(bytes: out, scopes: scopes), facts, ranges)
     }
 }
 

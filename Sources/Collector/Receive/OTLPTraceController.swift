@@ -1,3 +1,4 @@
+import EvalForgeIngest
 import EvalForgeOTLP
 import Foundation
 import HTTPTypes
@@ -21,9 +22,13 @@ struct OTLPTraceController: Sendable {
         let limit = pipeline.configuration.maxBodyBytes
         do {
             let raw = try await Self.readBody(request, limit: limit)
-            let format = try OTLPRequestDecoder.format(contentType: request.headers[.contentType])
-            let body = try OTLPRequestDecoder.inflate(raw, encoding: request.headers[.contentEncoding], limit: limit)
-            let bytes = try OTLPRequestDecoder.protobufBytes(body, format: format)
+            let format: OTLPRequestDecoder.Format
+            let bytes: [UInt8]
+            do {
+                (bytes, format) = try OTLPTraceRequestDecoding.protobufBytes(body: raw, contentType: request.headers[.contentType], contentEncoding: request.headers[.contentEncoding], limit: limit)
+            } catch {
+                throw CollectorError(error)
+            }
             let result = try await pipeline.ingest(protobuf: bytes)
             var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
             if result.rejected > 0 {

@@ -1,3 +1,4 @@
+import EvalForgeModel
 import Logging
 import NIOCore
 

@@ -1,3 +1,4 @@
+import EvalForgeModel
 /// Which traces (or spans) a query selects. Every field narrows the selection; nil means any.
 /// Times are Unix nanoseconds and apply to a trace's start (its earliest span).
 public struct TraceFilter: Sendable, Hashable, Codable {

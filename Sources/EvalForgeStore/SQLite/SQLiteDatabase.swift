@@ -1,4 +1,5 @@
 import CSQLite
+import EvalForgeModel
 import Foundation
 import NIOConcurrencyHelpers
 import NIOPosix

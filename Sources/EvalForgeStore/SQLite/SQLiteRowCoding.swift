@@ -1,7 +1,6 @@
+import EvalForgeIngest
 import EvalForgeModel
-import EvalForgeOTLP
 import Foundation
-import SwiftProtobuf
 
 /// Conversions between rows and SQLite values.
 enum SQLiteRowCoding {
@@ -68,13 +67,13 @@ enum SQLiteRowCoding {
     }
 
     static func sketchBytes(_ s: DDSketch) -> [UInt8] {
-        (try? RollupCoding.proto(s).serializedBytes()) ?? []
+        RollupCoding.sketchBytes(s)
     }
 
     static func sketch(_ v: SQLiteValue) -> DDSketch? {
-        guard case .blob(let bytes) = v, !bytes.isEmpty, let p = try? Evalforge_V1_Sketch(serializedBytes: bytes) else { return nil }
+        guard case .blob(let bytes) = v else { return nil }
         // A stored row is outside data too: a sketch of another alpha cannot be merged with the others.
-        guard let s = RollupCoding.sketch(p), s.alpha == DDSketch().alpha else { return nil }
+        guard let s = RollupCoding.sketch(bytes: bytes), s.alpha == DDSketch().alpha else { return nil }
         return s
     }
 

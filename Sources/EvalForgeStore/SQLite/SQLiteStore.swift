@@ -1,5 +1,4 @@
 import EvalForgeModel
-import EvalForgeOTLP
 import Foundation
 import Logging
 

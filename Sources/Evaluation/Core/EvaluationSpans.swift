@@ -1,4 +1,5 @@
 import EvalForgeCrypto
+import EvalForgeModel
 import EvalForgeStore
 
 /// How evaluations appear in the telemetry store: an INTERNAL span "evaluation …" in the service

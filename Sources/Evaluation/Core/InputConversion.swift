@@ -1,3 +1,4 @@
+import EvalForgeModel
 import EvalForgeStore
 
 /// Builds `EvaluationInput`s from dataset items, target answers and stored spans.

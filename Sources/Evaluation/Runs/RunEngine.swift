@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EvalForgeModel
 import EvalForgeStore
 import Foundation
 import Logging

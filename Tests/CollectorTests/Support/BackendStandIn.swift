@@ -1,5 +1,6 @@
 import EvalForgeCompression
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 import Foundation

@@ -1,3 +1,4 @@
+import EvalForgeModel
 import EvalForgeStore
 import Foundation
 import Hummingbird

@@ -1,11 +1,15 @@
 import EvalForgeCore
+import EvalForgeIngest
 import EvalForgeModel
 import EvalForgeOTLP
 import Foundation
 
+// The SwiftProtobuf message path of the span-row reader, kept only as the oracle of the tests that
+// compare it with `SpanRowWireReader` (the one reader in production: forwarded batches and the
+// backend's direct `/v1/traces`).
+
 extension SpanRow {
-    /// Rows of every span in normalized OTLP `ResourceSpans` (as forwarded by the collector, or after
-    /// `GenAINormalizer` on the backend). When an attribute key repeats, the last value wins (the
+    /// Rows of every span in normalized OTLP `ResourceSpans` (as forwarded by the collector). When an attribute key repeats, the last value wins (the
     /// collector may append normalized attributes after the original ones). Spans with an invalid
     /// trace or span id are skipped.
     public static func rows(from resourceSpans: Opentelemetry_Proto_Trace_V1_ResourceSpans, projectID: String) -> [SpanRow] {
@@ -58,10 +62,10 @@ extension SpanRow {
             case GenAIKeys.usageCacheReadInputTokens: cacheReadTokens = v.int64Like ?? 0
             case GenAIKeys.usageCacheCreationInputTokens: cacheCreationTokens = v.int64Like ?? 0
             case GenAIKeys.usageReasoningOutputTokens: reasoningTokens = v.int64Like ?? 0
-            case GenAIKeys.costUSD: cost = v.doubleLike
+            case GenAIKeys.costUSD: cost = v.rowDoubleLike
             case GenAIKeys.costUnknown: costUnknown = v.boolValue
             case GenAIKeys.timeToFirstChunk:
-                if let seconds = v.doubleLike { ttftNanos = Self.ttftNanos(seconds: seconds) }
+                if let seconds = v.rowDoubleLike { ttftNanos = Self.ttftNanos(seconds: seconds) }
             case GenAIKeys.userID: userID = v.stringValue
             case GenAIKeys.sessionID: sessionID = v.stringValue
             case GenAIKeys.tags: tags = Self.tagList(v)
@@ -143,7 +147,9 @@ extension Opentelemetry_Proto_Common_V1_AnyValue {
         }
     }
 
-    var doubleLike: Double? {
+    /// As the span-row reader reads a double (non-finite kept: the row clamps it), unlike the
+    /// normalizer's `doubleLike`.
+    var rowDoubleLike: Double? {
         switch value {
         case .doubleValue(let d): return d
         case .intValue(let i): return Double(i)

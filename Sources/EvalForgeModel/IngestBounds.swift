@@ -130,8 +130,8 @@ public enum IngestBounds {
 
 extension SpanRow {
     /// Applies `IngestBounds` to the numbers of a row just read from a request: token counts clamped,
-    /// an out-of-range cost unknown, a negative time to first token dropped. Both span-row readers
-    /// (`SpanRowWireReader`, `SpanRow(span:)`) end with it, so they agree.
+    /// an out-of-range cost unknown, a negative time to first token dropped. The span-row reader
+    /// (`SpanRowWireReader`) and its test oracle (`SpanRow(span:)`) both end with it, so they agree.
     public mutating func clampNumbers() {
         inputTokens = IngestBounds.tokens(inputTokens)
         outputTokens = IngestBounds.tokens(outputTokens)

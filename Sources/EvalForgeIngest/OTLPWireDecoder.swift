@@ -2,36 +2,36 @@ import EvalForgeCore
 
 /// Where the spans of an `ExportTraceServiceRequest` are in its protobuf bytes, grouped by resource
 /// and scope. Ranges index the body they were read from; nothing is copied.
-struct OTLPWireRequest {
-    struct Scope {
+package struct OTLPWireRequest {
+    package struct Scope {
         /// Index into `resources`.
-        var resource: Int
+        package var resource: Int
         /// Payloads of the scope field (several occurrences merge; usually one or none).
-        var scope: [Range<Int>]
+        package var scope: [Range<Int>]
     }
 
-    struct Span {
-        var range: Range<Int>
+    package struct Span {
+        package var range: Range<Int>
         /// Index into `scopes`.
-        var scope: Int
+        package var scope: Int
     }
 
     /// Payloads of each ResourceSpans' resource field.
-    var resources: [[Range<Int>]] = []
-    var scopes: [Scope] = []
-    var spans: [Span] = []
+    package var resources: [[Range<Int>]] = []
+    package var scopes: [Scope] = []
+    package var spans: [Span] = []
 }
 
 /// Validates an OTLP/HTTP protobuf body field by field — lengths, wire types of every known field
 /// (a known field with the wrong wire type is refused, where a protobuf runtime would keep it as
 /// unknown), UTF-8 of every string, nesting depth — and finds its spans, without building messages.
-/// Unknown fields (newer OTLP versions) are skipped. Every failure is a `CollectorError.badRequest`
+/// Unknown fields (newer OTLP versions) are skipped. Every failure is an `OTLPRequestError.badRequest`
 /// naming the place; no input traps.
-enum OTLPWireDecoder {
+package enum OTLPWireDecoder {
     /// AnyValue nesting (arrays and key-value lists inside attributes) allowed at most.
-    static let maxDepth = 64
+    package static let maxDepth = 64
 
-    static func decode(_ body: UnsafeRawBufferPointer) throws -> OTLPWireRequest {
+    package static func decode(_ body: UnsafeRawBufferPointer) throws -> OTLPWireRequest {
         var out = OTLPWireRequest()
         var d = Walker(b: body)
         var c = ProtobufWireCursor(body, 0..<body.count)
@@ -73,8 +73,8 @@ enum OTLPWireDecoder {
         var path = Path.request
         var depth = 0
 
-        func fail(_ message: String) -> CollectorError {
-            CollectorError.badRequest("body is not a valid OTLP ExportTraceServiceRequest protobuf: \(path.description): \(message)")
+        func fail(_ message: String) -> OTLPRequestError {
+            OTLPRequestError.badRequest("body is not a valid OTLP ExportTraceServiceRequest protobuf: \(path.description): \(message)")
         }
 
         mutating func resourceSpans(_ r: Range<Int>, into out: inout OTLPWireRequest) throws {

@@ -1,14 +1,14 @@
 /// Appends protobuf wire format to a byte array: the few primitives the collector needs to build
 /// messages from bytes it already has (forwarded batches, normalized spans) without re-encoding.
-public enum ProtobufWireWriter {
-    @inlinable public static func varintSize(_ v: UInt64) -> Int {
+package enum ProtobufWireWriter {
+    @inlinable package static func varintSize(_ v: UInt64) -> Int {
         var n = 1
         var v = v >> 7
         while v != 0 { n += 1; v >>= 7 }
         return n
     }
 
-    @inlinable public static func varint(_ v: UInt64, into out: inout [UInt8]) {
+    @inlinable package static func varint(_ v: UInt64, into out: inout [UInt8]) {
         var v = v
         while v >= 0x80 {
             out.append(UInt8(truncatingIfNeeded: v) | 0x80)
@@ -17,32 +17,32 @@ public enum ProtobufWireWriter {
         out.append(UInt8(v))
     }
 
-    @inlinable public static func tag(_ field: UInt64, _ wireType: UInt8, into out: inout [UInt8]) {
+    @inlinable package static func tag(_ field: UInt64, _ wireType: UInt8, into out: inout [UInt8]) {
         varint(field << 3 | UInt64(wireType), into: &out)
     }
 
     /// Size of a length-delimited field with a `length`-byte payload (tag, length, payload).
-    @inlinable public static func lengthDelimitedSize(_ field: UInt64, _ length: Int) -> Int {
+    @inlinable package static func lengthDelimitedSize(_ field: UInt64, _ length: Int) -> Int {
         varintSize(field << 3 | 2) + varintSize(UInt64(length)) + length
     }
 
     /// Tag and length of a length-delimited field; the caller appends the payload.
-    @inlinable public static func lengthDelimitedHeader(_ field: UInt64, _ length: Int, into out: inout [UInt8]) {
+    @inlinable package static func lengthDelimitedHeader(_ field: UInt64, _ length: Int, into out: inout [UInt8]) {
         tag(field, 2, into: &out)
         varint(UInt64(length), into: &out)
     }
 
-    @inlinable public static func bytes(_ field: UInt64, _ payload: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+    @inlinable package static func bytes(_ field: UInt64, _ payload: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         lengthDelimitedHeader(field, payload.count, into: &out)
         out.append(contentsOf: payload)
     }
 
-    public static func string(_ field: UInt64, _ s: String, into out: inout [UInt8]) {
+    package static func string(_ field: UInt64, _ s: String, into out: inout [UInt8]) {
         var s = s
         s.withUTF8 { bytes(field, UnsafeRawBufferPointer($0), into: &out) }
     }
 
-    @inlinable public static func fixed64(_ field: UInt64, _ v: UInt64, into out: inout [UInt8]) {
+    @inlinable package static func fixed64(_ field: UInt64, _ v: UInt64, into out: inout [UInt8]) {
         tag(field, 1, into: &out)
         var v = v
         for _ in 0..<8 {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import EvalForgeCore
+import EvalForgeModel
 
 extension GenAINormalizer {
     /// Normalizes one OTLP span read straight from its protobuf bytes (`range` of `buffer`: the

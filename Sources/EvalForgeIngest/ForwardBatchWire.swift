@@ -5,10 +5,36 @@ import SwiftProtobuf
 
 /// Reads a collector's forwarded batch (`evalforge.v1.ForwardBatch` protobuf bytes) into the rows
 /// one `SpanStore.insert` stores, without building OTLP messages: the spans are read in place by
-/// `SpanRowWireReader` (rows identical to `SpanRow.rows(from:projectID:)` on the decoded message);
+/// `SpanRowWireReader` (rows identical to the test oracle `SpanRow.rows(from:projectID:)` on the
+/// decoded message, Tests/IngestOracle);
 /// the few rollups are decoded with SwiftProtobuf and `RollupCoding`. Every row is stamped with
 /// `projectID`. Malformed input throws a `WireFormatError` naming the place; nothing traps.
 public enum ForwardBatchWire {
+    /// `ForwardBatch`'s field numbers (Protos/evalforge/v1/batch.proto), for the collector's encoder
+    /// (`BatchEncoder`, which writes `resourceSpans` from span bytes) and this decoder.
+    package enum Field {
+        package static let batchID: UInt64 = 1
+        package static let collectorID: UInt64 = 2
+        package static let createdUnixNano: UInt64 = 3
+        package static let resourceSpans: UInt64 = 4
+        package static let rollups: UInt64 = 5
+        package static let spansAccepted: UInt64 = 6
+        package static let spansKept: UInt64 = 7
+    }
+
+    /// Every field of a batch but its spans (`resource_spans`, which the collector writes from the
+    /// normalized span bytes it holds, after these): encoded with SwiftProtobuf.
+    package static func header(batchID: String, collectorID: String, createdUnixNano: UInt64, spansAccepted: UInt64, spansKept: UInt64, rollups: [(key: RollupKey, value: RollupValue)]) throws -> [UInt8] {
+        var batch = Evalforge_V1_ForwardBatch()
+        batch.batchID = batchID
+        batch.collectorID = collectorID
+        batch.createdUnixNano = createdUnixNano
+        batch.spansAccepted = spansAccepted
+        batch.spansKept = spansKept
+        batch.rollups = rollups.map { RollupCoding.proto(key: $0.key, value: $0.value) }
+        return try batch.serializedBytes()
+    }
+
     public static func decode(_ body: [UInt8], projectID: String) throws -> StoreBatch {
         try body.withUnsafeBytes { try decode($0, projectID: projectID) }
     }
@@ -25,15 +51,15 @@ public enum ForwardBatchWire {
             reader.place = (-1, -1, -1)
             let (field, wire) = try reader.tag(&c, "ForwardBatch")
             switch field {
-            case 1: batchID = try reader.string(&c, wire, "ForwardBatch", field)
-            case 2: _ = try reader.string(&c, wire, "ForwardBatch", field)
-            case 3: try reader.scalar(&c, wire, 1, "ForwardBatch", field)
-            case 4:
+            case Field.batchID: batchID = try reader.string(&c, wire, "ForwardBatch", field)
+            case Field.collectorID: _ = try reader.string(&c, wire, "ForwardBatch", field)
+            case Field.createdUnixNano: try reader.scalar(&c, wire, 1, "ForwardBatch", field)
+            case Field.resourceSpans:
                 let r = try reader.payload(&c, wire, "ForwardBatch", field)
                 if spans.isEmpty { spans.reserveCapacity(Int(min(spansKept, UInt64(b.count / 64)))) }
                 try resourceSpans(r, index: rsIndex, reader: &reader, into: &spans)
                 rsIndex += 1
-            case 5:
+            case Field.rollups:
                 let r = try reader.payload(&c, wire, "ForwardBatch", field)
                 let i = rollups.count
                 let message: Evalforge_V1_Rollup
@@ -52,8 +78,8 @@ public enum ForwardBatchWire {
                 let value = decoded.1
                 key.project = projectID
                 rollups.append(RollupRow(key: key, value: value))
-            case 6: try reader.scalar(&c, wire, 0, "ForwardBatch", field)
-            case 7: spansKept = try reader.varint(&c, wire, "ForwardBatch", field)
+            case Field.spansAccepted: try reader.scalar(&c, wire, 0, "ForwardBatch", field)
+            case Field.spansKept: spansKept = try reader.varint(&c, wire, "ForwardBatch", field)
             default: try reader.skip(&c, wire, "ForwardBatch")
             }
         }

@@ -1,9 +1,10 @@
 import EvalForgeCore
+import EvalForgeModel
 
 /// What an attribute key means to the normalizer: every GenAI key it understands (current OTel
 /// names, deprecated names, OpenLLMetry and OpenInference aliases), looked up by name for decoded
 /// spans and by bytes for spans read straight from the wire.
-enum GenAIAttributeRole: UInt8, CaseIterable {
+package enum GenAIAttributeRole: UInt8, CaseIterable {
     case providerName, system, llmProvider, llmSystem
     case requestModel, modelAlias, responseModel, responseModelAlias
     case operationName, llmRequestType, openInferenceKind
@@ -25,14 +26,14 @@ enum GenAIAttributeRole: UInt8, CaseIterable {
 
     @inline(__always) var bit: UInt64 { 1 << UInt64(rawValue) }
 
-    struct Entry: Sendable {
-        var role: GenAIAttributeRole
+    package struct Entry: Sendable {
+        package var role: GenAIAttributeRole
         /// Deprecated names removed from the span once their canonical replacement is written.
-        var removed: Bool
+        package var removed: Bool
     }
 
     /// Every understood key, in the order the normalizer gives them precedence.
-    static let names: [(String, GenAIAttributeRole)] = [
+    package static let names: [(String, GenAIAttributeRole)] = [
         (GenAIKeys.providerName, .providerName),
         (GenAIKeys.system, .system),
         ("llm.provider", .llmProvider),
@@ -68,7 +69,7 @@ enum GenAIAttributeRole: UInt8, CaseIterable {
 
     static let removedNames: Set<String> = [GenAIKeys.system, GenAIKeys.usagePromptTokens, GenAIKeys.usageCompletionTokens]
 
-    static let byName: [String: Entry] = {
+    package static let byName: [String: Entry] = {
         var d: [String: Entry] = [:]
         for (name, role) in names where d[name] == nil { d[name] = Entry(role: role, removed: removedNames.contains(name)) }
         return d

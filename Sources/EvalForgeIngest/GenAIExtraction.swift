@@ -1,7 +1,8 @@
 import EvalForgeCore
+import EvalForgeModel
 
 /// An attribute value as the normalizer reads it, whether decoded or still on the wire.
-protocol GenAIAttributeValue {
+package protocol GenAIAttributeValue {
     /// The string, or "" when the value is not a string.
     var stringValue: String { get }
     /// Whether the value is an int or a double (of any magnitude, NaN and infinities included).
@@ -26,7 +27,8 @@ public enum GenAILimits {
 
 /// What the normalizer gathers from one span's attributes, and the rules that turn it into one
 /// model (shared by the decoded-message and the wire paths, so both give the same result).
-struct GenAIExtraction {
+package struct GenAIExtraction {
+    package init() {}
     var provider = ""
     var legacySystem = ""
     var model = ""
@@ -57,7 +59,7 @@ struct GenAIExtraction {
     /// attribute must be removed from the span: a deprecated name, or a canonical figure whose
     /// value is out of range (`GenAILimits`) or not a number — its sane value, if any, is written
     /// back under the canonical name by `complete`.
-    mutating func take(_ role: GenAIAttributeRole, _ v: some GenAIAttributeValue) -> Bool {
+    package mutating func take(_ role: GenAIAttributeRole, _ v: some GenAIAttributeValue) -> Bool {
         var insane = false
         switch role {
         case .providerName: provider = v.stringValue
@@ -132,13 +134,13 @@ struct GenAIExtraction {
 
     /// Keys not in the role table: OpenLLMetry / OpenInference indexed messages.
     /// Prefixes of indexed message-part keys (`gen_ai.prompt.0.content`, `llm.input_messages.0.message.role`, …).
-    static let messagePartPrefixes = ["gen_ai.prompt.", "llm.input_messages.", "gen_ai.completion.", "llm.output_messages."]
+    package static let messagePartPrefixes = ["gen_ai.prompt.", "llm.input_messages.", "gen_ai.completion.", "llm.output_messages."]
 
-    static func isMessagePart(_ key: String) -> Bool {
+    package static func isMessagePart(_ key: String) -> Bool {
         messagePartPrefixes.contains { key.hasPrefix($0) }
     }
 
-    mutating func takeMessagePart(_ key: String, _ value: String) {
+    package mutating func takeMessagePart(_ key: String, _ value: String) {
         if key.hasPrefix("gen_ai.prompt.") || key.hasPrefix("llm.input_messages.") {
             GenAINormalizer.collectMessage(key, value, into: &prompts)
         } else if key.hasPrefix("gen_ai.completion.") || key.hasPrefix("llm.output_messages.") {
@@ -147,7 +149,7 @@ struct GenAIExtraction {
     }
 
     /// A value the normalizer adds to the span.
-    enum Added {
+    package enum Added {
         case string(String)
         case int(Int64)
         case double(Double)
@@ -157,7 +159,7 @@ struct GenAIExtraction {
     /// Applies the cross-attribute rules (provider from the legacy system, operation, token
     /// accounting, cost from the price table) and returns the attributes to append, canonical
     /// names only, skipping those the span already has.
-    mutating func complete(priceTable: PriceTable, prices: inout GenAINormalizer.PriceCache) -> [(key: String, value: Added)] {
+    package mutating func complete(priceTable: PriceTable, prices: inout GenAINormalizer.PriceCache) -> [(key: String, value: Added)] {
         if provider.isEmpty { provider = GenAINormalizer.provider(fromSystem: legacySystem) }
         if operation.isEmpty {
             switch openInferenceKind {
@@ -213,7 +215,7 @@ struct GenAIExtraction {
         return out
     }
 
-    func facts(traceID: TraceID, spanID: UInt64, parentSpanID: UInt64, resource: ResourceInfo, statusIsError: Bool, start: UInt64, end: UInt64) -> SpanFacts {
+    package func facts(traceID: TraceID, spanID: UInt64, parentSpanID: UInt64, resource: ResourceInfo, statusIsError: Bool, start: UInt64, end: UInt64) -> SpanFacts {
         SpanFacts(
             traceID: traceID, spanID: spanID, parentSpanID: parentSpanID,
             project: resource.project, service: resource.service,

@@ -1,4 +1,6 @@
+import EvalForgeModel
 import EvalForgeOTLP
+import SwiftProtobuf
 
 /// Conversions between rollups and their `evalforge.v1` protobuf form.
 public enum RollupCoding {
@@ -35,6 +37,18 @@ public enum RollupCoding {
         p.offset = s.offset
         p.counts = s.counts
         return p
+    }
+
+    /// A sketch as `evalforge.v1.Sketch` protobuf bytes: how the SQLite store keeps rollup sketches
+    /// (through here, so the store needs no protobuf runtime).
+    package static func sketchBytes(_ s: DDSketch) -> [UInt8] {
+        (try? proto(s).serializedBytes()) ?? []
+    }
+
+    /// The sketch stored as `bytes` (`sketchBytes`); nil when empty, unreadable or invalid.
+    package static func sketch(bytes: [UInt8]) -> DDSketch? {
+        guard !bytes.isEmpty, let p = try? Evalforge_V1_Sketch(serializedBytes: bytes) else { return nil }
+        return sketch(p)
     }
 
     /// The rollup a protobuf row describes; nil when it is invalid (`decodeRollup` says why).

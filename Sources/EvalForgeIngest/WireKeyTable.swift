@@ -7,7 +7,7 @@ import Darwin
 /// Open-addressing table from attribute key bytes to a value: hashes the length and the first and
 /// last eight bytes, then compares the whole key. For the wire decoders that recognise a fixed set
 /// of attribute keys without making a `String` of every key they read.
-public struct WireKeyTable<Value: Sendable>: Sendable {
+package struct WireKeyTable<Value: Sendable>: Sendable {
     /// A used slot: the key's hash, where its bytes are in `keyBytes`, and its value's index.
     /// Plain values, so a probe retains nothing.
     @usableFromInline struct Slot: Sendable {
@@ -26,7 +26,7 @@ public struct WireKeyTable<Value: Sendable>: Sendable {
     @usableFromInline let maxLength: Int
 
     /// `entries`: keys (4 to 64 bytes; others are never found) and their values; a repeated key keeps its first value.
-    public init(_ entries: some Sequence<(String, Value)>) {
+    package init(_ entries: some Sequence<(String, Value)>) {
         var unique: [(key: [UInt8], value: Value)] = []
         var seen = Set<String>()
         for (name, value) in entries where seen.insert(name).inserted { unique.append((Array(name.utf8), value)) }
@@ -50,7 +50,7 @@ public struct WireKeyTable<Value: Sendable>: Sendable {
         maxLength = min(64, unique.map(\.key.count).max() ?? 0)
     }
 
-    @inlinable @inline(__always) public static func hash(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> UInt64 {
+    @inlinable @inline(__always) package static func hash(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> UInt64 {
         let n = r.count
         var h = UInt64(truncatingIfNeeded: n) &* 0x9E37_79B9_7F4A_7C15
         if n >= 8 {
@@ -67,7 +67,7 @@ public struct WireKeyTable<Value: Sendable>: Sendable {
     }
 
     /// The value for the key at `range` of `buffer`, if the table has it.
-    @inlinable @inline(__always) public func lookup(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Value? {
+    @inlinable @inline(__always) package func lookup(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Value? {
         guard range.count >= 4, range.count <= maxLength, range.lowerBound >= 0, range.upperBound <= buffer.count else { return nil }
         let h = Self.hash(buffer, range)
         var i = Int(truncatingIfNeeded: h) & mask

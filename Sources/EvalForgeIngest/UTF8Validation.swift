@@ -1,8 +1,8 @@
 /// UTF-8 validation of byte ranges, with an eight-bytes-at-a-time ASCII fast path: what the wire
 /// decoders (collector and backend) check every protobuf `string` field with, so invalid text is
 /// refused with an error instead of being repaired or kept.
-public enum UTF8Validation {
-    @inlinable @inline(__always) public static func isValid(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
+package enum UTF8Validation {
+    @inlinable @inline(__always) package static func isValid(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
         guard r.lowerBound >= 0, r.upperBound <= b.count else { return false }
         var i = r.lowerBound
         let end = r.upperBound

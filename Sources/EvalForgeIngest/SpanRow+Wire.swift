@@ -12,10 +12,12 @@ public struct WireFormatError: Error, CustomStringConvertible, Sendable {
 /// Builds `SpanRow`s straight from OTLP protobuf bytes (normalized spans, as the collector forwards
 /// them), without protobuf messages: one pass over each span that validates what it reads (lengths,
 /// the wire type of every known field, UTF-8 of every string it stores, value nesting ≤ 64) and
-/// gives exactly the rows `SpanRow(span:service:projectID:)` gives for the decoded message. Strings
+/// gives exactly the rows the test oracle `SpanRow(span:service:projectID:)` (Tests/IngestOracle)
+/// gives for the decoded message. The only span-row reader in production: forwarded batches
+/// (`ForwardBatchWire`) and the backend's direct OTLP (`NormalizedOTLPRequest.rows`). Strings
 /// are made once from the bytes; attributes and events JSON are written into one reused buffer.
-struct SpanRowWireReader: CheckedWireFields {
-    let b: UnsafeRawBufferPointer
+package struct SpanRowWireReader: CheckedWireFields {
+    package let b: UnsafeRawBufferPointer
     let projectID: String
     /// Scratch: the JSON being written (attributes, events, non-string content).
     private var json: [UInt8] = []
@@ -24,18 +26,18 @@ struct SpanRowWireReader: CheckedWireFields {
     /// Scratch: the current span's event payloads.
     private var events: [Range<Int>] = []
     /// Where we are, for error messages (-1: not inside one): resource_spans, scope_spans, spans indices.
-    var place = (resource: -1, scope: -1, span: -1)
+    package var place = (resource: -1, scope: -1, span: -1)
 
     static let maxDepth = 64
 
-    init(_ b: UnsafeRawBufferPointer, projectID: String) {
+    package init(_ b: UnsafeRawBufferPointer, projectID: String) {
         self.b = b
         self.projectID = projectID
         json.reserveCapacity(4096)
         other.reserveCapacity(32)
     }
 
-    func fail(_ message: String) -> WireFormatError {
+    package func fail(_ message: String) -> WireFormatError {
         var at = ""
         if place.resource >= 0 { at += "resource_spans[\(place.resource)]" }
         if place.scope >= 0 { at += ".scope_spans[\(place.scope)]" }
@@ -68,7 +70,7 @@ struct SpanRowWireReader: CheckedWireFields {
 
     /// The row of the span at `r` (a `ScopeSpans.spans` payload); nil when its trace or span id is
     /// invalid (the row is skipped, as `SpanRow(span:)` does).
-    mutating func span(_ r: Range<Int>, service: String) throws -> SpanRow? {
+    package mutating func span(_ r: Range<Int>, service: String) throws -> SpanRow? {
         var traceR: Range<Int>?
         var spanR: Range<Int>?
         var parentR: Range<Int>?
@@ -581,7 +583,7 @@ struct WireRanges {
 
 extension SpanRow {
     /// Time to first chunk in nanoseconds from seconds; nil when negative, not finite or beyond Int64.
-    static func ttftNanos(seconds: Double) -> Int64? {
+    package static func ttftNanos(seconds: Double) -> Int64? {
         guard seconds.isFinite, seconds >= 0 else { return nil }
         return Int64(exactly: (seconds * 1e9).rounded(.towardZero))
     }
