@@ -1,4 +1,4 @@
-@_exported import EvalForgeCore
+import EvalForgeCore
 import Logging
 import Synchronization
 import Tracing

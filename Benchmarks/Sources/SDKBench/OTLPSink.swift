@@ -1,4 +1,5 @@
-import EvalForgeSDK  // re-exports EvalForgeCore's Gzip
+import EvalForgeCore  // Gzip: built as the SDK's dependency (the SDK no longer re-exports EvalForgeCore)
+import EvalForgeSDK
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
