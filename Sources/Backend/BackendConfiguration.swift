@@ -25,10 +25,14 @@ public struct BackendConfiguration: Sendable, Equatable {
     public var bootstrapAPIKey: String?
     /// How often retention deletes run, seconds. Env `EVALFORGE_RETENTION_INTERVAL_S`. Default 3600.
     public var retentionIntervalSeconds: Int
+    /// Spans one project may have queued for online evaluation; beyond it a batch's spans are
+    /// skipped and counted (`GET /api/online-queue`). Env `EVALFORGE_ONLINE_QUEUE_PER_PROJECT`.
+    /// Default 10,000.
+    public var onlineQueuePerProject: Int
 
     public static let `default` = BackendConfiguration()
 
-    public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String = "data", clickHouse: ClickHouseConfiguration? = nil, maxBodyBytes: Int = 16 << 20, maxInflightIngest: Int = 16, defaultProjectID: String = "default", bootstrapAPIKey: String? = nil, retentionIntervalSeconds: Int = 3600) {
+    public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String = "data", clickHouse: ClickHouseConfiguration? = nil, maxBodyBytes: Int = 16 << 20, maxInflightIngest: Int = 16, defaultProjectID: String = "default", bootstrapAPIKey: String? = nil, retentionIntervalSeconds: Int = 3600, onlineQueuePerProject: Int = 10_000) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
@@ -38,6 +42,7 @@ public struct BackendConfiguration: Sendable, Equatable {
         self.defaultProjectID = defaultProjectID
         self.bootstrapAPIKey = bootstrapAPIKey
         self.retentionIntervalSeconds = retentionIntervalSeconds
+        self.onlineQueuePerProject = onlineQueuePerProject
     }
 
     /// Paths of the two SQLite files.

@@ -67,6 +67,7 @@ enum BackendConfigurationLoader {
         if let v = try int("EVALFORGE_MAX_BODY_BYTES", 1024...(1 << 30)) { c.maxBodyBytes = v }
         if let v = try int("EVALFORGE_MAX_INFLIGHT_INGEST", 1...1024) { c.maxInflightIngest = v }
         if let v = try int("EVALFORGE_RETENTION_INTERVAL_S", 60...86_400 * 7) { c.retentionIntervalSeconds = v }
+        if let v = try int("EVALFORGE_ONLINE_QUEUE_PER_PROJECT", 1...1_000_000) { c.onlineQueuePerProject = v }
         if let v = env["EVALFORGE_API_KEY"], !v.isEmpty { c.bootstrapAPIKey = v }
         var chURL = env["EVALFORGE_CLICKHOUSE_URL"].flatMap { $0.isEmpty ? nil : $0 }
         if let host { c.host = host }

@@ -10,21 +10,32 @@ import ServiceLifecycle
 /// Settings of the evaluation runner.
 public struct EvaluationSettings: Sendable {
     public var webhooks: WebhookSettings
-    /// Span batches queued for online evaluation before new ones are dropped (counted). Default 1,024.
-    public var onlineQueueBatches: Int
-    /// Span batches evaluated online at once. Default 8.
+    /// Spans one project may have queued for online evaluation (in the metadata file); spans of its
+    /// batches beyond it are skipped and counted (`GET /api/online-queue`, metric
+    /// `evalforge_eval_online_skipped_spans_total{reason="project_share"}`), so one project's flood
+    /// cannot hold back another's evaluations. Default 10,000.
+    public var onlineQueuePerProject: Int
+    /// Claims (each up to `onlineClaimSpans` spans of one project) evaluated online at once. Default 8.
     public var onlineConcurrentBatches: Int
+    /// Spans of one project claimed together. Default 64.
+    public var onlineClaimSpans: Int
+    /// How long a claim of queued spans is held before another worker may take them again (a
+    /// restart takes them at once). Default 15 minutes.
+    public var onlineLease: Duration
     /// Items in flight per run when an experiment does not say. Default 256.
     public var defaultConcurrency: Int
-    /// Times a run item may be claimed without its result being recorded (each time the backend
-    /// stopped while evaluating it, e.g. crashed) before it fails with that reason and the run goes
-    /// on. Default 3.
+    /// Times a run item, or a queued online span, may be claimed without its result being recorded
+    /// (each time the backend stopped while evaluating it, e.g. crashed) before it fails with that
+    /// reason and the rest goes on. Default 3.
     public var maxItemClaims: Int
 
-    public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueueBatches: Int = 1024, onlineConcurrentBatches: Int = 8, defaultConcurrency: Int = 256, maxItemClaims: Int = 3) {
+    public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueuePerProject: Int = 10_000, onlineConcurrentBatches: Int = 8, onlineClaimSpans: Int = 64,
+                onlineLease: Duration = .seconds(900), defaultConcurrency: Int = 256, maxItemClaims: Int = 3) {
         self.webhooks = webhooks
-        self.onlineQueueBatches = onlineQueueBatches
+        self.onlineQueuePerProject = onlineQueuePerProject
         self.onlineConcurrentBatches = onlineConcurrentBatches
+        self.onlineClaimSpans = onlineClaimSpans
+        self.onlineLease = onlineLease
         self.defaultConcurrency = defaultConcurrency
         self.maxItemClaims = maxItemClaims
     }
@@ -70,13 +81,34 @@ public final class EvaluationService: Sendable {
         providers = ProviderRegistry(repo: repo, http: http, logger: logger)
         webhooks = WebhookDispatcher(db: metadata, http: http, settings: settings.webhooks, logger: logger)
         engine = RunEngine(db: metadata, store: store, http: http, providers: providers, webhooks: webhooks, maxClaims: settings.maxItemClaims, logger: logger)
-        online = OnlineEvaluator(repo: repo, store: store, providers: providers, cache: ResultCache(db: metadata), queueBatches: settings.onlineQueueBatches,
-                                 maxConcurrentBatches: settings.onlineConcurrentBatches, logger: logger)
+        online = OnlineEvaluator(repo: repo, store: store, providers: providers, cache: ResultCache(db: metadata), perProjectLimit: settings.onlineQueuePerProject,
+                                 maxClaims: settings.maxItemClaims, maxConcurrentBatches: settings.onlineConcurrentBatches, claimSpans: settings.onlineClaimSpans,
+                                 lease: settings.onlineLease, logger: logger)
     }
 
-    /// Called by ingest after a batch is durably stored (never blocks ingest: enqueue and return).
-    public func spansStored(projectID: String, spans: [SpanRow]) {
-        online.enqueue(projectID: projectID, spans: spans)
+    /// What ingest did with a batch's spans for online evaluation.
+    public struct OnlineEnqueue: Sendable, Equatable {
+        /// Spans newly queued.
+        public var queued: Int
+        /// Spans queued already (a resent batch).
+        public var alreadyQueued: Int
+        /// Spans beyond the project's share of the queue, not queued (counted).
+        public var skippedOverShare: Int
+    }
+
+    /// Called by ingest after a batch is stored, and again when it is a duplicate (the first
+    /// attempt may have stopped between storing and enqueueing): durably queues the spans that
+    /// match an enabled online rule, once per span. Ingest acknowledges the batch only after this
+    /// returns; a throw means the batch must not be acknowledged (the resend enqueues again).
+    @discardableResult
+    public func spansStored(projectID: String, spans: [SpanRow]) async throws -> OnlineEnqueue {
+        let o = try await online.enqueue(projectID: projectID, spans: spans)
+        return OnlineEnqueue(queued: o.queued, alreadyQueued: o.alreadyQueued, skippedOverShare: o.skippedOverShare)
+    }
+
+    /// The project's online-evaluation queue: its share, what is queued, and what was skipped and why.
+    public func onlineQueueStats(projectID: String) async throws -> OnlineQueueStats {
+        try await online.queue.stats(projectID: projectID)
     }
 
     /// Background services (run workers, webhook delivery, online evaluation) the backend runs.

@@ -220,7 +220,7 @@ import Testing
             SpanRow(projectID: project, traceID: trace, spanID: "00000000000000a2", startUnixNanos: now, durationNanos: 1_000_000, service: "app", name: "chat other", kind: .client, operation: "chat", provider: "openai", model: "gpt-4.1", input: input, output: output),
         ]
         _ = try await r.store.insert(StoreBatch(projectID: project, batchID: "b1", spans: spans, rollups: []))
-        ev.spansStored(projectID: project, spans: spans)
+        try await ev.spansStored(projectID: project, spans: spans)
         var scores: [ScoreRow] = []
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {

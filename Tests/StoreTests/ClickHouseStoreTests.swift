@@ -122,16 +122,45 @@ struct ClickHouseStoreTests {
         await Servers.drop(store)
     }
 
+    /// ClickHouse's `sum` of Int64 wraps. A trace of 100 spans at the $100,000-per-span ingest bound
+    /// is 1e19 picodollars, past Int64.max (9.22e18): the trace list showed a negative cost, and a
+    /// user's total over two traces of 60 such spans too. The sums now saturate at 9.2e18 ($9.2M).
+    @Test("cost sums saturate instead of wrapping negative", arguments: ClickHouseTestServers.Server.allCases)
+    func costSumsSaturate(_ server: ClickHouseTestServers.Server) async throws {
+        guard server.url != nil else { return }
+        let store = try await Servers.makeStore(server)
+        let p = "costly"
+        func trace(_ i: Int, spans n: Int) -> [SpanRow] {
+            (0..<n).map { j in
+                SpanRow(projectID: p, traceID: StoreFixtures.traceID(i), spanID: StoreFixtures.spanID(i, j), parentSpanID: j == 0 ? "" : StoreFixtures.spanID(i, 0),
+                        startUnixNanos: (StoreFixtures.baseUnix + Int64(i * 60 + j)) * 1_000_000_000, durationNanos: 1_000_000, service: "svc", name: "chat",
+                        kind: .client, provider: "openai", model: "gpt-4o", costUSD: 100_000, userID: "whale", sessionID: "s\(i)")
+            }
+        }
+        #expect(try await store.insert(StoreBatch(projectID: p, batchID: "one-trace", spans: trace(0, spans: 100), rollups: [])) == .stored)
+        #expect(try await store.insert(StoreBatch(projectID: p, batchID: "two-a", spans: trace(1, spans: 60), rollups: [])) == .stored)
+        #expect(try await store.insert(StoreBatch(projectID: p, batchID: "two-b", spans: trace(2, spans: 60), rollups: [])) == .stored)
+        let listed = try await store.listTraces(TraceFilter(projectID: p), sort: .costDesc, limit: 10, cursor: nil).items
+        #expect(listed.count == 3)
+        let big = try #require(listed.first { $0.traceID == StoreFixtures.traceID(0) })
+        #expect(big.costUSD >= 9_000_000 && big.costUSD <= 10_000_000, "saturated, not wrapped: \(big.costUSD)")
+        #expect(listed.allSatisfy { $0.costUSD >= 5_999_999 }, "\(listed.map(\.costUSD))")
+        let users = try await store.listUsers(SessionFilter(projectID: p), limit: 10, cursor: nil).items
+        #expect(users.count == 1)
+        #expect((users.first?.costUSD ?? -1) >= 9_000_000, "a user's total saturates: \(users.map(\.costUSD))")
+        await Servers.drop(store)
+    }
+
     @Test("migrations are recorded once and data survives reopening", arguments: ClickHouseTestServers.Server.allCases)
     func migrations(_ server: ClickHouseTestServers.Server) async throws {
         guard server.url != nil else { return }
         let store = try await Servers.makeStore(server)
         try await store.migrate()
-        #expect(try await store.appliedMigrations() == [1, 2, 3])
+        #expect(try await store.appliedMigrations() == [1, 2, 3, 4])
         _ = try await store.insert(StoreFixtures.batch(0..<3, projectID: "p", batchID: "b"))
         let again = try await ClickHouseStore(configuration: store.configuration, logger: Logger(label: "test"))
         try await again.migrate()
-        #expect(try await again.appliedMigrations() == [1, 2, 3])
+        #expect(try await again.appliedMigrations() == [1, 2, 3, 4])
         #expect(try await again.insert(StoreFixtures.batch(0..<3, projectID: "p", batchID: "b")) == .duplicate)
         #expect(try await again.trace(projectID: "p", traceID: StoreFixtures.traceID(2)).count == 4)
         let ddl = try await store.http.query("SELECT create_table_query FROM system.tables WHERE database = \(ClickHouseSQL.quote(store.db)) AND name = 'spans'")

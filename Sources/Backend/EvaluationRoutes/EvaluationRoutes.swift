@@ -49,6 +49,7 @@ enum EvaluationRoutes {
             }
         }
         group.get("online-rules") { _, ctx in try await handle { try await ev.listRules(projectID: try ctx.requireProject().id) } }
+        group.get("online-queue") { _, ctx in try await handle { try await ev.onlineQueueStats(projectID: try ctx.requireProject().id) } }
         group.delete("online-rules/:id") { _, ctx in try await handle(.noContent) { try await ev.deleteRule(projectID: try ctx.requireProject().id, id: try ctx.parameters.require("id")); return Empty() } }
 
         // Datasets

@@ -7,7 +7,7 @@ import NIOConcurrencyHelpers
 
 /// Stores batches from both ingest routes: bounds the number stored concurrently (beyond it callers
 /// get `IngestError.overloaded`, i.e. 503 + Retry-After, so the collector keeps the data queued),
-/// and hands stored spans to online evaluation.
+/// and queues stored spans for online evaluation (durably, before the acknowledgement).
 public final class IngestService: Sendable {
     let store: any SpanStore
     let evaluation: EvaluationService?
@@ -20,6 +20,7 @@ public final class IngestService: Sendable {
     private let rollupsStored = Counter(label: "evalforge_backend_rollups_stored_total")
     private let storeErrors = Counter(label: "evalforge_backend_store_errors_total")
     private let overloaded = Counter(label: "evalforge_backend_ingest_overloaded_total")
+    private let onlineEnqueueErrors = Counter(label: "evalforge_backend_online_enqueue_errors_total")
     private let insertLatency = Timer(label: "evalforge_backend_insert_duration_seconds")
 
     public init(store: any SpanStore, evaluation: EvaluationService?, maxInflight: Int, logger: Logger) {
@@ -29,7 +30,8 @@ public final class IngestService: Sendable {
         self.logger = logger
     }
 
-    /// Stores `batch` durably (at most once per batch id) and returns whether it was new.
+    /// Stores `batch` durably (at most once per batch id), queues its spans for online evaluation,
+    /// and returns whether it was new.
     public func ingest(_ batch: StoreBatch) async throws -> InsertOutcome {
         let admitted = inflight.withLockedValue { n -> Bool in
             guard n < maxInflight else { return false }
@@ -56,9 +58,17 @@ public final class IngestService: Sendable {
             batchesStored.increment()
             spansStored.increment(by: batch.spans.count)
             rollupsStored.increment(by: batch.rollups.count)
-            if !batch.spans.isEmpty { evaluation?.spansStored(projectID: batch.projectID, spans: batch.spans) }
         case .duplicate:
             batchesDuplicate.increment()
+        }
+        // Durably queued for online evaluation before the acknowledgement, a duplicate too: the
+        // first attempt may have ended between the insert and this (the queue keeps one row per span).
+        if let evaluation, !batch.spans.isEmpty {
+            do { try await evaluation.spansStored(projectID: batch.projectID, spans: batch.spans) } catch {
+                onlineEnqueueErrors.increment()
+                logger.warning("online evaluation enqueue failed; the batch is not acknowledged", metadata: ["batch": "\(batch.batchID)", "error": "\(error)"])
+                throw IngestError.unavailable("online evaluation queue: \(error)")
+            }
         }
         return outcome
     }

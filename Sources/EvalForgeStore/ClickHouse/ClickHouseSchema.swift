@@ -58,6 +58,14 @@ struct ClickHouseFlavor: Sendable, Equatable {
     /// query fail on the conversion.
     static let costPicos = "toInt64(round(greatest(least(if(isFinite(ifNull(cost_usd, 0)), ifNull(cost_usd, 0), 0) * 1000000000000.0, 9e18), -9e18)))"
 
+    /// `sum(expr)` of Int64 picodollars that saturates at ±9.2e18 instead of wrapping (ClickHouse's
+    /// `sum` of Int64 wraps: 93 spans at the $100,000 ingest bound already pass Int64.max, 9.22e18).
+    /// Exact whenever the true sum is within ±9.2e18 (two's-complement partial sums that wrap come
+    /// back); beyond, the Float64 sum (its error is far below the 0.2 % margin to Int64.max) picks the bound.
+    static func saturatingSum(_ expr: String) -> String {
+        "multiIf(sum(toFloat64(\(expr))) >= 9.2e18, toInt64(9200000000000000000), sum(toFloat64(\(expr))) <= -9.2e18, toInt64(-9200000000000000000), sum(\(expr)))"
+    }
+
     static func traceSummaryColumns(modern: Bool) -> String {
         "project_id, t_day, t_hash, trace_id, t_last_day, t_start, t_end, t_last, t_spans, t_distinct, t_llm, t_errors, t_in, t_out, t_cost, t_cost_upper, t_cost_unknown, "
             + "t_name, t_service, t_user, t_session, t_models, t_services, t_providers, t_tags, t_users, t_sessions" + (modern ? ", t_retention" : "")
@@ -77,8 +85,8 @@ struct ClickHouseFlavor: Sendable, Equatable {
                 toUInt32(count()) AS t_spans, toUInt32(uniqExact(cityHash64(span_id))) AS t_distinct,
                 toUInt32(countIf(model != '' OR provider != '')) AS t_llm, toUInt32(countIf(status = 2)) AS t_errors,
                 sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
-                sum(\(Self.costPicos)) AS t_cost,
-                sum(greatest(\(Self.costPicos), toInt64(0))) AS t_cost_upper,
+                \(Self.saturatingSum(Self.costPicos)) AS t_cost,
+                \(Self.saturatingSum("greatest(\(Self.costPicos), toInt64(0))")) AS t_cost_upper,
                 toUInt32(countIf((model != '' OR provider != '') AND isNull(cost_usd))) AS t_cost_unknown,
                 if(countIf(\(root)) > 0, argMinIf(name, \(s), \(root)), argMin(name, \(s))) AS t_name,
                 if(countIf(\(root)) > 0, argMinIf(service, \(s), \(root)), argMin(service, \(s))) AS t_service,
@@ -267,6 +275,8 @@ struct ClickHouseFlavor: Sendable, Equatable {
             (2, "trace_index: the days of each trace, backfilled from spans", [traceIndex, backfill]),
             // The view first, then the backfill: spans inserted in between get two rows (harmless).
             (3, "trace_summary: per-trace rows fed by a materialized view on spans, backfilled", [traceSummary, summaryView, summaryBackfill]),
+            // The view again, its cost sums saturating instead of wrapping (rows summarized before stay).
+            (4, "trace_summary_mv: cost sums saturate", ["DROP TABLE IF EXISTS \(q).trace_summary_mv", summaryView]),
         ]
     }
 }

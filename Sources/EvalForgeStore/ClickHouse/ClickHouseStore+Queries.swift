@@ -77,7 +77,7 @@ extension ClickHouseStore {
                 min(\(s)) AS t_start, max(\(s) + duration_ns) AS t_end, t_end - t_start AS t_duration,
                 count() AS t_spans, countIf(model != '' OR provider != '') AS t_llm, countIf(status = 2) AS t_errors,
                 sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
-                sum(\(ClickHouseFlavor.costPicos)) AS t_cost,
+                \(ClickHouseFlavor.saturatingSum(ClickHouseFlavor.costPicos)) AS t_cost,
                 countIf((model != '' OR provider != '') AND isNull(cost_usd)) AS t_cost_unknown,
                 if(anyIf(user_id, \(root) AND user_id != '') != '', anyIf(user_id, \(root) AND user_id != ''), anyIf(user_id, user_id != '')) AS t_user,
                 if(anyIf(session_id, \(root) AND session_id != '') != '', anyIf(session_id, \(root) AND session_id != ''), anyIf(session_id, session_id != '')) AS t_session,
@@ -392,7 +392,7 @@ extension ClickHouseStore {
         }
         let sql = """
             SELECT toString(\(column)) AS g_key, toString(max(t_user)), toInt64(min(t_start)), toInt64(max(t_end)) AS g_last, toUInt64(count()),
-                toUInt64(uniqExactIf(t_session, t_session != '')), toUInt64(sum(t_llm)), toUInt64(sum(t_errors)), toInt64(sum(t_in)), toInt64(sum(t_out)), toInt64(sum(t_cost))
+                toUInt64(uniqExactIf(t_session, t_session != '')), toUInt64(sum(t_llm)), toUInt64(sum(t_errors)), toInt64(sum(t_in)), toInt64(sum(t_out)), \(ClickHouseFlavor.saturatingSum("t_cost"))
             FROM (\(inner))
             WHERE \(cond.joined(separator: " AND "))
             GROUP BY g_key

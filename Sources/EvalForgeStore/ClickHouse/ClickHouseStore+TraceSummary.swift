@@ -101,7 +101,7 @@ extension ClickHouseStore {
             cond += " AND t_hash IN (SELECT t_hash FROM \(db).trace_summary WHERE project_id = \(q) AND \(dayCondition(changed.map { Int($0) }, column: "t_day")))"
         }
         let sql = """
-            SELECT t_hash, trace_id, toUInt32(min(t_day)), toUInt32(max(t_last_day)), min(t_start), max(t_end), sum(t_cost_upper), toUInt8(max(t_errors) > 0),
+            SELECT t_hash, trace_id, toUInt32(min(t_day)), toUInt32(max(t_last_day)), min(t_start), max(t_end), \(ClickHouseFlavor.saturatingSum("t_cost_upper")), toUInt8(max(t_errors) > 0),
                 groupUniqArrayArray(t_models), groupUniqArrayArray(t_services), groupUniqArrayArray(t_providers), groupUniqArrayArray(t_tags),
                 groupUniqArrayArray(t_users), groupUniqArrayArray(t_sessions)
             FROM \(db).trace_summary

@@ -60,5 +60,24 @@ enum EvalSchema {
             """),
         // Resumes of a running run since its last progress (a crash loop outside item evaluation ends).
         .init("eval.002_run_resumes", "ALTER TABLE eval_runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;"),
+        // The durable online-evaluation queue (`OnlineQueue`): one row per stored span waiting for
+        // evaluation, unique per (project, trace, span) so a resent batch is queued once; `id` gives
+        // the FIFO order (AUTOINCREMENT: never reused), `claims`/`lease_until_ms` the crash
+        // accounting. `eval_online_projects` keeps each project's queued count (its bounded share)
+        // and the counts of spans skipped, with the reason, for `GET /api/online-queue`.
+        .init("eval.003_online_queue", """
+            CREATE TABLE eval_online_queue (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, project_id TEXT NOT NULL, trace_id TEXT NOT NULL,
+                span_id TEXT NOT NULL, start_ns INTEGER NOT NULL, enqueued_unix_ms INTEGER NOT NULL,
+                claims INTEGER NOT NULL DEFAULT 0, lease_until_ms INTEGER NOT NULL DEFAULT 0);
+            CREATE UNIQUE INDEX eval_online_queue_span ON eval_online_queue (project_id, trace_id, span_id);
+            CREATE INDEX eval_online_queue_order ON eval_online_queue (project_id, id);
+            CREATE INDEX eval_online_queue_suspect ON eval_online_queue (project_id, id) WHERE claims > 0;
+            CREATE TABLE eval_online_projects (
+                project_id TEXT PRIMARY KEY, queued INTEGER NOT NULL DEFAULT 0,
+                enqueued INTEGER NOT NULL DEFAULT 0, evaluated INTEGER NOT NULL DEFAULT 0,
+                skipped_over_share INTEGER NOT NULL DEFAULT 0, failed_after_claims INTEGER NOT NULL DEFAULT 0,
+                missing INTEGER NOT NULL DEFAULT 0, last_skip_unix_ms INTEGER);
+            """),
     ])
 }

@@ -1,0 +1,179 @@
+import EvalForgeStore
+
+/// The durable online-evaluation queue in the metadata file (tables of `eval.003_online_queue`).
+///
+/// Ingest enqueues references to stored spans (project, trace, span, start) in one transaction
+/// before it acknowledges the batch, so a batch the collector saw acknowledged is evaluated even if
+/// the backend is killed right after; a resent batch (`duplicate`) enqueues again and the unique
+/// key keeps one row per span. Each project holds at most `perProjectLimit` rows: what exceeds it
+/// is skipped and counted (never silently). The evaluator claims rows one project at a time in
+/// round-robin order, so a flooding project gets one claim in turn like every other; a claim sets
+/// a lease and counts itself; a row whose claim ended with the process (kill -9) is claimed again
+/// after the restart, alone, and after `maxClaims` such claims it is dropped with that reason.
+struct OnlineQueue: Sendable {
+    let db: SQLiteDatabase
+    let perProjectLimit: Int
+    let maxClaims: Int
+
+    /// A stored span to evaluate.
+    struct Ref: Sendable, Hashable {
+        var traceID: String
+        var spanID: String
+        var startUnixNanos: Int64
+    }
+
+    struct Row: Sendable {
+        var id: Int64
+        var ref: Ref
+    }
+
+    /// Rows of one project claimed together. `suspect`: a row claimed before by a process that
+    /// stopped without finishing it, claimed alone so that if evaluating it kills the process again
+    /// nothing else is held up with it.
+    struct Claim: Sendable {
+        var projectID: String
+        var rows: [Row]
+        var suspect: Bool
+    }
+
+    struct EnqueueOutcome: Sendable, Equatable {
+        var queued = 0
+        var alreadyQueued = 0
+        var skippedOverShare = 0
+    }
+
+    /// Counters in the projects table stop here (never an overflow in SQLite arithmetic).
+    static let counterCap: Int64 = 1 << 62
+
+    /// Enqueues `refs` of one project in one write transaction: new rows while the project has room,
+    /// rows already queued counted as such, the rest skipped (counted in the projects table).
+    func enqueue(projectID: String, refs: [Ref]) async throws -> EnqueueOutcome {
+        guard !refs.isEmpty else { return EnqueueOutcome() }
+        let limit = Int64(perProjectLimit)
+        let now = nowMs()
+        return try await db.write { c in
+            let queued = try c.scalar("SELECT queued FROM eval_online_projects WHERE project_id = ?", [.text(projectID)])?.int64 ?? 0
+            var room = max(0, limit - max(0, queued))
+            var out = EnqueueOutcome()
+            for r in refs {
+                if room > 0 {
+                    let n = try c.run("INSERT INTO eval_online_queue (project_id, trace_id, span_id, start_ns, enqueued_unix_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, trace_id, span_id) DO NOTHING",
+                                      [.text(projectID), .text(r.traceID), .text(r.spanID), .integer(r.startUnixNanos), .integer(now)])
+                    if n > 0 { out.queued += 1; room -= 1 } else { out.alreadyQueued += 1 }
+                } else if try c.scalar("SELECT 1 FROM eval_online_queue WHERE project_id = ? AND trace_id = ? AND span_id = ?", [.text(projectID), .text(r.traceID), .text(r.spanID)]) != nil {
+                    out.alreadyQueued += 1
+                } else {
+                    out.skippedOverShare += 1
+                }
+            }
+            guard out.queued > 0 || out.skippedOverShare > 0 else { return out }
+            try c.run("""
+                INSERT INTO eval_online_projects (project_id, queued, enqueued, skipped_over_share, last_skip_unix_ms) VALUES (?1, ?2, ?2, ?3, ?4)
+                ON CONFLICT (project_id) DO UPDATE SET queued = MIN(queued + ?2, ?5), enqueued = MIN(enqueued + ?2, ?5),
+                    skipped_over_share = MIN(skipped_over_share + ?3, ?5), last_skip_unix_ms = COALESCE(?4, last_skip_unix_ms)
+                """, [.text(projectID), .integer(Int64(out.queued)), .integer(Int64(out.skippedOverShare)), out.skippedOverShare > 0 ? .integer(now) : .null, .integer(Self.counterCap)])
+            return out
+        }
+    }
+
+    /// At start-up: this process is the only user of the metadata file, so every lease belongs to a
+    /// process that is gone (its rows are due now; their claim counts stay). The per-project counts
+    /// are recomputed from the rows. Returns the number of rows queued.
+    func recover() async throws -> Int {
+        try await db.write { c in
+            try c.run("UPDATE eval_online_queue SET lease_until_ms = 0 WHERE lease_until_ms != 0")
+            try c.run("UPDATE eval_online_projects SET queued = 0")
+            try c.run("""
+                INSERT INTO eval_online_projects (project_id, queued) SELECT project_id, COUNT(*) FROM eval_online_queue WHERE true GROUP BY project_id
+                ON CONFLICT (project_id) DO UPDATE SET queued = excluded.queued
+                """)
+            return Int(try c.scalar("SELECT COUNT(*) FROM eval_online_queue")?.int64 ?? 0)
+        }
+    }
+
+    /// Claims up to `limit` due rows of the first project after `after` (round-robin by project id)
+    /// that has any, with a lease until `leaseUntilMs`. Rows of that project claimed `maxClaims`
+    /// times already are deleted first and returned in `exhausted` (the caller logs and counts them).
+    func claim(after: String?, limit: Int, leaseUntilMs: Int64) async throws -> (claim: Claim?, exhausted: [(projectID: String, count: Int)]) {
+        let now = nowMs()
+        let maxClaims = Int64(self.maxClaims)
+        return try await db.write { c in
+            let projects = try c.query("SELECT project_id FROM eval_online_projects WHERE queued > 0 ORDER BY project_id").compactMap { $0[0].string }
+            let split = after.map { a in projects.firstIndex { $0 > a } ?? projects.count } ?? 0
+            var exhausted: [(projectID: String, count: Int)] = []
+            for p in projects[split...] + projects[..<split] {
+                let dropped = try c.run("DELETE FROM eval_online_queue WHERE project_id = ? AND claims > 0 AND claims >= ? AND lease_until_ms <= ?", [.text(p), .integer(maxClaims), .integer(now)])
+                if dropped > 0 {
+                    exhausted.append((p, dropped))
+                    try c.run("UPDATE eval_online_projects SET queued = MAX(0, queued - ?1), failed_after_claims = MIN(failed_after_claims + ?1, ?2) WHERE project_id = ?3",
+                              [.integer(Int64(dropped)), .integer(Self.counterCap), .text(p)])
+                }
+                let columns = "SELECT id, trace_id, span_id, start_ns FROM eval_online_queue"
+                var rows = try c.query(columns + " WHERE project_id = ? AND claims > 0 AND lease_until_ms <= ? ORDER BY id LIMIT 1", [.text(p), .integer(now)])
+                let suspect = !rows.isEmpty
+                if !suspect {
+                    rows = try c.query(columns + " WHERE project_id = ? AND lease_until_ms <= ? ORDER BY id LIMIT ?", [.text(p), .integer(now), .integer(Int64(max(1, limit)))])
+                }
+                guard !rows.isEmpty else { continue }
+                var claimed: [Row] = []
+                for r in rows {
+                    guard let id = r[0].int64 else { continue }
+                    try c.run("UPDATE eval_online_queue SET claims = MIN(claims + 1, 1000000), lease_until_ms = ? WHERE id = ?", [.integer(leaseUntilMs), .integer(id)])
+                    claimed.append(Row(id: id, ref: Ref(traceID: r[1].string ?? "", spanID: r[2].string ?? "", startUnixNanos: r[3].int64 ?? 0)))
+                }
+                return (Claim(projectID: p, rows: claimed, suspect: suspect), exhausted)
+            }
+            return (nil, exhausted)
+        }
+    }
+
+    /// The earliest lease still running out (a row released with a back-off), to sleep until.
+    func nextDueMs() async throws -> Int64? {
+        try await db.read { c in try c.scalar("SELECT MIN(lease_until_ms) FROM eval_online_queue WHERE lease_until_ms > 0")?.int64 }
+    }
+
+    /// Deletes evaluated rows: `evaluated` spans had results stored, `missing` were not found in the store.
+    func complete(projectID: String, ids: [Int64], evaluated: Int, missing: Int) async throws {
+        try await db.write { c in
+            var deleted = 0
+            for id in ids { deleted += try c.run("DELETE FROM eval_online_queue WHERE id = ?", [.integer(id)]) }
+            try c.run("UPDATE eval_online_projects SET queued = MAX(0, queued - ?1), evaluated = MIN(evaluated + ?2, ?4), missing = MIN(missing + ?3, ?4) WHERE project_id = ?5",
+                      [.integer(Int64(deleted)), .integer(Int64(evaluated)), .integer(Int64(missing)), .integer(Self.counterCap), .text(projectID)])
+        }
+    }
+
+    /// Gives claimed rows back without counting the claim (the failure was not theirs: a graceful
+    /// stop, the store unavailable), due again at `dueMs`.
+    func release(ids: [Int64], dueMs: Int64) async throws {
+        try await db.write { c in
+            for id in ids { try c.run("UPDATE eval_online_queue SET claims = MAX(0, claims - 1), lease_until_ms = ? WHERE id = ?", [.integer(dueMs), .integer(id)]) }
+        }
+    }
+
+    func stats(projectID: String) async throws -> OnlineQueueStats {
+        try await db.read { c in
+            let r = try c.query("SELECT queued, enqueued, evaluated, skipped_over_share, failed_after_claims, missing, last_skip_unix_ms FROM eval_online_projects WHERE project_id = ?", [.text(projectID)]).first
+            return OnlineQueueStats(limit: perProjectLimit, queued: r?[0].int64 ?? 0, enqueued: r?[1].int64 ?? 0, evaluated: r?[2].int64 ?? 0, skippedOverShare: r?[3].int64 ?? 0,
+                         failedAfterClaims: r?[4].int64 ?? 0, missingSpans: r?[5].int64 ?? 0, lastSkipUnixMs: r?[6].int64)
+        }
+    }
+}
+
+/// A project's online-evaluation queue and what happened to its spans (`GET /api/online-queue`;
+/// the counters run since the metadata file was created).
+public struct OnlineQueueStats: Sendable, Codable, Equatable {
+    /// Most spans the project may have queued (`EVALFORGE_ONLINE_QUEUE_PER_PROJECT`).
+    public var limit: Int
+    public var queued: Int64
+    public var enqueued: Int64
+    /// Spans whose evaluation results were stored.
+    public var evaluated: Int64
+    /// Spans not queued because the project had `limit` spans queued already.
+    public var skippedOverShare: Int64
+    /// Spans dropped after being claimed `maxItemClaims` times without finishing (the backend
+    /// stopped while evaluating them each time).
+    public var failedAfterClaims: Int64
+    /// Queued spans no longer in the store when their turn came (e.g. removed by retention).
+    public var missingSpans: Int64
+    public var lastSkipUnixMs: Int64?
+}
