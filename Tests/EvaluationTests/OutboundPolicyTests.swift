@@ -122,6 +122,12 @@ import Testing
             let p2 = try await call(port, "POST", "/api/providers", #"{"name":"local","kind":"openai","baseURL":"http://localhost:8080/v1","model":"m"}"#)
             #expect(p2.status == 400, "\(p2.status) \(p2.body)")
             #expect(p2.error.contains("provider.baseURL"), "\(p2.body)")
+            // Provider secrets are answered as hints only: the API key and every header value.
+            let saved = try await call(port, "POST", "/api/providers", #"{"name":"pub","kind":"openai","baseURL":"https://8.8.8.8/v1","model":"m","apiKey":"sk-live-0123456789abcd","headers":{"OpenAI-Organization":"org-secret-value-42","X-Short":"xyz"}}"#)
+            #expect(saved.status == 201, "\(saved.body)")
+            let providers = try await call(port, "GET", "/api/providers")
+            #expect(providers.status == 200 && !providers.body.contains("sk-live-0123456789") && !providers.body.contains("org-secret") && !providers.body.contains("xyz"), "\(providers.body)")
+            #expect(providers.body.contains("••••abcd") && providers.body.contains("••••e-42"), "\(providers.body)")
             let list = try await call(port, "GET", "/api/webhooks")
             #expect(list.status == 200 && !list.body.contains("169.254"))
         }

@@ -97,11 +97,18 @@ public struct ProviderConfig: Sendable, Codable, Hashable {
 
     static func isHeaderValue(_ v: String) -> Bool { v.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) } }
 
-    /// The configuration with the API key hidden (for API answers).
+    /// The configuration with the API key and the header values hidden (for API answers): headers
+    /// carry credentials too (organization keys, proxy tokens). A hint shows the last 4 characters
+    /// of a value of at least 12, so a short secret is never shown whole.
     var redacted: ProviderConfig {
         var c = self
-        c.apiKey = apiKey.isEmpty ? "" : "••••" + String(apiKey.suffix(4))
+        c.apiKey = Self.hint(apiKey)
+        c.headers = headers.mapValues(Self.hint)
         return c
+    }
+
+    static func hint(_ secret: String) -> String {
+        secret.isEmpty ? "" : (secret.count >= 12 ? "••••" + String(secret.suffix(4)) : "••••")
     }
 }
 
