@@ -247,4 +247,25 @@ import Testing
             await r.stop()
         }
     }
+
+    /// An http URL is sent to the checked IP with the original Host header (virtual hosts keep working).
+    @Test func hostHeaderIsTheOriginalName() async throws {
+        let endpoint = Router()
+        endpoint.post("/answer") { req, _ -> Response in
+            let host = req.head.authority ?? ""
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"output":"\#(host)"}"#)))
+        }
+        try await Application(router: endpoint, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: testLogger).test(.live) { client in
+            let port = try #require(client.port)
+            let r = try await Runner(dir: tempDir(), settings: EvaluationSettings(outbound: try OutboundPolicy(allowList: "localhost:\(port)")))
+            let ev = r.service
+            let ds = try await ev.createDataset(projectID: project, name: "d", items: items(1))
+            _ = try await ev.putEvaluator(projectID: project, .init(name: "len", type: "length", max: 1000))
+            let exp = try await ev.createExperiment(projectID: project, name: "e", datasetID: ds.id, target: Target(type: "http", url: "http://localhost:\(port)/answer?x=1#frag"), evaluators: ["len"], concurrency: 1)
+            let run = try await r.waitForRun(project, try await ev.startRun(projectID: project, experimentID: exp.id).id)
+            let item = try #require(try await ev.runItems(projectID: project, id: run.id).first)
+            #expect(item.output == "localhost:\(port)", "\(item.output ?? "") \(item.error ?? "")")
+            await r.stop()
+        }
+    }
 }
