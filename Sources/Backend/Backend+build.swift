@@ -53,7 +53,11 @@ public enum BackendApp {
         if let key = configuration.bootstrapAPIKey {
             try await projects.addKey(key, projectID: configuration.defaultProjectID, name: "bootstrap")
         }
-        let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject))
+        let outbound = try configuration.outboundPolicy()
+        if !outbound.allowListText.isEmpty {
+            logger.notice("outbound calls (webhooks, http targets, providers) may reach the allow-listed non-public addresses", metadata: ["allow": "\(outbound.allowListText)"])
+        }
+        let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound))
         let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
         logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
         return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)

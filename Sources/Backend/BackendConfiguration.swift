@@ -1,4 +1,5 @@
 import EvalForgeStore
+import Evaluation
 import Foundation
 
 /// Configuration of `evalforge backend`.
@@ -30,9 +31,21 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// Default 10,000.
     public var onlineQueuePerProject: Int
 
+    /// Private, loopback and other non-public addresses (and endpoints) webhooks, `http` targets and
+    /// providers may reach, comma-separated: `10.0.0.0/8,llm.internal:8000,[::1]:8080`. Env
+    /// `EVALFORGE_OUTBOUND_ALLOW`; flag `--outbound-allow`. Default "" (public addresses only).
+    /// docs/backend-configuration.md, "Outbound calls".
+    public var outboundAllowList: String
+    /// Endpoints of the installation outbound calls may not reach unless the allow-list names their
+    /// exact port, besides the ClickHouse URL and this backend's listener (added at start-up);
+    /// `evalforge dev` adds its collector. Default none.
+    public var outboundProtected: [OutboundPolicy.ProtectedEndpoint]
+
     public static let `default` = BackendConfiguration()
 
-    public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String = "data", clickHouse: ClickHouseConfiguration? = nil, maxBodyBytes: Int = 16 << 20, maxInflightIngest: Int = 16, defaultProjectID: String = "default", bootstrapAPIKey: String? = nil, retentionIntervalSeconds: Int = 3600, onlineQueuePerProject: Int = 10_000) {
+    public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String = "data", clickHouse: ClickHouseConfiguration? = nil, maxBodyBytes: Int = 16 << 20, maxInflightIngest: Int = 16, defaultProjectID: String = "default", bootstrapAPIKey: String? = nil, retentionIntervalSeconds: Int = 3600, onlineQueuePerProject: Int = 10_000, outboundAllowList: String = "", outboundProtected: [OutboundPolicy.ProtectedEndpoint] = []) {
+        self.outboundAllowList = outboundAllowList
+        self.outboundProtected = outboundProtected
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
@@ -48,4 +61,12 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// Paths of the two SQLite files.
     public var metadataPath: String { dataDirectory + "/evalforge-meta.sqlite" }
     public var telemetryPath: String { dataDirectory + "/evalforge-telemetry.sqlite" }
+
+    /// The outbound policy: the allow-list, protecting the ClickHouse store, this backend's
+    /// listener and `outboundProtected`. Throws on a malformed allow-list (naming the entry).
+    public func outboundPolicy() throws(OutboundError) -> OutboundPolicy {
+        var protected = [OutboundPolicy.ProtectedEndpoint(host: host, port: port, what: "this backend's listener")]
+        if let ch = clickHouse, let p = OutboundPolicy.ProtectedEndpoint(url: ch.url, what: "the ClickHouse store") { protected.append(p) }
+        return try OutboundPolicy(allowList: outboundAllowList, protected: protected + outboundProtected)
+    }
 }

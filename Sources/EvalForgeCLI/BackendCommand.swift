@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import Evaluation
 import EvalForgeStore
 import Foundation
 import Hummingbird
@@ -34,13 +35,16 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "API key registered for the default project at start-up (env EVALFORGE_API_KEY).")
     var apiKey: String?
 
+    @Option(help: "Non-public addresses webhooks, http targets and providers may reach, comma-separated: 10.0.0.0/8,llm.internal:8000,[::1]:8080 (env EVALFORGE_OUTBOUND_ALLOW; default: public addresses only).")
+    var outboundAllow: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
         let c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey)
+            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow)
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
@@ -54,7 +58,7 @@ struct BackendCommand: AsyncParsableCommand {
 /// Builds a `BackendConfiguration` from defaults, environment and flags (flags win), naming the
 /// offending variable or flag on a bad value.
 enum BackendConfigurationLoader {
-    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil) throws -> BackendConfiguration {
+    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let text = env[name] else { return nil }
@@ -78,6 +82,13 @@ enum BackendConfigurationLoader {
         if let dataDir { c.dataDirectory = dataDir }
         if let apiKey { c.bootstrapAPIKey = apiKey }
         if let clickhouseURL { chURL = clickhouseURL }
+        if let v = env["EVALFORGE_OUTBOUND_ALLOW"] { c.outboundAllowList = v }
+        if let outboundAllow { c.outboundAllowList = outboundAllow }
+        do {
+            _ = try OutboundPolicy(allowList: c.outboundAllowList)
+        } catch {
+            throw ValidationError("--outbound-allow / EVALFORGE_OUTBOUND_ALLOW: \(error.message)")
+        }
         if let url = chURL {
             guard let u = URL(string: url), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil else {
                 throw ValidationError("ClickHouse URL '\(url)': expected http://host:port (the HTTP interface, usually port 8123)")

@@ -4,6 +4,7 @@ import Backend
 import Collector
 import EvalForgeCrypto
 import EvalForgeSDK
+import Evaluation
 import Foundation
 import Hummingbird
 import Logging
@@ -72,6 +73,13 @@ struct DevCommand: AsyncParsableCommand {
 
         var backendConfig = try BackendConfigurationLoader.load(environment: ProcessInfo.processInfo.environment, host: "127.0.0.1", port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, apiKey: key)
         backendConfig.bootstrapAPIKey = key
+        // Dev runs on one machine: judges may call the mock LLM (and local models) on loopback unless
+        // EVALFORGE_OUTBOUND_ALLOW says otherwise; the backend's and the collector's own ports stay refused.
+        if ProcessInfo.processInfo.environment["EVALFORGE_OUTBOUND_ALLOW"] == nil {
+            backendConfig.outboundAllowList = "127.0.0.0/8,::1,localhost"
+            logger.notice("dev mode: webhooks, http targets and providers may reach loopback addresses (the mock LLM on :\(llmPort)); set EVALFORGE_OUTBOUND_ALLOW to change it")
+        }
+        backendConfig.outboundProtected = [.init(host: "127.0.0.1", port: otlpPort, what: "the dev collector's OTLP listener")]
         let (backend, services) = try await BackendApp.build(configuration: backendConfig, logger: logger, metricsRegistry: MetricsBootstrap.prometheus())
 
         var collectorConfig = CollectorConfiguration.default

@@ -28,9 +28,13 @@ public struct EvaluationSettings: Sendable {
     /// (each time the backend stopped while evaluating it, e.g. crashed) before it fails with that
     /// reason and the rest goes on. Default 3.
     public var maxItemClaims: Int
+    /// Which addresses webhooks, `http` targets and providers may reach. Default: public
+    /// addresses only (docs/backend-configuration.md, "Outbound calls").
+    public var outbound: OutboundPolicy
 
     public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueuePerProject: Int = 10_000, onlineConcurrentBatches: Int = 8, onlineClaimSpans: Int = 64,
-                onlineLease: Duration = .seconds(900), defaultConcurrency: Int = 256, maxItemClaims: Int = 3) {
+                onlineLease: Duration = .seconds(900), defaultConcurrency: Int = 256, maxItemClaims: Int = 3, outbound: OutboundPolicy = .publicOnly) {
+        self.outbound = outbound
         self.webhooks = webhooks
         self.onlineQueuePerProject = onlineQueuePerProject
         self.onlineConcurrentBatches = onlineConcurrentBatches
@@ -41,18 +45,6 @@ public struct EvaluationSettings: Sendable {
     }
 
     public static let `default` = EvaluationSettings()
-}
-
-/// The HTTP client of judge, target and webhook calls: process-wide (never shut down, like
-/// `HTTPClient.shared`) with a connection pool sized for hundreds of concurrent judge calls.
-enum EvaluationHTTP {
-    static let client: HTTPClient = {
-        var config = HTTPClient.Configuration()
-        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
-        config.timeout = .init(connect: .seconds(5))
-        config.httpVersion = .http1Only
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-    }()
 }
 
 /// The evaluation runner hosted by the backend: evaluators, online evaluation, datasets,
@@ -77,7 +69,7 @@ public final class EvaluationService: Sendable {
         self.settings = settings
         try await EvalSchema.migrator.apply(to: metadata)
         repo = EvalRepository(db: metadata)
-        let http = EvaluationHTTP.client
+        let http = OutboundHTTP(policy: settings.outbound)
         providers = ProviderRegistry(repo: repo, http: http, logger: logger)
         webhooks = WebhookDispatcher(db: metadata, http: http, settings: settings.webhooks, logger: logger)
         engine = RunEngine(db: metadata, store: store, http: http, providers: providers, webhooks: webhooks, maxClaims: settings.maxItemClaims, logger: logger)
@@ -121,8 +113,21 @@ public final class EvaluationService: Sendable {
 
     // MARK: providers
 
+    /// Refuses, as a 400 naming `field`, a URL the outbound policy would refuse at call time. A
+    /// name that does not resolve now is accepted: every call checks again (DNS can change).
+    func checkOutbound(_ url: String, field: String) async throws(EvaluationError) {
+        do throws(OutboundError) {
+            _ = try await settings.outbound.check(url: url, field: field)
+        } catch where error.isTransient {
+            logger.info("outbound URL does not resolve yet; it is checked again at each call", metadata: ["field": "\(field)", "reason": "\(error.message)"])
+        } catch {
+            throw .invalidArgument(error.message)
+        }
+    }
+
     public func putProvider(projectID: String, _ config: ProviderConfig) async throws -> ProviderConfig {
         try config.validate()
+        try await checkOutbound(config.baseURL, field: "provider.baseURL")
         try await repo.putProvider(projectID, config)
         return config.redacted
     }
@@ -299,6 +304,7 @@ public final class EvaluationService: Sendable {
 
     public func createExperiment(projectID: String, name: String, datasetID: String, target: Target, evaluators: [String], concurrency: Int?) async throws -> Experiment {
         try target.validate()
+        if target.type == "http", let url = target.url { try await checkOutbound(url, field: "target.url") }
         guard name.count <= 200 else { throw EvaluationError.invalidArgument("name: at most 200 characters") }
         _ = try await dataset(projectID: projectID, id: datasetID)
         _ = try await specs(projectID: projectID, names: evaluators)
@@ -378,7 +384,8 @@ public final class EvaluationService: Sendable {
     // MARK: webhooks
 
     public func createWebhook(projectID: String, url: String, secret: String?, events: [String]) async throws -> Webhook {
-        guard let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else { throw EvaluationError.invalidArgument("url: an http(s) URL is required") }
+        guard url.utf8.count <= 2048, let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else { throw EvaluationError.invalidArgument("url: an http(s) URL of at most 2048 bytes is required") }
+        try await checkOutbound(url, field: "url")
         let known: Set<String> = ["run.started", "run.progress", "run.completed", "run.failed"]
         for e in events where !known.contains(e) { throw EvaluationError.invalidArgument("events: '\(e)' is not one of \(known.sorted().joined(separator: ", "))") }
         let w = Webhook(id: newID("wh"), url: url, secret: secret.flatMap { $0.isEmpty ? nil : $0 } ?? ("whsec_" + newID("").dropFirst()), events: events, enabled: true, createdUnixMs: nowMs())

@@ -95,7 +95,8 @@ enum TestBackend {
 
     static func configuration(store: TestStore = .sqlite) -> BackendConfiguration {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-backend-\(UUID().uuidString)").path
-        var c = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey)
+        // The experiment pages' mock LLM listens on loopback: the operator allow-list lets it through.
+        var c = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey, outboundAllowList: "127.0.0.0/8,::1,localhost")
         c.clickHouse = store.clickHouseConfiguration(prefix: "evalforge_test_")
         return c
     }

@@ -25,7 +25,8 @@ enum QueryFixture {
     static func spanID(_ i: Int, _ j: Int) -> String { String(format: "%016x", (i + 1) * 16 + j) }
 
     static func configuration(dir: String, store: TestStore) -> BackendConfiguration {
-        var c = BackendConfiguration(port: 0, dataDirectory: dir, bootstrapAPIKey: keyA)
+        // The experiment pages' http target listens on loopback: the operator allow-list lets it through.
+        var c = BackendConfiguration(port: 0, dataDirectory: dir, bootstrapAPIKey: keyA, outboundAllowList: "127.0.0.0/8,::1,localhost")
         c.clickHouse = store.clickHouseConfiguration(prefix: "evalforge_qt_")
         return c
     }

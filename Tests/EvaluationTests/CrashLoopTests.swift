@@ -139,7 +139,7 @@ import Testing
     static func startBackend(_ binary: String, port: Int, dir: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--api-key", LiveBackend.apiKey, "--log-level", "error"]
+        p.arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--api-key", LiveBackend.apiKey, "--log-level", "error", "--outbound-allow", OutboundPolicy.testLoopbackList]
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         return p

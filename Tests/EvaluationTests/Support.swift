@@ -24,6 +24,13 @@ func tempDir() -> String {
     return d
 }
 
+extension OutboundPolicy {
+    /// The tests' mock LLMs, receivers and endpoints listen on loopback: the operator allow-list
+    /// (`--outbound-allow`) lets them through, as an on-premises deployment's would.
+    static let testLoopbackList = "127.0.0.0/8,::1,localhost"
+    static let testLoopback: OutboundPolicy = (try? OutboundPolicy(allowList: testLoopbackList)) ?? .publicOnly
+}
+
 /// An EvaluationService over SQLite files in `dir`, with its background services running.
 final class Runner: Sendable {
     let store: SQLiteStore
@@ -32,7 +39,7 @@ final class Runner: Sendable {
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    init(dir: String, settings: EvaluationSettings = .init(webhooks: .init(retrySchedule: [.milliseconds(50), .milliseconds(100), .milliseconds(200)], timeout: .milliseconds(400)))) async throws {
+    init(dir: String, settings: EvaluationSettings = .init(webhooks: .init(retrySchedule: [.milliseconds(50), .milliseconds(100), .milliseconds(200)], timeout: .milliseconds(400)), outbound: .testLoopback)) async throws {
         store = try SQLiteStore(path: dir + "/telemetry.sqlite", logger: testLogger)
         try await store.migrate()
         metadata = try SQLiteDatabase(path: dir + "/meta.sqlite")
@@ -138,9 +145,9 @@ func items(_ n: Int, prefix: String = "q") -> [DatasetItem] {
 enum LiveBackend {
     static let apiKey = "ef_eval_test_key_0123456789"
 
-    static func run<T: Sendable>(_ body: @Sendable (Int, BackendServices) async throws -> T) async throws -> T {
+    static func run<T: Sendable>(allowList: String = OutboundPolicy.testLoopbackList, _ body: @Sendable (Int, BackendServices) async throws -> T) async throws -> T {
         let dir = tempDir()
-        let configuration = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey)
+        let configuration = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey, outboundAllowList: allowList)
         let (app, services) = try await BackendApp.build(configuration: configuration, logger: testLogger)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let result = try await app.test(.live) { client in try await body(try #require(client.port), services) }

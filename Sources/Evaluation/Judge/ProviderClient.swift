@@ -97,11 +97,18 @@ public struct ProviderConfig: Sendable, Codable, Hashable {
 
     static func isHeaderValue(_ v: String) -> Bool { v.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) } }
 
-    /// The configuration with the API key hidden (for API answers).
+    /// The configuration with the API key and the header values hidden (for API answers): headers
+    /// carry credentials too (organization keys, proxy tokens). A hint shows the last 4 characters
+    /// of a value of at least 12, so a short secret is never shown whole.
     var redacted: ProviderConfig {
         var c = self
-        c.apiKey = apiKey.isEmpty ? "" : "••••" + String(apiKey.suffix(4))
+        c.apiKey = Self.hint(apiKey)
+        c.headers = headers.mapValues(Self.hint)
         return c
+    }
+
+    static func hint(_ secret: String) -> String {
+        secret.isEmpty ? "" : (secret.count >= 12 ? "••••" + String(secret.suffix(4)) : "••••")
     }
 }
 
@@ -131,7 +138,7 @@ struct ChatAnswer: Sendable {
 /// jitter, honouring Retry-After) and circuit breaker.
 final class ProviderClient: Sendable {
     let config: ProviderConfig
-    private let http: HTTPClient
+    private let http: OutboundHTTP
     private let semaphore: AsyncSemaphore
     private let bucket: TokenBucket?
     let breaker: CircuitBreaker
@@ -139,7 +146,7 @@ final class ProviderClient: Sendable {
     private let retries: Counter
     private let failures: Counter
 
-    init(config: ProviderConfig, http: HTTPClient, logger: Logger) {
+    init(config: ProviderConfig, http: OutboundHTTP, logger: Logger) {
         self.config = config
         self.http = http
         // The stored configuration was validated when written, but is read back, not trusted.
@@ -256,25 +263,31 @@ final class ProviderClient: Sendable {
         for (k, v) in config.headers { request.headers.add(name: k, value: v) }
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: body))
-        let response: HTTPClientResponse
-        let buffer: ByteBuffer
+        let response: OutboundHTTP.Response
         let timeoutMs = Swift.min(Swift.max(config.timeoutMs, 100), 600_000)
         do {
-            response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMs)))
-            buffer = try await response.body.collect(upTo: 8 << 20)
+            response = try await http.execute(request, field: "provider '\(config.name)' baseURL", timeout: .milliseconds(Int64(timeoutMs)), maxBodyBytes: Self.maxAnswerBytes)
+        } catch let e as OutboundError {
+            // A refused address is a configuration matter, not worth retrying; a name that does not resolve may.
+            if e.isTransient { throw RetryableFailure(error: .provider(e.message), retryAfter: nil) }
+            return .failure(.invalidArgument("refused by the outbound policy: \(e.message)"))
         } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
             throw RetryableFailure(error: .timeout("\(config.name) did not answer within \(timeoutMs) ms"), retryAfter: nil)
         } catch {
-            throw RetryableFailure(error: .provider("\(config.name): transport error \(error)"), retryAfter: nil)
+            throw RetryableFailure(error: .provider("\(config.name): transport error \(excerpt(String(describing: error)))"), retryAfter: nil)
         }
-        let status = Int(response.status.code)
-        let text = String(buffer: buffer)
+        let status = response.status
+        let text = String(buffer: response.body)
         if status == 429 || status >= 500 {
-            let ra = RetryAfter.parse(response.headers.first(name: "retry-after"), maximum: Self.maxRetryAfter)
-            throw RetryableFailure(error: .provider("\(config.name) answered \(status): \(text.prefix(200))"), retryAfter: ra)
+            let ra = RetryAfter.parse(response.retryAfter, maximum: Self.maxRetryAfter)
+            throw RetryableFailure(error: .provider("\(config.name) answered \(status): \(excerpt(text))"), retryAfter: ra)
         }
         guard (200..<300).contains(status) else {
-            return .failure(.provider("\(config.name) answered \(status): \(text.prefix(300))"))
+            let note = (300..<400).contains(status) ? " (redirects are not followed)" : ""
+            return .failure(.provider("\(config.name) answered \(status)\(note): \(excerpt(text))"))
+        }
+        guard !response.truncated else {
+            return .failure(.malformedAnswer("\(config.name) answered more than \(Self.maxAnswerBytes >> 20) MiB"))
         }
         guard let json = JSON.parse(text) else {
             // A cut or malformed body: the provider's fault, worth a retry.
@@ -325,6 +338,8 @@ final class ProviderClient: Sendable {
 extension ProviderClient {
     /// Longest wait a provider's `Retry-After` can impose on one retry.
     static let maxRetryAfter: Duration = .seconds(30)
+    /// Largest provider answer read.
+    static let maxAnswerBytes = 8 << 20
 
     /// Input and output token counts from a usage object (input = the sum of `inputKeys`). A missing
     /// usage or key counts 0 (some compatible servers omit it); a present value that is not a

@@ -7,13 +7,13 @@ import Synchronization
 /// the same provider share its concurrency cap, rate limit and circuit breaker.
 final class ProviderRegistry: Sendable {
     private let repo: EvalRepository
-    private let http: HTTPClient
+    private let http: OutboundHTTP
     private let logger: Logger
     private let clients = Mutex<[String: ProviderClient]>([:])
     /// Swift evaluators registered with `EvaluationService.register(_:)`, by name.
     let custom = Mutex<[String: any Evaluator]>([:])
 
-    init(repo: EvalRepository, http: HTTPClient, logger: Logger) {
+    init(repo: EvalRepository, http: OutboundHTTP, logger: Logger) {
         self.repo = repo
         self.http = http
         self.logger = logger

@@ -26,7 +26,7 @@ final class RunEngine: Service, Sendable {
     private let db: SQLiteDatabase
     private let repo: EvalRepository
     private let store: any SpanStore
-    private let http: HTTPClient
+    private let http: OutboundHTTP
     private let providers: ProviderRegistry
     private let webhooks: WebhookDispatcher
     private let cache: ResultCache
@@ -44,7 +44,7 @@ final class RunEngine: Service, Sendable {
     /// Times an item may be claimed without its result being recorded before it fails.
     let maxClaims: Int
 
-    init(db: SQLiteDatabase, store: any SpanStore, http: HTTPClient, providers: ProviderRegistry, webhooks: WebhookDispatcher, maxClaims: Int, logger: Logger) {
+    init(db: SQLiteDatabase, store: any SpanStore, http: OutboundHTTP, providers: ProviderRegistry, webhooks: WebhookDispatcher, maxClaims: Int, logger: Logger) {
         self.db = db
         self.maxClaims = max(1, maxClaims)
         repo = EvalRepository(db: db)
@@ -361,18 +361,35 @@ final class RunEngine: Service, Sendable {
         let body = JSON.object(["input": item.input, "metadata": item.metadata, "itemId": .string(item.id)]).text
         request.body = .bytes(ByteBuffer(string: body))
         do {
-            let response = try await http.execute(request, timeout: .milliseconds(t.clampedTimeoutMs))
-            let buf = try await response.body.collect(upTo: 8 << 20)
-            let text = String(buffer: buf)
-            guard (200..<300).contains(Int(response.status.code)) else { return .failure(.provider("endpoint answered \(response.status.code): \(text.prefix(200))")) }
-            if let j = JSON.parse(text), let o = j["output"] { return .success(o.stringValue ?? o.text) }
+            let response = try await http.execute(request, field: "target.url", timeout: .milliseconds(t.clampedTimeoutMs), maxBodyBytes: Self.maxTargetAnswerBytes)
+            let text = String(buffer: response.body)
+            // Error texts carry a short excerpt at most: the answer of a wrong endpoint is not stored.
+            guard (200..<300).contains(response.status) else {
+                let note = (300..<400).contains(response.status) ? " (redirects are not followed)" : ""
+                return .failure(.provider("endpoint answered \(response.status)\(note): \(excerpt(text))"))
+            }
+            guard !response.truncated else {
+                return .failure(.tooLarge("endpoint answered more than \(Self.maxTargetAnswerBytes >> 20) MiB; answer {\"output\": \"…\"} or plain text within it"))
+            }
+            // Only the declared output is kept: a JSON object must name it.
+            if let j = JSON.parse(text), j.objectValue != nil {
+                guard let o = j["output"] else {
+                    return .failure(.malformedAnswer("endpoint answered a JSON object without an 'output' field; answer {\"output\": \"…\"} or plain text"))
+                }
+                return .success(o.stringValue ?? o.text)
+            }
             return .success(text)
+        } catch let e as OutboundError {
+            return .failure(e.isTransient ? .provider(e.message) : .invalidArgument("refused by the outbound policy: \(e.message)"))
         } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout {
             return .failure(.timeout("endpoint did not answer within \(t.clampedTimeoutMs) ms"))
         } catch {
-            return .failure(.provider("endpoint: \(error)"))
+            return .failure(.provider("endpoint: \(excerpt(String(describing: error)))"))
         }
     }
+
+    /// Largest answer of an `http` target.
+    static let maxTargetAnswerBytes = 8 << 20
 
     // MARK: commit
 

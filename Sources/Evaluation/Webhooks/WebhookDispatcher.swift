@@ -57,7 +57,7 @@ public struct WebhookSettings: Sendable {
 final class WebhookDispatcher: Service, Sendable {
     private let db: SQLiteDatabase
     private let repo: EvalRepository
-    private let http: HTTPClient
+    private let http: OutboundHTTP
     private let settings: WebhookSettings
     private let logger: Logger
     /// Set when a delivery was enqueued; the loop checks it between short sleeps.
@@ -65,7 +65,7 @@ final class WebhookDispatcher: Service, Sendable {
     private let delivered = Counter(label: "evalforge_eval_webhook_deliveries_total", dimensions: [("result", "delivered")])
     private let failedAttempts = Counter(label: "evalforge_eval_webhook_deliveries_total", dimensions: [("result", "attempt_failed")])
 
-    init(db: SQLiteDatabase, http: HTTPClient, settings: WebhookSettings, logger: Logger) {
+    init(db: SQLiteDatabase, http: OutboundHTTP, settings: WebhookSettings, logger: Logger) {
         self.db = db
         repo = EvalRepository(db: db)
         self.http = http
@@ -179,17 +179,19 @@ final class WebhookDispatcher: Service, Sendable {
         var failure = ""
         var retryAfter: Duration?
         do {
-            let response = try await http.execute(request, timeout: .nanoseconds(max(1, Checked.nanoseconds(settings.timeout))))
-            status = Int(response.status.code)
-            _ = try? await response.body.collect(upTo: 64 << 10)
-            if !(200..<300).contains(Int(response.status.code)) { failure = "receiver answered \(response.status.code)" }
-            if response.status.code == 429 || response.status.code == 503 {
-                retryAfter = RetryAfter.parse(response.headers.first(name: "retry-after"), maximum: Self.maxRetryAfter)
+            // The answer is read (bounded) only to free the connection; nothing of it is stored.
+            let response = try await http.execute(request, field: "webhook.url", timeout: .nanoseconds(max(1, Checked.nanoseconds(settings.timeout))), maxBodyBytes: 64 << 10)
+            status = response.status
+            if !(200..<300).contains(response.status) { failure = "receiver answered \(response.status)" + ((300..<400).contains(response.status) ? " (redirects are not followed)" : "") }
+            if response.status == 429 || response.status == 503 {
+                retryAfter = RetryAfter.parse(response.retryAfter, maximum: Self.maxRetryAfter)
             }
+        } catch let e as OutboundError {
+            failure = "refused: \(e.message)"
         } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout {
             failure = "timeout: no answer within \(settings.timeout)"
         } catch {
-            failure = "transport error: \(error)"
+            failure = "transport error: \(excerpt(String(describing: error)))"
         }
         let ms = Checked.milliseconds(start.duration(to: .now))
         // A stored row is read back, not trusted: a negative count must not index the schedule.
