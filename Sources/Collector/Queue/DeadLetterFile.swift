@@ -49,12 +49,16 @@ public struct DeadLetterFile: Sendable {
     static let headerSize = 40
 
     public let path: String
+    let directory: String
 
     public init(directory: String) {
+        self.directory = directory
         path = directory + "/" + Self.fileName
     }
 
-    /// Appends one entry and fsyncs it (rare: only on damage or refusal).
+    /// Appends one entry and fsyncs it and the directory (rare: only on damage or refusal). The
+    /// directory sync makes the file's name durable when this entry created it: the caller
+    /// releases the WAL records next, and a power loss must not take the only copy away.
     func append(_ kind: Kind, seq: UInt64, lastSeq: UInt64, reason: String, payload: [UInt8]) throws {
         var header = [UInt8](repeating: 0, count: Self.headerSize)
         header.replaceSubrange(0..<4, with: Self.magic)
@@ -82,6 +86,9 @@ public struct DeadLetterFile: Sendable {
             }
         }
         guard fsync(fd) == 0 else { throw CollectorError.storage("cannot sync the dead-letter file \(path): \(String(cString: strerror(errno)))") }
+        guard WriteAheadLog.fsyncDirectory(directory) else {
+            throw CollectorError.storage("cannot sync the directory of the dead-letter file \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Every entry of the file at `path`, in order; stops at the first damaged one (`damaged`

@@ -33,7 +33,7 @@ enum InstanceEpoch {
         }
         Glibc.close(fd)
         guard rename(tmp, path) == 0 else { throw CollectorError.storage("cannot rename \(tmp): \(String(cString: strerror(errno)))") }
-        WriteAheadLog.fsyncDirectory(directory)
+        guard WriteAheadLog.fsyncDirectory(directory) else { throw CollectorError.storage("cannot sync \(directory): \(String(cString: strerror(errno)))") }
         return padded
     }
 }

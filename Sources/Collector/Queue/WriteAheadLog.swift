@@ -69,7 +69,7 @@ final class WriteAheadLog: Sendable {
         self.directory = directory
         self.maxSegmentBytes = max(1 << 16, maxSegmentBytes)
         self.policy = policy
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Self.createDirectoryDurably(directory)
         // A checkpoint past `maxSeq` can only come from damage; it is ignored (everything on disk is resent, and the backend recognises batch ids).
         let stored = Self.readCheckpoint(directory)
         let acked = stored <= Self.maxSeq ? stored : 0
@@ -241,9 +241,15 @@ final class WriteAheadLog: Sendable {
                 defer { s.retired = []; s.directoryDirty = false }
                 return (s.retired, s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq, s.directoryDirty)
             }
-            if directory { Self.fsyncDirectory(self.directory) }
             var ok = true
             var err: Int32 = 0
+            // A segment whose name is not durable is lost with everything in it: a failed directory
+            // sync fails the waiters like a failed data sync (503, nothing acknowledged).
+            if directory, !Self.fsyncDirectory(self.directory) {
+                ok = false
+                err = errno
+                state.withLockedValue { $0.directoryDirty = true }
+            }
             for old in retired {
                 if fdatasync(old) != 0 { ok = false; err = errno }
                 Glibc.close(old)
@@ -285,7 +291,7 @@ final class WriteAheadLog: Sendable {
             defer { s.retired = []; s.directoryDirty = false }
             return (s.retired, s.fd >= 0 ? dup(s.fd) : -1, s.writtenSeq, s.directoryDirty)
         }
-        if directory { Self.fsyncDirectory(self.directory) }
+        if directory, !Self.fsyncDirectory(self.directory) { state.withLockedValue { $0.directoryDirty = true } }
         for old in retired {
             fdatasync(old)
             Glibc.close(old)
@@ -396,7 +402,11 @@ final class WriteAheadLog: Sendable {
                     Glibc.close(fd)
                     throw error
                 }
-                Self.fsyncDirectory(directory)
+                guard Self.fsyncDirectory(directory) else {
+                    let reason = String(cString: strerror(errno))
+                    Glibc.close(fd)
+                    throw Error(message: "cannot sync the WAL directory after writing the checkpoint: \(reason)")
+                }
                 c.fd = fd
                 c.next = 1
                 return
@@ -412,12 +422,44 @@ final class WriteAheadLog: Sendable {
         }
     }
 
-    static func fsyncDirectory(_ dir: String) {
+    /// fsyncs a directory, making the names created, renamed or removed in it durable; false (with
+    /// `errno` set) when that failed.
+    @discardableResult
+    static func fsyncDirectory(_ dir: String) -> Bool {
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            Glibc.close(fd)
+        guard fd >= 0 else { return false }
+        let synced = fsync(fd) == 0
+        let err = errno
+        Glibc.close(fd)
+        errno = err
+        return synced
+    }
+
+    /// Creates `path` and its missing parents, then syncs the parent of each directory it created:
+    /// a new directory's name is durable only once its parent is synced, and without that a power
+    /// loss takes the whole WAL (every segment, checkpoint and outbox file synced inside it) away.
+    static func createDirectoryDurably(_ path: String) throws {
+        var created: [String] = []
+        var p = path
+        while p != "/", p != ".", !FileManager.default.fileExists(atPath: p) {
+            created.append(p)
+            p = parentDirectory(p)
         }
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        for dir in created {
+            let parent = parentDirectory(dir)
+            guard fsyncDirectory(parent) else {
+                throw Error(message: "cannot sync directory \(parent) after creating \(dir): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// The directory holding `path` ("." for a bare name, "/" for a top-level one).
+    static func parentDirectory(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "." }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
     }
 
     private func truncate(_ path: String, _ size: Int64) {
