@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Backend
+import EvalForgeModel
 import EvalForgeStore
 import Foundation
 import Hummingbird
