@@ -131,6 +131,8 @@ struct BackendCrashTests {
             // More batches after the restart, then the queue drains.
             let resumed = ContinuousClock.now + .seconds(60)
             while pipeline.statistics.batchesForwarded < forwardedAtKill + 5, ContinuousClock.now < resumed { try await Task.sleep(for: .milliseconds(20)) }
+            // Enough load to mean something however slow the machine is: at least 200 spans acknowledged.
+            while acked.ids.withLock({ $0.count }) < 200, ContinuousClock.now < resumed + .seconds(60) { try await Task.sleep(for: .milliseconds(20)) }
             stop.set()
             try await load.value
             let drained = ContinuousClock.now + .seconds(60)
