@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 @testable import Evaluation
+import TestProcesses
 
 /// The online-evaluation queue is durable: ingest queues a batch's spans in the metadata file before
 /// it acknowledges the batch (a resent batch too), and a backend killed while evaluating them
@@ -71,13 +72,18 @@ import Testing
             let queue = try await call(port, "GET", "/api/online-queue")
             #expect(queue.status == 200)
             #expect(queue.json?["limit"] == 10_000, "\(queue.body)")
-            // Known defect: when the spans were evaluated (and left the queue) before the resend
-            // arrives, the resend queues them again and they are evaluated a second time (scores
-            // overwrite by id, but a judge may be paid twice). Seen on a quiet machine; to fix, the
-            // queue must remember evaluated spans instead of deleting their rows.
-            withKnownIssue("a resend after evaluation queues the spans again", isIntermittent: true) {
-                #expect(queue.json?["enqueued"] == 2, "\(queue.body)")
+            #expect(queue.json?["enqueued"] == 2, "\(queue.body)")
+            // A resend after the spans were evaluated (their rows are done) does not queue them again.
+            var evaluated = queue.json
+            let deadline = ContinuousClock.now + .seconds(30)
+            while evaluated?["evaluated"] != 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                evaluated = try await call(port, "GET", "/api/online-queue").json
             }
+            #expect(evaluated?["evaluated"] == 2 && evaluated?["queued"] == 0, "\(evaluated?.text ?? "")")
+            #expect(try await Self.postOTLP(port, body).status == 200)
+            let afterResend = try await call(port, "GET", "/api/online-queue")
+            #expect(afterResend.json?["enqueued"] == 2 && afterResend.json?["queued"] == 0, "\(afterResend.body)")
 
             // The first attempt stored the batch and stopped before queueing it; the resend is a
             // duplicate for the store and still queues the spans.
@@ -94,9 +100,7 @@ import Testing
             #expect(try await Self.waitForScores(port, rule: ruleID, count: 3).count == 3)
             let settled = try await call(port, "GET", "/api/online-queue").json
             #expect(settled?["queued"] == 0 && settled?["skippedOverShare"] == 0, "\(settled?.text ?? "")")
-            withKnownIssue("a resend after evaluation queues the spans again", isIntermittent: true) {
-                #expect(settled?["enqueued"] == 3 && settled?["evaluated"] == 3, "\(settled?.text ?? "")")
-            }
+            #expect(settled?["enqueued"] == 3 && settled?["evaluated"] == 3, "\(settled?.text ?? "")")
         }
     }
 
@@ -104,8 +108,8 @@ import Testing
     /// judge evaluates its spans (the judge holds its answers). After the restart the spans are
     /// evaluated again and each score and evaluation span is stored exactly once.
     @Test func killDashNineBeforeEvaluationFinished() async throws {
-        let binary = CrashLoopTests.binary
-        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the evalforge executable first (swift build): \(binary)")
+        let binary = TestProcesses.evalforge
+        try #require(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
         let arrivals = Shared(0)
         let hold = Shared(true)
         let router = Router()
@@ -123,7 +127,7 @@ import Testing
             let judgePort = try #require(client.port)
             defer { hold.withLock { $0 = false } }
             let dir = tempDir()
-            var port = CrashLoopTests.freePort()
+            var port = TestProcesses.freeLoopbackPort()
             var backend = try CrashLoopTests.startBackend(binary, port: port, dir: dir)
             defer { if backend.isRunning { kill(backend.processIdentifier, SIGKILL); backend.waitUntilExit() } }
             try #require(await CrashLoopTests.waitHealthy(port))
@@ -143,7 +147,7 @@ import Testing
 
             // The judge answers from now on; the restarted backend evaluates the queued spans.
             hold.withLock { $0 = false }
-            port = CrashLoopTests.freePort()
+            port = TestProcesses.freeLoopbackPort()
             backend = try CrashLoopTests.startBackend(binary, port: port, dir: dir)
             try #require(await CrashLoopTests.waitHealthy(port))
             let scores = try await Self.waitForScores(port, rule: ruleID, count: 3)

@@ -79,5 +79,16 @@ enum EvalSchema {
                 skipped_over_share INTEGER NOT NULL DEFAULT 0, failed_after_claims INTEGER NOT NULL DEFAULT 0,
                 missing INTEGER NOT NULL DEFAULT 0, last_skip_unix_ms INTEGER);
             """),
+        // Evaluated spans stay in the queue, marked done, for `OnlineQueue.doneRetentionMs`: a batch
+        // resent after its spans were evaluated (its acknowledgement was lost) finds them there and
+        // does not queue them again. The claim indexes cover only rows still to do.
+        .init("eval.004_online_queue_done", """
+            ALTER TABLE eval_online_queue ADD COLUMN done_unix_ms INTEGER;
+            DROP INDEX eval_online_queue_order;
+            DROP INDEX eval_online_queue_suspect;
+            CREATE INDEX eval_online_queue_order ON eval_online_queue (project_id, id) WHERE done_unix_ms IS NULL;
+            CREATE INDEX eval_online_queue_suspect ON eval_online_queue (project_id, id) WHERE claims > 0 AND done_unix_ms IS NULL;
+            CREATE INDEX eval_online_queue_done ON eval_online_queue (done_unix_ms) WHERE done_unix_ms IS NOT NULL;
+            """),
     ])
 }

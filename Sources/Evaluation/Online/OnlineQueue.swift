@@ -5,7 +5,9 @@ import EvalForgeStore
 /// Ingest enqueues references to stored spans (project, trace, span, start) in one transaction
 /// before it acknowledges the batch, so a batch the collector saw acknowledged is evaluated even if
 /// the backend is killed right after; a resent batch (`duplicate`) enqueues again and the unique
-/// key keeps one row per span. Each project holds at most `perProjectLimit` rows: what exceeds it
+/// key keeps one row per span. Evaluated spans stay as rows marked done for `doneRetentionMs`, so a
+/// resend that arrives after the evaluation (its acknowledgement was lost) does not evaluate them
+/// again; later rows are pruned. Each project holds at most `perProjectLimit` rows: what exceeds it
 /// is skipped and counted (never silently). The evaluator claims rows one project at a time in
 /// round-robin order, so a flooding project gets one claim in turn like every other; a claim sets
 /// a lease and counts itself; a row whose claim ended with the process (kill -9) is claimed again
@@ -14,6 +16,9 @@ struct OnlineQueue: Sendable {
     let db: SQLiteDatabase
     let perProjectLimit: Int
     let maxClaims: Int
+    /// How long an evaluated span is remembered against resends of its batch (a collector resends
+    /// an unacknowledged batch within its retry schedule, minutes to hours during an outage).
+    var doneRetentionMs: Int64 = 24 * 3600 * 1000
 
     /// A stored span to evaluate.
     struct Ref: Sendable, Hashable {
@@ -81,19 +86,21 @@ struct OnlineQueue: Sendable {
     /// are recomputed from the rows. Returns the number of rows queued.
     func recover() async throws -> Int {
         try await db.write { c in
-            try c.run("UPDATE eval_online_queue SET lease_until_ms = 0 WHERE lease_until_ms != 0")
+            try c.run("UPDATE eval_online_queue SET lease_until_ms = 0 WHERE lease_until_ms != 0 AND done_unix_ms IS NULL")
+            try c.run("DELETE FROM eval_online_queue WHERE done_unix_ms IS NOT NULL AND done_unix_ms < ?", [.integer(Checked.add(nowMs(), -doneRetentionMs))])
             try c.run("UPDATE eval_online_projects SET queued = 0")
             try c.run("""
-                INSERT INTO eval_online_projects (project_id, queued) SELECT project_id, COUNT(*) FROM eval_online_queue WHERE true GROUP BY project_id
+                INSERT INTO eval_online_projects (project_id, queued) SELECT project_id, COUNT(*) FROM eval_online_queue WHERE done_unix_ms IS NULL GROUP BY project_id
                 ON CONFLICT (project_id) DO UPDATE SET queued = excluded.queued
                 """)
-            return Int(try c.scalar("SELECT COUNT(*) FROM eval_online_queue")?.int64 ?? 0)
+            return Int(try c.scalar("SELECT COUNT(*) FROM eval_online_queue WHERE done_unix_ms IS NULL")?.int64 ?? 0)
         }
     }
 
     /// Claims up to `limit` due rows of the first project after `after` (round-robin by project id)
     /// that has any, with a lease until `leaseUntilMs`. Rows of that project claimed `maxClaims`
-    /// times already are deleted first and returned in `exhausted` (the caller logs and counts them).
+    /// times already are marked done first (a resend does not start their crash loop again) and
+    /// returned in `exhausted` (the caller logs and counts them).
     func claim(after: String?, limit: Int, leaseUntilMs: Int64) async throws -> (claim: Claim?, exhausted: [(projectID: String, count: Int)]) {
         let now = nowMs()
         let maxClaims = Int64(self.maxClaims)
@@ -102,17 +109,18 @@ struct OnlineQueue: Sendable {
             let split = after.map { a in projects.firstIndex { $0 > a } ?? projects.count } ?? 0
             var exhausted: [(projectID: String, count: Int)] = []
             for p in projects[split...] + projects[..<split] {
-                let dropped = try c.run("DELETE FROM eval_online_queue WHERE project_id = ? AND claims > 0 AND claims >= ? AND lease_until_ms <= ?", [.text(p), .integer(maxClaims), .integer(now)])
+                let dropped = try c.run("UPDATE eval_online_queue SET done_unix_ms = ?, lease_until_ms = 0 WHERE project_id = ? AND claims > 0 AND claims >= ? AND lease_until_ms <= ? AND done_unix_ms IS NULL",
+                                        [.integer(now), .text(p), .integer(maxClaims), .integer(now)])
                 if dropped > 0 {
                     exhausted.append((p, dropped))
                     try c.run("UPDATE eval_online_projects SET queued = MAX(0, queued - ?1), failed_after_claims = MIN(failed_after_claims + ?1, ?2) WHERE project_id = ?3",
                               [.integer(Int64(dropped)), .integer(Self.counterCap), .text(p)])
                 }
                 let columns = "SELECT id, trace_id, span_id, start_ns FROM eval_online_queue"
-                var rows = try c.query(columns + " WHERE project_id = ? AND claims > 0 AND lease_until_ms <= ? ORDER BY id LIMIT 1", [.text(p), .integer(now)])
+                var rows = try c.query(columns + " WHERE project_id = ? AND claims > 0 AND lease_until_ms <= ? AND done_unix_ms IS NULL ORDER BY id LIMIT 1", [.text(p), .integer(now)])
                 let suspect = !rows.isEmpty
                 if !suspect {
-                    rows = try c.query(columns + " WHERE project_id = ? AND lease_until_ms <= ? ORDER BY id LIMIT ?", [.text(p), .integer(now), .integer(Int64(max(1, limit)))])
+                    rows = try c.query(columns + " WHERE project_id = ? AND lease_until_ms <= ? AND done_unix_ms IS NULL ORDER BY id LIMIT ?", [.text(p), .integer(now), .integer(Int64(max(1, limit)))])
                 }
                 guard !rows.isEmpty else { continue }
                 var claimed: [Row] = []
@@ -129,14 +137,20 @@ struct OnlineQueue: Sendable {
 
     /// The earliest lease still running out (a row released with a back-off), to sleep until.
     func nextDueMs() async throws -> Int64? {
-        try await db.read { c in try c.scalar("SELECT MIN(lease_until_ms) FROM eval_online_queue WHERE lease_until_ms > 0")?.int64 }
+        try await db.read { c in try c.scalar("SELECT MIN(lease_until_ms) FROM eval_online_queue WHERE lease_until_ms > 0 AND done_unix_ms IS NULL")?.int64 }
     }
 
-    /// Deletes evaluated rows: `evaluated` spans had results stored, `missing` were not found in the store.
+    /// Marks evaluated rows done: `evaluated` spans had results stored, `missing` were not found in
+    /// the store. Prunes a bounded number of done rows older than `doneRetentionMs` on the way.
     func complete(projectID: String, ids: [Int64], evaluated: Int, missing: Int) async throws {
+        let now = nowMs()
+        let pruneBefore = Checked.add(now, -doneRetentionMs)
         try await db.write { c in
             var deleted = 0
-            for id in ids { deleted += try c.run("DELETE FROM eval_online_queue WHERE id = ?", [.integer(id)]) }
+            for id in ids {
+                deleted += try c.run("UPDATE eval_online_queue SET done_unix_ms = ?, lease_until_ms = 0 WHERE id = ? AND done_unix_ms IS NULL", [.integer(now), .integer(id)])
+            }
+            try c.run("DELETE FROM eval_online_queue WHERE id IN (SELECT id FROM eval_online_queue WHERE done_unix_ms IS NOT NULL AND done_unix_ms < ? LIMIT 1000)", [.integer(pruneBefore)])
             try c.run("UPDATE eval_online_projects SET queued = MAX(0, queued - ?1), evaluated = MIN(evaluated + ?2, ?4), missing = MIN(missing + ?3, ?4) WHERE project_id = ?5",
                       [.integer(Int64(deleted)), .integer(Int64(evaluated)), .integer(Int64(missing)), .integer(Self.counterCap), .text(projectID)])
         }
@@ -146,7 +160,7 @@ struct OnlineQueue: Sendable {
     /// stop, the store unavailable), due again at `dueMs`.
     func release(ids: [Int64], dueMs: Int64) async throws {
         try await db.write { c in
-            for id in ids { try c.run("UPDATE eval_online_queue SET claims = MAX(0, claims - 1), lease_until_ms = ? WHERE id = ?", [.integer(dueMs), .integer(id)]) }
+            for id in ids { try c.run("UPDATE eval_online_queue SET claims = MAX(0, claims - 1), lease_until_ms = ? WHERE id = ? AND done_unix_ms IS NULL", [.integer(dueMs), .integer(id)]) }
         }
     }
 
