@@ -10,6 +10,7 @@ import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import TestProcesses
 #endif
 
 /// Refusals from the backend never release acknowledged data: 401/403/413 hold forwarding (degraded,
@@ -101,6 +102,29 @@ struct ForwardingSafetyTests {
         #expect(entries.first.map { !$0.payload.isEmpty } == true)
     }
 
+    @Test("400 while the dead-letter file cannot be written: the batch is held, not released, and set aside once it can")
+    func malformedIsHeldWhenTheDeadLetterFileFails() async throws {
+        let backend = BackendStandIn()
+        backend.forcedStatus.store(400, ordering: .relaxed)
+        let queue = CollectorPipelineTests.tempDir()
+        let deadLetter = queue + "/" + DeadLetterFile.fileName
+        // A directory where the file should be: open(2) fails with EISDIR, even for root.
+        try FileManager.default.createDirectory(atPath: deadLetter, withIntermediateDirectories: true)
+        try await ForwardingTests.withStack(backend: backend, Self.queue(queue)) { (url: String, pipeline: CollectorPipeline) async throws in
+            #expect(try await Self.send(url, spans: 4) == 200)
+            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "degraded" })
+            let held = try await Self.health(url)
+            #expect(held.degradedReason?.contains("dead-letter") == true, "\(held.degradedReason ?? "")")
+            #expect(held.queueDepthRecords == 1)
+            #expect(held.deadLetters == 0)
+            try FileManager.default.removeItem(atPath: deadLetter)
+            #expect(await Self.waitUntil { pipeline.statistics.deadLetters == 1 })
+            #expect(await Self.waitUntil { pipeline.statistics.queueDepthRecords == 0 })
+        }
+        let (entries, _) = try DeadLetterFile.read(path: deadLetter)
+        #expect(entries.count == 1 && entries.first?.kind == .rejectedBatch)
+    }
+
     @Test("a wiped WAL directory: new batch ids are not answered as duplicates")
     func wipedWAL() async throws {
         let backend = BackendStandIn()
@@ -170,12 +194,12 @@ struct ForwardingSafetyTests {
 
     @Test("the real `evalforge collector`: SIGHUP reloads forward.api_key and held batches go through")
     func sighupReloadsKey() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: CrashRecoveryTests.binary), "build the evalforge executable first (swift build): \(CrashRecoveryTests.binary)")
+        #expect(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
         let backend = BackendStandIn()
         backend.requiredKey.withLock { $0 = "rotated" }
         try await backend.buildApplication().test(.live) { backendClient in
             let backendPort = try #require(backendClient.port)
-            let port = CrashRecoveryTests.freePort()
+            let port = TestProcesses.freeLoopbackPort()
             let queue = CollectorPipelineTests.tempDir()
             let config = queue + "-collector.yaml"
             func write(key: String) throws {
@@ -186,7 +210,7 @@ struct ForwardingSafetyTests {
             }
             try write(key: "old")
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: CrashRecoveryTests.binary)
+            p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["collector", "--config", config, "--port", "\(port)", "--log-level", "error"]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice

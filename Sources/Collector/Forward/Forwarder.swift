@@ -316,14 +316,18 @@ final class Forwarder: Service, Sendable {
                 failure = "backend answered \(status): \(text.prefix(200))"
                 if let d = RetryAfter.parse(response.headers.first(name: "Retry-After"), maximum: c.maxBackoff) { retryAfter = d }
                 if answer == .malformed {
-                    pipeline.metrics.forwardFailures.add(1, ordering: .relaxed)
-                    pipeline.metrics.forwardErrors.increment()
-                    if forwarding.delivered(id) { pipeline.metrics.forwardDegraded.record(0) }
-                    pipeline.deadLetter(
+                    if pipeline.deadLetter(
                         .rejectedBatch, seq: entry.firstSeq, lastSeq: entry.lastSeq,
                         reason: "the backend refused batch \(id) as malformed (\(failure)); body \(entry.coding.headerValue ?? "identity")-encoded",
-                        payload: entry.body)
-                    return .deadLettered
+                        payload: entry.body) {
+                        pipeline.metrics.forwardFailures.add(1, ordering: .relaxed)
+                        pipeline.metrics.forwardErrors.increment()
+                        if forwarding.delivered(id) { pipeline.metrics.forwardDegraded.record(0) }
+                        return .deadLettered
+                    }
+                    // Not set aside, so not released: held and retried like a refused batch.
+                    failure += "; the dead-letter file cannot be written"
+                    answer = .refused
                 }
             } catch {
                 failure = "\(error)"

@@ -25,7 +25,7 @@ struct Outbox {
 
     init(directory: String) throws {
         self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try WriteAheadLog.createDirectoryDurably(directory)
     }
 
     /// The file name suffix of a body in `coding` (also used for the `rejected` copies).
@@ -48,13 +48,28 @@ struct Outbox {
         let tmp = path(e) + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CollectorError.configuration("cannot write outbox \(tmp): \(String(cString: strerror(errno)))") }
-        try WriteAheadLog.writeAll(fd, e.body)
-        fsync(fd)
-        close(fd)
+        do {
+            try WriteAheadLog.writeAll(fd, e.body)
+        } catch {
+            close(fd)
+            unlink(tmp)
+            throw error
+        }
+        // A batch whose file is not durable must not be sent: after a power loss it would be sealed
+        // again from the WAL under another id, and the backend would store its spans twice.
+        let synced = fsync(fd) == 0
+        let syncError = errno
+        let closed = close(fd) == 0
+        guard synced, closed else {
+            unlink(tmp)
+            throw CollectorError.configuration("cannot sync outbox \(tmp): \(String(cString: strerror(synced ? errno : syncError)))")
+        }
         guard rename(tmp, path(e)) == 0 else {
             throw CollectorError.configuration("cannot rename outbox file: \(String(cString: strerror(errno)))")
         }
-        WriteAheadLog.fsyncDirectory(directory)
+        guard WriteAheadLog.fsyncDirectory(directory) else {
+            throw CollectorError.configuration("cannot sync the outbox directory \(directory): \(String(cString: strerror(errno)))")
+        }
     }
 
     func remove(_ e: Entry) {

@@ -301,15 +301,21 @@ public final class CollectorPipeline: Sendable {
     /// Writes a dead-letter entry, counts it and logs it. Writing can fail (disk full): it is then
     /// logged with the reason and still counted, and the caller goes on (the alternative, refusing
     /// to start, would be the crash loop this replaces).
-    func deadLetter(_ kind: DeadLetterFile.Kind, seq: UInt64, lastSeq: UInt64, reason: String, payload: [UInt8]) {
-        metrics.deadLetters.increment()
-        metrics.deadLetterCount.add(1, ordering: .relaxed)
-        logger.error("dead-lettered", metadata: ["kind": "\(kind)", "seq": "\(seq)", "last_seq": "\(lastSeq)", "reason": "\(reason)", "file": "\(deadLetterFile.path)"])
+    /// Returns whether the entry reached the file; a caller that can keep the data (the forwarder
+    /// holds its batch) must not release it when this is false.
+    @discardableResult
+    func deadLetter(_ kind: DeadLetterFile.Kind, seq: UInt64, lastSeq: UInt64, reason: String, payload: [UInt8]) -> Bool {
         do {
             try deadLetterFile.append(kind, seq: seq, lastSeq: lastSeq, reason: reason, payload: payload)
         } catch {
-            logger.critical("cannot write the dead-letter file; the entry is only in this log", metadata: ["error": "\(error)", "seq": "\(seq)"])
+            metrics.deadLetterWriteFailures.increment()
+            logger.critical("cannot write the dead-letter file", metadata: ["error": "\(error)", "kind": "\(kind)", "seq": "\(seq)", "reason": "\(reason)", "file": "\(deadLetterFile.path)"])
+            return false
         }
+        metrics.deadLetters.increment()
+        metrics.deadLetterCount.add(1, ordering: .relaxed)
+        logger.error("dead-lettered", metadata: ["kind": "\(kind)", "seq": "\(seq)", "last_seq": "\(lastSeq)", "reason": "\(reason)", "file": "\(deadLetterFile.path)"])
+        return true
     }
 
     // MARK: Sealing batches

@@ -17,6 +17,9 @@ final class CollectorMetrics: Sendable {
     let queueBytes: Gauge
     let pendingTraces: Gauge
     let deadLetters: Counter
+    /// Entries that could not be written to the dead-letter file (disk full, permissions): a
+    /// forwarded batch stays held; a WAL record or gap is only in the log line.
+    let deadLetterWriteFailures: Counter
     let forwardBlocked: Counter
     let forwardDegraded: Gauge
     let walMissingRecords: Counter
@@ -46,6 +49,7 @@ final class CollectorMetrics: Sendable {
         queueBytes = Gauge(label: "evalforge_collector_queue_bytes", factory: factory)
         pendingTraces = Gauge(label: "evalforge_collector_sampling_pending_traces", factory: factory)
         deadLetters = Counter(label: "evalforge_collector_dead_letters_total", factory: factory)
+        deadLetterWriteFailures = Counter(label: "evalforge_collector_dead_letter_write_failures_total", factory: factory)
         forwardBlocked = Counter(label: "evalforge_collector_forward_refused_total", factory: factory)
         forwardDegraded = Gauge(label: "evalforge_collector_forward_degraded", factory: factory)
         walMissingRecords = Counter(label: "evalforge_collector_wal_missing_records_total", factory: factory)
