@@ -23,7 +23,8 @@ public enum BackendApp {
     ) async throws -> (app: some ApplicationProtocol, services: BackendServices) {
         let services = try await makeServices(configuration: configuration, logger: logger)
         let router = buildRouter(services: services, metricsRegistry: metricsRegistry)
-        var background: [any Service] = services.evaluation.services
+        var background: [any Service] = [StoreCloseService(store: services.store)]  // first: stopped last
+        background += services.evaluation.services
         background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), logger: logger))
         background += additionalServices
         let app = Application(
@@ -46,21 +47,28 @@ public enum BackendApp {
         } else {
             store = try SQLiteStore(path: configuration.telemetryPath, logger: logger)
         }
-        try await store.migrate()
-        if try await projects.project(id: configuration.defaultProjectID) == nil {
-            try await projects.upsert(Project(id: configuration.defaultProjectID, name: configuration.defaultProjectID))
+        // A store that connected is closed before any later failure is thrown (the ClickHouse store
+        // owns an HTTP client that must be shut down, not dropped).
+        do {
+            try await store.migrate()
+            if try await projects.project(id: configuration.defaultProjectID) == nil {
+                try await projects.upsert(Project(id: configuration.defaultProjectID, name: configuration.defaultProjectID))
+            }
+            if let key = configuration.bootstrapAPIKey {
+                try await projects.addKey(key, projectID: configuration.defaultProjectID, name: "bootstrap")
+            }
+            let outbound = try configuration.outboundPolicy()
+            if !outbound.allowListText.isEmpty {
+                logger.notice("outbound calls (webhooks, http targets, providers) may reach the allow-listed non-public addresses", metadata: ["allow": "\(outbound.allowListText)"])
+            }
+            let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound))
+            let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
+            logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
+            return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)
+        } catch {
+            await store.shutdown()
+            throw error
         }
-        if let key = configuration.bootstrapAPIKey {
-            try await projects.addKey(key, projectID: configuration.defaultProjectID, name: "bootstrap")
-        }
-        let outbound = try configuration.outboundPolicy()
-        if !outbound.allowListText.isEmpty {
-            logger.notice("outbound calls (webhooks, http targets, providers) may reach the allow-listed non-public addresses", metadata: ["allow": "\(outbound.allowListText)"])
-        }
-        let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound))
-        let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
-        logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
-        return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)
     }
 
     /// Routes: public (`/healthz`, `/metrics` with the Prometheus exposition of `metricsRegistry` —

@@ -11,6 +11,7 @@ import HummingbirdTesting
 import NIOCore
 import Synchronization
 import Testing
+import TestProcesses
 
 /// kill -9 of the real `evalforge backend` while a collector forwards to it: batches in flight are
 /// cut (stored but not acknowledged, or not stored at all); the collector keeps them in its WAL and
@@ -19,28 +20,10 @@ import Testing
 /// kills the collector; EvaluationTests/CrashLoopTests kills the backend during an experiment run.)
 @Suite("kill -9 of the backend during ingest", .serialized)
 struct BackendCrashTests {
-    static var binary: String {
-        if let b = ProcessInfo.processInfo.environment["EVALFORGE_BIN"] { return b }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/evalforge").path
-    }
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 
     static func startBackend(port: Int, dir: String, clickHouse: ClickHouseConfiguration?) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
+        p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         var arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error"]
         var environment = ProcessInfo.processInfo.environment
         environment["EVALFORGE_CLICKHOUSE_URL"] = nil
@@ -68,7 +51,7 @@ struct BackendCrashTests {
     @Test("kill -9 of the backend while batches flow: everything acknowledged is stored exactly once",
           .timeLimit(.minutes(5)), arguments: TestStore.available)
     func killDashNineDuringIngest(_ store: TestStore) async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the evalforge executable first (swift build): \(Self.binary)")
+        try #require(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-backend-kill-\(UUID().uuidString)").path
         let queue = dir + "-queue"
         defer {
@@ -76,7 +59,7 @@ struct BackendCrashTests {
             try? FileManager.default.removeItem(atPath: queue)
         }
         let clickHouse = store.clickHouseConfiguration(prefix: "evalforge_kill_")
-        let backendPort = Self.freePort()
+        let backendPort = TestProcesses.freeLoopbackPort()
         let backend = RunningBackend(try Self.startBackend(port: backendPort, dir: dir, clickHouse: clickHouse))
         defer { backend.kill(SIGKILL) }
         try #require(await Self.waitHealthy(backendPort), "the backend did not start")
@@ -140,7 +123,10 @@ struct BackendCrashTests {
             let s = pipeline.statistics
             #expect(s.queueDepthRecords == 0 && s.deadLetters == 0, "\(s)")
         }
-        backend.kill(SIGTERM)
+        // A graceful stop closes the store first (the ClickHouse client was once dropped unclosed,
+        // which traps in AsyncHTTPClient's deinit) and exits 0.
+        let stopped = backend.kill(SIGTERM)
+        #expect(stopped.reason == .exit && stopped.status == 0, "SIGTERM ended the backend with \(stopped.reason == .exit ? "exit status" : "signal") \(stopped.status)")
 
         // Count the stored spans by id, straight from the store.
         let spanStore: any SpanStore
@@ -181,10 +167,12 @@ final class RunningBackend: @unchecked Sendable {
 
     func replace(_ p: Process) { lock.withLock { process = p } }
 
-    /// Sends `signal` when still running and waits for the exit.
-    func kill(_ signal: Int32) {
+    /// Sends `signal` when still running and waits for the exit; returns how the process ended.
+    @discardableResult
+    func kill(_ signal: Int32) -> (reason: Process.TerminationReason, status: Int32) {
         let p = lock.withLock { process }
         if p.isRunning { Foundation.kill(p.processIdentifier, signal) }
         p.waitUntilExit()
+        return (p.terminationReason, p.terminationStatus)
     }
 }
