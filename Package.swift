@@ -226,6 +226,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Test support only: the `evalforge` executable and free loopback ports, for the tests that
+        // run real processes (kill -9, power loss, restarts).
+        .target(name: "TestProcesses", path: "Tests/TestProcesses", swiftSettings: swiftSettings),
+
         .testTarget(
             name: "EvalForgeSDKTests",
             dependencies: [
@@ -242,7 +246,7 @@ let package = Package(
         .testTarget(
             name: "CollectorTests",
             dependencies: [
-                "Collector", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK",
+                "Collector", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "TestProcesses", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -262,7 +266,7 @@ let package = Package(
         .testTarget(
             name: "BackendTests",
             dependencies: [
-                "Backend", "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK", "MockLLM",
+                "Backend", "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "TestProcesses", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK", "MockLLM",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -273,7 +277,7 @@ let package = Package(
         .testTarget(
             name: "EvaluationTests",
             dependencies: [
-                "Evaluation", "EvalForgeStore", "EvalForgeModel", "EvalForgeCrypto", "EvalForgeCore", "MockLLM", "Backend",
+                "Evaluation", "EvalForgeStore", "EvalForgeModel", "EvalForgeCrypto", "EvalForgeCore", "MockLLM", "Backend", "TestProcesses",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

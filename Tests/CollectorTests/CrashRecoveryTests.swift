@@ -8,32 +8,15 @@ import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import TestProcesses
 #endif
 
 @Suite("Crash recovery of the real `evalforge collector` process")
 struct CrashRecoveryTests {
-    static var binary: String {
-        if let b = ProcessInfo.processInfo.environment["EVALFORGE_BIN"] { return b }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/evalforge").path
-    }
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 
     static func start(port: Int, backend: Int, queue: String) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
+        p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         p.arguments = ["collector", "--port", "\(port)", "--backend-url", "http://127.0.0.1:\(backend)", "--queue-dir", queue, "--fsync", "always", "--log-level", "warning"]
         p.standardOutput = FileHandle.nullDevice
         try p.run()
@@ -50,11 +33,11 @@ struct CrashRecoveryTests {
 
     @Test("kill -9 under load, restart: no acknowledged span lost, none stored twice")
     func killDashNine() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the evalforge executable first (swift build): \(Self.binary)")
+        #expect(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
         let backend = BackendStandIn()
         try await backend.buildApplication().test(.live) { backendClient in
             let backendPort = try #require(backendClient.port)
-            let port = Self.freePort()
+            let port = TestProcesses.freeLoopbackPort()
             let queue = CollectorPipelineTests.tempDir()
             var collector = try Self.start(port: port, backend: backendPort, queue: queue)
             #expect(await Self.waitHealthy(port))

@@ -8,6 +8,7 @@ import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import TestProcesses
 #endif
 
 /// A WAL the collector cannot fully apply — a record that no longer decodes, a gap in the
@@ -83,9 +84,9 @@ struct PoisonRecordTests {
         #expect(again.statistics.deadLetters == 0)
 
         // `evalforge inspect --dead-letter` lists the entries with their reasons.
-        if FileManager.default.isExecutableFile(atPath: CrashRecoveryTests.binary) {
+        if FileManager.default.isExecutableFile(atPath: TestProcesses.evalforge) {
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: CrashRecoveryTests.binary)
+            p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["inspect", "--dead-letter", queue + "/" + DeadLetterFile.fileName]
             let out = Pipe()
             p.standardOutput = out

@@ -10,6 +10,7 @@ import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import TestProcesses
 #endif
 
 /// Power loss, simulated on the real `evalforge collector`: tests/durability/powerloss.c, loaded
@@ -89,7 +90,7 @@ struct PowerLossTests {
         let shim: Shim
         let root = CollectorPipelineTests.tempDir()
         let state = CollectorPipelineTests.tempDir()
-        let port = CrashRecoveryTests.freePort()
+        let port = TestProcesses.freeLoopbackPort()
         /// The WAL directory, created by the collector: its own directory entry must be synced too.
         var queue: String { root + "/wal" }
         var config: String { state + "-collector.yaml" }
@@ -106,7 +107,7 @@ struct PowerLossTests {
         /// Starts `evalforge collector`, under the shim unless `underShim` is false.
         func start(underShim: Bool, failSyncs: String? = nil) throws -> Process {
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: CrashRecoveryTests.binary)
+            p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["collector", "--config", config, "--port", "\(port)", "--log-level", "error"]
             var env = ProcessInfo.processInfo.environment
             if underShim {
@@ -211,7 +212,7 @@ struct PowerLossTests {
 
     @Test("the default policy (always, group-committed): every acknowledged span survives a power loss")
     func durableDefault() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: CrashRecoveryTests.binary), "build the evalforge executable first (swift build): \(CrashRecoveryTests.binary)")
+        #expect(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
         #expect(CollectorConfiguration.default.fsyncPolicy == .always)
         let o = try await Self.powerLoss(fsync: nil)
         #expect(o.acknowledged.count >= 600)

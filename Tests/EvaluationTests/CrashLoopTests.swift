@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Synchronization
 import Testing
 @testable import Evaluation
+import TestProcesses
 
 /// An item whose evaluation ends the process (a crash, kill -9) is claimed at most `maxItemClaims`
 /// times; then it fails with its reason and the run goes on. Before, the run engine returned it to
@@ -57,8 +58,8 @@ import Testing
     /// item (an http target that never answers it). The item is tried three times, then fails
     /// with its reason; every other item is evaluated; the run completes.
     @Test func killDashNineWhileEvaluatingOneItem() async throws {
-        let binary = Self.binary
-        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the evalforge executable first (swift build): \(binary)")
+        let binary = TestProcesses.evalforge
+        try #require(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
         let arrivals = Shared(0)
         let release = Shared(false)  // ends the poison handlers when the test is done
         let requests = Shared<[String: Int]>([:])
@@ -79,7 +80,7 @@ import Testing
             let targetPort = try #require(client.port)
             defer { release.withLock { $0 = true } }
             let dir = tempDir()
-            var port = Self.freePort()
+            var port = TestProcesses.freeLoopbackPort()
             var backend = try Self.startBackend(binary, port: port, dir: dir)
             defer { if backend.isRunning { kill(backend.processIdentifier, SIGKILL); backend.waitUntilExit() } }
             try #require(await Self.waitHealthy(port))
@@ -99,7 +100,7 @@ import Testing
                 try await Task.sleep(for: .milliseconds(600))
                 kill(backend.processIdentifier, SIGKILL)
                 backend.waitUntilExit()
-                port = Self.freePort()
+                port = TestProcesses.freeLoopbackPort()
                 backend = try Self.startBackend(binary, port: port, dir: dir)
                 try #require(await Self.waitHealthy(port))
             }
@@ -130,12 +131,6 @@ import Testing
         }
     }
 
-    static var binary: String {
-        if let b = ProcessInfo.processInfo.environment["EVALFORGE_BIN"] { return b }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/evalforge").path
-    }
-
     static func startBackend(_ binary: String, port: Int, dir: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
@@ -153,16 +148,4 @@ import Testing
         return false
     }
 
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 }
