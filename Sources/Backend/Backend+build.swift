@@ -15,15 +15,18 @@ import ServiceLifecycle
 public enum BackendApp {
     /// Opens the stores (migrating their schemas), ensures the default project (and the bootstrap
     /// key, when configured) exists, and builds the HTTP application with its background services.
+    /// `closesStoreAtShutdown`: the process owns the store and closes it after graceful shutdown
+    /// (the executables); tests that read the store after the application stopped pass false.
     public static func build(
         configuration: BackendConfiguration,
         logger: Logger = Logger(label: "evalforge.backend"),
         metricsRegistry: PrometheusCollectorRegistry? = nil,
-        additionalServices: [any Service] = []
+        additionalServices: [any Service] = [],
+        closesStoreAtShutdown: Bool = true
     ) async throws -> (app: some ApplicationProtocol, services: BackendServices) {
         let services = try await makeServices(configuration: configuration, logger: logger)
         let router = buildRouter(services: services, metricsRegistry: metricsRegistry)
-        var background: [any Service] = [StoreCloseService(store: services.store)]  // first: stopped last
+        var background: [any Service] = closesStoreAtShutdown ? [StoreCloseService(store: services.store)] : []  // first: stopped last
         background += services.evaluation.services
         background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), logger: logger))
         background += additionalServices

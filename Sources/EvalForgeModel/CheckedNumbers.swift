@@ -1,6 +1,9 @@
+import EvalForgeCore
+
 /// Conversions and sums over values that came from outside (requests, spans, stored rows): none of
 /// them traps. Swift's `Int64(someDouble)` and `+` trap on out-of-range values, and a span with a
-/// cost of 1e19 or token counts of 5e18 reaches every page that formats or sums it.
+/// cost of 1e19 or token counts of 5e18 reaches every page that formats or sums it. (Saturating
+/// `+`, `-` and `*` on integers are EvalForgeCore's `addingSaturated` and its siblings.)
 public enum CheckedNumbers {
     /// `d` rounded toward zero as an Int64; nil when it is not finite or outside Int64's range.
     @inlinable public static func int64(_ d: Double) -> Int64? {
@@ -18,24 +21,6 @@ public enum CheckedNumbers {
     /// `d` rounded toward zero and clamped to Int's range; NaN is 0.
     @inlinable public static func clampedInt(_ d: Double) -> Int { Int(clamping: clampedInt64(d)) }
 
-    /// `a + b`, saturating at Int64's bounds instead of trapping.
-    @inlinable public static func add(_ a: Int64, _ b: Int64) -> Int64 {
-        let (r, overflow) = a.addingReportingOverflow(b)
-        return overflow ? (b > 0 ? .max : .min) : r
-    }
-
-    /// `a - b`, saturating at Int64's bounds instead of trapping.
-    @inlinable public static func subtract(_ a: Int64, _ b: Int64) -> Int64 {
-        let (r, overflow) = a.subtractingReportingOverflow(b)
-        return overflow ? (b < 0 ? .max : .min) : r
-    }
-
-    /// `a + b`, saturating at UInt64.max instead of trapping.
-    @inlinable public static func add(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        let (r, overflow) = a.addingReportingOverflow(b)
-        return overflow ? .max : r
-    }
-
     /// `d` when finite, else nil (JSON has no NaN or infinity; encoders throw on them).
     @inlinable public static func finite(_ d: Double?) -> Double? {
         guard let d, d.isFinite else { return nil }
@@ -44,7 +29,7 @@ public enum CheckedNumbers {
 
     /// The saturating sum of `values`.
     @inlinable public static func sum<S: Sequence>(_ values: S) -> Int64 where S.Element == Int64 {
-        values.reduce(0) { add($0, $1) }
+        values.reduce(0) { $0.addingSaturated($1) }
     }
 
     /// The sum of the finite values of `values` (non-finite ones are skipped: an unknown, not a

@@ -22,7 +22,7 @@ public enum IngestBounds {
     /// Per rollup row (one model, one minute, one collector): counters above this are clamped.
     public static let maxRollupCounter: UInt64 = 1 << 50
 
-    public static func latestUnixNanos(nowUnixNanos: Int64) -> Int64 { CheckedNumbers.add(nowUnixNanos, maxFutureNanos) }
+    public static func latestUnixNanos(nowUnixNanos: Int64) -> Int64 { nowUnixNanos.addingSaturated(maxFutureNanos) }
 
     @inlinable public static func tokens(_ v: Int64) -> Int64 { Swift.min(Swift.max(0, v), maxTokens) }
 

@@ -74,7 +74,7 @@ public struct SpanRow: Sendable, Hashable, Codable {
 
     public var isRoot: Bool { parentSpanID.isEmpty }
     public var isError: Bool { status == .error }
-    public var endUnixNanos: Int64 { CheckedNumbers.add(startUnixNanos, durationNanos) }
+    public var endUnixNanos: Int64 { startUnixNanos.addingSaturated(durationNanos) }
     /// True for model calls (the spans rollups count as requests).
     public var isLLMCall: Bool { !model.isEmpty || !provider.isEmpty }
 }

@@ -78,7 +78,7 @@ struct ClickHouseOutageTests {
         var config = TestBackend.configuration()
         config.clickHouse = ClickHouseConfiguration(url: "http://127.0.0.1:\(Self.port)", database: "evalforge_outage", batchRows: 1, flushIntervalMilliseconds: 10,
                                                     timeoutSeconds: 5, connectTimeoutMilliseconds: 300, maxAttempts: 2, retryBackoffMilliseconds: 50)
-        let (backend, services) = try await BackendApp.build(configuration: config, logger: TestBackend.logger)
+        let (backend, services) = try await BackendApp.build(configuration: config, logger: TestBackend.logger, closesStoreAtShutdown: false)
         TestStore.clickHouseLegacy.expectIsStore(services.store)
         let queue = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-outage-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: queue) }

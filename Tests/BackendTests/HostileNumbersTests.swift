@@ -91,7 +91,7 @@ struct HostileNumbersTests {
 
     @Test("extreme numbers in every span attribute and rollup, through /v1/traces and /v1/batches: every page and API route renders", arguments: TestStore.available)
     func extremeNumbersRender(_ store: TestStore) async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger, closesStoreAtShutdown: false)
         store.expectIsStore(services.store)
         let now = Self.nowNanos
         let direct = OTLPFixtures.traceID(), forwarded = OTLPFixtures.traceID()
@@ -147,7 +147,7 @@ struct HostileNumbersTests {
 
     @Test("rows stored before the ingest bounds (5e18 tokens, a $1e19 cost, Int64.max durations) render on every page and API route", arguments: TestStore.available)
     func poisonedRowsRender(_ store: TestStore) async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger, closesStoreAtShutdown: false)
         let now = Int64(Self.nowNanos)
         let trace = OTLPFixtures.traceID().hexString
         // Straight into the store, as an older version (without IngestBounds) would have stored them.
@@ -187,7 +187,7 @@ struct HostileNumbersTests {
 
     @Test("spans and rollups outside the time window are refused at ingest, naming the field; the rest of an OTLP request is stored", arguments: TestStore.available)
     func absurdTimesAreRefused(_ store: TestStore) async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger, closesStoreAtShutdown: false)
         let now = Self.nowNanos
         let good = OTLPFixtures.traceID()
         try await app.test(.router) { client in

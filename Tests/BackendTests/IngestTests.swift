@@ -39,7 +39,7 @@ struct IngestTests {
 
     @Test("API keys: missing or wrong keys get 401 and nothing is stored", arguments: TestStore.available)
     func authentication(_ store: TestStore) async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger, closesStoreAtShutdown: false)
         store.expectIsStore(services.store)
         try await app.test(.router) { client in
             let body = ByteBuffer(bytes: try OTLPFixtures.request([OTLPFixtures.legacySpan(trace: OTLPFixtures.traceID(), id: 1)]).serializedBytes() as [UInt8])
@@ -58,7 +58,7 @@ struct IngestTests {
 
     @Test("forwarded batches are stored once per batch id, with exact rollups", arguments: TestStore.available)
     func batchIdempotency(_ store: TestStore) async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger, closesStoreAtShutdown: false)
         store.expectIsStore(services.store)
         let t = OTLPFixtures.traceID()
         var spans = (1...20).map { OTLPFixtures.legacySpan(trace: t, id: UInt64($0), error: $0 % 10 == 0) }
@@ -106,7 +106,7 @@ struct IngestTests {
 
     @Test("Content-Encoding zstd, lz4, gzip or none: the same batch is stored alike; corrupt zstd or lz4 400, unknown encodings 415", arguments: TestStore.available)
     func batchEncodings(_ store: TestStore) async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger, closesStoreAtShutdown: false)
         store.expectIsStore(services.store)
         let normalizer = GenAINormalizer()
         let traces = try await app.test(.router) { client -> [(ContentCoding, TraceID)] in
@@ -185,7 +185,7 @@ struct IngestTests {
 
     @Test("direct OTLP: normalized, cost stamped, retries stored once, invalid ids rejected via partial_success", arguments: TestStore.available)
     func directOTLP(_ store: TestStore) async throws {
-        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger, closesStoreAtShutdown: false)
         store.expectIsStore(services.store)
         let t = OTLPFixtures.traceID()
         var bad = OTLPFixtures.legacySpan(trace: t, id: 99)
@@ -233,7 +233,7 @@ struct IngestTests {
     func tooLarge() async throws {
         var c = TestBackend.configuration()
         c.maxBodyBytes = 64 * 1024
-        let (app, services) = try await BackendApp.build(configuration: c, logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: c, logger: TestBackend.logger, closesStoreAtShutdown: false)
         try await app.test(.router) { client in
             let r = try await client.execute(uri: "/v1/batches", method: .post, headers: Self.auth, body: ByteBuffer(repeating: 0x41, count: 200 * 1024))
             #expect(r.status == .contentTooLarge)
@@ -270,7 +270,7 @@ struct IngestTests {
 
     @Test("SDK → collector → backend over real HTTP: every span stored once, rollups exact", arguments: TestStore.available)
     func endToEnd(_ store: TestStore) async throws {
-        let (backend, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger)
+        let (backend, services) = try await BackendApp.build(configuration: TestBackend.configuration(store: store), logger: TestBackend.logger, closesStoreAtShutdown: false)
         store.expectIsStore(services.store)
         try await backend.test(.live) { backendClient in
             let backendPort = try #require(backendClient.port)

@@ -1,3 +1,5 @@
+import EvalForgeCore
+import EvalForgeModel
 import EvalForgeStore
 import Foundation
 import Testing
@@ -202,9 +204,9 @@ import Testing
         let many = try JSONSchemaValidator(schema: ["items": ["type": "string"]]).validate(.array(Array(repeating: .number(1), count: 100_000))).get()
         #expect(many.count == JSONSchemaValidator.maxViolations)
         // Saturating sums and checked conversions.
-        #expect(Checked.int64(1e300) == nil && Checked.int64(.nan) == nil && Checked.int64(-1) == -1)
+        #expect(CheckedNumbers.int64(1e300) == nil && CheckedNumbers.int64(.nan) == nil && CheckedNumbers.int64(-1) == -1)
         #expect(Checked.clamped(1e300, to: 0...10) == 10 && Checked.clamped(.nan, to: 0...10) == 0 && Checked.clamped(-.infinity, to: -5...10) == -5)
-        #expect(Checked.add(Int64.max, 1) == .max && Checked.add(Int64.min, -1) == .min)
+        #expect(Int64.max.addingSaturated(1) == .max && Int64.min.addingSaturated(-1) == .min)
         #expect((JudgeUsage.init().with(tokens: .max) + JudgeUsage().with(tokens: 5)).inputTokens == .max)
         // The webhook signature check with a hostile timestamp.
         #expect(!WebhookSignature.verify(header: "t=-9223372036854775808,v1=00", body: "{}", secret: "k"))

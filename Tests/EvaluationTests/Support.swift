@@ -148,7 +148,7 @@ enum LiveBackend {
     static func run<T: Sendable>(allowList: String = OutboundPolicy.testLoopbackList, _ body: @Sendable (Int, BackendServices) async throws -> T) async throws -> T {
         let dir = tempDir()
         let configuration = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey, outboundAllowList: allowList)
-        let (app, services) = try await BackendApp.build(configuration: configuration, logger: testLogger)
+        let (app, services) = try await BackendApp.build(configuration: configuration, logger: testLogger, closesStoreAtShutdown: false)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let result = try await app.test(.live) { client in try await body(try #require(client.port), services) }
         await services.store.shutdown()

@@ -375,7 +375,7 @@ struct MetricsValuesDTO: Codable, Sendable {
         errorRate = v.requests == 0 ? 0 : Double(v.errors) / Double(v.requests)
         inputTokens = v.inputTokens
         outputTokens = v.outputTokens
-        totalTokens = CheckedNumbers.add(v.inputTokens, v.outputTokens)
+        totalTokens = v.inputTokens.addingSaturated(v.outputTokens)
         cacheReadTokens = v.cacheReadTokens
         reasoningTokens = v.reasoningTokens
         costUSD = v.costUSD.isFinite ? v.costUSD : 0

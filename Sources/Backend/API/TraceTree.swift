@@ -43,7 +43,7 @@ enum TraceTree {
         let llm = spans.filter(\.isLLMCall)
         return TraceSummary(
             traceID: first.traceID, name: root.name, service: root.service, startUnixNanos: first.startUnixNanos,
-            durationNanos: max(0, CheckedNumbers.subtract(end, first.startUnixNanos)), spanCount: spans.count, llmCalls: llm.count,
+            durationNanos: max(0, end.subtractingSaturated(first.startUnixNanos)), spanCount: spans.count, llmCalls: llm.count,
             errorCount: spans.filter(\.isError).count, inputTokens: CheckedNumbers.sum(spans.lazy.map(\.inputTokens)),
             outputTokens: CheckedNumbers.sum(spans.lazy.map(\.outputTokens)), costUSD: CheckedNumbers.finiteSum(spans.lazy.map { $0.costUSD ?? 0 }),
             costUnknownSpans: llm.filter { $0.costUSD == nil }.count,

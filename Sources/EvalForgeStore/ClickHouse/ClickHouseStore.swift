@@ -373,7 +373,7 @@ enum ClickHouseRowCoding {
         for (k, c) in zip(keys, counts) {
             let i = Int(k) - Int(lo)
             guard dense.indices.contains(i) else { throw StoreError.rejected("ClickHouse returned a malformed latency sketch") }
-            dense[i] = CheckedNumbers.add(dense[i], c)
+            dense[i] = dense[i].addingSaturated(c)
         }
         return DDSketch(alpha: DDSketch().alpha, count: count, sum: sum, min: min, max: max, zeroCount: zero, offset: lo, counts: dense) ?? DDSketch()
     }

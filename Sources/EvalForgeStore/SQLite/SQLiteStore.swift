@@ -166,8 +166,8 @@ struct TraceAggregate {
             if s.costUSD == nil { costUnknown += 1 }
         }
         if s.isError { errorCount += 1 }
-        inputTokens = CheckedNumbers.add(inputTokens, s.inputTokens)
-        outputTokens = CheckedNumbers.add(outputTokens, s.outputTokens)
+        inputTokens = inputTokens.addingSaturated(s.inputTokens)
+        outputTokens = outputTokens.addingSaturated(s.outputTokens)
         if let c = s.costUSD, c.isFinite { cost += c }
         if userID.isEmpty || (s.isRoot && !s.userID.isEmpty) { if !s.userID.isEmpty { userID = s.userID } }
         if sessionID.isEmpty || (s.isRoot && !s.sessionID.isEmpty) { if !s.sessionID.isEmpty { sessionID = s.sessionID } }
@@ -179,13 +179,13 @@ struct TraceAggregate {
 
     func values(projectID: String) -> [SQLiteValue] {
         [.text(projectID), .text(traceID), .text(name), .text(service), .integer(hasRoot ? 1 : 0), .integer(start), .integer(end),
-         .integer(max(0, CheckedNumbers.subtract(end, start))), .integer(Int64(spanCount)), .integer(Int64(llmCalls)), .integer(Int64(errorCount)),
+         .integer(max(0, end.subtractingSaturated(start))), .integer(Int64(spanCount)), .integer(Int64(llmCalls)), .integer(Int64(errorCount)),
          .integer(inputTokens), .integer(outputTokens), .real(cost), .integer(Int64(costUnknown)), .text(userID), .text(sessionID),
          .text(SQLiteRowCoding.json(tags)), .text(SQLiteRowCoding.json(models)), .text(SQLiteRowCoding.json(providers)), .text(SQLiteRowCoding.json(services))]
     }
 
     var summary: TraceSummary {
-        TraceSummary(traceID: traceID, name: name, service: service, startUnixNanos: start, durationNanos: max(0, CheckedNumbers.subtract(end, start)), spanCount: spanCount, llmCalls: llmCalls, errorCount: errorCount, inputTokens: inputTokens, outputTokens: outputTokens, costUSD: cost, costUnknownSpans: costUnknown, userID: userID, sessionID: sessionID, tags: tags, models: models)
+        TraceSummary(traceID: traceID, name: name, service: service, startUnixNanos: start, durationNanos: max(0, end.subtractingSaturated(start)), spanCount: spanCount, llmCalls: llmCalls, errorCount: errorCount, inputTokens: inputTokens, outputTokens: outputTokens, costUSD: cost, costUnknownSpans: costUnknown, userID: userID, sessionID: sessionID, tags: tags, models: models)
     }
 }
 

@@ -1,15 +1,11 @@
 import Foundation
+import EvalForgeCore
+import EvalForgeModel
 
 /// Checked numeric conversions for values that come from outside (requests, stored rows, provider
 /// answers): `Int64(someDouble)` traps on NaN, ±inf and anything beyond ±9.2e18, and `+` traps on
 /// overflow; these never do.
 enum Checked {
-    /// `d` rounded toward zero when it is finite and fits Int64, else nil.
-    static func int64(_ d: Double) -> Int64? {
-        guard d.isFinite else { return nil }
-        return Int64(exactly: d.rounded(.towardZero))
-    }
-
     /// `d` rounded toward zero and clamped to `range`; NaN gives the lower bound.
     static func clamped(_ d: Double, to range: ClosedRange<Int64>) -> Int64 {
         guard !d.isNaN else { return range.lowerBound }
@@ -21,25 +17,13 @@ enum Checked {
     /// A token count from a provider's answer: a whole, finite, non-negative number of at most
     /// `maxTokens`; nil for anything else (negative, fractional, 1e300, NaN, a string).
     static func tokenCount(_ j: JSON?) -> Int64? {
-        guard case .number(let d)? = j, d >= 0, d <= Double(maxTokens), let v = int64(d), Double(v) == d else { return nil }
+        guard case .number(let d)? = j, d >= 0, d <= Double(maxTokens), let v = CheckedNumbers.int64(d), Double(v) == d else { return nil }
         return v
     }
 
     /// More tokens than any real call reports (a million times the largest context window);
     /// keeps sums of token counts far from Int64's limit.
     static let maxTokens: Int64 = 1 << 40
-
-    /// `a + b`, saturating at Int64's bounds.
-    static func add(_ a: Int64, _ b: Int64) -> Int64 {
-        let (r, o) = a.addingReportingOverflow(b)
-        return o ? (b > 0 ? .max : .min) : r
-    }
-
-    /// `a + b`, saturating at Int's bounds.
-    static func add(_ a: Int, _ b: Int) -> Int {
-        let (r, o) = a.addingReportingOverflow(b)
-        return o ? (b > 0 ? .max : .min) : r
-    }
 
     /// `a + b` for accumulated money and milliseconds: non-finite parts are ignored.
     static func add(_ a: Double, _ b: Double) -> Double {
@@ -60,7 +44,7 @@ enum Checked {
         let (s, a) = d.components
         let (ns, o) = s.multipliedReportingOverflow(by: 1_000_000_000)
         if o { return s > 0 ? .max : .min }
-        return add(ns, a / 1_000_000_000)
+        return ns.addingSaturated(a / 1_000_000_000)
     }
 
     /// A duration in milliseconds as a Double.

@@ -56,7 +56,7 @@ struct EvalRepository: Sendable {
             let version: Int
             if let old {
                 let v = Int(old[0].int64 ?? 1)
-                version = old[1].string == text ? v : Checked.add(v, 1)
+                version = old[1].string == text ? v : v.addingSaturated(1)
                 try c.run("UPDATE eval_evaluators SET version = ?, spec = ? WHERE project_id = ? AND name = ?", [.integer(Int64(version)), .text(text), .text(projectID), .text(spec.name)])
             } else {
                 version = 1

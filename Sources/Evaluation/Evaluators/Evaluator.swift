@@ -63,9 +63,9 @@ public struct JudgeUsage: Sendable, Hashable, Codable {
     /// Saturating: token counts and costs come from provider answers.
     public static func + (a: JudgeUsage, b: JudgeUsage) -> JudgeUsage {
         var r = a
-        r.calls = Checked.add(a.calls, b.calls)
-        r.inputTokens = Checked.add(a.inputTokens, b.inputTokens)
-        r.outputTokens = Checked.add(a.outputTokens, b.outputTokens)
+        r.calls = a.calls.addingSaturated(b.calls)
+        r.inputTokens = a.inputTokens.addingSaturated(b.inputTokens)
+        r.outputTokens = a.outputTokens.addingSaturated(b.outputTokens)
         r.costUSD = Checked.add(a.costUSD, b.costUSD)
         r.latencyMs = Checked.add(a.latencyMs, b.latencyMs)
         return r

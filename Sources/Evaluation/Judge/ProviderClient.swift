@@ -352,7 +352,7 @@ extension ProviderClient {
             for k in keys {
                 guard let v = usage[k], v != .null else { continue }
                 guard let n = Checked.tokenCount(v) else { return .failure(.malformedAnswer("usage.\(k) is \(v.text.prefix(40)), not a token count (a whole number in 0…\(Checked.maxTokens))")) }
-                total = Checked.add(total, n)
+                total = total.addingSaturated(n)
             }
             return .success(total)
         }

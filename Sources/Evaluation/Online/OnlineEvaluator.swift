@@ -117,7 +117,7 @@ final class OnlineEvaluator: Service, Sendable {
     /// Sleeps in short slices until work is enqueued or finished, a released row is due, or 1 s passed.
     private func idle() async {
         let next = (try? await queue.nextDueMs()) ?? nil
-        let deadline = min(Checked.add(nowMs(), 1000), next ?? Int64.max)
+        let deadline = min((nowMs()).addingSaturated(1000), next ?? Int64.max)
         while nowMs() < deadline, !Task.isCancelled {
             if woken.withLock({ w in defer { w = false }; return w }) { return }
             try? await Task.sleep(for: .milliseconds(20))
@@ -127,7 +127,7 @@ final class OnlineEvaluator: Service, Sendable {
     private func claimNext() async -> OnlineQueue.Claim? {
         let after = cursor.withLock { $0 }
         do {
-            let (claim, exhausted) = try await queue.claim(after: after, limit: claimSpans, leaseUntilMs: Checked.add(nowMs(), leaseMs))
+            let (claim, exhausted) = try await queue.claim(after: after, limit: claimSpans, leaseUntilMs: (nowMs()).addingSaturated(leaseMs))
             for e in exhausted {
                 failedAfterClaims.increment(by: e.count)
                 logger.error("online evaluation: spans dropped after repeated claims (the backend stopped each time while evaluating them; did evaluating them crash it?)",
@@ -194,7 +194,7 @@ final class OnlineEvaluator: Service, Sendable {
                 retries.increment()
                 logger.warning("online evaluation failed; the spans stay queued and are retried in 5 s", metadata: ["project": "\(claim.projectID)", "spans": "\(ids.count)", "error": "\(error)"])
             }
-            do { try await queue.release(ids: ids, dueMs: stopping ? 0 : Checked.add(nowMs(), 5000)) } catch {
+            do { try await queue.release(ids: ids, dueMs: stopping ? 0 : (nowMs()).addingSaturated(5000)) } catch {
                 logger.warning("online evaluation: giving claimed spans back failed; they are due again when their lease ends or at the next start", metadata: ["error": "\(error)"])
             }
         }
@@ -210,7 +210,7 @@ final class OnlineEvaluator: Service, Sendable {
         }
         let wanted = Set(refs.map { $0.traceID + "/" + $0.spanID })
         let traces = Array(Set(refs.map(\.traceID))).sorted()
-        let filter = SpanFilter(trace: TraceFilter(projectID: projectID, from: Checked.add(lo, -1_000_000_000), to: Checked.add(hi, 1_000_000_000)), traceIDs: traces)
+        let filter = SpanFilter(trace: TraceFilter(projectID: projectID, from: lo.addingSaturated(-1_000_000_000), to: hi.addingSaturated(1_000_000_000)), traceIDs: traces)
         var found: [String: SpanRow] = [:]
         var cursor: String?
         var pages = 0

@@ -87,7 +87,7 @@ struct OnlineQueue: Sendable {
     func recover() async throws -> Int {
         try await db.write { c in
             try c.run("UPDATE eval_online_queue SET lease_until_ms = 0 WHERE lease_until_ms != 0 AND done_unix_ms IS NULL")
-            try c.run("DELETE FROM eval_online_queue WHERE done_unix_ms IS NOT NULL AND done_unix_ms < ?", [.integer(Checked.add(nowMs(), -doneRetentionMs))])
+            try c.run("DELETE FROM eval_online_queue WHERE done_unix_ms IS NOT NULL AND done_unix_ms < ?", [.integer((nowMs()).addingSaturated(-doneRetentionMs))])
             try c.run("UPDATE eval_online_projects SET queued = 0")
             try c.run("""
                 INSERT INTO eval_online_projects (project_id, queued) SELECT project_id, COUNT(*) FROM eval_online_queue WHERE done_unix_ms IS NULL GROUP BY project_id
@@ -144,7 +144,7 @@ struct OnlineQueue: Sendable {
     /// the store. Prunes a bounded number of done rows older than `doneRetentionMs` on the way.
     func complete(projectID: String, ids: [Int64], evaluated: Int, missing: Int) async throws {
         let now = nowMs()
-        let pruneBefore = Checked.add(now, -doneRetentionMs)
+        let pruneBefore = now.addingSaturated(-doneRetentionMs)
         try await db.write { c in
             var deleted = 0
             for id in ids {

@@ -444,9 +444,9 @@ final class RunEngine: Service, Sendable {
                 if o.error != nil || o.results.contains(where: { $0.error != nil }) { errors += 1 }
                 for r in o.results {
                     if r.cached { hits += 1 }
-                    calls = Checked.add(calls, max(0, r.usage.calls))
-                    inTok = Checked.add(inTok, max(0, r.usage.inputTokens))
-                    outTok = Checked.add(outTok, max(0, r.usage.outputTokens))
+                    calls = calls.addingSaturated(max(0, r.usage.calls))
+                    inTok = inTok.addingSaturated(max(0, r.usage.inputTokens))
+                    outTok = outTok.addingSaturated(max(0, r.usage.outputTokens))
                     cost = Checked.add(cost, max(0, r.usage.costUSD))
                     latency = Checked.add(latency, max(0, r.usage.latencyMs))
                     if let key = o.cacheKeys[r.evaluator] { try ResultCache.put(c, key: key, result: r) }

@@ -195,7 +195,7 @@ final class WebhookDispatcher: Service, Sendable {
         }
         let ms = Checked.milliseconds(start.duration(to: .now))
         // A stored row is read back, not trusted: a negative count must not index the schedule.
-        let attempts = Checked.add(max(0, d.attempts), 1)
+        let attempts = (max(0, d.attempts)).addingSaturated(1)
         var log = JSON.parse(d.log)?.arrayValue ?? []
         log.append(["attempt": .number(Double(attempts)), "at": .number(Double(nowMs())), "status": status.map { .number(Double($0)) } ?? .null, "error": .string(failure), "durationMs": .number(ms.rounded())])
         let ok = failure.isEmpty
@@ -208,7 +208,7 @@ final class WebhookDispatcher: Service, Sendable {
             newStatus = "pending"
             // The schedule's wait, or longer when the receiver asked for it with Retry-After (bounded).
             let wait = max(settings.retrySchedule[attempts - 1], retryAfter ?? .zero)
-            next = Checked.add(next, Checked.nanoseconds(wait) / 1_000_000)
+            next = next.addingSaturated(Checked.nanoseconds(wait) / 1_000_000)
             failedAttempts.increment()
         } else {
             newStatus = "failed"

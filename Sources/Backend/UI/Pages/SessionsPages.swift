@@ -23,7 +23,7 @@ struct SessionsPage: Sendable {
                   <td class="num">\(s.traceCount)</td>
                   <td class="num">\(s.llmCalls)</td>
                   <td class="num">\(s.errorCount > 0 ? HTML("<span class=\"badge error\">\(s.errorCount)</span>") : "0")</td>
-                  <td class="num">\(Fmt.count(CheckedNumbers.add(s.inputTokens, s.outputTokens)))</td>
+                  <td class="num">\(Fmt.count(s.inputTokens.addingSaturated(s.outputTokens)))</td>
                   <td class="num">\(Fmt.cost(s.costUSD))</td>
                 </tr>
                 """
@@ -114,7 +114,7 @@ struct SessionDetailPage: Sendable {
             <span>Started <b>\(Fmt.time(s.firstUnixNanos))</b></span>
             <span>Turns <b>\(d.turns.count)</b></span>
             <span>Traces <b>\(s.traceCount)</b></span>
-            <span>Tokens <b>\(Fmt.count(CheckedNumbers.add(s.inputTokens, s.outputTokens)))</b></span>
+            <span>Tokens <b>\(Fmt.count(s.inputTokens.addingSaturated(s.outputTokens)))</b></span>
             <span>Cost <b>\(Fmt.cost(s.costUSD))</b></span>
             \(HTML.when(s.errorCount > 0) { "<span class=\"badge error\">\(s.errorCount) failed</span>" })
           </div>
@@ -145,7 +145,7 @@ struct UsersPage: Sendable {
                   <td class="num">\(u.traceCount)</td>
                   <td class="num">\(u.llmCalls)</td>
                   <td class="num">\(u.errorCount)</td>
-                  <td class="num">\(Fmt.count(CheckedNumbers.add(u.inputTokens, u.outputTokens)))</td>
+                  <td class="num">\(Fmt.count(u.inputTokens.addingSaturated(u.outputTokens)))</td>
                   <td class="num">\(Fmt.cost(u.costUSD))</td>
                 </tr>
                 """

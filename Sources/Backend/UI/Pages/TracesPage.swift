@@ -151,7 +151,7 @@ struct TracesPage: Sendable {
           <td>\(models)\(HTML.when(t.models.count > 3) { "<span class=\"pill\">+\(t.models.count - 3)</span>" })</td>
           <td class="num">\(Fmt.ms(Double(t.durationNanos) / 1e6))</td>
           <td class="num">\(t.spanCount)<div class="sub">\(t.llmCalls) LLM</div></td>
-          <td class="num">\(Fmt.count(CheckedNumbers.add(t.inputTokens, t.outputTokens)))<div class="sub">\(Fmt.count(t.inputTokens)) / \(Fmt.count(t.outputTokens))</div></td>
+          <td class="num">\(Fmt.count(t.inputTokens.addingSaturated(t.outputTokens)))<div class="sub">\(Fmt.count(t.inputTokens)) / \(Fmt.count(t.outputTokens))</div></td>
           <td class="num">\(Fmt.cost(t.costUSD))\(HTML.when(t.costUnknownSpans > 0) { "<div class=\"sub\">+\(t.costUnknownSpans) unpriced</div>" })</td>
           <td>\(Layout.statusBadge(t.errorCount > 0))</td>
           <td>\(who)</td>
