@@ -12,7 +12,8 @@ struct AdminCommand: AsyncParsableCommand {
         abstract: "Manage projects and API keys, read the audit log (talks to the backend's admin API).",
         discussion: """
             Authenticates with the instance admin token from EVALFORGE_ADMIN_TOKEN (or --admin-token-file); \
-            the backend is --backend (or EVALFORGE_BACKEND_URL, default http://127.0.0.1:3000).
+            the backend is --backend (or EVALFORGE_BACKEND_URL, default http://127.0.0.1:3000). Projects, keys, scopes \
+            and the audit log are described in docs/access-control.md.
             """,
         subcommands: [AdminProjects.self, AdminKeys.self, AdminAudit.self])
 }
