@@ -323,6 +323,57 @@ struct AccessControlTests {
         try await projects.migrate()  // idempotent
     }
 
+    // MARK: Settings page
+
+    @Test("settings page: needs 'admin'; creates a key (shown once) and revokes one; refuses cross-site posts and unknown scopes")
+    func settingsPage() async throws {
+        let (app, services) = try await BackendApp.build(configuration: Self.configuration(), logger: TestBackend.logger)
+        let reader = try await services.projects.createKey(projectID: "default", name: "reader", scopes: [.read])
+        let bootstrapID = try #require(try await services.projects.keys(projectID: "default").first { $0.name == "bootstrap" }?.id)
+        try await app.test(.router) { client in
+            let denied = try await client.execute(uri: "/settings", method: .get, headers: Self.bearer(reader.key, json: false))
+            #expect(denied.status == .forbidden)
+            #expect(Self.json(denied.body)["missing_scope"] as? String == "admin")
+            var admin = Self.bearer(TestBackend.apiKey, json: false)
+            let page = try await client.execute(uri: "/settings", method: .get, headers: admin)
+            #expect(page.status == .ok)
+            #expect(String(buffer: page.body).contains("id=\"keys\"") && String(buffer: page.body).contains(reader.record.id))
+            #expect(!String(buffer: page.body).contains(reader.key))
+
+            admin[.contentType] = "application/x-www-form-urlencoded"
+            var crossSite = admin
+            crossSite[.origin] = "http://evil.example"
+            let forged = try await client.execute(uri: "/settings/keys", method: .post, headers: crossSite, body: ByteBuffer(string: "name=evil&scope=admin"))
+            #expect(forged.status == .forbidden)
+            var fetchSite = admin
+            fetchSite[HTTPField.Name("Sec-Fetch-Site")!] = "cross-site"
+            let forged2 = try await client.execute(uri: "/settings/keys", method: .post, headers: fetchSite, body: ByteBuffer(string: "name=evil&scope=admin"))
+            #expect(forged2.status == .forbidden)
+            let bad = try await client.execute(uri: "/settings/keys", method: .post, headers: admin, body: ByteBuffer(string: "name=x&scope=bogus"))
+            #expect(bad.status == .badRequest)
+            #expect(String(buffer: bad.body).contains("unknown scope &#39;bogus&#39;") || String(buffer: bad.body).contains("unknown scope 'bogus'"))
+            #expect(try await services.projects.keys(projectID: "default").count == 2, "nothing created by the refused posts")
+
+            var sameOrigin = admin
+            sameOrigin[HTTPField.Name("Sec-Fetch-Site")!] = "same-origin"
+            let made = try await client.execute(uri: "/settings/keys", method: .post, headers: sameOrigin, body: ByteBuffer(string: "name=web+ui&scope=read&scope=evaluate&expires_in_days=30"))
+            #expect(made.status == .created)
+            let html = String(buffer: made.body)
+            let created = try #require(try await services.projects.keys(projectID: "default").first { $0.name == "web ui" })
+            #expect(created.scopes == [.read, .evaluate] && created.expiresUnixNanos != nil)
+            let secret = try #require(html.firstRange(of: #/ef_[0-9a-f]{48}/#).map { String(html[$0]) })
+            #expect(try await client.execute(uri: "/api/traces", method: .get, headers: Self.bearer(secret)).status == .ok)
+
+            let revoked = try await client.execute(uri: "/settings/keys/\(created.id)/revoke", method: .post, headers: admin, body: ByteBuffer())
+            #expect(revoked.status == .seeOther)
+            #expect(try await client.execute(uri: "/api/traces", method: .get, headers: Self.bearer(secret)).status == .unauthorized)
+            let audit = try await services.projects.auditLog(projectID: "default", limit: 10).map { "\($0.actor) \($0.action) \($0.target)" }
+            #expect(audit.contains("key:\(bootstrapID) key.create \(created.id)"))
+            #expect(audit.contains("key:\(bootstrapID) key.revoke \(created.id)"))
+        }
+        await TestStore.tearDown(services)
+    }
+
     // MARK: Deleting a project
 
     @Test("deleting a project removes its telemetry, scores, evaluation data and keys; other projects keep theirs", arguments: TestStore.available)

@@ -208,8 +208,7 @@ enum AdminRoutes {
             createdAt = AdminRoutes.iso(k.createdUnixNanos)
             expiresAt = k.expiresUnixNanos.map(AdminRoutes.iso)
             lastUsedAt = k.lastUsedUnixNanos.map(AdminRoutes.iso)
-            let now = CheckedNumbers.clampedInt64(Date().timeIntervalSince1970 * 1e9)
-            status = k.revoked ? "revoked" : (k.expiresUnixNanos.map { $0 <= now } ?? false) ? "expired" : "active"
+            status = k.status
         }
     }
 

@@ -93,6 +93,13 @@ public struct APIKeyRecord: Sendable, Hashable, Codable {
     /// Last successful authentication, to within `ProjectStore.lastUsedResolutionNanos`; nil: never.
     public var lastUsedUnixNanos: Int64?
     public var revoked: Bool
+
+    /// "revoked", "expired" (now past its expiry) or "active", as listings show it.
+    public var status: String {
+        if revoked { return "revoked" }
+        if let e = expiresUnixNanos, e <= ProjectStore.nowNanos() { return "expired" }
+        return "active"
+    }
 }
 
 /// The key a request authenticated with: its project and scopes.
