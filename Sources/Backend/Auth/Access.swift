@@ -133,8 +133,10 @@ public struct ScopeMiddleware: RouterMiddleware {
         }
     }
 
+    /// `{"error":{"message":…},"missing_scope":…}`: the error shape of the query API (HTTPError's),
+    /// with the scope named at the top for programs.
     static func forbidden(_ message: String, missingScope: String?) -> Response {
-        var body = "{\"error\":" + JSONString.quote(message)
+        var body = "{\"error\":{\"message\":" + JSONString.quote(message) + "}"
         if let missingScope { body += ",\"missing_scope\":" + JSONString.quote(missingScope) }
         body += "}"
         return Response(status: .forbidden, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: body)))
