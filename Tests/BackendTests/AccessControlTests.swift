@@ -154,6 +154,12 @@ struct AccessControlTests {
             #expect(badExpiry.status == .badRequest)
             let longName = try await client.execute(uri: "/api/admin/projects/team-a/keys", method: .post, headers: Self.admin, body: Self.body(["scopes": ["read"], "name": String(repeating: "k", count: 500)]))
             #expect(longName.status == .badRequest)
+            let huge = try await client.execute(uri: "/api/admin/projects/team-a/keys", method: .post, headers: Self.admin, body: Self.body(["scopes": ["read"], "name": String(repeating: "k", count: 70_000)]))
+            #expect(huge.status == .contentTooLarge)
+            let listMissing = try await client.execute(uri: "/api/admin/projects/ghost/keys", method: .get, headers: Self.admin)
+            #expect(listMissing.status == .notFound)
+            let longPath = try await client.execute(uri: "/api/admin/projects/" + String(repeating: "p", count: 300) + "/keys", method: .get, headers: Self.admin)
+            #expect(longPath.status == .badRequest)
             let noProject = try await client.execute(uri: "/api/admin/projects/ghost/keys", method: .post, headers: Self.admin, body: Self.body(["scopes": ["read"]]))
             #expect(noProject.status == .notFound)
             #expect(String(buffer: noProject.body).contains("ghost"))
@@ -397,6 +403,12 @@ struct AccessControlTests {
             let itemRows = try await services.metadata.read { c in try c.scalar("SELECT count(*) FROM eval_items WHERE dataset_id = ?", [.text(dsID)])?.int64 ?? 0 }
             #expect(itemRows == 1)
             #expect(try await services.store.countSpans(projectID: "doomed", fromUnixNanos: nil, toUnixNanos: nil) == 1)
+            let scoreTrace = String(repeating: "ab", count: 16)
+            for key in [k.key, TestBackend.apiKey] {
+                let sc = try await client.execute(uri: "/api/scores", method: .post, headers: Self.bearer(key), body: Self.body(["scores": [["name": "quality", "value": 1, "traceId": scoreTrace]]]))
+                #expect(sc.status == .created, "\(String(buffer: sc.body))")
+            }
+            #expect(try await services.store.scores(projectID: "doomed", traceIDs: [scoreTrace]).count == 1)
 
             let refusedDefault = try await client.execute(uri: "/api/admin/projects/default", method: .delete, headers: Self.admin)
             #expect(refusedDefault.status == .conflict)
@@ -408,6 +420,8 @@ struct AccessControlTests {
             #expect(try await services.store.countSpans(projectID: "doomed", fromUnixNanos: nil, toUnixNanos: nil) == 0)
             #expect(try await services.store.listTraces(TraceFilter(projectID: "doomed"), sort: .startDesc, limit: 10, cursor: nil).items.isEmpty)
             #expect(try await services.store.countSpans(projectID: "default", fromUnixNanos: nil, toUnixNanos: nil) == 1, "other projects keep their data")
+            #expect(try await services.store.scores(projectID: "doomed", traceIDs: [scoreTrace]).isEmpty)
+            #expect(try await services.store.scores(projectID: "default", traceIDs: [scoreTrace]).count == 1)
             #expect(try await services.projects.project(id: "doomed") == nil)
             let leftovers = try await services.metadata.read { c in
                 (try c.scalar("SELECT count(*) FROM eval_datasets WHERE project_id = 'doomed'")?.int64 ?? -1)
