@@ -86,14 +86,14 @@ enum AdminRoutes {
         group.post("keys/:id/revoke") { _, ctx in
             try await call {
                 let id = try pathValue(ctx, "id")
-                let scope = try await keyProjectScope(ctx, projects, id)
+                let scope = try keyProjectScope(ctx)
                 return KeyView(try await projects.revokeKey(id: id, projectID: scope, actor: ctx.access?.actor ?? ""))
             }
         }
         group.post("keys/:id/rotate") { req, ctx in
             try await call(.created) {
                 let id = try pathValue(ctx, "id")
-                let scope = try await keyProjectScope(ctx, projects, id)
+                let scope = try keyProjectScope(ctx)
                 let b = try await decode(RotateBody.self, req)
                 let hours = b.overlapHours ?? 24
                 guard (0...87_600).contains(hours) else { throw AccessError.invalid("overlap_hours: expected 0…87600, got \(hours)") }
@@ -147,7 +147,7 @@ enum AdminRoutes {
     }
 
     /// The project a key operation is confined to: nil (any) for the admin token, else the key's own.
-    static func keyProjectScope(_ ctx: BackendRequestContext, _ projects: ProjectStore, _ keyID: String) async throws -> String? {
+    static func keyProjectScope(_ ctx: BackendRequestContext) throws -> String? {
         if ctx.access?.isInstanceAdmin == true { return nil }
         guard let own = ctx.project?.id else { throw HTTPError(.forbidden, message: "managing keys needs the admin token or a key with the 'admin' scope") }
         return own

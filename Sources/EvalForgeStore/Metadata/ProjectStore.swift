@@ -196,7 +196,7 @@ public final class ProjectStore: Sendable {
     public func upsert(_ project: Project) async throws {
         let now = Self.nowNanos()
         try await db.write { c in
-            try c.run("""
+            _ = try c.run("""
                 INSERT INTO projects (id, name, retention_days, created_unix_nanos) VALUES (?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, retention_days = excluded.retention_days
                 """, [.text(project.id), .text(project.name), .integer(Int64(project.retentionDays)), .integer(project.createdUnixNanos == 0 ? now : project.createdUnixNanos)])
@@ -435,7 +435,7 @@ public final class ProjectStore: Sendable {
             }
             let hash = Digest.sha256Hex(configured)
             try await db.write { c in
-                try c.run("INSERT INTO admin_tokens (id, token_hash, created_unix_nanos) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET token_hash = excluded.token_hash, created_unix_nanos = excluded.created_unix_nanos WHERE token_hash <> excluded.token_hash", [.text(hash), .integer(now)])
+                _ = try c.run("INSERT INTO admin_tokens (id, token_hash, created_unix_nanos) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET token_hash = excluded.token_hash, created_unix_nanos = excluded.created_unix_nanos WHERE token_hash <> excluded.token_hash", [.text(hash), .integer(now)])
             }
             adminTokenHash.withLock { $0 = .some(hash) }
             return nil
