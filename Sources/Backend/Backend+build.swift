@@ -60,6 +60,7 @@ public enum BackendApp {
             if let key = configuration.bootstrapAPIKey {
                 try await projects.addKey(key, projectID: configuration.defaultProjectID, name: "bootstrap")
             }
+            let generatedAdminToken = try await projects.ensureAdminToken(configured: configuration.adminToken)
             let outbound = try configuration.outboundPolicy()
             if !outbound.allowListText.isEmpty {
                 logger.notice("outbound calls (webhooks, http targets, providers) may reach the allow-listed non-public addresses", metadata: ["allow": "\(outbound.allowListText)"])
@@ -67,7 +68,9 @@ public enum BackendApp {
             let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound))
             let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
             logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
-            return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)
+            var services = BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)
+            services.generatedAdminToken = generatedAdminToken
+            return services
         } catch {
             await store.shutdown()
             throw error
@@ -91,13 +94,16 @@ public enum BackendApp {
         }
         WebUI.addRoutes(to: router, services: services)
 
-        let authed = router.group().add(middleware: APIKeyMiddleware(projects: services.projects))
+        // One middleware per concern: who (key or admin token), may they (the route's scope,
+        // RoutePolicy), record it (audit).
+        let authed = router.group().add(middleware: APIKeyMiddleware(projects: services.projects)).add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
         BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         let api = authed.group("api")
         UsageController(store: services.store).addRoutes(to: api)
         QueryRoutes.addRoutes(to: api, services: services)
         EvaluationRoutes.addRoutes(to: api, services: services)
+        AdminRoutes.addRoutes(to: api.group("admin"), services: services)
         return router
     }
 }

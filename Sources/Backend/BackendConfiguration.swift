@@ -24,6 +24,10 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// Plaintext API key registered for the default project at start-up (e.g. `evalforge dev
     /// --api-key`). Env `EVALFORGE_API_KEY`. Default nil (no key added).
     public var bootstrapAPIKey: String?
+    /// The instance admin token (manages projects and keys; docs/access-control.md). Env
+    /// `EVALFORGE_ADMIN_TOKEN`; flag `--admin-token-file`. Default nil: one is generated at the
+    /// first start and printed once; only its SHA-256 hash is stored.
+    public var adminToken: String?
     /// How often retention deletes run, seconds. Env `EVALFORGE_RETENTION_INTERVAL_S`. Default 3600.
     public var retentionIntervalSeconds: Int
     /// Spans one project may have queued for online evaluation; beyond it a batch's spans are
@@ -54,6 +58,7 @@ public struct BackendConfiguration: Sendable, Equatable {
         self.maxInflightIngest = maxInflightIngest
         self.defaultProjectID = defaultProjectID
         self.bootstrapAPIKey = bootstrapAPIKey
+        self.adminToken = nil
         self.retentionIntervalSeconds = retentionIntervalSeconds
         self.onlineQueuePerProject = onlineQueuePerProject
     }

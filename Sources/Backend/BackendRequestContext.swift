@@ -6,10 +6,13 @@ import Hummingbird
 public struct BackendRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var project: Project?
+    /// Who the request acts as (admin token, key and its scopes, session); nil on public routes.
+    public var access: Access?
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
         self.project = nil
+        self.access = nil
     }
 
     /// The authenticated project; throws 401 when the route is reached without one.

@@ -12,4 +12,7 @@ public struct BackendServices: Sendable {
     public let ingest: IngestService
     public let evaluation: EvaluationService
     public let logger: Logger
+    /// The admin token generated at this start (none was configured or stored before): printed once
+    /// by `evalforge backend`, never stored in plain text. Nil otherwise.
+    public var generatedAdminToken: String? = nil
 }

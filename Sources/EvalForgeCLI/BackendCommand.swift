@@ -38,18 +38,25 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "Non-public addresses webhooks, http targets and providers may reach, comma-separated: 10.0.0.0/8,llm.internal:8000,[::1]:8080 (env EVALFORGE_OUTBOUND_ALLOW; default: public addresses only).")
     var outboundAllow: String?
 
+    @Option(help: "File holding the instance admin token (env EVALFORGE_ADMIN_TOKEN; default: generated at the first start and printed once).")
+    var adminTokenFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
         let c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow)
+            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile)
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
         let registry = MetricsBootstrap.prometheus()
         let (app, services) = try await BackendApp.build(configuration: c, logger: logger, metricsRegistry: registry)
+        if let token = services.generatedAdminToken {
+            // Shown once: only its hash is stored. Not logged.
+            say("evalforge backend: generated the instance admin token (shown only now; keep it, e.g. in EVALFORGE_ADMIN_TOKEN):\n\(token)")
+        }
         logger.info("backend listening", metadata: ["address": "http://\(c.host):\(c.port)", "store": "\(services.store.description)"])
         try await app.runService()
     }
@@ -58,7 +65,7 @@ struct BackendCommand: AsyncParsableCommand {
 /// Builds a `BackendConfiguration` from defaults, environment and flags (flags win), naming the
 /// offending variable or flag on a bad value.
 enum BackendConfigurationLoader {
-    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil) throws -> BackendConfiguration {
+    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let text = env[name] else { return nil }
@@ -73,6 +80,16 @@ enum BackendConfigurationLoader {
         if let v = try int("EVALFORGE_RETENTION_INTERVAL_S", 60...86_400 * 7) { c.retentionIntervalSeconds = v }
         if let v = try int("EVALFORGE_ONLINE_QUEUE_PER_PROJECT", 1...1_000_000) { c.onlineQueuePerProject = v }
         if let v = env["EVALFORGE_API_KEY"], !v.isEmpty { c.bootstrapAPIKey = v }
+        if let v = env["EVALFORGE_ADMIN_TOKEN"], !v.isEmpty { c.adminToken = v }
+        if let adminTokenFile {
+            guard let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) else {
+                throw ValidationError("--admin-token-file \(adminTokenFile): cannot read the file")
+            }
+            c.adminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        if let t = c.adminToken, !ProjectStore.validAdminToken(t) {
+            throw ValidationError("admin token (EVALFORGE_ADMIN_TOKEN / --admin-token-file): expected 16 to 256 printable ASCII characters without spaces")
+        }
         var chURL = env["EVALFORGE_CLICKHOUSE_URL"].flatMap { $0.isEmpty ? nil : $0 }
         if let host { c.host = host }
         if let port {

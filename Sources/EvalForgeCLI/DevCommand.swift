@@ -69,10 +69,13 @@ struct DevCommand: AsyncParsableCommand {
         var logger = Logger(label: "evalforge.dev")
         logger.logLevel = level
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        let key = try apiKey ?? Self.persistentKey(dataDir: dataDir)
+        let key = try apiKey ?? Self.persistentKey(dataDir: dataDir, file: "dev-api-key", prefix: "ef_dev_")
 
         var backendConfig = try BackendConfigurationLoader.load(environment: ProcessInfo.processInfo.environment, host: "127.0.0.1", port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, apiKey: key)
         backendConfig.bootstrapAPIKey = key
+        // Dev keeps the admin token beside the key (printed in the banner at every start) unless
+        // EVALFORGE_ADMIN_TOKEN sets it.
+        if backendConfig.adminToken == nil { backendConfig.adminToken = try Self.persistentKey(dataDir: dataDir, file: "dev-admin-token", prefix: "efadmin_dev_") }
         // Dev runs on one machine: judges may call the mock LLM (and local models) on loopback unless
         // EVALFORGE_OUTBOUND_ALLOW says otherwise; the backend's and the collector's own ports stay refused.
         if ProcessInfo.processInfo.environment["EVALFORGE_OUTBOUND_ALLOW"] == nil {
@@ -101,25 +104,27 @@ struct DevCommand: AsyncParsableCommand {
         let mock = buildMockLLMApplication(configuration: mockConfig, logger: logger)
 
         var serviceList: [any Service] = [backend, collector, mock]
-        let banner = DevBanner(port: port, otlpPort: otlpPort, llmPort: llmPort, key: key, store: services.store.description, demo: demo, demoTraces: demoTraces, logger: logger)
+        let banner = DevBanner(port: port, otlpPort: otlpPort, llmPort: llmPort, key: key, adminToken: backendConfig.adminToken ?? "", store: services.store.description, demo: demo, demoTraces: demoTraces, logger: logger)
         serviceList.append(banner)
         let group = ServiceGroup(configuration: .init(services: serviceList, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         say("evalforge dev: stopped; data kept in \(dataDir)")
     }
 
-    /// The dev key: read from `<dataDir>/dev-api-key`, or generated and written there on first run.
-    static func persistentKey(dataDir: String) throws -> String {
-        let path = dataDir + "/dev-api-key"
+    /// A dev secret (the API key, the admin token): read from `<dataDir>/<file>`, or generated and
+    /// written there (owner-only) on first run.
+    static func persistentKey(dataDir: String, file: String, prefix: String) throws -> String {
+        let path = dataDir + "/" + file
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             let k = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if k.utf8.count >= 8 { return k }
+            if k.utf8.count >= 16 || (k.utf8.count >= 8 && file == "dev-api-key") { return k }
         }
-        let k = "ef_dev_" + Digest.hex(Digest.randomBytes(16))
+        let k = prefix + Digest.hex(Digest.randomBytes(16))
         do {
             try k.write(toFile: path, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         } catch {
-            throw ValidationError("cannot write the generated API key to \(path): \(error.localizedDescription)")
+            throw ValidationError("cannot write the generated secret to \(path): \(error.localizedDescription)")
         }
         return k
     }
@@ -132,6 +137,7 @@ struct DevBanner: Service {
     let otlpPort: Int
     let llmPort: Int
     let key: String
+    let adminToken: String
     let store: String
     let demo: Bool
     let demoTraces: Int
@@ -146,6 +152,7 @@ struct DevBanner: Service {
               OTLP/HTTP     http://127.0.0.1:\(otlpPort)/v1/traces
               Mock LLM      http://127.0.0.1:\(llmPort)/v1/chat/completions · /v1/messages
               API key       \(key)
+              Admin token   \(adminToken)   (evalforge admin …, with EVALFORGE_ADMIN_TOKEN)
               Storage       \(store)
             Send traffic:   swift run evalforge seed --traces 1000
             Stop:           Ctrl-C

@@ -5,6 +5,6 @@ struct EvalForgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evalforge",
         abstract: "EvalForge: LLM observability and evaluation.",
-        subcommands: [DevCommand.self, SeedCommand.self, LoadCommand.self, BackendCommand.self, CollectorCommand.self, MockLLMCommand.self, DemoCommand.self, InspectCommand.self]
+        subcommands: [DevCommand.self, SeedCommand.self, LoadCommand.self, BackendCommand.self, CollectorCommand.self, MockLLMCommand.self, DemoCommand.self, InspectCommand.self, AdminCommand.self]
     )
 }

@@ -56,6 +56,11 @@ public protocol SpanStore: Sendable {
     @discardableResult
     func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int
 
+    /// Deletes every span, trace summary, rollup, score and batch record of a project (the project
+    /// itself was deleted). Returns after the rows are gone; throws when the store is unavailable
+    /// (the caller retries: deleting twice is harmless).
+    func deleteProject(projectID: String) async throws
+
     /// Number of stored spans of a project whose start is in [fromUnixNanos, toUnixNanos), each
     /// span counted once. A default pages through `listSpans`; stores answer with a counting query.
     func countSpans(projectID: String, fromUnixNanos: Int64?, toUnixNanos: Int64?) async throws -> Int

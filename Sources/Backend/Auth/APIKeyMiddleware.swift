@@ -2,9 +2,11 @@ import EvalForgeStore
 import Hummingbird
 import HTTPTypes
 
-/// Authenticates requests by project API key: `Authorization: Bearer <key>`, `X-API-Key: <key>`, or
-/// (for the web UI) the `evalforge_key` cookie. Unknown keys get 401; the project is put on the
-/// request context. Keys are compared by SHA-256 hash; the plaintext is never stored.
+/// Authenticates requests by the instance admin token or a project API key: `Authorization: Bearer
+/// <key>`, `X-API-Key: <key>`, or (for the web UI) the `evalforge_key` cookie. Malformed, unknown,
+/// revoked and expired keys get 401 naming which; the project and the principal's scopes are put on
+/// the request context (`ScopeMiddleware` checks them per route). Keys and the admin token are
+/// compared by SHA-256 hash; no plaintext is stored.
 public struct APIKeyMiddleware: RouterMiddleware {
     public typealias Context = BackendRequestContext
     let projects: ProjectStore
@@ -17,12 +19,26 @@ public struct APIKeyMiddleware: RouterMiddleware {
         guard let key = Self.key(from: request) else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing API key: send Authorization: Bearer <key>")
         }
-        guard let project = try await projects.authenticate(key: key) else {
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "invalid or revoked API key")
+        guard Self.isWellFormed(key) else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "malformed API key: expected 8 to 256 printable ASCII characters without spaces")
         }
         var context = context
-        context.project = project
+        if try await projects.isAdminToken(key) {
+            context.access = Access(principal: .adminToken, scopes: Scope.all)
+            return try await next(request, context)
+        }
+        guard let found = try await projects.authenticateKey(key) else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "invalid, revoked or expired API key")
+        }
+        context.project = found.project
+        context.access = Access(principal: .key(id: found.keyID), scopes: found.scopes)
         return try await next(request, context)
+    }
+
+    /// 8…256 visible ASCII characters: what every key and admin token is. Anything else is refused
+    /// before a lookup.
+    static func isWellFormed(_ key: String) -> Bool {
+        (8...256).contains(key.utf8.count) && key.utf8.allSatisfy { (0x21...0x7e).contains($0) }
     }
 
     /// The key a request carries, if any.

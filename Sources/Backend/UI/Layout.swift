@@ -4,10 +4,10 @@ import NIOCore
 
 /// The page frame: head with the inlined stylesheet, top navigation, content, script.
 enum Layout {
-    enum Section: String { case dashboard, traces, sessions, users, experiments, none }
+    enum Section: String { case dashboard, traces, sessions, users, experiments, settings, none }
 
     static func page(title: String, section: Section, project: String?, _ content: HTML) -> HTML {
-        let nav: [(Section, String, String)] = [(.dashboard, "/", "Dashboard"), (.traces, "/traces", "Traces"), (.sessions, "/sessions", "Sessions"), (.users, "/users", "Users"), (.experiments, "/experiments", "Experiments")]
+        let nav: [(Section, String, String)] = [(.dashboard, "/", "Dashboard"), (.traces, "/traces", "Traces"), (.sessions, "/sessions", "Sessions"), (.users, "/users", "Users"), (.experiments, "/experiments", "Experiments"), (.settings, "/settings", "Settings")]
         let links = nav.map { s, href, label -> HTML in "<a href=\"\(href)\"\(HTML(raw: s == section ? " class=\"active\" aria-current=\"page\"" : ""))>\(label)</a>" }
         let right: HTML = project.map { p in
             """

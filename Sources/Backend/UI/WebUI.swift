@@ -24,7 +24,7 @@ enum WebUI {
             Response(status: .seeOther, headers: [.location: "/login", .setCookie: "\(UIAuth.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"])
         }
 
-        let pages = router.group().add(middleware: auth)
+        let pages = router.group().add(middleware: auth).add(middleware: ScopeMiddleware())
         let store = services.store
         let optionsCache = TracesPage.OptionsCache()
         pages.get("/") { request, context in try await DashboardPage(store: store, optionsCache: optionsCache).render(request, context: context) }
@@ -37,6 +37,7 @@ enum WebUI {
         pages.get("/experiments") { request, context in try await ExperimentsPage(evaluation: evaluation).render(request, context: context) }
         pages.get("/experiments/compare") { request, context in try await RunComparePage(evaluation: evaluation).render(request, context: context) }
         pages.get("/experiments/runs/:run_id") { request, context in try await RunPage(evaluation: evaluation).render(request, context: context) }
+        SettingsPage.addRoutes(to: pages, projects: services.projects)
     }
 
     /// An error page in the frame, for bad filters (400) and unknown ids (404).
@@ -69,9 +70,10 @@ struct UIAuth: RouterMiddleware {
     let projects: ProjectStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let key = APIKeyMiddleware.key(from: request), let project = try await projects.authenticate(key: key) {
+        if let key = APIKeyMiddleware.key(from: request), let found = try await projects.authenticateKey(key) {
             var context = context
-            context.project = project
+            context.project = found.project
+            context.access = Access(principal: .key(id: found.keyID), scopes: found.scopes)
             return try await next(request, context)
         }
         let target = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")

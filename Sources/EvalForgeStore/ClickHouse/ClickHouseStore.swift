@@ -262,6 +262,37 @@ public final class ClickHouseStore: SpanStore {
     }
 }
 
+extension ClickHouseStore {
+    /// Deletes the project's rows from every MergeTree table of the database with a `project_id`
+    /// column (`ALTER TABLE … DELETE`, on 18.16 and current servers alike) and waits for the
+    /// mutations, so the caller sees the rows gone.
+    public func deleteProject(projectID: String) async throws {
+        rollupHours.forget(project: projectID)
+        defer { rollupHours.forget(project: projectID) }
+        multiRows.forget(project: projectID)
+        defer { multiRows.forget(project: projectID) }
+        var tables: [String] = []
+        do {
+            var v = values()
+            let d = v.string(db)
+            var r = try await http.query("SELECT name FROM system.tables WHERE database = \(d) AND engine LIKE '%MergeTree' AND name IN (SELECT table FROM system.columns WHERE database = \(d) AND name = 'project_id') ORDER BY name", parameters: v.parameters)
+            while !r.isAtEnd { tables.append(try r.string()) }
+        }
+        for t in tables where t.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+            var v = values()
+            try await http.execute("ALTER TABLE \(db).\(t) DELETE WHERE project_id = \(v.string(projectID))", parameters: v.parameters)
+        }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            var v = values()
+            var r = try await http.query("SELECT count() FROM system.mutations WHERE database = \(v.string(db)) AND is_done = 0", parameters: v.parameters)
+            if try r.uint64() == 0 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw StoreError.unavailable("ClickHouse is still deleting the rows of project \(projectID) after 120 s; they disappear when its mutations finish")
+    }
+}
+
 struct TraceDay: Hashable {
     var traceID: String
     var day: UInt16

@@ -105,6 +105,19 @@ public final class SQLiteStore: SpanStore {
     }
 }
 
+extension SQLiteStore {
+    /// Deletes the project's rows from every telemetry table (each has a `project_id` column), in
+    /// one transaction.
+    public func deleteProject(projectID: String) async throws {
+        try await db.write { c in
+            let p = SQLiteValue.text(projectID)
+            for table in ["spans", "traces", "rollups", "scores", "batches"] {
+                try c.run("DELETE FROM \(table) WHERE project_id = ?", [p])
+            }
+        }
+    }
+}
+
 /// A trace summary being merged with newly stored spans.
 struct TraceAggregate {
     var traceID: String
