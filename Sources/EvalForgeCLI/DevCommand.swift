@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Backend
 import Collector
+import EvalForgeCore
 import EvalForgeCrypto
 import EvalForgeSDK
 import Evaluation
@@ -68,7 +69,7 @@ struct DevCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.dev")
         logger.logLevel = level
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        do { try OwnerOnlyFiles.createDirectory(dataDir) } catch { throw ValidationError(error.message) }
         let key = try apiKey ?? Self.persistentKey(dataDir: dataDir)
 
         var backendConfig = try BackendConfigurationLoader.load(environment: ProcessInfo.processInfo.environment, host: "127.0.0.1", port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, apiKey: key)
@@ -113,13 +114,16 @@ struct DevCommand: AsyncParsableCommand {
         let path = dataDir + "/dev-api-key"
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             let k = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if k.utf8.count >= 8 { return k }
+            if k.utf8.count >= 8 {
+                do { try OwnerOnlyFiles.narrowIfExists(path) } catch { throw ValidationError(error.message) }
+                return k
+            }
         }
         let k = "ef_dev_" + Digest.hex(Digest.randomBytes(16))
         do {
-            try k.write(toFile: path, atomically: true, encoding: .utf8)
+            try OwnerOnlyFiles.write(Array(k.utf8), to: path)
         } catch {
-            throw ValidationError("cannot write the generated API key to \(path): \(error.localizedDescription)")
+            throw ValidationError("cannot write the generated API key to \(path): \(error.message)")
         }
         return k
     }
