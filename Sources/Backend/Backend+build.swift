@@ -40,6 +40,8 @@ public enum BackendApp {
         let metadata = try SQLiteDatabase(path: configuration.metadataPath)
         let projects = ProjectStore(db: metadata)
         try await projects.migrate()
+        let sessionStore = SessionStore(db: metadata)
+        try await sessionStore.migrate()
         let store: any SpanStore
         if let ch = configuration.clickHouse {
             store = try await ClickHouseStore(configuration: ch, logger: logger)
@@ -60,12 +62,14 @@ public enum BackendApp {
         let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound))
         let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
         logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
-        return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)
+        return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, sessions: UISessions(store: sessionStore, configuration: configuration),
+                               ingest: ingest, evaluation: evaluation, logger: logger)
     }
 
     /// Routes: public (`/healthz`, `/metrics` with the Prometheus exposition of `metricsRegistry` —
     /// the registry the executable bootstrapped swift-metrics with — and the UI, whose pages handle
-    /// their login), then everything that needs a project key behind `APIKeyMiddleware`.
+    /// their login), ingest behind `APIKeyMiddleware`, and `/api` behind `SessionMiddleware` (a UI
+    /// session with its CSRF header) then `APIKeyMiddleware`.
     public static func buildRouter(services: BackendServices, metricsRegistry: PrometheusCollectorRegistry? = nil) -> Router<BackendRequestContext> {
         let router = Router(context: BackendRequestContext.self)
         let storeDescription = services.store.description
@@ -80,10 +84,12 @@ public enum BackendApp {
         }
         WebUI.addRoutes(to: router, services: services)
 
-        let authed = router.group().add(middleware: APIKeyMiddleware(projects: services.projects))
-        BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
-        OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
-        let api = authed.group("api")
+        let keyAuth = APIKeyMiddleware(projects: services.projects)
+        let ingest = router.group().add(middleware: keyAuth)
+        BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: ingest)
+        OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: ingest)
+        // The API takes an API key, or a UI session cookie with its X-CSRF-Token header.
+        let api = router.group("api").add(middleware: SessionMiddleware(sessions: services.sessions, mode: .api)).add(middleware: keyAuth)
         UsageController(store: services.store).addRoutes(to: api)
         QueryRoutes.addRoutes(to: api, services: services)
         EvaluationRoutes.addRoutes(to: api, services: services)

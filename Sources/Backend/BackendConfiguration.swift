@@ -41,6 +41,24 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// `evalforge dev` adds its collector. Default none.
     public var outboundProtected: [OutboundPolicy.ProtectedEndpoint]
 
+    /// Web UI sessions end after this many seconds without use. Env `EVALFORGE_SESSION_IDLE_S`;
+    /// flag `--session-idle`. Default 43,200 (12 h). docs/security.md, "Web UI sessions".
+    public var sessionIdleSeconds: Int = 43_200
+    /// Web UI sessions end this many seconds after sign-in, used or not. Env
+    /// `EVALFORGE_SESSION_MAX_S`; flag `--session-max`. Default 604,800 (7 days).
+    public var sessionMaxSeconds: Int = 604_800
+    /// Trust the reverse proxy's `X-Forwarded-Proto` (cookies get `Secure` behind HTTPS) and
+    /// `X-Forwarded-For` (sign-in limits count the client, not the proxy). Only when every request
+    /// comes through that proxy. Env `EVALFORGE_TRUST_PROXY=1`; flag `--trust-proxy`. Default off.
+    public var trustProxy: Bool = false
+    /// Mark cookies `Secure` on every answer (HTTPS terminated in front without
+    /// `X-Forwarded-Proto`). Env `EVALFORGE_SECURE_COOKIES=1`; flag `--secure-cookies`. Default off.
+    public var secureCookies: Bool = false
+    /// Sign-in attempts per client address per minute. Env `EVALFORGE_SIGNIN_PER_CLIENT_PER_MIN`. Default 10.
+    public var signInPerClientPerMinute: Int = 10
+    /// Sign-in attempts per minute in total (per backend process). Env `EVALFORGE_SIGNIN_PER_MIN`. Default 100.
+    public var signInPerMinute: Int = 100
+
     public static let `default` = BackendConfiguration()
 
     public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String = "data", clickHouse: ClickHouseConfiguration? = nil, maxBodyBytes: Int = 16 << 20, maxInflightIngest: Int = 16, defaultProjectID: String = "default", bootstrapAPIKey: String? = nil, retentionIntervalSeconds: Int = 3600, onlineQueuePerProject: Int = 10_000, outboundAllowList: String = "", outboundProtected: [OutboundPolicy.ProtectedEndpoint] = []) {

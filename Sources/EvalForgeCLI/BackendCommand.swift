@@ -38,13 +38,26 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "Non-public addresses webhooks, http targets and providers may reach, comma-separated: 10.0.0.0/8,llm.internal:8000,[::1]:8080 (env EVALFORGE_OUTBOUND_ALLOW; default: public addresses only).")
     var outboundAllow: String?
 
+    @Option(help: "Web UI sessions end after this many seconds without use (default 43200 = 12 h; env EVALFORGE_SESSION_IDLE_S).")
+    var sessionIdle: Int?
+
+    @Option(help: "Web UI sessions end this many seconds after sign-in (default 604800 = 7 days; env EVALFORGE_SESSION_MAX_S).")
+    var sessionMax: Int?
+
+    @Flag(help: "Trust X-Forwarded-Proto and X-Forwarded-For from the reverse proxy in front (env EVALFORGE_TRUST_PROXY=1). Only when every request comes through it.")
+    var trustProxy = false
+
+    @Flag(help: "Mark cookies Secure on every answer: HTTPS is terminated in front (env EVALFORGE_SECURE_COOKIES=1).")
+    var secureCookies = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
         let c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow)
+            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow,
+            sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies))
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
@@ -58,7 +71,16 @@ struct BackendCommand: AsyncParsableCommand {
 /// Builds a `BackendConfiguration` from defaults, environment and flags (flags win), naming the
 /// offending variable or flag on a bad value.
 enum BackendConfigurationLoader {
-    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil) throws -> BackendConfiguration {
+    /// The session and proxy flags of `evalforge backend` (nil / false: the environment or the default).
+    struct SessionFlags {
+        var idleSeconds: Int?
+        var maxSeconds: Int?
+        var trustProxy = false
+        var secureCookies = false
+    }
+
+    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil,
+                     sessions: SessionFlags = .init()) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let text = env[name] else { return nil }
@@ -82,6 +104,32 @@ enum BackendConfigurationLoader {
         if let dataDir { c.dataDirectory = dataDir }
         if let apiKey { c.bootstrapAPIKey = apiKey }
         if let clickhouseURL { chURL = clickhouseURL }
+        func flag(_ name: String) throws -> Bool {
+            guard let text = env[name] else { return false }
+            switch text.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off", "": return false
+            default: throw ValidationError("\(name)=\(text): expected 1 or 0 (true/false)")
+            }
+        }
+        let maxSession = 366 * 86_400
+        if let v = try int("EVALFORGE_SESSION_IDLE_S", 1...maxSession) { c.sessionIdleSeconds = v }
+        if let v = try int("EVALFORGE_SESSION_MAX_S", 1...maxSession) { c.sessionMaxSeconds = v }
+        if let v = sessions.idleSeconds {
+            guard (1...maxSession).contains(v) else { throw ValidationError("--session-idle \(v): expected 1…\(maxSession) seconds") }
+            c.sessionIdleSeconds = v
+        }
+        if let v = sessions.maxSeconds {
+            guard (1...maxSession).contains(v) else { throw ValidationError("--session-max \(v): expected 1…\(maxSession) seconds") }
+            c.sessionMaxSeconds = v
+        }
+        guard c.sessionIdleSeconds <= c.sessionMaxSeconds else {
+            throw ValidationError("session idle expiry (\(c.sessionIdleSeconds) s) is longer than the absolute expiry (\(c.sessionMaxSeconds) s): --session-idle must be at most --session-max")
+        }
+        c.trustProxy = try flag("EVALFORGE_TRUST_PROXY") || sessions.trustProxy
+        c.secureCookies = try flag("EVALFORGE_SECURE_COOKIES") || sessions.secureCookies
+        if let v = try int("EVALFORGE_SIGNIN_PER_CLIENT_PER_MIN", 1...100_000) { c.signInPerClientPerMinute = v }
+        if let v = try int("EVALFORGE_SIGNIN_PER_MIN", 1...1_000_000) { c.signInPerMinute = v }
         if let v = env["EVALFORGE_OUTBOUND_ALLOW"] { c.outboundAllowList = v }
         if let outboundAllow { c.outboundAllowList = outboundAllow }
         do {

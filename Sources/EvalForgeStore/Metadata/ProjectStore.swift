@@ -138,7 +138,7 @@ public final class ProjectStore: Sendable {
         }
     }
 
-    private static func project(_ r: SQLiteRow) -> Project {
+    static func project(_ r: SQLiteRow) -> Project {
         Project(id: r["id"].string ?? "", name: r["name"].string ?? "", retentionDays: Int(r["retention_days"].int64 ?? 0), createdUnixNanos: r["created_unix_nanos"].int64 ?? 0)
     }
 
