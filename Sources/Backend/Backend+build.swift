@@ -59,7 +59,9 @@ public enum BackendApp {
         if !outbound.allowListText.isEmpty {
             logger.notice("outbound calls (webhooks, http targets, providers) may reach the allow-listed non-public addresses", metadata: ["allow": "\(outbound.allowListText)"])
         }
-        let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound))
+        var evaluationSettings = EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound)
+        evaluationSettings.secrets = try configuration.secretsKeyring(logger: logger)
+        let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: evaluationSettings)
         let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
         logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
         return BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, sessions: UISessions(store: sessionStore, configuration: configuration),

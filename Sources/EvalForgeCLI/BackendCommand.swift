@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import EvalForgeCrypto
 import Evaluation
 import EvalForgeStore
 import Foundation
@@ -50,6 +51,12 @@ struct BackendCommand: AsyncParsableCommand {
     @Flag(help: "Mark cookies Secure on every answer: HTTPS is terminated in front (env EVALFORGE_SECURE_COOKIES=1).")
     var secureCookies = false
 
+    @Option(help: "File with the secrets key (32 random bytes, base64: openssl rand -base64 32) that seals provider keys and webhook secrets at rest (env EVALFORGE_SECRETS_KEY_FILE, or the key itself in EVALFORGE_SECRETS_KEY; default <data-dir>/secrets.key, generated). See docs/security.md.")
+    var secretsKeyFile: String?
+
+    @Option(help: "File with an earlier secrets key (repeatable; env EVALFORGE_SECRETS_OLD_KEY_FILES, comma-separated): secrets sealed with it are sealed again with the current key at start-up (rotation).")
+    var secretsOldKeyFile: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -57,7 +64,8 @@ struct BackendCommand: AsyncParsableCommand {
         let c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
             host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow,
-            sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies))
+            sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
+            secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
@@ -79,8 +87,14 @@ enum BackendConfigurationLoader {
         var secureCookies = false
     }
 
+    /// The secrets key flags of `evalforge backend` (nil / empty: the environment or the default).
+    struct SecretsFlags {
+        var keyFile: String?
+        var oldKeyFiles: [String] = []
+    }
+
     static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil,
-                     sessions: SessionFlags = .init()) throws -> BackendConfiguration {
+                     sessions: SessionFlags = .init(), secrets: SecretsFlags = .init()) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let text = env[name] else { return nil }
@@ -130,6 +144,14 @@ enum BackendConfigurationLoader {
         c.secureCookies = try flag("EVALFORGE_SECURE_COOKIES") || sessions.secureCookies
         if let v = try int("EVALFORGE_SIGNIN_PER_CLIENT_PER_MIN", 1...100_000) { c.signInPerClientPerMinute = v }
         if let v = try int("EVALFORGE_SIGNIN_PER_MIN", 1...1_000_000) { c.signInPerMinute = v }
+        if let v = env["EVALFORGE_SECRETS_KEY"], !v.isEmpty { c.secretsKey = v }
+        if let v = env["EVALFORGE_SECRETS_KEY_FILE"], !v.isEmpty { c.secretsKeyFile = v }
+        if let v = env["EVALFORGE_SECRETS_OLD_KEY_FILES"] { c.secretsOldKeyFiles = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        if let v = secrets.keyFile { c.secretsKeyFile = v }
+        if !secrets.oldKeyFiles.isEmpty { c.secretsOldKeyFiles = secrets.oldKeyFiles }
+        if let v = c.secretsKey, c.secretsKeyFile == nil {
+            do { _ = try SecretKeyring.decodeKey(base64: v, source: "EVALFORGE_SECRETS_KEY") } catch { throw ValidationError(error.message) }
+        }
         if let v = env["EVALFORGE_OUTBOUND_ALLOW"] { c.outboundAllowList = v }
         if let outboundAllow { c.outboundAllowList = outboundAllow }
         do {

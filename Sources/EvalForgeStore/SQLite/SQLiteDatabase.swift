@@ -72,6 +72,15 @@ public final class SQLiteDatabase: Sendable {
         }
     }
 
+    /// Copies the WAL into the database file and empties the WAL (`wal_checkpoint(TRUNCATE)`), so
+    /// no earlier version of a rewritten page stays on disk in the WAL (used after sealing secrets
+    /// that were stored in plain text). Best effort: a reader holding an old snapshot keeps its frames.
+    public func checkpointTruncatingWAL() async throws {
+        try await pool.runIfActive { [writer] in
+            try writer.withLockedValue { c in try c.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        }
+    }
+
     /// Closes every connection. Further use throws.
     public func close() {
         writer.withLockedValue { $0.close() }
