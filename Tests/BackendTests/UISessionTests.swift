@@ -224,8 +224,9 @@ struct UISessionTests {
             #expect(try await attempt("198.51.100.2", key: Self.key).status == .seeOther)
             #expect(try await attempt("198.51.100.3", key: Self.key).status == .tooManyRequests)
         }
-        // Without a trusted proxy, X-Forwarded-For is the client's word: ignored, one bucket.
-        try await withBackend(configure: { $0.signInPerClientPerMinute = 2; $0.signInPerMinute = 100 }) { client, _ in
+        // Without a trusted proxy, X-Forwarded-For is the client's word: ignored; over real HTTP the
+        // peer address (127.0.0.1) is the one bucket.
+        try await withBackend(.live, configure: { $0.signInPerClientPerMinute = 2; $0.signInPerMinute = 100 }) { client, _ in
             var statuses: [HTTPResponse.Status] = []
             for i in 0..<3 {
                 let form = try await client.loginForm()
