@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        // AES-GCM for secrets at rest (already in the graph through swift-certificates and swift-nio-extras).
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // System zlib (Debian: zlib1g-dev) for gzip of OTLP bodies and batches.
@@ -127,8 +129,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // SHA-256, HMAC-SHA256 and secure random bytes over the system OpenSSL.
-        .target(name: "EvalForgeCrypto", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+        // SHA-256, HMAC-SHA256 and secure random bytes over the system OpenSSL; AES-GCM sealing of
+        // secrets at rest (provider keys and headers, webhook secrets) with swift-crypto.
+        .target(
+            name: "EvalForgeCrypto",
+            dependencies: ["COpenSSL", "EvalForgeCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
 
         // Telemetry storage behind one interface (SpanStore): ClickHouse over HTTP and embedded
         // SQLite; plus the SQLite metadata file (projects, API keys).

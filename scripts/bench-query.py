@@ -236,6 +236,27 @@ def timed(c, path, headers=None, expect=200):
     return ms, data
 
 
+def ui_session(c):
+    """Signs in through the web UI's form (its CSRF token and cookie) and returns the session id."""
+    import re
+    conn = http.client.HTTPConnection(c.conn.host, c.conn.port, timeout=60)
+    conn.request("GET", "/login")
+    r = conn.getresponse()
+    page = r.read().decode()
+    login_cookie = re.search(r"evalforge_login=([0-9a-f]{64})", r.getheader("Set-Cookie") or "").group(1)
+    token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page).group(1)
+    form = urllib.parse.urlencode({"api_key": API_KEY, "csrf_token": token, "next": "/"})
+    conn.request("POST", "/login", body=form, headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": "evalforge_login=" + login_cookie})
+    r = conn.getresponse()
+    r.read()
+    cookies = ", ".join(v for k, v in r.getheaders() if k.lower() == "set-cookie")
+    m = re.search(r"evalforge_session=([0-9a-f]{64})", cookies)
+    if r.status != 303 or not m:
+        raise SystemExit(f"bench query: sign-in answered {r.status}")
+    conn.close()
+    return m.group(1)
+
+
 def p95(xs):
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))], 1)
@@ -323,7 +344,7 @@ def main():
             lists.append(timed(c, "/api/traces?" + urllib.parse.urlencode(q))[0])
         log(f"filtered list: p50 {statistics.median(lists):.1f} ms, p95 {p95(lists)} ms")
 
-        cookie = {"Cookie": f"evalforge_key={API_KEY}"}
+        cookie = {"Cookie": "evalforge_session=" + ui_session(c)}
         dash = [timed(c, "/?range=30d", headers=cookie)[0] for _ in range(max(10, a.requests // 5))]
         log(f"dashboard page (30 days, by model): p50 {statistics.median(dash):.1f} ms, p95 {p95(dash)} ms")
         dash_api = [timed(c, "/api/metrics?group_by=model&from=" + str(now - 30 * day))[0] for _ in range(max(10, a.requests // 5))]

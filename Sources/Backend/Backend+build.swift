@@ -44,6 +44,8 @@ public enum BackendApp {
         let metadata = try SQLiteDatabase(path: configuration.metadataPath)
         let projects = ProjectStore(db: metadata)
         try await projects.migrate()
+        let sessionStore = SessionStore(db: metadata)
+        try await sessionStore.migrate()
         let store: any SpanStore
         if let ch = configuration.clickHouse {
             store = try await ClickHouseStore(configuration: ch, logger: logger)
@@ -65,10 +67,13 @@ public enum BackendApp {
             if !outbound.allowListText.isEmpty {
                 logger.notice("outbound calls (webhooks, http targets, providers) may reach the allow-listed non-public addresses", metadata: ["allow": "\(outbound.allowListText)"])
             }
-            let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound))
+            var evaluationSettings = EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound)
+            evaluationSettings.secrets = try configuration.secretsKeyring(logger: logger)
+            let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: evaluationSettings)
             let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
             logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
-            var services = BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, ingest: ingest, evaluation: evaluation, logger: logger)
+            var services = BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, sessions: UISessions(store: sessionStore, configuration: configuration),
+                                           ingest: ingest, evaluation: evaluation, logger: logger)
             services.generatedAdminToken = generatedAdminToken
             return services
         } catch {
@@ -79,7 +84,8 @@ public enum BackendApp {
 
     /// Routes: public (`/healthz`, `/metrics` with the Prometheus exposition of `metricsRegistry` —
     /// the registry the executable bootstrapped swift-metrics with — and the UI, whose pages handle
-    /// their login), then everything that needs a project key behind `APIKeyMiddleware`.
+    /// their login), ingest behind `APIKeyMiddleware`, and `/api` behind `SessionMiddleware` (a UI
+    /// session with its CSRF header) then `APIKeyMiddleware`.
     public static func buildRouter(services: BackendServices, metricsRegistry: PrometheusCollectorRegistry? = nil) -> Router<BackendRequestContext> {
         let router = Router(context: BackendRequestContext.self)
         let storeDescription = services.store.description
@@ -94,12 +100,14 @@ public enum BackendApp {
         }
         WebUI.addRoutes(to: router, services: services)
 
-        // One middleware per concern: who (key or admin token), may they (the route's scope,
-        // RoutePolicy), record it (audit).
-        let authed = router.group().add(middleware: APIKeyMiddleware(projects: services.projects)).add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
+        // One middleware per concern: who (a UI session with its CSRF header on /api, else a key or
+        // the admin token), may they (the route's scope, RoutePolicy), record it (audit).
+        let keyAuth = APIKeyMiddleware(projects: services.projects)
+        let authed = router.group().add(middleware: keyAuth).add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
         BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
-        let api = authed.group("api")
+        let api = router.group("api").add(middleware: SessionMiddleware(sessions: services.sessions, mode: .api)).add(middleware: keyAuth)
+            .add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
         UsageController(store: services.store).addRoutes(to: api)
         QueryRoutes.addRoutes(to: api, services: services)
         EvaluationRoutes.addRoutes(to: api, services: services)

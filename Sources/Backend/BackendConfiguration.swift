@@ -1,6 +1,8 @@
+import EvalForgeCrypto
 import EvalForgeStore
 import Evaluation
 import Foundation
+import Logging
 
 /// Configuration of `evalforge backend`.
 public struct BackendConfiguration: Sendable, Equatable {
@@ -45,6 +47,36 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// `evalforge dev` adds its collector. Default none.
     public var outboundProtected: [OutboundPolicy.ProtectedEndpoint]
 
+    /// Web UI sessions end after this many seconds without use. Env `EVALFORGE_SESSION_IDLE_S`;
+    /// flag `--session-idle`. Default 43,200 (12 h). docs/security.md, "Web UI sessions".
+    public var sessionIdleSeconds: Int = 43_200
+    /// Web UI sessions end this many seconds after sign-in, used or not. Env
+    /// `EVALFORGE_SESSION_MAX_S`; flag `--session-max`. Default 604,800 (7 days).
+    public var sessionMaxSeconds: Int = 604_800
+    /// Trust the reverse proxy's `X-Forwarded-Proto` (cookies get `Secure` behind HTTPS) and
+    /// `X-Forwarded-For` (sign-in limits count the client, not the proxy). Only when every request
+    /// comes through that proxy. Env `EVALFORGE_TRUST_PROXY=1`; flag `--trust-proxy`. Default off.
+    public var trustProxy: Bool = false
+    /// Mark cookies `Secure` on every answer (HTTPS terminated in front without
+    /// `X-Forwarded-Proto`). Env `EVALFORGE_SECURE_COOKIES=1`; flag `--secure-cookies`. Default off.
+    public var secureCookies: Bool = false
+    /// Sign-in attempts per client address per minute. Env `EVALFORGE_SIGNIN_PER_CLIENT_PER_MIN`. Default 10.
+    public var signInPerClientPerMinute: Int = 10
+    /// Sign-in attempts per minute in total (per backend process). Env `EVALFORGE_SIGNIN_PER_MIN`. Default 100.
+    public var signInPerMinute: Int = 100
+
+    /// The file holding the secrets key (32 random bytes, base64) provider API keys and headers,
+    /// `http` target headers and webhook secrets are sealed with at rest. Flag `--secrets-key-file`;
+    /// env `EVALFORGE_SECRETS_KEY_FILE`. Default: `EVALFORGE_SECRETS_KEY`, else `<data-dir>/secrets.key`
+    /// (created 0600 when missing). docs/security.md, "Secrets at rest".
+    public var secretsKeyFile: String?
+    /// The secrets key itself, base64. Env `EVALFORGE_SECRETS_KEY`; a key file wins.
+    public var secretsKey: String?
+    /// Files of earlier secrets keys, for rotation: values sealed with them are opened and sealed
+    /// again with the current key at start-up. Flag `--secrets-old-key-file` (repeatable); env
+    /// `EVALFORGE_SECRETS_OLD_KEY_FILES` (comma-separated).
+    public var secretsOldKeyFiles: [String] = []
+
     public static let `default` = BackendConfiguration()
 
     public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String = "data", clickHouse: ClickHouseConfiguration? = nil, maxBodyBytes: Int = 16 << 20, maxInflightIngest: Int = 16, defaultProjectID: String = "default", bootstrapAPIKey: String? = nil, retentionIntervalSeconds: Int = 3600, onlineQueuePerProject: Int = 10_000, outboundAllowList: String = "", outboundProtected: [OutboundPolicy.ProtectedEndpoint] = []) {
@@ -75,3 +107,28 @@ public struct BackendConfiguration: Sendable, Equatable {
         return try OutboundPolicy(allowList: outboundAllowList, protected: protected + outboundProtected)
     }
 }
+
+extension BackendConfiguration {
+    /// Where the secrets key is kept when none is configured.
+    public var defaultSecretsKeyPath: String { dataDirectory + "/secrets.key" }
+
+    /// The keyring of `secretsKeyFile`, else `secretsKey`, else the data directory's key file
+    /// (generated when missing), with the old keys for rotation. Throws naming the file or variable.
+    func secretsKeyring(logger: Logger) throws(SecretsError) -> SecretKeyring {
+        let current: [UInt8]
+        if let file = secretsKeyFile {
+            current = try SecretKeyring.readKeyFile(file)
+        } else if let text = secretsKey {
+            current = try SecretKeyring.decodeKey(base64: text, source: "EVALFORGE_SECRETS_KEY")
+        } else {
+            let (key, created) = try SecretKeyring.loadOrCreateKeyFile(defaultSecretsKeyPath)
+            if created {
+                logger.warning("generated a secrets key; back it up with the metadata file (without it provider keys and webhook secrets cannot be read), and in production keep it outside the data directory (--secrets-key-file or EVALFORGE_SECRETS_KEY)", metadata: ["path": "\(defaultSecretsKeyPath)"])
+            }
+            current = key
+        }
+        let old = try secretsOldKeyFiles.map { f throws(SecretsError) in try SecretKeyring.readKeyFile(f) }
+        return try SecretKeyring(current: current, previous: old)
+    }
+}
+

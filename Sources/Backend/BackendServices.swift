@@ -9,6 +9,8 @@ public struct BackendServices: Sendable {
     public let store: any SpanStore
     public let metadata: SQLiteDatabase
     public let projects: ProjectStore
+    /// Web UI sessions (the store and the cookie settings).
+    public let sessions: UISessions
     public let ingest: IngestService
     public let evaluation: EvaluationService
     public let logger: Logger

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import EvalForgeCrypto
 import Evaluation
 import EvalForgeStore
 import Foundation
@@ -41,13 +42,33 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "File holding the instance admin token (env EVALFORGE_ADMIN_TOKEN; default: generated at the first start and printed once).")
     var adminTokenFile: String?
 
+    @Option(help: "Web UI sessions end after this many seconds without use (default 43200 = 12 h; env EVALFORGE_SESSION_IDLE_S).")
+    var sessionIdle: Int?
+
+    @Option(help: "Web UI sessions end this many seconds after sign-in (default 604800 = 7 days; env EVALFORGE_SESSION_MAX_S).")
+    var sessionMax: Int?
+
+    @Flag(help: "Trust X-Forwarded-Proto and X-Forwarded-For from the reverse proxy in front (env EVALFORGE_TRUST_PROXY=1). Only when every request comes through it.")
+    var trustProxy = false
+
+    @Flag(help: "Mark cookies Secure on every answer: HTTPS is terminated in front (env EVALFORGE_SECURE_COOKIES=1).")
+    var secureCookies = false
+
+    @Option(help: "File with the secrets key (32 random bytes, base64: openssl rand -base64 32) that seals provider keys and webhook secrets at rest (env EVALFORGE_SECRETS_KEY_FILE, or the key itself in EVALFORGE_SECRETS_KEY; default <data-dir>/secrets.key, generated). See docs/security.md.")
+    var secretsKeyFile: String?
+
+    @Option(help: "File with an earlier secrets key (repeatable; env EVALFORGE_SECRETS_OLD_KEY_FILES, comma-separated): secrets sealed with it are sealed again with the current key at start-up (rotation).")
+    var secretsOldKeyFile: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
         let c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile)
+            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile,
+            sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
+            secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
@@ -65,7 +86,22 @@ struct BackendCommand: AsyncParsableCommand {
 /// Builds a `BackendConfiguration` from defaults, environment and flags (flags win), naming the
 /// offending variable or flag on a bad value.
 enum BackendConfigurationLoader {
-    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil) throws -> BackendConfiguration {
+    /// The session and proxy flags of `evalforge backend` (nil / false: the environment or the default).
+    struct SessionFlags {
+        var idleSeconds: Int?
+        var maxSeconds: Int?
+        var trustProxy = false
+        var secureCookies = false
+    }
+
+    /// The secrets key flags of `evalforge backend` (nil / empty: the environment or the default).
+    struct SecretsFlags {
+        var keyFile: String?
+        var oldKeyFiles: [String] = []
+    }
+
+    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil,
+                     sessions: SessionFlags = .init(), secrets: SecretsFlags = .init()) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let text = env[name] else { return nil }
@@ -99,6 +135,40 @@ enum BackendConfigurationLoader {
         if let dataDir { c.dataDirectory = dataDir }
         if let apiKey { c.bootstrapAPIKey = apiKey }
         if let clickhouseURL { chURL = clickhouseURL }
+        func flag(_ name: String) throws -> Bool {
+            guard let text = env[name] else { return false }
+            switch text.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off", "": return false
+            default: throw ValidationError("\(name)=\(text): expected 1 or 0 (true/false)")
+            }
+        }
+        let maxSession = 366 * 86_400
+        if let v = try int("EVALFORGE_SESSION_IDLE_S", 1...maxSession) { c.sessionIdleSeconds = v }
+        if let v = try int("EVALFORGE_SESSION_MAX_S", 1...maxSession) { c.sessionMaxSeconds = v }
+        if let v = sessions.idleSeconds {
+            guard (1...maxSession).contains(v) else { throw ValidationError("--session-idle \(v): expected 1…\(maxSession) seconds") }
+            c.sessionIdleSeconds = v
+        }
+        if let v = sessions.maxSeconds {
+            guard (1...maxSession).contains(v) else { throw ValidationError("--session-max \(v): expected 1…\(maxSession) seconds") }
+            c.sessionMaxSeconds = v
+        }
+        guard c.sessionIdleSeconds <= c.sessionMaxSeconds else {
+            throw ValidationError("session idle expiry (\(c.sessionIdleSeconds) s) is longer than the absolute expiry (\(c.sessionMaxSeconds) s): --session-idle must be at most --session-max")
+        }
+        c.trustProxy = try flag("EVALFORGE_TRUST_PROXY") || sessions.trustProxy
+        c.secureCookies = try flag("EVALFORGE_SECURE_COOKIES") || sessions.secureCookies
+        if let v = try int("EVALFORGE_SIGNIN_PER_CLIENT_PER_MIN", 1...100_000) { c.signInPerClientPerMinute = v }
+        if let v = try int("EVALFORGE_SIGNIN_PER_MIN", 1...1_000_000) { c.signInPerMinute = v }
+        if let v = env["EVALFORGE_SECRETS_KEY"], !v.isEmpty { c.secretsKey = v }
+        if let v = env["EVALFORGE_SECRETS_KEY_FILE"], !v.isEmpty { c.secretsKeyFile = v }
+        if let v = env["EVALFORGE_SECRETS_OLD_KEY_FILES"] { c.secretsOldKeyFiles = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        if let v = secrets.keyFile { c.secretsKeyFile = v }
+        if !secrets.oldKeyFiles.isEmpty { c.secretsOldKeyFiles = secrets.oldKeyFiles }
+        if let v = c.secretsKey, c.secretsKeyFile == nil {
+            do { _ = try SecretKeyring.decodeKey(base64: v, source: "EVALFORGE_SECRETS_KEY") } catch { throw ValidationError(error.message) }
+        }
         if let v = env["EVALFORGE_OUTBOUND_ALLOW"] { c.outboundAllowList = v }
         if let outboundAllow { c.outboundAllowList = outboundAllow }
         do {

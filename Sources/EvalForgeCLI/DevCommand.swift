@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Backend
 import Collector
+import EvalForgeCore
 import EvalForgeCrypto
 import EvalForgeSDK
 import Evaluation
@@ -68,7 +69,7 @@ struct DevCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.dev")
         logger.logLevel = level
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        do { try OwnerOnlyFiles.createDirectory(dataDir) } catch { throw ValidationError(error.message) }
         let key = try apiKey ?? Self.persistentKey(dataDir: dataDir, file: "dev-api-key", prefix: "ef_dev_")
 
         var backendConfig = try BackendConfigurationLoader.load(environment: ProcessInfo.processInfo.environment, host: "127.0.0.1", port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, apiKey: key)
@@ -117,14 +118,16 @@ struct DevCommand: AsyncParsableCommand {
         let path = dataDir + "/" + file
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
             let k = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if k.utf8.count >= 16 || (k.utf8.count >= 8 && file == "dev-api-key") { return k }
+            if k.utf8.count >= 16 || (k.utf8.count >= 8 && file == "dev-api-key") {
+                do { try OwnerOnlyFiles.narrowIfExists(path) } catch { throw ValidationError(error.message) }
+                return k
+            }
         }
         let k = prefix + Digest.hex(Digest.randomBytes(16))
         do {
-            try k.write(toFile: path, atomically: true, encoding: .utf8)
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+            try OwnerOnlyFiles.write(Array(k.utf8), to: path)
         } catch {
-            throw ValidationError("cannot write the generated secret to \(path): \(error.localizedDescription)")
+            throw ValidationError("cannot write the generated secret to \(path): \(error.message)")
         }
         return k
     }

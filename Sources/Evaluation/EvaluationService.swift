@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EvalForgeCrypto
 import EvalForgeModel
 import EvalForgeStore
 import Foundation
@@ -31,6 +32,10 @@ public struct EvaluationSettings: Sendable {
     /// Which addresses webhooks, `http` targets and providers may reach. Default: public
     /// addresses only (docs/backend-configuration.md, "Outbound calls").
     public var outbound: OutboundPolicy
+    /// The keys provider API keys and headers, `http` target headers and webhook secrets are sealed
+    /// with at rest. nil: the key file `secrets.key` beside the metadata file, created (0600) when
+    /// missing. docs/security.md, "Secrets at rest".
+    public var secrets: SecretKeyring?
 
     public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueuePerProject: Int = 10_000, onlineConcurrentBatches: Int = 8, onlineClaimSpans: Int = 64,
                 onlineLease: Duration = .seconds(900), defaultConcurrency: Int = 256, maxItemClaims: Int = 3, outbound: OutboundPolicy = .publicOnly) {
@@ -68,11 +73,16 @@ public final class EvaluationService: Sendable {
         self.logger = logger
         self.settings = settings
         try await EvalSchema.migrator.apply(to: metadata)
-        repo = EvalRepository(db: metadata)
+        let secrets = try settings.secrets ?? SecretKeyring(current: SecretKeyring.loadOrCreateKeyFile((metadata.path as NSString).deletingLastPathComponent + "/secrets.key").key)
+        // Seals plain-text secrets of older versions and re-seals those of an old key; a secret
+        // that does not open with the configured keys stops the start with what to do.
+        let resealed = try await SecretsAtRest.resealAll(metadata, secrets)
+        if resealed > 0 { logger.notice("sealed secrets at rest with the current secrets key", metadata: ["values": "\(resealed)", "key_id": "\(secrets.current.id)"]) }
+        repo = EvalRepository(db: metadata, secrets: secrets)
         let http = OutboundHTTP(policy: settings.outbound)
         providers = ProviderRegistry(repo: repo, http: http, logger: logger)
-        webhooks = WebhookDispatcher(db: metadata, http: http, settings: settings.webhooks, logger: logger)
-        engine = RunEngine(db: metadata, store: store, http: http, providers: providers, webhooks: webhooks, maxClaims: settings.maxItemClaims, logger: logger)
+        webhooks = WebhookDispatcher(repo: repo, http: http, settings: settings.webhooks, logger: logger)
+        engine = RunEngine(repo: repo, store: store, http: http, providers: providers, webhooks: webhooks, maxClaims: settings.maxItemClaims, logger: logger)
         online = OnlineEvaluator(repo: repo, store: store, providers: providers, cache: ResultCache(db: metadata), perProjectLimit: settings.onlineQueuePerProject,
                                  maxClaims: settings.maxItemClaims, maxConcurrentBatches: settings.onlineConcurrentBatches, claimSpans: settings.onlineClaimSpans,
                                  lease: settings.onlineLease, logger: logger)
@@ -315,10 +325,10 @@ public final class EvaluationService: Sendable {
         guard (1...4096).contains(c) else { throw EvaluationError.invalidArgument("concurrency: expected 1…4096, got \(c)") }
         let e = Experiment(id: newID("exp"), name: name.isEmpty ? "experiment" : name, datasetID: datasetID, target: target, evaluators: evaluators, concurrency: c, createdUnixMs: nowMs())
         try await repo.insertExperiment(projectID, e)
-        return e
+        return e.redacted
     }
 
-    public func listExperiments(projectID: String) async throws -> [Experiment] { try await repo.experiments(projectID) }
+    public func listExperiments(projectID: String) async throws -> [Experiment] { try await repo.experiments(projectID).map(\.redacted) }
 
     /// Starts a run of the experiment over its dataset's current items.
     public func startRun(projectID: String, experimentID: String) async throws -> Run {
@@ -394,7 +404,7 @@ public final class EvaluationService: Sendable {
     }
 
     public func listWebhooks(projectID: String) async throws -> [Webhook] {
-        try await repo.webhooks(projectID).map { var w = $0; w.secret = ""; return w }
+        try await repo.webhooks(projectID).map { var w = $0; w.secret = ProviderConfig.hint(w.secret); return w }
     }
 
     public func deleteWebhook(projectID: String, id: String) async throws {

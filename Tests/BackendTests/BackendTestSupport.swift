@@ -98,6 +98,9 @@ enum TestBackend {
         // The experiment pages' mock LLM listens on loopback: the operator allow-list lets it through.
         var c = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey, outboundAllowList: "127.0.0.0/8,::1,localhost")
         c.clickHouse = store.clickHouseConfiguration(prefix: "evalforge_test_")
+        // The page tests sign in through /login for each page: the sign-in limits are the rate limit tests' concern.
+        c.signInPerClientPerMinute = 100_000
+        c.signInPerMinute = 100_000
         return c
     }
 

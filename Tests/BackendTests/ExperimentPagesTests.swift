@@ -15,7 +15,6 @@ import Testing
 @Suite("Experiment pages", .serialized)
 struct ExperimentPagesTests {
     typealias F = QueryFixture
-    static let cookie: HTTPFields = [.cookie: "evalforge_key=\(F.keyA)"]
     static let evil = "<script>alert(1)</script>"
     static let attr = "\"><img src=x onerror=alert(2)>"
     static let countries = [("France", "Paris"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Canada", "Ottawa"),
@@ -50,7 +49,7 @@ struct ExperimentPagesTests {
     }
 
     func page(_ client: some TestClientProtocol, _ uri: String) async throws -> (status: HTTPResponse.Status, body: String, headers: HTTPFields) {
-        try await client.get(uri, key: nil, headers: Self.cookie)
+        try await client.page(uri, signedInWith: F.keyA)
     }
 
     @discardableResult

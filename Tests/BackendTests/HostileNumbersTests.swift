@@ -114,7 +114,7 @@ struct HostileNumbersTests {
                 #expect(r.status == .badRequest && String(buffer: r.body).contains("rollups[0].cost_usd"), "\(cost): \(r.status) \(String(buffer: r.body))")
             }
 
-            let headers: HTTPFields = [.authorization: "Bearer \(TestBackend.apiKey)", .cookie: "evalforge_key=\(TestBackend.apiKey)"]
+            let headers: HTTPFields = [.authorization: "Bearer \(TestBackend.apiKey)", .cookie: "evalforge_session=\(try await client.signIn(TestBackend.apiKey).sessionID)"]
             let uris = [
                 "/", "/?range=1h", "/?range=30d", "/traces", "/traces?sort=cost_desc", "/traces?sort=duration_desc", "/traces?range=1h&min_cost_usd=0",
                 "/traces/\(direct.hexString)", "/traces/\(forwarded.hexString)", "/sessions", "/sessions/session-x", "/users",
@@ -173,7 +173,7 @@ struct HostileNumbersTests {
         let rollup = RollupRow(key: RollupKey(minuteUnix: now / 1_000_000_000 / 60 * 60, project: "default", service: "", provider: "openai", model: "gpt-poison", isError: false), value: v)
         _ = try await services.store.insert(StoreBatch(projectID: "default", batchID: "poisoned", spans: spans, rollups: [rollup]))
         try await app.test(.router) { client in
-            let headers: HTTPFields = [.authorization: "Bearer \(TestBackend.apiKey)", .cookie: "evalforge_key=\(TestBackend.apiKey)"]
+            let headers: HTTPFields = [.authorization: "Bearer \(TestBackend.apiKey)", .cookie: "evalforge_session=\(try await client.signIn(TestBackend.apiKey).sessionID)"]
             for uri in ["/", "/traces", "/traces?sort=cost_desc", "/traces?sort=duration_desc", "/traces/\(trace)", "/sessions", "/sessions/session-p", "/users",
                         "/api/traces", "/api/traces/\(trace)", "/api/sessions", "/api/sessions/session-p", "/api/users", "/api/users/user-p",
                         "/api/metrics", "/api/metrics?group_by=user", "/api/metrics?group_by=model", "/api/usage",
@@ -258,7 +258,7 @@ struct HostileNumbersTests {
                 #expect(r.body.contains(name), "\(uri): \(r.body.prefix(300))")
             }
             for uri in ["/traces?from=10000000000", "/sessions?to=1e300", "/traces?min_duration_ms=inf"] {
-                let r = try await client.get(uri, key: nil, headers: [.cookie: "evalforge_key=\(F.keyA)"])
+                let r = try await client.page(uri, signedInWith: F.keyA)
                 #expect(r.status == .badRequest, "\(uri): \(r.status)")
             }
             // In range but extreme: answered.

@@ -10,38 +10,39 @@ import Testing
 @Suite("Web UI", .serialized)
 struct UIPagesTests {
     typealias F = QueryFixture
-    static let cookie: HTTPFields = [.cookie: "evalforge_key=\(F.keyA)"]
-
     func page(_ client: some TestClientProtocol, _ uri: String) async throws -> (status: HTTPResponse.Status, body: String, headers: HTTPFields) {
-        try await client.get(uri, key: nil, headers: Self.cookie)
+        try await client.page(uri, signedInWith: F.keyA)
     }
 
-    @Test func signInSetsAnHttpOnlyCookieAndPagesNeedIt() async throws {
+    @Test func signInStartsASessionAndPagesNeedIt() async throws {
         try await withQueryBackend(seed: false) { client, _ in
             let anon = try await client.get("/traces?model=gpt-4o", key: nil)
             #expect(anon.status == .seeOther)
             #expect(anon.headers[.location] == "/login?next=%2Ftraces%3Fmodel%3Dgpt-4o")
             let login = try await client.get("/login?next=/traces", key: nil)
-            #expect(login.status == .ok && login.body.contains("name=\"api_key\""))
+            #expect(login.status == .ok && login.body.contains("name=\"api_key\"") && login.body.contains("name=\"csrf_token\""))
 
-            func post(_ form: String) async throws -> (HTTPResponse.Status, HTTPFields, String) {
-                try await client.execute(uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: form)) { ($0.status, $0.headers, String(buffer: $0.body)) }
+            let form = try await client.loginForm()
+            func post(_ fields: String) async throws -> (HTTPResponse.Status, HTTPFields, String) {
+                let r = try await client.postLogin(fields + "&csrf_token=\(form.token)", cookie: form.cookie)
+                return (r.status, r.headers, r.body)
             }
             let bad = try await post("api_key=wrong&next=%2Ftraces")
             #expect(bad.0 == .unauthorized && bad.2.contains("not valid"))
             let good = try await post("api_key=\(F.keyA)&next=%2Ftraces%3Fmodel%3Dgpt-4o")
             #expect(good.0 == .seeOther)
             #expect(good.1[.location] == "/traces?model=gpt-4o")
-            let cookie = try #require(good.1[.setCookie])
-            #expect(cookie.hasPrefix("evalforge_key=\(F.keyA);") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+            // The cookie holds a random session id, never the key; the old raw-key cookie is cleared.
+            let cookie = try #require(setCookieField("evalforge_session", in: good.1))
+            #expect(!cookie.contains(F.keyA))
+            #expect(good.1[values: .setCookie].contains { $0.hasPrefix("evalforge_key=;") && $0.contains("Max-Age=0") })
             // No open redirect to another host.
             for next in ["%2F%2Fevil.example", "https%3A%2F%2Fevil.example", "%2F%5Cevil.example"] {
                 #expect(try await post("api_key=\(F.keyA)&next=\(next)").1[.location] == "/")
             }
-            // The cookie also authenticates /api (the UI's export links).
-            #expect(try await client.get("/api/traces", key: nil, headers: Self.cookie).status == .ok)
-            let out = try await client.execute(uri: "/logout", method: .post) { $0.headers[.setCookie] }
-            #expect(out?.contains("Max-Age=0") == true)
+            // The old raw-key cookie signs nothing in any more.
+            #expect(try await client.get("/traces", key: nil, headers: [.cookie: "evalforge_key=\(F.keyA)"]).status == .seeOther)
+            #expect(try await client.get("/api/traces", key: nil, headers: [.cookie: "evalforge_key=\(F.keyA)"]).status == .unauthorized)
         }
     }
 

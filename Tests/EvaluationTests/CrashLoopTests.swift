@@ -1,3 +1,4 @@
+import EvalForgeCrypto
 import EvalForgeStore
 import Foundation
 import Hummingbird
@@ -26,7 +27,7 @@ import TestProcesses
 
         // A run as a crashed process leaves it (created while no engine runs).
         let metadata = try SQLiteDatabase(path: dir + "/meta.sqlite")
-        let repo = EvalRepository(db: metadata)
+        let repo = EvalRepository(db: metadata, secrets: try SecretKeyring(current: SecretKeyring.loadOrCreateKeyFile(dir + "/secrets.key").key))
         let specs = try await repo.evaluators(project)
         let runID = try await repo.createRun(project, experiment: exp, config: RunConfig(target: exp.target, evaluators: specs, concurrency: 2))
         try await metadata.write { c in

@@ -229,6 +229,72 @@ def test_pages_filters_and_screenshots(browser, site):
     assert not console_errors(d)
 
 
+def raw_get(url, path, headers):
+    """GET without following redirects: (status, Location, body)."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlparse(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    c.request("GET", path, headers=headers)
+    r = c.getresponse()
+    body = r.read().decode(errors="replace")
+    c.close()
+    return r.status, r.getheader("Location"), body
+
+
+def test_session_cookie_csrf_and_sign_out(browser, site):
+    """The sign-in starts a server-side session: the cookie is HttpOnly and SameSite=Strict and holds
+    no key (the old raw-key cookie is gone), forms carry the CSRF token, the API takes the cookie only
+    with X-CSRF-Token, and signing out ends the session on the server."""
+    url, _ = site
+    d = browser
+    d.get(url + "/login")
+    d.delete_all_cookies()
+    # A browser signed in by an older version holds the raw key in `evalforge_key`: it signs nothing in.
+    d.add_cookie({"name": "evalforge_key", "value": eb.API_KEY, "path": "/"})
+    d.get(url + "/traces")
+    assert "/login" in d.current_url
+    assert d.find_element(By.CSS_SELECTOR, "form.login input[name=csrf_token]").get_attribute("value")
+    d.find_element(By.ID, "api_key").send_keys(eb.API_KEY)
+    d.find_element(By.CSS_SELECTOR, "form.login button").click()
+    wait_url(d, "/traces")
+    assert not console_errors(d)
+
+    cookies = {c["name"]: c for c in d.get_cookies()}
+    assert "evalforge_key" not in cookies, "the raw-key cookie of older versions is gone"
+    session = cookies["evalforge_session"]
+    assert session["httpOnly"] is True and session.get("sameSite") == "Strict" and session["path"] == "/"
+    assert eb.API_KEY not in session["value"] and len(session["value"]) == 64
+    assert "evalforge_session" not in d.execute_script("return document.cookie"), "HttpOnly: scripts cannot read it"
+
+    # Every state-changing form carries the session's token, which the page's meta tag also holds.
+    token = d.find_element(By.CSS_SELECTOR, "meta[name=csrf-token]").get_attribute("content")
+    assert len(token) == 64
+    for form in d.find_elements(By.CSS_SELECTOR, "form[method=post]"):
+        assert form.find_element(By.CSS_SELECTOR, "input[name=csrf_token]").get_attribute("value") == token
+    # The export links use the session (under /ui/export) and work.
+    link = d.find_element(By.CSS_SELECTOR, ".links a").get_attribute("href")
+    assert "/ui/export/" in link
+    cookie = {"Cookie": "evalforge_session=" + session["value"]}
+    status, _, body = raw_get(url, link[len(url):], cookie)
+    assert status == 200 and body.count("\n") > 1
+
+    # The API: the cookie alone is refused; with X-CSRF-Token it is accepted.
+    status, _, body = raw_get(url, "/api/traces", cookie)
+    assert status == 403 and "X-CSRF-Token" in body
+    status, _, _ = raw_get(url, "/api/traces", {**cookie, "X-CSRF-Token": token})
+    assert status == 200
+
+    # Sign out: the session ends on the server, so a copy of the cookie is worthless.
+    d.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    wait_url(d, "/login")
+    assert "evalforge_session" not in {c["name"] for c in d.get_cookies()}
+    status, location, _ = raw_get(url, "/traces", cookie)
+    assert status == 303 and location.startswith("/login")
+    status, _, _ = raw_get(url, "/api/traces", {**cookie, "X-CSRF-Token": token})
+    assert status == 401
+
+
 # --- Experiments: a dataset, two runs and their comparison -------------------------------------
 
 FAQ = [

@@ -18,6 +18,8 @@ public final class BackendFixture: Sendable {
     public let services: BackendServices
     let responder: RouterResponder<BackendRequestContext>
     let channel: NIOAsyncTestingChannel
+    /// The UI session cookie's value (pages); API routes take the key.
+    let sessionID: String
 
     /// Opens a fresh backend (one per process) and, when `seeded`, stores the seed batches so
     /// queries have traces, sessions, users and rollups to read.
@@ -28,7 +30,11 @@ public final class BackendFixture: Sendable {
             logger.logLevel = .critical
             let c = BackendConfiguration(dataDirectory: dir, bootstrapAPIKey: apiKey)
             let services = try await BackendApp.makeServices(configuration: c, logger: logger)
-            let fixture = BackendFixture(services: services)
+            // The web UI's sign-in: a server-side session for the fixture's key.
+            guard let session = try await services.sessions.store.create(key: apiKey, idleSeconds: 86_400, absoluteSeconds: 86_400) else {
+                throw FixtureError(message: "cannot create a UI session for the fixture's key")
+            }
+            let fixture = BackendFixture(services: services, sessionID: session.id)
             if seeded {
                 for batch in try BatchSeeds.batches() {
                     let r = await fixture.send(.post, "/v1/batches", body: batch.bytes, contentType: "application/x-protobuf")
@@ -45,8 +51,9 @@ public final class BackendFixture: Sendable {
         }
     }
 
-    init(services: BackendServices) {
+    init(services: BackendServices, sessionID: String) {
         self.services = services
+        self.sessionID = sessionID
         responder = BackendApp.buildRouter(services: services).buildResponder()
         channel = NIOAsyncTestingChannel()
     }
@@ -57,7 +64,7 @@ public final class BackendFixture: Sendable {
         var head = HTTPRequest(method: method, scheme: "http", authority: "127.0.0.1:3000", path: pathAndQuery)
         if authorized {
             head.headerFields[.authorization] = "Bearer \(Self.apiKey)"
-            head.headerFields[.cookie] = "evalforge_key=\(Self.apiKey)"  // the web UI's sign-in
+            head.headerFields[.cookie] = "evalforge_session=\(sessionID)"  // the web UI's session
         }
         if let contentType { head.headerFields[.contentType] = contentType }
         if !body.isEmpty { head.headerFields[.contentLength] = String(body.count) }

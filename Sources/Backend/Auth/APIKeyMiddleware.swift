@@ -3,10 +3,10 @@ import Hummingbird
 import HTTPTypes
 
 /// Authenticates requests by the instance admin token or a project API key: `Authorization: Bearer
-/// <key>`, `X-API-Key: <key>`, or (for the web UI) the `evalforge_key` cookie. Malformed, unknown,
-/// revoked and expired keys get 401 naming which; the project and the principal's scopes are put on
-/// the request context (`ScopeMiddleware` checks them per route). Keys and the admin token are
-/// compared by SHA-256 hash; no plaintext is stored.
+/// <key>` or `X-API-Key: <key>`. Malformed, unknown, revoked and expired keys get 401 naming which;
+/// the project and the principal's scopes are put on the request context (`ScopeMiddleware` checks
+/// them per route). Keys and the admin token are compared by SHA-256 hash; no plaintext is stored.
+/// A request `SessionMiddleware` already signed in (a UI session with its CSRF header) goes on.
 public struct APIKeyMiddleware: RouterMiddleware {
     public typealias Context = BackendRequestContext
     let projects: ProjectStore
@@ -16,6 +16,7 @@ public struct APIKeyMiddleware: RouterMiddleware {
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if context.session != nil { return try await next(request, context) }
         guard let key = Self.key(from: request) else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing API key: send Authorization: Bearer <key>")
         }
@@ -41,7 +42,10 @@ public struct APIKeyMiddleware: RouterMiddleware {
         (8...256).contains(key.utf8.count) && key.utf8.allSatisfy { (0x21...0x7e).contains($0) }
     }
 
-    /// The key a request carries, if any.
+    static let apiKeyHeader = HTTPField.Name("X-API-Key")!
+
+    /// The key a request carries, if any. (The web UI's cookie holds a session, not a key:
+    /// `SessionMiddleware`.)
     public static func key(from request: Request) -> String? {
         if let auth = request.headers[.authorization] {
             let parts = auth.split(separator: " ", maxSplits: 1)
@@ -50,16 +54,7 @@ public struct APIKeyMiddleware: RouterMiddleware {
                 return k.isEmpty ? nil : k
             }
         }
-        if let k = request.headers[HTTPField.Name("X-API-Key")!], !k.isEmpty { return k }
-        if let cookie = request.headers[.cookie] {
-            for part in cookie.split(separator: ";") {
-                let kv = part.trimmingCharacters(in: .whitespaces)
-                if kv.hasPrefix("evalforge_key=") {
-                    let v = String(kv.dropFirst("evalforge_key=".count)).removingPercentEncoding ?? ""
-                    if !v.isEmpty { return v }
-                }
-            }
-        }
+        if let k = request.headers[apiKeyHeader], !k.isEmpty { return k }
         return nil
     }
 }

@@ -13,7 +13,7 @@ enum Layout {
             """
             <span title="Project">\(p)</span>
             <button type="button" class="btn-ghost" id="theme-toggle" title="Switch light / dark">◐ Theme</button>
-            <form method="post" action="/logout" style="margin:0"><button class="btn-ghost" type="submit">Sign out</button></form>
+            <form method="post" action="/logout" style="margin:0">\(csrfField)<button class="btn-ghost" type="submit">Sign out</button></form>
             """
         } ?? .empty
         return """
@@ -24,6 +24,7 @@ enum Layout {
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>\(title) · EvalForge</title>
         <link rel="icon" href="data:,">
+        \(UIRequest.csrfToken.map { t -> HTML in "<meta name=\"csrf-token\" content=\"\(t)\">" } ?? .empty)
         <style>\(HTML(raw: Assets.css))</style>
         <script src="/ui/app.js"></script>
         </head>
@@ -41,6 +42,12 @@ enum Layout {
         </body>
         </html>
         """
+    }
+
+    /// The hidden CSRF field every state-changing form (method="post") of a signed-in page carries;
+    /// `SessionMiddleware` checks it.
+    static var csrfField: HTML {
+        UIRequest.csrfToken.map { t -> HTML in "<input type=\"hidden\" name=\"csrf_token\" value=\"\(t)\">" } ?? .empty
     }
 
     static func response(_ html: HTML, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {

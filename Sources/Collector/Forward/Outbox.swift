@@ -25,7 +25,7 @@ struct Outbox {
 
     init(directory: String) throws {
         self.directory = directory
-        try WriteAheadLog.createDirectoryDurably(directory)
+        try WriteAheadLog.createDirectoryDurably(directory)  // owner-only, synced into its parent
     }
 
     /// The file name suffix of a body in `coding` (also used for the `rejected` copies).
@@ -46,7 +46,7 @@ struct Outbox {
 
     func write(_ e: Entry) throws {
         let tmp = path(e) + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, OwnerOnlyFiles.fileMode)
         guard fd >= 0 else { throw CollectorError.configuration("cannot write outbox \(tmp): \(String(cString: strerror(errno)))") }
         do {
             try WriteAheadLog.writeAll(fd, e.body)

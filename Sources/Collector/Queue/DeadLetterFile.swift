@@ -75,7 +75,7 @@ public struct DeadLetterFile: Sendable {
         crc = payload.withUnsafeBytes { WriteAheadLog.crcContinue(crc, $0) }
         var trailer = [UInt8](repeating: 0, count: 4)
         WriteAheadLog.put32(&trailer, 0, crc)
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, OwnerOnlyFiles.fileMode)
         guard fd >= 0 else { throw CollectorError.storage("cannot open the dead-letter file \(path): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
         try header.withUnsafeBytes { h in

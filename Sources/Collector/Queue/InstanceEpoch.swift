@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 
 #if canImport(Glibc)
@@ -22,7 +23,7 @@ enum InstanceEpoch {
         let epoch = String(UInt64.random(in: 1...UInt64.max), radix: 16)
         let padded = String(repeating: "0", count: 16 - epoch.count) + epoch
         let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, OwnerOnlyFiles.fileMode)
         guard fd >= 0 else { throw CollectorError.storage("cannot write \(tmp): \(String(cString: strerror(errno)))") }
         do {
             try WriteAheadLog.writeAll(fd, Array((padded + "\n").utf8))

@@ -207,7 +207,7 @@ final class WriteAheadLog: Sendable {
             s.fd = -1
         }
         let path = directory + "/wal-" + String(format: "%020llu", s.nextSeq) + ".log"
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, OwnerOnlyFiles.fileMode)
         guard fd >= 0 else { throw Error(message: "cannot open WAL segment \(path): \(String(cString: strerror(errno)))") }
         s.fd = fd
         s.segments.append(Segment(firstSeq: s.nextSeq, path: path, bytes: 0))
@@ -392,7 +392,7 @@ final class WriteAheadLog: Sendable {
             if c.fd < 0 {
                 // First write of this run: (re)create the two-slot file atomically, then keep it open.
                 let path = directory + "/checkpoint", tmp = path + ".tmp"
-                let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, OwnerOnlyFiles.fileMode)
                 guard fd >= 0 else { throw Error(message: "cannot write WAL checkpoint \(tmp): \(String(cString: strerror(errno)))") }
                 do {
                     try Self.writeAll(fd, slot + slot)
@@ -439,13 +439,9 @@ final class WriteAheadLog: Sendable {
     /// a new directory's name is durable only once its parent is synced, and without that a power
     /// loss takes the whole WAL (every segment, checkpoint and outbox file synced inside it) away.
     static func createDirectoryDurably(_ path: String) throws {
-        var created: [String] = []
-        var p = path
-        while p != "/", p != ".", !FileManager.default.fileExists(atPath: p) {
-            created.append(p)
-            p = parentDirectory(p)
-        }
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // Owner-only (0700): the WAL holds prompts and answers.
+        let created: [String]
+        do { created = try OwnerOnlyFiles.createDirectory(path) } catch { throw Error(message: error.message) }
         for dir in created {
             let parent = parentDirectory(dir)
             guard fsyncDirectory(parent) else {

@@ -577,7 +577,7 @@ public final class ProjectStore: Sendable {
     /// A table or column name as an SQL identifier (names come from sqlite_master, quoted anyway).
     static func ident(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
-    private static func project(_ r: SQLiteRow) -> Project {
+    static func project(_ r: SQLiteRow) -> Project {
         Project(id: r["id"].string ?? "", name: r["name"].string ?? "", retentionDays: Int(clamping: r["retention_days"].int64 ?? 0), createdUnixNanos: r["created_unix_nanos"].int64 ?? 0)
     }
 

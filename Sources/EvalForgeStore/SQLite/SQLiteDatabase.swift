@@ -1,4 +1,5 @@
 import CSQLite
+import EvalForgeCore
 import EvalForgeModel
 import Foundation
 import NIOConcurrencyHelpers
@@ -19,8 +20,16 @@ public final class SQLiteDatabase: Sendable {
     /// the file). `readers` reader connections serve queries concurrently with the writer.
     public init(path: String, readers: Int = 4, threadPool: NIOThreadPool = .singleton) throws {
         self.path = path
+        // Owner-only: the file is created 0600 before SQLite opens it (SQLite gives the -wal and -shm
+        // files the database's mode), its directory 0700; files of older versions are narrowed.
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        do {
+            if !dir.isEmpty { try OwnerOnlyFiles.createDirectory(dir) }
+            try OwnerOnlyFiles.prepareFile(path)
+            for suffix in ["-wal", "-shm", "-journal"] { try OwnerOnlyFiles.narrowIfExists(path + suffix) }
+        } catch {
+            throw StoreError.io(error.message)
+        }
         let w = try SQLiteConnection(path: path, readOnly: false)
         try w.execute("PRAGMA journal_mode=WAL")
         try w.execute("PRAGMA synchronous=FULL")
@@ -60,6 +69,15 @@ public final class SQLiteDatabase: Sendable {
         let reader = readers[index]
         return try await pool.runIfActive {
             try reader.withLockedValue { c in try body(c) }
+        }
+    }
+
+    /// Copies the WAL into the database file and empties the WAL (`wal_checkpoint(TRUNCATE)`), so
+    /// no earlier version of a rewritten page stays on disk in the WAL (used after sealing secrets
+    /// that were stored in plain text). Best effort: a reader holding an old snapshot keeps its frames.
+    public func checkpointTruncatingWAL() async throws {
+        try await pool.runIfActive { [writer] in
+            try writer.withLockedValue { c in try c.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
         }
     }
 

@@ -23,23 +23,27 @@ func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
     return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
 }
 
-/// CRUD over the evaluation tables (all project-scoped).
+/// CRUD over the evaluation tables (all project-scoped). Provider API keys and header values,
+/// `http` target header values and webhook secrets are sealed with `secrets` on the way in and
+/// opened on the way out (`SecretsAtRest`); nothing else sees the ciphertext.
 struct EvalRepository: Sendable {
     let db: SQLiteDatabase
+    let secrets: SecretKeyring
 
     // MARK: providers
 
     func putProvider(_ projectID: String, _ p: ProviderConfig) async throws {
+        let sealed = encodeJSON(try SecretsAtRest.seal(p, secrets))
         try await db.write { c in
             try c.run("INSERT INTO eval_providers (project_id, name, config, created_unix_ms) VALUES (?, ?, ?, ?) ON CONFLICT (project_id, name) DO UPDATE SET config = excluded.config",
-                      [.text(projectID), .text(p.name), .text(encodeJSON(p)), .integer(nowMs())])
+                      [.text(projectID), .text(p.name), .text(sealed), .integer(nowMs())])
         }
     }
 
     func providers(_ projectID: String) async throws -> [ProviderConfig] {
         try await db.read { c in
             try c.query("SELECT config FROM eval_providers WHERE project_id = ? ORDER BY name", [.text(projectID)]).compactMap { decodeJSON(ProviderConfig.self, $0[0].string) }
-        }
+        }.map { (p: ProviderConfig) throws -> ProviderConfig in try SecretsAtRest.open(p, secrets) }
     }
 
     func deleteProvider(_ projectID: String, _ name: String) async throws -> Bool {
@@ -160,9 +164,10 @@ struct EvalRepository: Sendable {
     // MARK: experiments
 
     func insertExperiment(_ projectID: String, _ e: Experiment) async throws {
+        let target = encodeJSON(try SecretsAtRest.seal(e.target, secrets))
         try await db.write { c in
             try c.run("INSERT INTO eval_experiments (id, project_id, name, dataset_id, target, evaluators, concurrency, created_unix_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                      [.text(e.id), .text(projectID), .text(e.name), .text(e.datasetID), .text(encodeJSON(e.target)), .text(encodeJSON(e.evaluators)), .integer(Int64(e.concurrency)), .integer(e.createdUnixMs)])
+                      [.text(e.id), .text(projectID), .text(e.name), .text(e.datasetID), .text(target), .text(encodeJSON(e.evaluators)), .integer(Int64(e.concurrency)), .integer(e.createdUnixMs)])
         }
     }
 
@@ -172,6 +177,10 @@ struct EvalRepository: Sendable {
                 guard let t = decodeJSON(Target.self, r[3].string) else { return nil }
                 return Experiment(id: r[0].string ?? "", name: r[1].string ?? "", datasetID: r[2].string ?? "", target: t, evaluators: decodeJSON([String].self, r[4].string) ?? [], concurrency: Int(r[5].int64 ?? 1), createdUnixMs: r[6].int64 ?? 0)
             }
+        }.map { (e: Experiment) throws -> Experiment in
+            var e = e
+            e.target = try SecretsAtRest.open(e.target, secrets)
+            return e
         }
     }
 
@@ -181,10 +190,13 @@ struct EvalRepository: Sendable {
     func createRun(_ projectID: String, experiment: Experiment, config: RunConfig) async throws -> String {
         let id = newID("run")
         let now = nowMs()
+        var sealedConfig = config
+        sealedConfig.target = try SecretsAtRest.seal(config.target, secrets)
+        let configText = encodeJSON(sealedConfig)
         try await db.write { c in
             let items = try c.query("SELECT id, seq FROM eval_items WHERE dataset_id = ? ORDER BY seq", [.text(experiment.datasetID)])
             try c.run("INSERT INTO eval_runs (id, project_id, experiment_id, dataset_id, name, status, config, total, created_unix_ms) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                      [.text(id), .text(projectID), .text(experiment.id), .text(experiment.datasetID), .text(experiment.name), .text(encodeJSON(config)), .integer(Int64(items.count)), .integer(now)])
+                      [.text(id), .text(projectID), .text(experiment.id), .text(experiment.datasetID), .text(experiment.name), .text(configText), .integer(Int64(items.count)), .integer(now)])
             for r in items {
                 try c.run("INSERT INTO eval_run_items (run_id, item_id, seq, state) VALUES (?, ?, ?, 'pending')", [.text(id), r[0], r[1]])
             }
@@ -222,7 +234,9 @@ struct EvalRepository: Sendable {
     }
 
     func runConfig(_ runID: String) async throws -> RunConfig? {
-        try await db.read { c in decodeJSON(RunConfig.self, try c.scalar("SELECT config FROM eval_runs WHERE id = ?", [.text(runID)])?.string) }
+        guard var config = try await db.read({ c in decodeJSON(RunConfig.self, try c.scalar("SELECT config FROM eval_runs WHERE id = ?", [.text(runID)])?.string) }) else { return nil }
+        config.target = try SecretsAtRest.open(config.target, secrets)
+        return config
     }
 
     func runItems(_ projectID: String, runID: String) async throws -> [RunItemResult] {
@@ -238,9 +252,10 @@ struct EvalRepository: Sendable {
     // MARK: webhooks
 
     func insertWebhook(_ projectID: String, _ w: Webhook) async throws {
+        let secret = try secrets.seal(w.secret)
         try await db.write { c in
             try c.run("INSERT INTO eval_webhooks (id, project_id, url, secret, events, enabled, created_unix_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      [.text(w.id), .text(projectID), .text(w.url), .text(w.secret), .text(encodeJSON(w.events)), .integer(w.enabled ? 1 : 0), .integer(w.createdUnixMs)])
+                      [.text(w.id), .text(projectID), .text(w.url), .text(secret), .text(encodeJSON(w.events)), .integer(w.enabled ? 1 : 0), .integer(w.createdUnixMs)])
         }
     }
 
@@ -250,6 +265,10 @@ struct EvalRepository: Sendable {
             try c.query("SELECT id, url, secret, events, enabled, created_unix_ms FROM eval_webhooks WHERE project_id = ? ORDER BY created_unix_ms", [.text(projectID)]).map { r in
                 Webhook(id: r[0].string ?? "", url: r[1].string ?? "", secret: r[2].string ?? "", events: decodeJSON([String].self, r[3].string) ?? [], enabled: r[4].int64 == 1, createdUnixMs: r[5].int64 ?? 0)
             }
+        }.map { (w: Webhook) throws -> Webhook in
+            var w = w
+            w.secret = try secrets.open(w.secret)
+            return w
         }
     }
 

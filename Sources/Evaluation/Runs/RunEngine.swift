@@ -44,10 +44,11 @@ final class RunEngine: Service, Sendable {
     /// Times an item may be claimed without its result being recorded before it fails.
     let maxClaims: Int
 
-    init(db: SQLiteDatabase, store: any SpanStore, http: OutboundHTTP, providers: ProviderRegistry, webhooks: WebhookDispatcher, maxClaims: Int, logger: Logger) {
+    init(repo: EvalRepository, store: any SpanStore, http: OutboundHTTP, providers: ProviderRegistry, webhooks: WebhookDispatcher, maxClaims: Int, logger: Logger) {
+        let db = repo.db
         self.db = db
         self.maxClaims = max(1, maxClaims)
-        repo = EvalRepository(db: db)
+        self.repo = repo
         self.store = store
         self.http = http
         self.providers = providers

@@ -65,9 +65,9 @@ final class WebhookDispatcher: Service, Sendable {
     private let delivered = Counter(label: "evalforge_eval_webhook_deliveries_total", dimensions: [("result", "delivered")])
     private let failedAttempts = Counter(label: "evalforge_eval_webhook_deliveries_total", dimensions: [("result", "attempt_failed")])
 
-    init(db: SQLiteDatabase, http: OutboundHTTP, settings: WebhookSettings, logger: Logger) {
-        self.db = db
-        repo = EvalRepository(db: db)
+    init(repo: EvalRepository, http: OutboundHTTP, settings: WebhookSettings, logger: Logger) {
+        self.db = repo.db
+        self.repo = repo
         self.http = http
         self.settings = settings
         self.logger = logger
@@ -156,10 +156,12 @@ final class WebhookDispatcher: Service, Sendable {
     /// Marks due deliveries 'sending' and returns them with their webhook's URL and secret.
     private func claimDue() async throws -> [Pending] {
         let now = nowMs()
+        let secrets = repo.secrets
         return try await db.write { c in
             let rows = try c.query("SELECT d.id, w.url, w.secret, d.event, d.payload, d.attempts, d.log FROM eval_deliveries d JOIN eval_webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' AND d.next_attempt_unix_ms <= ? ORDER BY d.next_attempt_unix_ms LIMIT 64", [.integer(now)])
             for r in rows { try c.run("UPDATE eval_deliveries SET status = 'sending' WHERE id = ?", [r[0]]) }
-            return rows.map { Pending(id: $0[0].string ?? "", url: $0[1].string ?? "", secret: $0[2].string ?? "", event: $0[3].string ?? "", payload: $0[4].string ?? "", attempts: Int($0[5].int64 ?? 0), log: $0[6].string ?? "[]") }
+            // The secret is sealed at rest (a delivery row never holds it): opened here, at send time.
+            return try rows.map { Pending(id: $0[0].string ?? "", url: $0[1].string ?? "", secret: try secrets.open($0[2].string ?? ""), event: $0[3].string ?? "", payload: $0[4].string ?? "", attempts: Int($0[5].int64 ?? 0), log: $0[6].string ?? "[]") }
         }
     }
 

@@ -83,7 +83,7 @@ struct SettingsPage: Sendable {
         let rows = keys.map { k -> HTML in
             let status = k.status
             let action: HTML = status == "active"
-                ? "<form method=\"post\" action=\"/settings/keys/\(k.id)/revoke\" style=\"margin:0\"><button class=\"btn-ghost\" type=\"submit\">Revoke</button></form>"
+                ? "<form method=\"post\" action=\"/settings/keys/\(k.id)/revoke\" style=\"margin:0\">\(Layout.csrfField)<button class=\"btn-ghost\" type=\"submit\">Revoke</button></form>"
                 : .empty
             return """
             <tr data-key="\(k.id)">
@@ -118,7 +118,7 @@ struct SettingsPage: Sendable {
         <div class="card" style="margin-bottom:16px"><div class="table-wrap"><table class="data" id="keys">
           <thead><tr><th>Key</th><th>Prefix</th><th>Scopes</th><th>Status</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead>
           <tbody>\(rows)</tbody></table></div></div>
-        <form method="post" action="/settings/keys" class="card pad" id="create-key" style="margin-bottom:16px">
+        <form method="post" action="/settings/keys" class="card pad" id="create-key" style="margin-bottom:16px">\(Layout.csrfField)
           <strong>Create a key</strong>
           <p><label>Name <input name="name" maxlength="\(ProjectStore.maxNameBytes)" required></label></p>
           <p>Scopes: \(scopeBoxes)</p>

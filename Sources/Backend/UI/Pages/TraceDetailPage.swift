@@ -66,7 +66,7 @@ struct TraceDetailPage: Sendable {
           </div>
           \(HTML.when(!tags.isEmpty) { "<div style=\"margin-top:8px\">\(tags)</div>" })
         </div>
-        <a class="btn secondary" href="/api/export/spans\(URLQuery.string([("trace_id", t.traceID), ("format", "jsonl")]))">Export JSONL</a>
+        <a class="btn secondary" href="/ui/export/spans\(URLQuery.string([("trace_id", t.traceID), ("format", "jsonl")]))">Export JSONL</a>
         </div>
         """
         let ticks = (0...4).map { i -> HTML in "<span>\(Fmt.ms(total * Double(i) / 4))</span>" }

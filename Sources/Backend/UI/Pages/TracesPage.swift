@@ -110,7 +110,7 @@ struct TracesPage: Sendable {
         let toolbar: HTML = """
         <div class="toolbar">
           <span id="result-count">\(page.items.count) trace\(page.items.count == 1 ? "" : "s")\(page.nextCursor != nil ? " on this page" : "")</span>
-          <span class="links">Export <a href="/api/export/traces\(URLQuery.string(exportPairs + [("format", "csv")]))">CSV</a><a href="/api/export/traces\(URLQuery.string(exportPairs + [("format", "jsonl")]))">JSONL</a><a href="/api/export/spans\(URLQuery.string(filterPairs + [("format", "jsonl")]))">spans JSONL</a></span>
+          <span class="links">Export <a href="/ui/export/traces\(URLQuery.string(exportPairs + [("format", "csv")]))">CSV</a><a href="/ui/export/traces\(URLQuery.string(exportPairs + [("format", "jsonl")]))">JSONL</a><a href="/ui/export/spans\(URLQuery.string(filterPairs + [("format", "jsonl")]))">spans JSONL</a></span>
         </div>
         """
         let rows = page.items.map(row)
