@@ -19,11 +19,14 @@ import TestProcesses
     /// evaluate model calls by default) in trace `trace`.
     static func otlp(trace: String, count: Int, firstSpan: Int = 1) -> String {
         let now = Int64(Date().timeIntervalSince1970 * 1e9)
+        // Each span asks something else, so the judge's result cache (keyed by content) cannot
+        // answer one span with another's verdict and every evaluation reaches the judge.
         var spans = (0..<count).map { i in
             """
             {"traceId":"\(trace)","spanId":"\(String(format: "%016x", firstSpan + i))","name":"chat gpt-4o","kind":3,"startTimeUnixNano":"\(now)","endTimeUnixNano":"\(now + 1_000_000)",
              "attributes":[{"key":"gen_ai.provider.name","value":{"stringValue":"openai"}},{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o"}},
-             {"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}]}
+             {"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},
+             {"key":"gen_ai.input.messages","value":{"stringValue":"[{\\"role\\":\\"user\\",\\"content\\":\\"question \(firstSpan + i)\\"}]"}}]}
             """
         }
         spans.append(#"{"traceId":"\#(trace)","spanId":"00000000000000ff","name":"handler","kind":2,"startTimeUnixNano":"\#(now)","endTimeUnixNano":"\#(now + 5_000_000)"}"#)

@@ -90,6 +90,7 @@ public enum RoutePolicy {
         Rule(method: .get, path: "/api/metrics", access: .scope(.read)),
         Rule(method: .get, path: "/api/export", access: .scope(.read)),
         Rule(method: .get, path: "/api/usage", access: .scope(.read)),
+        Rule(method: .get, path: "/ui/export", access: .scope(.read)),
         // Web UI pages: reading; evaluation pages; settings.
         Rule(method: nil, path: "/settings", access: .scope(.admin)),
         Rule(method: .get, path: "/experiments", access: .scope(.evaluate)),
