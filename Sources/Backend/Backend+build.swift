@@ -82,7 +82,7 @@ public enum BackendApp {
 
         let authed = router.group().add(middleware: APIKeyMiddleware(projects: services.projects))
         BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
-        OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
+        OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(priceTable: services.configuration.priceTable), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         let api = authed.group("api")
         UsageController(store: services.store).addRoutes(to: api)
         QueryRoutes.addRoutes(to: api, services: services)

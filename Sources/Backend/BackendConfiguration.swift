@@ -1,3 +1,4 @@
+import EvalForgeCore
 import EvalForgeStore
 import Evaluation
 import Foundation
@@ -40,6 +41,10 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// exact port, besides the ClickHouse URL and this backend's listener (added at start-up);
     /// `evalforge dev` adds its collector. Default none.
     public var outboundProtected: [OutboundPolicy.ProtectedEndpoint]
+    /// Prices cost is stamped from on spans sent straight to the backend's OTLP endpoint: the
+    /// built-in table, or it with the operator's price file (`--price-file`, env `EVALFORGE_PRICE_FILE`;
+    /// the same file the SDK and the collector load, docs/sdk.md "Prices"). Default `PriceTable.builtIn`.
+    public var priceTable: PriceTable = .builtIn
 
     public static let `default` = BackendConfiguration()
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import EvalForgeCore
 import Evaluation
 import EvalForgeStore
 import Foundation
@@ -38,13 +39,16 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "Non-public addresses webhooks, http targets and providers may reach, comma-separated: 10.0.0.0/8,llm.internal:8000,[::1]:8080 (env EVALFORGE_OUTBOUND_ALLOW; default: public addresses only).")
     var outboundAllow: String?
 
+    @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the collector's (env EVALFORGE_PRICE_FILE).")
+    var priceFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
         let c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow)
+            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, priceFile: priceFile)
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
@@ -58,7 +62,7 @@ struct BackendCommand: AsyncParsableCommand {
 /// Builds a `BackendConfiguration` from defaults, environment and flags (flags win), naming the
 /// offending variable or flag on a bad value.
 enum BackendConfigurationLoader {
-    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil) throws -> BackendConfiguration {
+    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, priceFile: String? = nil) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let text = env[name] else { return nil }
@@ -84,6 +88,9 @@ enum BackendConfigurationLoader {
         if let clickhouseURL { chURL = clickhouseURL }
         if let v = env["EVALFORGE_OUTBOUND_ALLOW"] { c.outboundAllowList = v }
         if let outboundAllow { c.outboundAllowList = outboundAllow }
+        if let path = priceFile ?? env["EVALFORGE_PRICE_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            do { c.priceTable = try PriceFile.load(path: path) } catch { throw ValidationError("--price-file / EVALFORGE_PRICE_FILE: \(error.message)") }
+        }
         do {
             _ = try OutboundPolicy(allowList: c.outboundAllowList)
         } catch {

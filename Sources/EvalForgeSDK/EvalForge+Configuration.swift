@@ -115,7 +115,13 @@ extension EvalForge {
 
         /// Cost computation.
         public struct Cost: Sendable {
-            /// Price overrides or additions, by model name (USD per million tokens). Default: none.
+            /// The prices costs are computed from: the built-in table, or your price file loaded with
+            /// `PriceFile.load(path:)` — the same file the collector and backend take with
+            /// `--price-file`, so cost agrees at every stage (docs/sdk.md, "Prices"). A span is costed
+            /// at the price in force when it started. Env: `EVALFORGE_PRICE_FILE` (a path). Default: `PriceTable.builtIn`.
+            public var priceTable: PriceTable = .builtIn
+            /// Price overrides or additions, by model name (USD per million tokens), on top of
+            /// `priceTable`, valid since always. Default: none.
             public var overrides: [String: ModelPrice] = [:]
             public init() {}
             public static let `default` = Cost()
@@ -261,6 +267,9 @@ extension EvalForge.Configuration {
             }
         }
         if let v = int("EVALFORGE_CONTENT_MAX_BYTES"), v > 0 { c.content.maxBytes = min(v, 64 << 20) }
+        if let path = env["EVALFORGE_PRICE_FILE"], !path.isEmpty {
+            do { c.cost.priceTable = try PriceFile.load(path: path) } catch { problems.append("EVALFORGE_PRICE_FILE: \(error.message); using the built-in prices") }
+        }
         return (c, problems)
     }
 }
