@@ -78,7 +78,7 @@ struct OTLPSpanEncoder {
         span.fixed64Field(8, r.endUnixNanos)
 
         let q = r.request
-        attr(GenAIKeys.operationName, q.operation.name)
+        if !q.operation.name.isEmpty { attr(GenAIKeys.operationName, q.operation.name) }
         if !q.provider.isEmpty { attr(GenAIKeys.providerName, q.provider) }
         if !q.model.isEmpty { attr(GenAIKeys.requestModel, q.model) }
         if let v = r.responseModel { attr(GenAIKeys.responseModel, v) }
@@ -99,7 +99,8 @@ struct OTLPSpanEncoder {
         if !q.stopSequences.isEmpty { attr(GenAIKeys.requestStopSequences, q.stopSequences) }
         if let v = q.seed { attr(GenAIKeys.requestSeed, Int64(v)) }
         if let v = q.choiceCount, v != 1 { attr(GenAIKeys.requestChoiceCount, Int64(v)) }
-        if q.stream { attrBool(GenAIKeys.requestStream, true) }
+        // Always on model calls, so "not streamed" is recorded rather than inferred from absence.
+        if q.operation.isModelCall { attrBool(GenAIKeys.requestStream, q.stream) }
         if let v = q.serverAddress { attr(GenAIKeys.serverAddress, v) }
         if let v = q.serverPort { attr(GenAIKeys.serverPort, Int64(v)) }
         if let v = q.conversationID { attr(GenAIKeys.conversationID, v) }
