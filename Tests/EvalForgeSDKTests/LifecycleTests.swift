@@ -213,3 +213,36 @@ struct StreamUsageTests {
         }
     }
 }
+
+@Suite("TraceKeeper bounds")
+struct TraceKeeperBoundsTests {
+    static func record(_ trace: TraceID, _ decision: SamplingDecision) -> SpanRecord {
+        var r = SpanRecord(traceID: trace, spanID: IDGenerator.spanID(), parentSpanID: 0, kind: .client, name: nil,
+                           request: LLMRequest(provider: "openai", model: "m"), startUnixNanos: 1)
+        r.sampling = decision
+        return r
+    }
+
+    @Test("held spans are bounded (the oldest dropped first), released by a later kept span of their trace, dropped after the hold time or at shutdown")
+    func bounds() {
+        let keeper = TraceKeeper(capacity: 3, holdFor: .seconds(10))
+        let traces = (0..<5).map { _ in IDGenerator.traceID() }
+        var batch = traces.map { Self.record($0, .notSampled) }
+        #expect(keeper.filter(&batch, now: 1_000, final: false) == 2)  // 5 held, capacity 3: the 2 oldest go
+        #expect(batch.isEmpty && keeper.heldCount == 3)
+        // An error in trace 4 (held) releases its held span with it; trace 0 was dropped for room.
+        batch = [Self.record(traces[4], .keptByRule), Self.record(traces[0], .notSampled)]
+        #expect(keeper.filter(&batch, now: 2_000, final: false) == 0)
+        #expect(Set(batch.map(\.traceID)) == [traces[4]] && batch.count == 2)
+        #expect(keeper.heldCount == 3)  // traces 2, 3 and the new span of trace 0
+        // A later span of the kept trace is kept; held spans past the hold time are dropped.
+        batch = [Self.record(traces[4], .notSampled)]
+        let later: UInt64 = 2_000 + 10_000_000_000
+        #expect(keeper.filter(&batch, now: later, final: false) == 3)
+        #expect(batch.count == 1 && keeper.heldCount == 0)
+        // Shutdown decides everything still undecided.
+        batch = [Self.record(traces[1], .notSampled), Self.record(traces[2], .sampled)]
+        #expect(keeper.filter(&batch, now: later + 1, final: true) == 1)
+        #expect(batch.map(\.traceID) == [traces[2]] && keeper.heldCount == 0)
+    }
+}
