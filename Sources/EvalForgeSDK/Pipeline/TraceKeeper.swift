@@ -45,9 +45,11 @@ final class TraceKeeper: Sendable {
     /// dropped for good. `final` (shutdown) drops every undecided span.
     func filter(_ batch: inout [SpanRecord], now: UInt64, final: Bool) -> Int {
         state.withLock { s in
+            // The common case (ratio 1, nothing held): every span sampled, nothing to decide.
+            if s.held.isEmpty, !batch.contains(where: { $0.sampling != .sampled }) { return 0 }
             var dropped = 0
-            for r in batch where r.sampling == .keptByRule {
-                remember(r.traceID, now: now, in: &s)
+            for i in batch.indices where batch[i].sampling == .keptByRule {
+                remember(batch[i].traceID, now: now, in: &s)
             }
             // Earlier held spans: released when their trace is kept, dropped when they waited long enough.
             var stillHeld: [Held] = []
@@ -62,15 +64,14 @@ final class TraceKeeper: Sendable {
             }
             var out = 0
             for i in batch.indices {
-                let r = batch[i]
-                let keep = r.sampling != .notSampled || (s.kept[r.traceID].map { $0 > now } ?? false)
+                let keep = batch[i].sampling != .notSampled || (s.kept[batch[i].traceID].map { $0 > now } ?? false)
                 if keep {
-                    if out != i { batch[out] = r }
+                    if out != i { batch.swapAt(out, i) }
                     out += 1
                 } else if final {
                     dropped += 1
                 } else {
-                    stillHeld.append(Held(record: r, heldAtNanos: now))
+                    stillHeld.append(Held(record: batch[i], heldAtNanos: now))
                 }
             }
             batch.removeSubrange(out...)
