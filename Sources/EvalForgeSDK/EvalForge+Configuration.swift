@@ -25,7 +25,9 @@ extension EvalForge {
 
         public init() {}
 
-        /// The defaults.
+        /// The documented defaults, ignoring the environment: for tests, or a service that sets
+        /// everything in code. A deployed service usually wants `fromEnvironment()` instead (the same
+        /// defaults with the `OTEL_*` / `EVALFORGE_*` variables applied).
         public static let `default` = Configuration()
 
         /// Head sampling by trace id, with a local rule that keeps errored and slow calls.

@@ -208,7 +208,9 @@ public struct EvalForgeError: Error, CustomStringConvertible, Sendable {
 }
 
 extension EvalForge.Configuration {
-    /// The defaults with the documented environment variables applied; problems are logged.
+    /// `.default` with the documented environment variables applied (collector URL and headers,
+    /// service name, sampling, buffer, content capture, price file): what a deployed service wants,
+    /// so operators configure it without a rebuild. Bad values are logged and leave the default.
     public static func fromEnvironment(logger: Logger = Logger(label: "evalforge.sdk")) -> Self {
         let (c, problems) = Self.default.applyingEnvironment(ProcessEnvironment.variables)
         for p in problems { logger.warning("ignored bad EvalForge setting", metadata: ["problem": "\(p)"]) }
