@@ -126,6 +126,25 @@ struct TracerNestingTests {
         }
     }
 
+    @Test("EvalForge.Tracer continues an incoming traceparent (as TracingMiddleware extracts it) and injects the current span")
+    func evalForgeTracerPropagation() async throws {
+        let receiver = OTLPTestReceiver()
+        try await receiver.withRunning { url in
+            let pipeline = EvalForge.Pipeline(configuration: lifecycleConfig(url))
+            let tracer = EvalForge.Tracer(pipeline: pipeline)
+            var context = ServiceContext.topLevel
+            tracer.extract(["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"], into: &context, using: W3CInjection.HeaderExtractor())
+            var outgoing: [String: String] = [:]
+            tracer.withSpan("GET /continued", context: context, ofKind: .server) { span in
+                tracer.inject(span.context, into: &outgoing, using: W3CInjection.HeaderInjector())
+            }
+            await pipeline.forceFlush()
+            let server = try #require(receiver.spans.first { $0.span.name == "GET /continued" }?.span)
+            #expect(server.traceIDHex == "4bf92f3577b34da6a3ce929d0e0e4736" && server.parentSpanIDHex == "00f067aa0ba902b7")
+            #expect(outgoing["traceparent"] == "00-4bf92f3577b34da6a3ce929d0e0e4736-\(server.spanIDHex)-01")
+        }
+    }
+
     @Test("with another W3C tracer (as swift-otel): its span started inside withStep is the step's child, and an LLM call inside that span is its child")
     func externalTracerSpanInsideStep() async throws {
         let receiver = OTLPTestReceiver()
