@@ -10,7 +10,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         /// The library services link: records LLM spans and exports OTLP. Light by design:
-        /// it depends on swift-distributed-tracing, swift-log, swift-metrics and the system zlib only.
+        /// it depends on swift-distributed-tracing, swift-log, swift-metrics, swift-service-lifecycle
+        /// and the system zlib only.
         .library(name: "EvalForgeSDK", targets: ["EvalForgeSDK"]),
         /// Body codings (zstd, lz4, gzip); a product so Benchmarks/CollectorBench's sink can inflate batches.
         .library(name: "EvalForgeCompression", targets: ["EvalForgeCompression"]),
@@ -77,6 +78,8 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                // `EvalForge.Pipeline` is a `Service`: the application runs it in its ServiceGroup.
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -247,6 +250,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

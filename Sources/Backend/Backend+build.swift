@@ -105,7 +105,7 @@ public enum BackendApp {
         let keyAuth = APIKeyMiddleware(projects: services.projects)
         let authed = router.group().add(middleware: keyAuth).add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
         BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
-        OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
+        OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(priceTable: services.configuration.priceTable), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         let api = router.group("api").add(middleware: SessionMiddleware(sessions: services.sessions, mode: .api)).add(middleware: keyAuth)
             .add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
         UsageController(store: services.store).addRoutes(to: api)

@@ -1,3 +1,4 @@
+import EvalForgeCore
 import EvalForgeCrypto
 import EvalForgeStore
 import Evaluation
@@ -46,6 +47,10 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// exact port, besides the ClickHouse URL and this backend's listener (added at start-up);
     /// `evalforge dev` adds its collector. Default none.
     public var outboundProtected: [OutboundPolicy.ProtectedEndpoint]
+    /// Prices cost is stamped from on spans sent straight to the backend's OTLP endpoint: the
+    /// built-in table, or it with the operator's price file (`--price-file`, env `EVALFORGE_PRICE_FILE`;
+    /// the same file the SDK and the collector load, docs/sdk.md "Prices"). Default `PriceTable.builtIn`.
+    public var priceTable: PriceTable = .builtIn
 
     /// Web UI sessions end after this many seconds without use. Env `EVALFORGE_SESSION_IDLE_S`;
     /// flag `--session-idle`. Default 43,200 (12 h). docs/security.md, "Web UI sessions".

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import EvalForgeCore
 import EvalForgeCrypto
 import Evaluation
 import EvalForgeStore
@@ -60,13 +61,16 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "File with an earlier secrets key (repeatable; env EVALFORGE_SECRETS_OLD_KEY_FILES, comma-separated): secrets sealed with it are sealed again with the current key at start-up (rotation).")
     var secretsOldKeyFile: [String] = []
 
+    @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the collector's (env EVALFORGE_PRICE_FILE).")
+    var priceFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
         let c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile,
+            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
             sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
             secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
@@ -100,7 +104,7 @@ enum BackendConfigurationLoader {
         var oldKeyFiles: [String] = []
     }
 
-    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil,
+    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil, priceFile: String? = nil,
                      sessions: SessionFlags = .init(), secrets: SecretsFlags = .init()) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
@@ -171,6 +175,9 @@ enum BackendConfigurationLoader {
         }
         if let v = env["EVALFORGE_OUTBOUND_ALLOW"] { c.outboundAllowList = v }
         if let outboundAllow { c.outboundAllowList = outboundAllow }
+        if let path = priceFile ?? env["EVALFORGE_PRICE_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            do { c.priceTable = try PriceFile.load(path: path) } catch { throw ValidationError("--price-file / EVALFORGE_PRICE_FILE: \(error.message)") }
+        }
         do {
             _ = try OutboundPolicy(allowList: c.outboundAllowList)
         } catch {

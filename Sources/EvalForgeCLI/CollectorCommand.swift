@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collector
+import EvalForgeCore
 import Foundation
 import Hummingbird
 import Logging
@@ -39,6 +40,9 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(help: "Fraction of uninteresting traces kept, 0…1 (default 1.0).")
     var samplingRatio: Double?
 
+    @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the backend's (env EVALFORGE_PRICE_FILE).")
+    var priceFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -58,6 +62,9 @@ struct CollectorCommand: AsyncParsableCommand {
             if let backendURL { c.backendURL = backendURL }
             if let queueDir { c.queueDirectory = queueDir }
             if let fsync { c.fsync = fsync }
+            if let path = priceFile ?? ProcessInfo.processInfo.environment["EVALFORGE_PRICE_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+                do { c.priceTable = try PriceFile.load(path: path) } catch { throw ValidationError("--price-file / EVALFORGE_PRICE_FILE: \(error.message)") }
+            }
             if let samplingRatio {
                 guard (0...1).contains(samplingRatio) else { throw ValidationError("--sampling-ratio \(samplingRatio): expected a number between 0 and 1") }
                 c.sampling.ratio = samplingRatio

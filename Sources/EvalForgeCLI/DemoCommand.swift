@@ -41,7 +41,9 @@ struct DemoCommand: AsyncParsableCommand {
         config.exporter.endpoint = collectorURL.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/v1/traces"
         config.content.capture = captureContent || config.content.capture
         config.exporter.maxAttempts = 2
-        let pipeline = EvalForge.bootstrap(config)
+        let pipeline = try EvalForge.bootstrap(config)
+        // The export loop runs beside the workload (a service would add the pipeline to its ServiceGroup).
+        async let exportLoop: Void = pipeline.run()
 
         let openAI = try LLMHTTPClient(api: .openAIChatCompletions, baseURL: llmURL + "/v1", apiKey: apiKey)
         let anthropic = try LLMHTTPClient(api: .anthropicMessages, baseURL: llmURL, apiKey: apiKey)
@@ -85,6 +87,7 @@ struct DemoCommand: AsyncParsableCommand {
             print("note: nothing reached a collector at \(collectorURL); start `evalforge collector` (or `evalforge dev`) to see the spans.")
         }
         await EvalForge.shutdown()
+        try? await exportLoop
     }
 
     static func body(_ json: [String: Any]) -> Data {

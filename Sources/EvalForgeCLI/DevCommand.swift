@@ -166,7 +166,8 @@ struct DevBanner: Service {
             config.serviceName = "acme-assistant"
             config.exporter.endpoint = "http://127.0.0.1:\(otlpPort)/v1/traces"
             config.content.capture = true
-            let pipeline = EvalForge.bootstrap(config)
+            let pipeline = try EvalForge.bootstrap(config)
+            async let exportLoop: Void = pipeline.run()
             do {
                 let workload = try SeedWorkload(llmURL: "http://127.0.0.1:\(llmPort)")
                 let (errors, seconds) = await SeedRunner.run(workload, count: demoTraces, concurrency: 16, progress: true, label: "demo")
@@ -175,6 +176,8 @@ struct DevBanner: Service {
             } catch {
                 logger.error("demo workload failed", metadata: ["error": "\(error)"])
             }
+            await pipeline.shutdown()
+            try? await exportLoop
         }
         try? await gracefulShutdown()
     }

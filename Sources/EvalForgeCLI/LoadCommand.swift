@@ -43,7 +43,9 @@ struct LoadCommand: AsyncParsableCommand {
         config.sampling.keepSlowerThan = nil
         config.content.capture = true
         config.exporter.maxAttempts = 20
-        let pipeline = EvalForge.bootstrap(config)
+        let pipeline = try EvalForge.bootstrap(config)
+        // The export loop runs beside the workload (a service would add the pipeline to its ServiceGroup).
+        async let exportLoop: Void = pipeline.run()
         let prompt = "[{\"role\":\"user\",\"content\":\"" + String(repeating: "Summarise the customer's last three orders and suggest a follow-up. ", count: 6) + "\"}]"
         let answer = "[{\"role\":\"assistant\",\"content\":\"" + String(repeating: "The customer ordered shoes, a jacket and socks; offer free returns. ", count: 6) + "\"}]"
         var totals = Totals()
@@ -103,6 +105,7 @@ struct LoadCommand: AsyncParsableCommand {
             {"traces":\(totals.traces),"spans":\(totals.spans),"llm_calls":\(totals.llmCalls),"errors":\(totals.errors),"input_tokens":\(totals.inputTokens),"output_tokens":\(totals.outputTokens),"cache_read_tokens":\(totals.cacheReadTokens),"cost_usd":\(totals.costUSD),"exported":\(s.exported),"dropped":\(s.droppedBufferFull),"export_failed":\(s.exportFailed),"seconds":\(recordSeconds),"start_unix":\(Int(Date().timeIntervalSince1970 - recordSeconds))}
             """
         await EvalForge.shutdown()
+        try? await exportLoop
         print(json)
         if s.droppedBufferFull > 0 || s.exportFailed > 0 {
             FileHandle.standardError.write(Data("load: the SDK dropped \(s.droppedBufferFull) and failed to export \(s.exportFailed) spans: the collector did not keep up with --rate \(rate)\n".utf8))

@@ -48,7 +48,9 @@ struct SeedCommand: AsyncParsableCommand {
         config.exporter.endpoint = collectorURL.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/v1/traces"
         config.content.capture = true
         config.buffer.maxSpans = 262_144
-        let pipeline = EvalForge.bootstrap(config)
+        let pipeline = try EvalForge.bootstrap(config)
+        // The export loop runs beside the workload (a service would add the pipeline to its ServiceGroup).
+        async let exportLoop: Void = pipeline.run()
         let workload = try SeedWorkload(llmURL: llmURL, seed: seed, users: users)
         say("seed: \(traces) traces → LLM \(llmURL), spans → \(config.exporter.endpoint)")
         let (errors, seconds) = await SeedRunner.run(workload, count: traces, concurrency: concurrency, progress: true)
@@ -56,6 +58,7 @@ struct SeedCommand: AsyncParsableCommand {
         let s = pipeline.statistics
         say(String(format: "seed: done in %.1f s — spans recorded %d, exported %d, export failed %d, dropped %d; traces with an injected failure %d", seconds, s.recorded, s.exported, s.exportFailed, s.droppedBufferFull, errors))
         await EvalForge.shutdown()
+        try? await exportLoop
         if s.exported < s.recorded {
             throw ValidationError("\(s.recorded - s.exported) spans were not delivered to \(collectorURL): is the collector running (`evalforge dev`)?")
         }

@@ -159,7 +159,8 @@ package struct GenAIExtraction {
     /// Applies the cross-attribute rules (provider from the legacy system, operation, token
     /// accounting, cost from the price table) and returns the attributes to append, canonical
     /// names only, skipping those the span already has.
-    package mutating func complete(priceTable: PriceTable, prices: inout GenAINormalizer.PriceCache) -> [(key: String, value: Added)] {
+    /// `startUnixNanos` picks the price in force when the span started (0: the current price).
+    package mutating func complete(priceTable: PriceTable, prices: inout GenAINormalizer.PriceCache, startUnixNanos: UInt64) -> [(key: String, value: Added)] {
         if provider.isEmpty { provider = GenAINormalizer.provider(fromSystem: legacySystem) }
         if operation.isEmpty {
             switch openInferenceKind {
@@ -183,13 +184,14 @@ package struct GenAIExtraction {
         }
         if cost == nil, isLLMCall, !usage.isEmpty {
             let name = responseModel.isEmpty ? model : responseModel
-            let price: ModelPrice?
+            let history: [DatedPrice]?
             if let cached = prices.prices[name] {
-                price = cached
+                history = cached
             } else {
-                price = priceTable.price(for: name)
-                if prices.prices.count < 1024 { prices.prices[name] = price }
+                history = priceTable.history(for: name)
+                if prices.prices.count < 1024 { prices.prices[name] = history }
             }
+            let price = history.flatMap { PriceTable.price(in: $0, atUnixNanos: startUnixNanos) }
             cost = price.flatMap { PriceTable.cost(price: $0, usage: usage) }.flatMap { $0.isFinite && $0 >= 0 && $0 <= GenAILimits.maxCostUSD ? $0 : nil }
         }
 

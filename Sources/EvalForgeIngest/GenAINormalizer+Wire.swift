@@ -56,7 +56,7 @@ extension GenAINormalizer {
             }
         }
         guard let traceID, let spanID else { return nil }
-        let added = e.complete(priceTable: priceTable, prices: &prices)
+        let added = e.complete(priceTable: priceTable, prices: &prices, startUnixNanos: start)
 
         if removed.isEmpty {
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[range]))

@@ -23,7 +23,7 @@ public struct GenAINormalizer: Sendable {
     /// Model prices already looked up; pass one cache for all the spans of a request so each model's
     /// name is resolved against the table once.
     public struct PriceCache {
-        package var prices: [String: ModelPrice?] = [:]
+        package var prices: [String: [DatedPrice]?] = [:]
         public init() {}
     }
 

@@ -25,7 +25,9 @@ extension EvalForge {
 
         public init() {}
 
-        /// The defaults.
+        /// The documented defaults, ignoring the environment: for tests, or a service that sets
+        /// everything in code. A deployed service usually wants `fromEnvironment()` instead (the same
+        /// defaults with the `OTEL_*` / `EVALFORGE_*` variables applied).
         public static let `default` = Configuration()
 
         /// Head sampling by trace id, with a local rule that keeps errored and slow calls.
@@ -42,6 +44,15 @@ extension EvalForge {
             /// their children, and the `traceparent` sent downstream) are not sampled, except what
             /// `keepErrors` / `keepSlowerThan` keep. Env: `EVALFORGE_SAMPLE_RESPECT_PARENT`. Default: true.
             public var respectParentSampled: Bool = true
+            /// When the local rule (`keepErrors`, `keepSlowerThan`) keeps a span the ratio or the parent
+            /// did not sample, keep the other spans of its trace that this process recorded too, so it
+            /// does not arrive orphaned. Unsampled spans then wait at the exporter (at most `buffer.maxSpans`
+            /// of them, the oldest dropped first) for 10 s (at least two `buffer.flushInterval`s) after
+            /// they end; spans of the kept trace that end later are kept while the trace is remembered
+            /// (the last 4,096 kept traces, for 10 minutes). Shutdown drops what is still undecided.
+            /// Other processes' spans of the trace follow their own sampling. Env:
+            /// `EVALFORGE_SAMPLE_KEEP_TRACE`. Default: true.
+            public var keepTraceOfKeptSpans: Bool = true
             public init() {}
             public static let `default` = Sampling()
         }
@@ -115,8 +126,19 @@ extension EvalForge {
 
         /// Cost computation.
         public struct Cost: Sendable {
-            /// Price overrides or additions, by model name (USD per million tokens). Default: none.
+            /// The prices costs are computed from: the built-in table, or your price file loaded with
+            /// `PriceFile.load(path:)` — the same file the collector and backend take with
+            /// `--price-file`, so cost agrees at every stage (docs/sdk.md, "Prices"). A span is costed
+            /// at the price in force when it started. Env: `EVALFORGE_PRICE_FILE` (a path). Default: `PriceTable.builtIn`.
+            public var priceTable: PriceTable = .builtIn
+            /// Price overrides or additions, by model name (USD per million tokens), on top of
+            /// `priceTable`, valid since always. Default: none.
             public var overrides: [String: ModelPrice] = [:]
+            /// Add `stream_options.include_usage: true` to OpenAI streaming requests that do not set it,
+            /// so the stream reports token usage and the span gets a cost. When usage is still missing
+            /// (turned off, or a provider that ignores it) the span records `evalforge.cost.unknown`,
+            /// never a cost of zero. Env: `EVALFORGE_OPENAI_STREAM_USAGE`. Default: true.
+            public var requestStreamUsage: Bool = true
             public init() {}
             public static let `default` = Cost()
         }
@@ -212,6 +234,7 @@ extension EvalForge.Configuration {
         }
         if let v = bool("EVALFORGE_SAMPLE_KEEP_ERRORS") { c.sampling.keepErrors = v }
         if let v = bool("EVALFORGE_SAMPLE_RESPECT_PARENT") { c.sampling.respectParentSampled = v }
+        if let v = bool("EVALFORGE_SAMPLE_KEEP_TRACE") { c.sampling.keepTraceOfKeptSpans = v }
         if let v = millis("EVALFORGE_SAMPLE_KEEP_SLOWER_THAN_MS") { c.sampling.keepSlowerThan = v == 0 ? nil : .milliseconds(v) }
 
         if let v = int("EVALFORGE_BUFFER_MAX_SPANS") ?? int("OTEL_BSP_MAX_QUEUE_SIZE"), v > 0 {
@@ -261,6 +284,10 @@ extension EvalForge.Configuration {
             }
         }
         if let v = int("EVALFORGE_CONTENT_MAX_BYTES"), v > 0 { c.content.maxBytes = min(v, 64 << 20) }
+        if let v = bool("EVALFORGE_OPENAI_STREAM_USAGE") { c.cost.requestStreamUsage = v }
+        if let path = env["EVALFORGE_PRICE_FILE"], !path.isEmpty {
+            do { c.cost.priceTable = try PriceFile.load(path: path) } catch { problems.append("EVALFORGE_PRICE_FILE: \(error.message); using the built-in prices") }
+        }
         return (c, problems)
     }
 }

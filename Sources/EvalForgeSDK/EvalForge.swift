@@ -7,44 +7,73 @@ import Tracing
 /// them to the EvalForge collector.
 ///
 /// ```swift
-/// EvalForge.bootstrap(.fromEnvironment())          // once, at start-up
+/// let evalforge = try EvalForge.bootstrap(.fromEnvironment())   // once, at start-up
+/// let group = ServiceGroup(services: [server, evalforge], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()                                         // graceful shutdown flushes
+///
 /// let reply = try await EvalForge.withLLMCall(LLMRequest(provider: "openai", model: "gpt-4o")) { span in
 ///     let r = try await client.chat(...)
 ///     span.usage = TokenUsage(input: r.promptTokens, output: r.completionTokens)
 ///     return r
 /// }
-/// await EvalForge.shutdown()                        // flushes within the shutdown timeout
 /// ```
 public enum EvalForge {
     /// The SDK version, exported as `telemetry.sdk.version`.
     public static let version = "0.1.0"
 
-    private static let global = Mutex<Pipeline>(Pipeline.disabled)
-    private static let globalTask = Mutex<Task<Void, Never>?>(nil)
+    private struct Global {
+        var pipeline = Pipeline.disabled
+        var bootstrapped = false
+    }
 
-    /// The pipeline the static API records into: the bootstrapped one, or a disabled one before that.
-    public static var pipeline: Pipeline { global.withLock { $0 } }
+    private static let global = Mutex(Global())
 
-    /// Creates the global pipeline and starts its export loop in the background. Call once; a second
-    /// call replaces the pipeline after shutting the previous one down in the background.
+    /// The pipeline the static API records into: the bootstrapped one (also after its shutdown, so its
+    /// `statistics` stay readable), or a disabled one before `bootstrap`.
+    public static var pipeline: Pipeline { global.withLock { $0.pipeline } }
+
+    /// Creates the process's pipeline, which the static API (`withLLMCall`, `withStep`,
+    /// `LLMHTTPClient` without a pipeline) records into, and returns it: it is a swift-service-lifecycle
+    /// `Service`, so add it to the application's `ServiceGroup`, which runs its export loop and, on
+    /// graceful shutdown, lets it flush within `buffer.shutdownTimeout`. The SDK starts no task of its
+    /// own. A script without a ServiceGroup calls `EvalForge.shutdown()` (or `forceFlush()`) before
+    /// exiting instead.
+    ///
+    /// Like swift-log's and swift-distributed-tracing's bootstraps it is once per process: a second
+    /// call throws `EvalForgeError` and leaves the first pipeline in place.
+    ///
+    /// - Parameters:
+    ///   - configuration: `.default` is the documented defaults and ignores the environment;
+    ///     `.fromEnvironment()` is the same defaults with the `OTEL_*` / `EVALFORGE_*` variables
+    ///     applied (collector URL, service name, sampling, …), what a deployed service wants.
+    ///   - installTracer: when true and no swift-distributed-tracing instrument is bootstrapped yet,
+    ///     bootstraps `EvalForge.Tracer` as the process's tracer, so `withSpan` spans are recorded
+    ///     through this pipeline and LLM spans nest under them. When one is (swift-otel, bootstrapped
+    ///     before this call), EvalForge defers to it and nests LLM spans under its spans. Do not
+    ///     bootstrap another tracer after this: swift-distributed-tracing allows one bootstrap.
     @discardableResult
-    public static func bootstrap(_ configuration: Configuration = .default, logger: Logger = Logger(label: "evalforge.sdk")) -> Pipeline {
+    public static func bootstrap(_ configuration: Configuration = .default, logger: Logger = Logger(label: "evalforge.sdk"), installTracer: Bool = false) throws -> Pipeline {
         let pipeline = Pipeline(configuration: configuration, logger: logger)
-        let previous = global.withLock { g -> Pipeline in
-            defer { g = pipeline }
-            return g
+        try global.withLock { g throws(EvalForgeError) in
+            guard !g.bootstrapped else { throw EvalForgeError.alreadyBootstrapped }
+            g.bootstrapped = true
+            g.pipeline = pipeline
         }
-        let task = Task.detached { _ = try? await pipeline.run() }
-        globalTask.withLock { $0 = task }
-        Task.detached { await previous.shutdown() }
+        if installTracer {
+            if InstrumentationSystem.instrument is NoOpInstrument {
+                InstrumentationSystem.bootstrap(Tracer(pipeline: pipeline))
+            } else {
+                logger.debug("a swift-distributed-tracing instrument is already bootstrapped; EvalForge spans nest under its spans")
+            }
+        }
         return pipeline
     }
 
-    /// Flushes and stops the global pipeline (bounded by `buffer.shutdownTimeout`).
+    /// Flushes and stops the bootstrapped pipeline: waits for its running export loop to finish
+    /// (bounded by `buffer.shutdownTimeout`), or flushes directly when none runs. The pipeline stays
+    /// the global one, so `EvalForge.pipeline.statistics` still reads its final counters.
     public static func shutdown() async {
-        let p = pipeline
-        await p.shutdown()
-        global.withLock { $0 = Pipeline.disabled }
+        await pipeline.shutdown()
     }
 
     /// Records `body` as an LLM call. Thrown errors mark the span failed (HTTP status, timeout,
@@ -68,7 +97,8 @@ public enum EvalForge {
     }
 
     /// Records `body` as an agent step, tool execution or retrieval; spans started inside it
-    /// (LLM calls, nested steps) become its children.
+    /// (LLM calls, nested steps, and spans of the process's swift-distributed-tracing tracer) become
+    /// its children.
     public static func withStep<T>(
         _ operation: GenAIOperation,
         name: String,
@@ -77,8 +107,7 @@ public enum EvalForge {
         _ body: (inout LLMSpan) async throws -> T
     ) async rethrows -> T {
         var span = (pipeline ?? self.pipeline).startStep(operation, name: name)
-        var context = ServiceContext.current ?? .topLevel
-        context[EvalForgeParentKey.self] = span.traceParent
+        let context = W3CInjection.context(continuing: ServiceContext.current ?? .topLevel, with: span.traceParent)
         do {
             let result = try await ServiceContext.withValue(context) { try await body(&span) }
             span.end()
@@ -98,8 +127,7 @@ public enum EvalForge {
         _ body: () async throws -> T
     ) async rethrows -> T {
         guard let header, let parent = TraceParent(header: header) else { return try await body() }
-        var context = ServiceContext.current ?? .topLevel
-        context[EvalForgeParentKey.self] = parent
+        let context = W3CInjection.context(continuing: ServiceContext.current ?? .topLevel, with: parent)
         return try await ServiceContext.withValue(context) { try await body() }
     }
 
@@ -132,25 +160,57 @@ enum W3CInjection {
         }
     }
 
+    struct HeaderExtractor: Extractor {
+        func extract(key: String, from carrier: [String: String]) -> String? { carrier[key.lowercased()] }
+    }
+
     static func traceParent(from context: ServiceContext) -> TraceParent? {
+        traceParent(from: context, instrument: InstrumentationSystem.instrument)
+    }
+
+    static func traceParent(from context: ServiceContext, instrument: any Instrument) -> TraceParent? {
         var carrier: [String: String] = [:]
-        InstrumentationSystem.instrument.inject(context, into: &carrier, using: HeaderInjector())
+        instrument.inject(context, into: &carrier, using: HeaderInjector())
         return carrier["traceparent"].flatMap { TraceParent(header: $0) }
+    }
+
+    /// `context` with `step` as the current span for both EvalForge and the process's tracer.
+    ///
+    /// With another tracer (swift-otel) bootstrapped, the step is handed to it as a W3C remote parent,
+    /// so the spans it starts inside the step are the step's children; when it took the step (it
+    /// injects it back), EvalForge reads the current span from that tracer alone, so an LLM call
+    /// inside such a span nests under the span and not beside it: one tree whichever API started
+    /// which span. Without one, or with `EvalForge.Tracer`, EvalForge's own key carries the step.
+    static func context(continuing base: ServiceContext, with step: TraceParent) -> ServiceContext {
+        var context = base
+        context[EvalForgeParentKey.self] = step
+        let instrument = InstrumentationSystem.instrument
+        guard !(instrument is NoOpInstrument), !(instrument is EvalForge.Tracer) else { return context }
+        instrument.extract(["traceparent": step.header], into: &context, using: HeaderExtractor())
+        if traceParent(from: context, instrument: instrument)?.spanID == step.spanID {
+            context[EvalForgeParentKey.self] = nil
+        }
+        return context
     }
 }
 
 /// Errors of the SDK's own API.
 public struct EvalForgeError: Error, CustomStringConvertible, Sendable {
-    private enum Code: Sendable { case alreadyRunning }
+    private enum Code: Sendable { case alreadyRunning, alreadyBootstrapped }
     private let code: Code
     public let message: String
     public var description: String { message }
 
     static let alreadyRunning = EvalForgeError(code: .alreadyRunning, message: "this pipeline's run() is already running or has finished; create a new Pipeline")
+    static let alreadyBootstrapped = EvalForgeError(
+        code: .alreadyBootstrapped,
+        message: "EvalForge.bootstrap was already called in this process; call it once at start-up and pass the Pipeline it returned (or EvalForge.pipeline) where it is needed")
 }
 
 extension EvalForge.Configuration {
-    /// The defaults with the documented environment variables applied; problems are logged.
+    /// `.default` with the documented environment variables applied (collector URL and headers,
+    /// service name, sampling, buffer, content capture, price file): what a deployed service wants,
+    /// so operators configure it without a rebuild. Bad values are logged and leave the default.
     public static func fromEnvironment(logger: Logger = Logger(label: "evalforge.sdk")) -> Self {
         let (c, problems) = Self.default.applyingEnvironment(ProcessEnvironment.variables)
         for p in problems { logger.warning("ignored bad EvalForge setting", metadata: ["problem": "\(p)"]) }

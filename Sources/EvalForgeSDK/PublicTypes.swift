@@ -19,3 +19,9 @@ public typealias SpanID = EvalForgeCore.SpanID
 public typealias TraceParent = EvalForgeCore.TraceParent
 /// The OTel GenAI attribute names the SDK records (for attributes set by hand).
 public typealias GenAIKeys = EvalForgeCore.GenAIKeys
+/// A model's price from a day on (`PriceTable.history(for:)`).
+public typealias DatedPrice = EvalForgeCore.DatedPrice
+/// Loads a JSON price file (`configuration.cost.priceTable = try PriceFile.load(path:)`).
+public typealias PriceFile = EvalForgeCore.PriceFile
+/// What is wrong with a price file, and where.
+public typealias PriceFileError = EvalForgeCore.PriceFileError

@@ -256,7 +256,7 @@ struct ExporterTests {
             var slow = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"))
             try await Task.sleep(for: .milliseconds(30))
             slow.end()
-            await pipeline.forceFlush()
+            await pipeline.shutdown()  // decides the unsampled spans held for their traces' fate
             #expect(pipeline.statistics.sampledOut == 50)
             #expect(receiver.spans.count == 2)
         }

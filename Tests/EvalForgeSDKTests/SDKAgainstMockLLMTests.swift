@@ -134,3 +134,54 @@ struct SDKAgainstMockLLMTests {
         }
     }
 }
+
+@Suite("OpenAI streams: usage requested by the SDK, cost unknown without it")
+struct StreamUsageAgainstMockLLMTests {
+    static func streamedSpan(requestUsage: Bool, body: Data) async throws -> OTLPSpan? {
+        var mock = MockLLMConfiguration.default
+        mock.port = 0
+        mock.latency = .fixed(ms: 5)
+        let receiver = OTLPTestReceiver()
+        return try await buildMockLLMApplication(configuration: mock).test(.live) { llmClient in
+            let llmPort = try #require(llmClient.port)
+            return try await receiver.withRunning { url in
+                var c = EvalForge.Configuration.default
+                c.exporter.endpoint = url
+                c.cost.requestStreamUsage = requestUsage
+                let pipeline = EvalForge.Pipeline(configuration: c)
+                let client = try LLMHTTPClient(api: .openAIChatCompletions, baseURL: "http://127.0.0.1:\(llmPort)/v1", apiKey: "k", pipeline: pipeline)
+                for try await _ in client.stream(body) {}
+                _ = try await client.send(SDKAgainstMockLLMTests.body(["model": "gpt-4o-mini", "messages": [["role": "user", "content": "hi"]]]))
+                await pipeline.forceFlush()
+                let plain = try #require(receiver.spans.map(\.span).first { $0.name == "chat gpt-4o-mini" })
+                #expect(plain.bool(GenAIKeys.requestStream) == false)  // set on every model call
+                return receiver.spans.map(\.span).first { $0.name == "chat gpt-4o" }
+            }
+        }
+    }
+
+    static func streaming(_ extra: [String: Any] = [:]) -> Data {
+        var o: [String: Any] = ["model": "gpt-4o", "stream": true, "messages": [["role": "user", "content": "hi"]]]
+        for (k, v) in extra { o[k] = v }
+        return SDKAgainstMockLLMTests.body(o)
+    }
+
+    @Test("a stream without stream_options gets usage and a cost: the SDK adds include_usage")
+    func added() async throws {
+        let span = try #require(try await Self.streamedSpan(requestUsage: true, body: Self.streaming()))
+        #expect(span.bool(GenAIKeys.requestStream) == true)
+        #expect((span.int(GenAIKeys.usageOutputTokens) ?? 0) > 0)
+        #expect((span.double(GenAIKeys.costUSD) ?? 0) > 0 && span.bool(GenAIKeys.costUnknown) == nil)
+    }
+
+    @Test("turned off, or the caller said include_usage false: no usage, so cost is unknown, never zero")
+    func missingUsageIsUnknownCost() async throws {
+        let declined = Self.streaming(["stream_options": ["include_usage": false]])
+        for (requestUsage, body) in [(false, Self.streaming()), (true, declined)] {
+            let span = try #require(try await Self.streamedSpan(requestUsage: requestUsage, body: body))
+            #expect(span.int(GenAIKeys.usageOutputTokens) == nil)
+            #expect(span.double(GenAIKeys.costUSD) == nil)
+            #expect(span.bool(GenAIKeys.costUnknown) == true)
+        }
+    }
+}

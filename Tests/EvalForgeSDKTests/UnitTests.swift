@@ -235,38 +235,50 @@ struct ParentSampledTests {
     static let declined = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
     static let accepted = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-    static func run(_ header: String, respect: Bool = true, error: Bool = false) async -> (EvalForge.Statistics, String?) {
-        var c = EvalForge.Configuration.default
-        c.sampling.respectParentSampled = respect
-        let pipeline = EvalForge.Pipeline(configuration: c)
-        let outgoing = await EvalForge.withTraceParent(header) { () async -> String? in
-            await EvalForge.withStep(.invokeAgent, name: "a", pipeline: pipeline) { _ in
-                await EvalForge.withLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"), pipeline: pipeline) { span in
-                    if error { span.recordError(type: "500") }
-                    return span.traceParent.header
+    /// A step and an LLM call under `header`, flushed to a real receiver; returns the final counters,
+    /// the outgoing traceparent and the names of the spans that arrived.
+    static func run(_ header: String, respect: Bool = true, error: Bool = false, keepTrace: Bool = true) async throws -> (EvalForge.Statistics, String?, Set<String>) {
+        let receiver = OTLPTestReceiver()
+        return try await receiver.withRunning { url in
+            var c = EvalForge.Configuration.default
+            c.exporter.endpoint = url
+            c.sampling.respectParentSampled = respect
+            c.sampling.keepTraceOfKeptSpans = keepTrace
+            let pipeline = EvalForge.Pipeline(configuration: c)
+            let outgoing = await EvalForge.withTraceParent(header) { () async -> String? in
+                await EvalForge.withStep(.invokeAgent, name: "a", pipeline: pipeline) { _ in
+                    await EvalForge.withLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"), pipeline: pipeline) { span in
+                        if error { span.recordError(type: "500") }
+                        return span.traceParent.header
+                    }
                 }
             }
+            await pipeline.shutdown()
+            return (pipeline.statistics, outgoing, Set(receiver.spans.map(\.span.name)))
         }
-        return (pipeline.statistics, outgoing)
     }
 
     @Test("sampled=0 from upstream is respected by default, down to the outgoing traceparent")
-    func respected() async {
-        let (stats, outgoing) = await Self.run(Self.declined)
-        #expect(stats.recorded == 2 && stats.sampledOut == 2 && stats.buffered == 0)
+    func respected() async throws {
+        let (stats, outgoing, names) = try await Self.run(Self.declined)
+        #expect(stats.recorded == 2 && stats.sampledOut == 2 && stats.buffered == 0 && names.isEmpty)
         #expect(outgoing?.hasSuffix("-00") == true)
         #expect(outgoing?.contains("4bf92f3577b34da6a3ce929d0e0e4736") == true)
     }
 
-    @Test("sampled=1, or respectParentSampled off, records as before; errors are kept anyway")
-    func notDeclined() async {
-        let (a, outA) = await Self.run(Self.accepted)
-        #expect(a.sampledOut == 0 && a.buffered == 2 && outA?.hasSuffix("-01") == true)
-        let (b, _) = await Self.run(Self.declined, respect: false)
-        #expect(b.sampledOut == 0 && b.buffered == 2)
-        let (c, _) = await Self.run(Self.declined, error: true)
-        #expect(c.buffered == 1 && c.sampledOut == 1)  // the errored call is kept, its step is not
-        let env = EvalForge.Configuration.default.applyingEnvironment(["EVALFORGE_SAMPLE_RESPECT_PARENT": "false"])
-        #expect(env.configuration.sampling.respectParentSampled == false && env.problems.isEmpty)
+    @Test("sampled=1, or respectParentSampled off, records as before; an error keeps its trace's spans")
+    func notDeclined() async throws {
+        let (a, outA, namesA) = try await Self.run(Self.accepted)
+        #expect(a.sampledOut == 0 && a.exported == 2 && outA?.hasSuffix("-01") == true && namesA.count == 2)
+        let (b, _, _) = try await Self.run(Self.declined, respect: false)
+        #expect(b.sampledOut == 0 && b.exported == 2)
+        // The errored call is kept by the local rule, and so is its step (same trace, this process).
+        let (c, _, namesC) = try await Self.run(Self.declined, error: true)
+        #expect(c.exported == 2 && c.sampledOut == 0 && namesC == ["invoke_agent a", "chat gpt-4o"])
+        // Turned off: the errored call alone, as before.
+        let (d, _, namesD) = try await Self.run(Self.declined, error: true, keepTrace: false)
+        #expect(d.exported == 1 && d.sampledOut == 1 && namesD == ["chat gpt-4o"])
+        let env = EvalForge.Configuration.default.applyingEnvironment(["EVALFORGE_SAMPLE_RESPECT_PARENT": "false", "EVALFORGE_SAMPLE_KEEP_TRACE": "off"])
+        #expect(env.configuration.sampling.respectParentSampled == false && env.configuration.sampling.keepTraceOfKeptSpans == false && env.problems.isEmpty)
     }
 }

@@ -27,7 +27,7 @@ extension GenAINormalizer {
                 e.takeMessagePart(kv.key, kv.value.stringValue)
             }
         }
-        let added = e.complete(priceTable: priceTable, prices: &prices)
+        let added = e.complete(priceTable: priceTable, prices: &prices, startUnixNanos: span.startTimeUnixNano)
 
         // Rewrite attributes: deprecated names and out-of-range figures removed, canonical ones added.
         if !remove.isEmpty || !added.isEmpty {

@@ -35,6 +35,11 @@ public struct CollectorConfiguration: Sendable, Equatable {
     public var backendURL: String = "http://127.0.0.1:3000"
     /// API key sent as `Authorization: Bearer`. Config `forward.api_key`, env `EVALFORGE_API_KEY`. Default none.
     public var apiKey: String? = nil
+    /// Prices cost is stamped from on spans that carry none: the built-in table, or it with the
+    /// operator's price file (`--price-file`, env `EVALFORGE_PRICE_FILE`; the same file the SDK and the
+    /// backend load, docs/sdk.md "Prices"). Default `PriceTable.builtIn`.
+    public var priceTable: PriceTable = .builtIn
+
     /// Kept spans per batch at most. Config `forward.max_batch_spans`. Default 5,000.
     public var maxBatchSpans: Int = 5_000
     /// Bytes of a batch before compression at most (an estimate from above: spans, resources,

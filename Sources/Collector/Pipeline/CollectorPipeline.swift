@@ -47,7 +47,7 @@ public final class CollectorPipeline: Sendable {
         self.configuration = configuration
         self.logger = logger
         wal = try WriteAheadLog(directory: configuration.queueDirectory, maxSegmentBytes: configuration.queueSegmentBytes, policy: policy)
-        normalizer = GenAINormalizer()
+        normalizer = GenAINormalizer(priceTable: configuration.priceTable)
         metrics = CollectorMetrics(factory: metricsFactory)
         forwarding = ForwardingState(apiKey: configuration.apiKey)
         let outboxNames = (try? FileManager.default.contentsOfDirectory(atPath: configuration.queueDirectory + "/outbox")) ?? []

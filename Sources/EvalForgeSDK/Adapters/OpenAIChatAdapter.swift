@@ -23,6 +23,24 @@ public enum OpenAIChatAdapter {
         return r
     }
 
+    /// `body` with `"stream_options": {"include_usage": true}` added, so OpenAI sends token usage in
+    /// the stream's final chunk (without it a stream reports no usage, hence no cost). The body is
+    /// returned unchanged when it does not stream, is not a JSON object, or the caller already set
+    /// `include_usage` either way (or a `stream_options` that is not an object). Transports call it
+    /// when `configuration.cost.requestStreamUsage` is on.
+    public static func requestingStreamUsage(_ body: Data) -> Data {
+        guard var o = JSON.object(body), (o["stream"] as? Bool) == true else { return body }
+        var options: [String: Any] = [:]
+        if let existing = o["stream_options"] {
+            guard let dict = existing as? [String: Any], dict["include_usage"] == nil else { return body }
+            options = dict
+        }
+        options["include_usage"] = true
+        o["stream_options"] = options
+        guard JSONSerialization.isValidJSONObject(o), let data = try? JSONSerialization.data(withJSONObject: o) else { return body }
+        return data
+    }
+
     /// Records the request messages (only when content capture is on).
     public static func recordRequestContent(_ body: Data, into span: inout LLMSpan) {
         guard span.pipeline.capturesContent, let o = JSON.object(body), let messages = o["messages"] as? [[String: Any]] else { return }

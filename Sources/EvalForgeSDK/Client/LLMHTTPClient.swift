@@ -166,7 +166,13 @@ public final class LLMHTTPClient: Sendable {
 
     /// Sends a streaming request body (it should set `"stream": true`) and returns its events as they
     /// arrive. The span ends when the stream ends, fails, or the consumer stops iterating ("cancelled").
+    /// For OpenAI, `stream_options.include_usage` is added unless the body sets it
+    /// (`configuration.cost.requestStreamUsage`), so the span gets token usage and cost.
     public func stream(_ body: Data, context: CallContext = CallContext()) -> AsyncThrowingStream<ServerSentEvent, any Error> {
+        var body = body
+        if api == .openAIChatCompletions, (pipeline ?? EvalForge.pipeline).configuration.cost.requestStreamUsage {
+            body = OpenAIChatAdapter.requestingStreamUsage(body)
+        }
         let span = startSpan(body, context: context)
         let request = makeRequest(body, span: span)
         let (stream, continuation) = AsyncThrowingStream<ServerSentEvent, any Error>.makeStream()

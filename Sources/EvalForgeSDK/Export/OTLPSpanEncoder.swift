@@ -15,7 +15,7 @@ struct OTLPSpanEncoder {
     private var span = ProtobufWriter()
     private var scope = ProtobufWriter()
     private var kv = ProtobufWriter()
-    private var costCache: [String: ModelPrice?] = [:]
+    private var costCache: [String: [DatedPrice]?] = [:]
 
     init(configuration c: EvalForge.Configuration) {
         var attrs: [(String, String)] = [
@@ -23,12 +23,12 @@ struct OTLPSpanEncoder {
             ("telemetry.sdk.name", "evalforge"),
             ("telemetry.sdk.language", "swift"),
             ("telemetry.sdk.version", EvalForge.version),
-            (GenAIKeys.priceTable, c.cost.overrides.isEmpty ? PriceTable.builtInVersion : PriceTable.builtInVersion + "+custom"),
+            (GenAIKeys.priceTable, c.cost.priceTable.merging(c.cost.overrides).version),
         ]
         if let p = c.project { attrs.append((GenAIKeys.project, p)) }
         for (k, v) in c.resourceAttributes.sorted(by: { $0.key < $1.key }) where k != "service.name" { attrs.append((k, v)) }
         resourceAttributes = attrs
-        priceTable = PriceTable.builtIn.merging(c.cost.overrides)
+        priceTable = c.cost.priceTable.merging(c.cost.overrides)
         redactor = c.content.capture ? ContentRedactor(c.content) : nil
         span.bytes.reserveCapacity(2048)
         kv.bytes.reserveCapacity(256)
@@ -78,7 +78,7 @@ struct OTLPSpanEncoder {
         span.fixed64Field(8, r.endUnixNanos)
 
         let q = r.request
-        attr(GenAIKeys.operationName, q.operation.name)
+        if !q.operation.name.isEmpty { attr(GenAIKeys.operationName, q.operation.name) }
         if !q.provider.isEmpty { attr(GenAIKeys.providerName, q.provider) }
         if !q.model.isEmpty { attr(GenAIKeys.requestModel, q.model) }
         if let v = r.responseModel { attr(GenAIKeys.responseModel, v) }
@@ -99,7 +99,8 @@ struct OTLPSpanEncoder {
         if !q.stopSequences.isEmpty { attr(GenAIKeys.requestStopSequences, q.stopSequences) }
         if let v = q.seed { attr(GenAIKeys.requestSeed, Int64(v)) }
         if let v = q.choiceCount, v != 1 { attr(GenAIKeys.requestChoiceCount, Int64(v)) }
-        if q.stream { attrBool(GenAIKeys.requestStream, true) }
+        // Always on model calls, so "not streamed" is recorded rather than inferred from absence.
+        if q.operation.isModelCall { attrBool(GenAIKeys.requestStream, q.stream) }
         if let v = q.serverAddress { attr(GenAIKeys.serverAddress, v) }
         if let v = q.serverPort { attr(GenAIKeys.serverPort, Int64(v)) }
         if let v = q.conversationID { attr(GenAIKeys.conversationID, v) }
@@ -146,14 +147,15 @@ struct OTLPSpanEncoder {
 
     private mutating func cost(_ r: SpanRecord) -> Double? {
         let model = r.responseModel ?? r.request.model
-        let price: ModelPrice?
+        let history: [DatedPrice]?
         if let cached = costCache[model] {
-            price = cached
+            history = cached
         } else {
-            price = priceTable.price(for: model)
-            if costCache.count < 4096 { costCache[model] = price }
+            history = priceTable.history(for: model)
+            if costCache.count < 4096 { costCache[model] = history }
         }
-        guard let price else { return nil }
+        // The price in force when the span started.
+        guard let history, let price = PriceTable.price(in: history, atUnixNanos: r.startUnixNanos) else { return nil }
         return PriceTable.cost(price: price, usage: r.usage)
     }
 

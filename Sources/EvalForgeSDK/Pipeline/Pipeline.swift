@@ -1,5 +1,6 @@
 import EvalForgeCore
 import Logging
+import ServiceLifecycle
 import Synchronization
 import Tracing
 
@@ -7,10 +8,11 @@ extension EvalForge {
     /// Records spans into a bounded buffer and exports them to the collector in the background.
     ///
     /// Recording (`startLLMCall`, `LLMSpan.end()`) never blocks on the network: a span costs one short
-    /// critical section. `run()` is the export loop; it conforms to the shape of swift-service-lifecycle's
-    /// `Service` (add `extension EvalForge.Pipeline: Service {}` to run it in a `ServiceGroup`), or use
-    /// `EvalForge.bootstrap`, which runs it for you.
-    public final class Pipeline: Sendable {
+    /// critical section. The pipeline is a swift-service-lifecycle `Service`: `run()` is the export
+    /// loop; run it in the application's `ServiceGroup` (graceful shutdown flushes within
+    /// `buffer.shutdownTimeout`). The SDK starts no task of its own: without a running loop, spans
+    /// wait in the buffer until `forceFlush()` or `shutdown()` (enough for a short script).
+    public final class Pipeline: Service, Sendable {
         public let configuration: Configuration
         let logger: Logger
         let buffer: SpanBuffer
@@ -19,6 +21,8 @@ extension EvalForge {
         let metrics = MetricsPublisher()
         let signal = WakeSignal()
         let transport: OTLPHTTPTransport
+        /// Holds unsampled spans until their trace's fate is known; nil when there is no local rule.
+        let traceKeeper: TraceKeeper?
         let capturesContent: Bool
         private let enabled: Bool
         private let lifecycle = Mutex(Lifecycle())
@@ -44,6 +48,7 @@ extension EvalForge {
             self.enabled = enabled
             buffer = SpanBuffer(capacity: configuration.buffer.maxSpans, batchSize: configuration.buffer.maxBatchSpans)
             sampler = Sampler(configuration.sampling)
+            traceKeeper = sampler.holdsUnsampled ? TraceKeeper(capacity: configuration.buffer.maxSpans, holdFor: TraceKeeper.holdTime(flushInterval: configuration.buffer.flushInterval)) : nil
             transport = OTLPHTTPTransport(configuration: configuration.exporter)
             capturesContent = configuration.content.capture
             breaker = CircuitBreaker(threshold: configuration.exporter.breakerThreshold, cooldown: configuration.exporter.breakerCooldown)
@@ -90,11 +95,13 @@ extension EvalForge {
             return LLMSpan(record: record, pipeline: self)
         }
 
+        /// Hands an ended span (its `sampling` decided by `LLMSpan.end()`) to the buffer. An unsampled
+        /// span is dropped here unless a local rule may still keep its trace (`TraceKeeper`).
         @inline(__always)
-        func submit(_ record: SpanRecord, durationNanos: UInt64) {
+        func submit(_ record: SpanRecord) {
             guard enabled else { return }
             counters.recorded.add(1, ordering: .relaxed)
-            guard sampler.keeps(traceID: record.traceID, isError: record.isError, durationNanos: durationNanos, parentDeclined: record.parentDeclined) else {
+            if record.sampling == .notSampled, traceKeeper == nil {
                 counters.sampledOut.add(1, ordering: .relaxed)
                 return
             }
@@ -115,13 +122,14 @@ extension EvalForge {
                 exportFailed: counters.exportFailed.load(ordering: .relaxed),
                 exportRequests: counters.exportRequests.load(ordering: .relaxed),
                 exportRetries: counters.exportRetries.load(ordering: .relaxed),
-                buffered: buffer.count)
+                buffered: buffer.count + (traceKeeper?.heldCount ?? 0))
         }
 
         // MARK: Export loop
 
-        /// Exports until the task is cancelled or `shutdown()` is called, then flushes what is
-        /// buffered within `buffer.shutdownTimeout`.
+        /// The export loop (`Service.run()`): exports until graceful shutdown (of the `ServiceGroup`),
+        /// task cancellation or `shutdown()`, then flushes what is buffered within
+        /// `buffer.shutdownTimeout` and returns. A pipeline runs once; a second `run()` throws.
         public func run() async throws {
             let start = lifecycle.withLock { l -> Bool in
                 guard !l.running, !l.finished else { return false }
@@ -130,19 +138,23 @@ extension EvalForge {
             }
             guard start else { throw EvalForgeError.alreadyRunning }
             logger.debug("evalforge export loop started", metadata: ["endpoint": "\(transport.endpointDescription)"])
-            await withTaskCancellationHandler {
-                var batch: [SpanRecord] = []
-                var encoder = OTLPSpanEncoder(configuration: configuration)
-                while !shutdownRequested {
-                    await signal.wait(timeout: configuration.buffer.flushInterval)
-                    if shutdownRequested { break }
-                    await exportBuffered(&batch, encoder: &encoder, deadline: nil)
+            await withGracefulShutdownHandler {
+                await withTaskCancellationHandler {
+                    var batch: [SpanRecord] = []
+                    var encoder = OTLPSpanEncoder(configuration: configuration)
+                    while !shutdownRequested {
+                        await signal.wait(timeout: configuration.buffer.flushInterval)
+                        if shutdownRequested { break }
+                        await exportBuffered(&batch, encoder: &encoder, deadline: nil, final: false)
+                        metrics.publish(statistics)
+                    }
+                    let deadline = ContinuousClock.now + configuration.buffer.shutdownTimeout
+                    await exportBuffered(&batch, encoder: &encoder, deadline: deadline, final: true)
                     metrics.publish(statistics)
+                } onCancel: {
+                    self.requestShutdown()
                 }
-                let deadline = ContinuousClock.now + configuration.buffer.shutdownTimeout
-                await exportBuffered(&batch, encoder: &encoder, deadline: deadline)
-                metrics.publish(statistics)
-            } onCancel: {
+            } onGracefulShutdown: {
                 self.requestShutdown()
             }
             let waiters = lifecycle.withLock { l -> [CheckedContinuation<Void, Never>] in
@@ -182,7 +194,7 @@ extension EvalForge {
             } else {
                 var batch: [SpanRecord] = []
                 var encoder = OTLPSpanEncoder(configuration: configuration)
-                await exportBuffered(&batch, encoder: &encoder, deadline: ContinuousClock.now + configuration.buffer.shutdownTimeout)
+                await exportBuffered(&batch, encoder: &encoder, deadline: ContinuousClock.now + configuration.buffer.shutdownTimeout, final: true)
             }
         }
 
@@ -192,19 +204,24 @@ extension EvalForge {
             let deadline = ContinuousClock.now + timeout.clamped(to: .zero ... Configuration.maxDuration)
             var batch: [SpanRecord] = []
             var encoder = OTLPSpanEncoder(configuration: configuration)
-            await exportBuffered(&batch, encoder: &encoder, deadline: deadline)
+            await exportBuffered(&batch, encoder: &encoder, deadline: deadline, final: false)
             while counters.inFlight.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(2))
             }
         }
 
         /// Drains the buffer and exports it in batches of at most `maxBatchSpans`, up to
-        /// `exporter.maxConcurrentExports` requests in flight.
-        private func exportBuffered(_ batch: inout [SpanRecord], encoder: inout OTLPSpanEncoder, deadline: ContinuousClock.Instant?) async {
+        /// `exporter.maxConcurrentExports` requests in flight. `final` (shutdown) decides every span
+        /// still waiting for its trace's fate.
+        private func exportBuffered(_ batch: inout [SpanRecord], encoder: inout OTLPSpanEncoder, deadline: ContinuousClock.Instant?, final: Bool) async {
             let concurrency = max(1, configuration.exporter.maxConcurrentExports)
             repeat {
                 counters.inFlight.add(1, ordering: .releasing)
                 buffer.drain(into: &batch)
+                if let traceKeeper {
+                    let dropped = traceKeeper.filter(&batch, now: Clocks.monotonicNanos(), final: final)
+                    if dropped > 0 { counters.sampledOut.add(dropped, ordering: .relaxed) }
+                }
                 if batch.isEmpty {
                     counters.inFlight.subtract(1, ordering: .releasing)
                     return

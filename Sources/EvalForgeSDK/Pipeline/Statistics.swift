@@ -6,7 +6,7 @@ extension EvalForge {
     public struct Statistics: Sendable, Hashable {
         /// Spans ended and offered to the buffer.
         public var recorded: Int
-        /// Spans dropped by head sampling.
+        /// Spans dropped by head sampling (unsampled spans held for their trace are counted when dropped).
         public var sampledOut: Int
         /// Spans dropped because the buffer was full.
         public var droppedBufferFull: Int
@@ -17,7 +17,8 @@ extension EvalForge {
         /// Export requests sent, and how many of them were retries.
         public var exportRequests: Int
         public var exportRetries: Int
-        /// Spans waiting in the buffer now.
+        /// Spans waiting for export now: in the buffer, and unsampled spans held at the exporter until
+        /// their trace's fate is known (`sampling.keepTraceOfKeptSpans`).
         public var buffered: Int
     }
 }

@@ -16,5 +16,8 @@ public struct GenAIOperation: Hashable, Sendable, CustomStringConvertible {
     /// Any other named step of an agent or workflow.
     public static let step = GenAIOperation("step")
 
+    /// A span of `EvalForge.Tracer` (a service's own `withSpan`): no `gen_ai.operation.name`.
+    static let none = GenAIOperation("")
+
     var isModelCall: Bool { self == .chat || self == .textCompletion || self == .generateContent || self == .embeddings }
 }

@@ -105,11 +105,22 @@ public struct LLMSpan: Sendable {
         ended = true
         let elapsed = Clocks.monotonicNanos() &- startMonotonic
         record.endUnixNanos = record.startUnixNanos &+ elapsed
-        pipeline.submit(record, durationNanos: elapsed)
+        record.sampling = pipeline.sampler.decide(traceID: record.traceID, isError: record.isError, durationNanos: elapsed, parentDeclined: record.parentDeclined)
+        pipeline.submit(record)
     }
 }
 
 extension LLMSpan {
+    /// Ends the span at a wall-clock time given by a swift-distributed-tracing caller (`EvalForge.Tracer`).
+    mutating func end(atUnixNanos end: UInt64) {
+        guard !ended else { return }
+        ended = true
+        record.endUnixNanos = max(end, record.startUnixNanos)
+        let elapsed = record.endUnixNanos &- record.startUnixNanos
+        record.sampling = pipeline.sampler.decide(traceID: record.traceID, isError: record.isError, durationNanos: elapsed, parentDeclined: record.parentDeclined)
+        pipeline.submit(record)
+    }
+
     /// Notes what could not be used in the provider's answer (`evalforge.response.problem`), beside
     /// what could; repeated problems are kept once and the text is bounded.
     mutating func noteResponseProblem(_ problem: String) {

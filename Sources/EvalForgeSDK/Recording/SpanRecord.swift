@@ -3,7 +3,8 @@ import EvalForgeCore
 /// The compact, typed form of one finished span as it waits in the buffer. Attribute names and the
 /// OTLP layout are applied only at export, off the calling thread.
 struct SpanRecord: Sendable {
-    enum Kind: UInt8, Sendable { case `internal` = 1, server = 2, client = 3 }
+    /// OTLP span kinds (`Span.SpanKind` numbers).
+    enum Kind: UInt8, Sendable { case `internal` = 1, server = 2, client = 3, producer = 4, consumer = 5 }
 
     var traceID: TraceID
     var spanID: UInt64
@@ -24,6 +25,8 @@ struct SpanRecord: Sendable {
     var isError = false
     /// The incoming parent said `sampled=0` and the configuration respects it (`sampling.respectParentSampled`).
     var parentDeclined = false
+    /// Set when the span ends (`LLMSpan.end()`), from `Sampler.decide`.
+    var sampling: SamplingDecision = .sampled
     var errorType: String?
     var errorMessage: String?
     var input: String?

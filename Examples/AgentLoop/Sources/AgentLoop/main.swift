@@ -15,7 +15,7 @@ let base = CommandLine.arguments.dropFirst().first ?? ProcessInfo.processInfo.en
 let model = ProcessInfo.processInfo.environment["LLM_MODEL"] ?? "gpt-4o-mini"
 var configuration = EvalForge.Configuration.fromEnvironment()
 configuration.serviceName = "agent-loop"
-let pipeline = EvalForge.bootstrap(configuration)
+let pipeline = try EvalForge.bootstrap(configuration)
 
 let llm = try LLMHTTPClient(api: .openAIChatCompletions, baseURL: base, apiKey: ProcessInfo.processInfo.environment["OPENAI_API_KEY"] ?? "mock")
 let sessionID = "agent-session-\(UInt32.random(in: 100_000...999_999))"

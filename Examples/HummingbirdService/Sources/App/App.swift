@@ -59,25 +59,18 @@ struct HummingbirdService {
         otel.traces.batchSpanProcessor.scheduleDelay = .seconds(1)
         let otelService = try OTel.bootstrap(configuration: otel)
 
-        // 2. EvalForge SDK: LLM spans go to the same collector. With no parent given, a new span asks
-        //    the bootstrapped instrument (swift-otel's W3C propagator) for the current span in
-        //    `ServiceContext.current`, so an LLM call made in a request handler is that request's child.
+        // 2. EvalForge SDK: LLM spans go to the same collector. swift-otel is bootstrapped first, so
+        //    EvalForge defers to its tracer: with no parent given, a new LLM span asks swift-otel's W3C
+        //    propagator for the current span in `ServiceContext.current`, so an LLM call made in a
+        //    request handler is that request's child. `bootstrap` returns the SDK's `Service`.
         var evalforge = EvalForge.Configuration.fromEnvironment()
         evalforge.serviceName = "hummingbird-service"
-        EvalForge.bootstrap(evalforge)
+        let evalforgeService = try EvalForge.bootstrap(evalforge)
 
         let llm = try LLMHTTPClient(api: .openAIChatCompletions, baseURL: settings.llmBaseURL, apiKey: settings.llmAPIKey)
-        // The service group shuts down in reverse order: the HTTP server stops first, then EvalForge
-        // flushes, then swift-otel exports what is left.
-        let app = buildApplication(settings: settings, llm: llm, services: [otelService, EvalForgeFlushService()], logger: logger)
+        // One ServiceGroup runs everything and shuts down in reverse order on SIGINT/SIGTERM: the
+        // HTTP server stops first, then EvalForge flushes its spans, then swift-otel exports what is left.
+        let app = buildApplication(settings: settings, llm: llm, services: [otelService, evalforgeService], logger: logger)
         try await app.runService()
-    }
-}
-
-/// Flushes the EvalForge SDK on graceful shutdown (SIGINT/SIGTERM), after the server has stopped.
-struct EvalForgeFlushService: Service {
-    func run() async throws {
-        try? await gracefulShutdown()
-        await EvalForge.shutdown()
     }
 }

@@ -84,7 +84,7 @@ do {
 
 var configuration = EvalForge.Configuration.fromEnvironment()
 configuration.serviceName = "offline-eval"
-let pipeline = EvalForge.bootstrap(configuration)
+let pipeline = try EvalForge.bootstrap(configuration)
 
 let items: [DatasetItem]
 do {

@@ -6,7 +6,7 @@ import Foundation
 let base = CommandLine.arguments.dropFirst().first ?? "http://127.0.0.1:8080"
 var configuration = EvalForge.Configuration.fromEnvironment()
 configuration.serviceName = "quickstart"
-let pipeline = EvalForge.bootstrap(configuration)
+let pipeline = try EvalForge.bootstrap(configuration)
 
 let openAI = try LLMHTTPClient(api: .openAIChatCompletions, baseURL: base + "/v1", apiKey: ProcessInfo.processInfo.environment["OPENAI_API_KEY"] ?? "mock")
 let claude = try LLMHTTPClient(api: .anthropicMessages, baseURL: base, apiKey: ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"] ?? "mock")
