@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import TestProcesses
 import Testing
 
 /// The backend costs spans sent straight to its OTLP endpoint from the price file, and the real
@@ -45,7 +46,7 @@ struct BackendPriceFileTests {
         await TestStore.tearDown(services)
     }
 
-    static var binary: String { BackendCrashTests.binary }
+    static var binary: String { TestProcesses.evalforge }
 
     /// Runs `evalforge <arguments>` until it exits or `timeout`; returns the exit status (nil when it
     /// was still running and was stopped) and what it wrote to stderr.
@@ -80,8 +81,8 @@ struct BackendPriceFileTests {
         defer {
             for f in [bad, good, dir] { try? FileManager.default.removeItem(atPath: f) }
         }
-        let collectorArgs = ["collector", "--port", "\(BackendCrashTests.freePort())", "--queue-dir", dir + "/wal", "--backend-url", "http://127.0.0.1:9"]
-        let backendArgs = ["backend", "--port", "\(BackendCrashTests.freePort())", "--data-dir", dir + "/data", "--log-level", "error"]
+        let collectorArgs = ["collector", "--port", "\(TestProcesses.freeLoopbackPort())", "--queue-dir", dir + "/wal", "--backend-url", "http://127.0.0.1:9"]
+        let backendArgs = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--data-dir", dir + "/data", "--log-level", "error"]
         for args in [collectorArgs, backendArgs] {
             let refused = try await Self.run(args + ["--price-file", bad])
             #expect(refused.status != nil && refused.status != 0, "\(args[0])")
