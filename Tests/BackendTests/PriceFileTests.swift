@@ -32,7 +32,7 @@ struct BackendPriceFileTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         var c = TestBackend.configuration(store: .sqlite)
         c.priceTable = try PriceFile.load(path: path)
-        let (app, services) = try await BackendApp.build(configuration: c, logger: TestBackend.logger)
+        let (app, services) = try await BackendApp.build(configuration: c, logger: TestBackend.logger, closesStoreAtShutdown: false)
         let t = OTLPFixtures.traceID()
         // legacySpan starts on 2026-01-01: the newer price (4 USD per million tokens) applies.
         let body = try OTLPFixtures.request([OTLPFixtures.legacySpan(trace: t, id: 1, model: "house-model-7b", input: 1000, output: 200)]).serializedBytes() as [UInt8]

