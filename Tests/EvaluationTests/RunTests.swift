@@ -1,3 +1,4 @@
+import EvalForgeCore
 import EvalForgeModel
 import EvalForgeStore
 import Foundation
@@ -12,6 +13,29 @@ import Testing
     func judgeProvider(_ port: Int, name: String = "judge", kind: ProviderConfig.Kind = .openai, headers: [String: String] = [:], maxRetries: Int = 2, timeoutMs: Int = 5000) -> ProviderConfig {
         ProviderConfig(name: name, kind: kind, baseURL: kind == .openai ? "http://127.0.0.1:\(port)/v1" : "http://127.0.0.1:\(port)", apiKey: "test", model: "gpt-4o-mini",
                        timeoutMs: timeoutMs, maxRetries: maxRetries, backoffMs: 20, headers: headers)
+    }
+
+    /// Judge calls are priced from the backend's price table (`--price-file`), like the spans: a
+    /// model the built-in table does not know gets the file's price.
+    @Test func judgeCallsArePricedFromThePriceFile() async throws {
+        try await withMockLLM { port in
+            let file = #"{"version": "test", "models": [{"model": "house-judge", "input": 1000, "output": 2000}]}"#
+            var settings = EvaluationSettings(outbound: .testLoopback)
+            settings.priceTable = try PriceFile.parse(Data(file.utf8))
+            let r = try await Runner(dir: tempDir(), settings: settings)
+            let ev = r.service
+            var provider = judgeProvider(port)
+            provider.model = "house-judge"
+            _ = try await ev.putProvider(projectID: project, provider)
+            _ = try await ev.putEvaluator(projectID: project, .init(name: "relevance", type: "judge", rubric: .relevance, provider: "judge"))
+            let ds = try await ev.createDataset(projectID: project, name: "priced", items: items(2))
+            let exp = try await ev.createExperiment(projectID: project, name: "p", datasetID: ds.id, target: Target(type: "recorded"), evaluators: ["relevance"], concurrency: 2)
+            let run = try await r.waitForRun(project, try await ev.startRun(projectID: project, experimentID: exp.id).id)
+            #expect(run.status == .completed && run.judge.calls == 2)
+            let expected = Double(run.judge.inputTokens) * 1000 / 1e6 + Double(run.judge.outputTokens) * 2000 / 1e6
+            #expect(run.judge.inputTokens > 0 && abs(run.judge.costUSD - expected) < 1e-9, "\(run.judge)")
+            await r.stop()
+        }
     }
 
     @Test func experimentWithJudgeAndHeuristics() async throws {

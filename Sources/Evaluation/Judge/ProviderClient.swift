@@ -138,6 +138,8 @@ struct ChatAnswer: Sendable {
 /// jitter, honouring Retry-After) and circuit breaker.
 final class ProviderClient: Sendable {
     let config: ProviderConfig
+    /// Prices the calls (`EvaluationSettings.priceTable`).
+    let priceTable: PriceTable
     private let http: OutboundHTTP
     private let semaphore: AsyncSemaphore
     private let bucket: TokenBucket?
@@ -146,8 +148,9 @@ final class ProviderClient: Sendable {
     private let retries: Counter
     private let failures: Counter
 
-    init(config: ProviderConfig, http: OutboundHTTP, logger: Logger) {
+    init(config: ProviderConfig, http: OutboundHTTP, priceTable: PriceTable = .builtIn, logger: Logger) {
         self.config = config
+        self.priceTable = priceTable
         self.http = http
         // The stored configuration was validated when written, but is read back, not trusted.
         semaphore = AsyncSemaphore(limit: Swift.min(Swift.max(config.maxConcurrency, 1), 4096))
@@ -170,7 +173,7 @@ final class ProviderClient: Sendable {
         var lastError = EvaluationError.provider("no attempt made")
         func makeCall(_ inTok: Int64, _ outTok: Int64, _ err: String?) -> ModelCall {
             let d = startClock.duration(to: .now)
-            let cost = PriceTable.builtIn.cost(model: model, usage: TokenUsage(input: Int(inTok), output: Int(outTok)))
+            let cost = priceTable.cost(model: model, usage: TokenUsage(input: Int(inTok), output: Int(outTok)))
             return ModelCall(provider: config.name, model: model, startUnixNanos: unixNanos(start), durationNanos: Checked.nanoseconds(d), inputTokens: inTok, outputTokens: outTok,
                              costUSD: cost.flatMap { $0.isFinite ? $0 : nil }, attempts: attempt, error: err, purpose: purpose)
         }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EvalForgeCore
 import EvalForgeCrypto
 import Logging
 import Synchronization
@@ -8,14 +9,16 @@ import Synchronization
 final class ProviderRegistry: Sendable {
     private let repo: EvalRepository
     private let http: OutboundHTTP
+    private let priceTable: PriceTable
     private let logger: Logger
     private let clients = Mutex<[String: ProviderClient]>([:])
     /// Swift evaluators registered with `EvaluationService.register(_:)`, by name.
     let custom = Mutex<[String: any Evaluator]>([:])
 
-    init(repo: EvalRepository, http: OutboundHTTP, logger: Logger) {
+    init(repo: EvalRepository, http: OutboundHTTP, priceTable: PriceTable = .builtIn, logger: Logger) {
         self.repo = repo
         self.http = http
+        self.priceTable = priceTable
         self.logger = logger
     }
 
@@ -28,7 +31,7 @@ final class ProviderRegistry: Sendable {
             for c in configs {
                 let key = projectID + "\u{0}" + encodeJSON(c)
                 if let existing = cache[key] { out[c.name] = existing; continue }
-                let client = ProviderClient(config: c, http: http, logger: logger)
+                let client = ProviderClient(config: c, http: http, priceTable: priceTable, logger: logger)
                 cache[key] = client
                 out[c.name] = client
             }
