@@ -72,7 +72,7 @@ struct AdminCLITests {
         let port = TestProcesses.freeLoopbackPort()
         var backend = try Self.startBackend(port: port, dir: dir, log: dir + "/out-1.txt")
         defer { if backend.isRunning { backend.terminate(); backend.waitUntilExit() } }
-        #expect(await BackendCrashTests.waitHealthy(port))
+        #expect(await TestProcesses.waitHealthy(port))
 
         // The generated admin token, printed once on stdout.
         let printed = (try? String(contentsOfFile: dir + "/out-1.txt", encoding: .utf8)) ?? ""
@@ -124,7 +124,7 @@ struct AdminCLITests {
         backend.terminate()
         backend.waitUntilExit()
         backend = try Self.startBackend(port: port, dir: dir, log: dir + "/out-2.txt")
-        #expect(await BackendCrashTests.waitHealthy(port))
+        #expect(await TestProcesses.waitHealthy(port))
         #expect(!((try? String(contentsOfFile: dir + "/out-2.txt", encoding: .utf8)) ?? "").contains("admin token"))
 
         let audit = try await Self.evalforge(["admin", "audit", "--project", "cli-team"], token: token, port: port)

@@ -39,14 +39,6 @@ struct BackendCrashTests {
         return p
     }
 
-    /// True once `/healthz` answers 200 (the backend listens and its stores are open).
-    static func waitHealthy(_ port: Int) async -> Bool {
-        for _ in 0..<600 {
-            if let r = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/healthz"), timeout: .seconds(1)), r.status == .ok { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return false
-    }
 
     @Test("kill -9 of the backend while batches flow: everything acknowledged is stored exactly once",
           .timeLimit(.minutes(5)), arguments: TestStore.available)
@@ -62,7 +54,7 @@ struct BackendCrashTests {
         let backendPort = TestProcesses.freeLoopbackPort()
         let backend = RunningBackend(try Self.startBackend(port: backendPort, dir: dir, clickHouse: clickHouse))
         defer { backend.kill(SIGKILL) }
-        try #require(await Self.waitHealthy(backendPort), "the backend did not start")
+        try #require(await TestProcesses.waitHealthy(backendPort), "the backend did not start")
 
         var c = CollectorConfiguration.default
         c.port = 0
@@ -110,7 +102,7 @@ struct BackendCrashTests {
             let forwardedAtKill = pipeline.statistics.batchesForwarded
             try await Task.sleep(for: .milliseconds(500))
             backend.replace(try Self.startBackend(port: backendPort, dir: dir, clickHouse: clickHouse))
-            try #require(await Self.waitHealthy(backendPort), "the backend did not restart")
+            try #require(await TestProcesses.waitHealthy(backendPort), "the backend did not restart")
             // More batches after the restart, then the queue drains.
             let resumed = ContinuousClock.now + .seconds(60)
             while pipeline.statistics.batchesForwarded < forwardedAtKill + 5, ContinuousClock.now < resumed { try await Task.sleep(for: .milliseconds(20)) }

@@ -23,13 +23,6 @@ struct CrashRecoveryTests {
         return p
     }
 
-    static func waitHealthy(_ port: Int) async -> Bool {
-        for _ in 0..<200 {
-            if let (_, r) = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/healthz")!), (r as? HTTPURLResponse)?.statusCode == 200 { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return false
-    }
 
     @Test("kill -9 under load, restart: no acknowledged span lost, none stored twice")
     func killDashNine() async throws {
@@ -40,7 +33,7 @@ struct CrashRecoveryTests {
             let port = TestProcesses.freeLoopbackPort()
             let queue = CollectorPipelineTests.tempDir()
             var collector = try Self.start(port: port, backend: backendPort, queue: queue)
-            #expect(await Self.waitHealthy(port))
+            #expect(await TestProcesses.waitHealthy(port))
 
             let shared = LoadState()
             let client = OTLPClient(url: "http://127.0.0.1:\(port)")
@@ -74,7 +67,7 @@ struct CrashRecoveryTests {
             let ackedAtKill = shared.acked.withLock { $0.count }
             try await Task.sleep(for: .milliseconds(300))
             collector = try Self.start(port: port, backend: backendPort, queue: queue)
-            #expect(await Self.waitHealthy(port))
+            #expect(await TestProcesses.waitHealthy(port))
             let resumed = shared.acked.withLock { $0.count }
             let after = ContinuousClock.now + .seconds(60)
             while shared.acked.withLock({ $0.count }) < resumed + 200, ContinuousClock.now < after { try await Task.sleep(for: .milliseconds(100)) }

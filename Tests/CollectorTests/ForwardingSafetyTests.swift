@@ -216,7 +216,7 @@ struct ForwardingSafetyTests {
             p.standardError = FileHandle.nullDevice
             try p.run()
             defer { p.terminate(); p.waitUntilExit() }
-            #expect(await CrashRecoveryTests.waitHealthy(port))
+            #expect(await TestProcesses.waitHealthy(port))
             let url = "http://127.0.0.1:\(port)"
             #expect(try await Self.send(url, spans: 8) == 200)
             #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "degraded" })

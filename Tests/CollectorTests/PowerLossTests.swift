@@ -166,7 +166,7 @@ struct PowerLossTests {
                 forward: "backend_url: \"http://127.0.0.1:\(backendPort)\"")
             let port = machine.port
             var collector = try machine.start(underShim: true, failSyncs: failSyncs)
-            #expect(await CrashRecoveryTests.waitHealthy(port), "the collector under the shim did not start")
+            #expect(await TestProcesses.waitHealthy(port), "the collector under the shim did not start")
             let shared = LoadState()
             let refused = RefusalCount()
             let client = OTLPClient(url: "http://127.0.0.1:\(port)")
@@ -203,7 +203,7 @@ struct PowerLossTests {
                 collector.terminate()
                 collector.waitUntilExit()
             }
-            #expect(await CrashRecoveryTests.waitHealthy(port), "the collector did not start on the restored WAL")
+            #expect(await TestProcesses.waitHealthy(port), "the collector did not start on the restored WAL")
             await machine.drained(into: backend, expecting: acknowledged)
             let stored = backend.stored.withLock { Self.spanIDs($0.spans) }
             return Outcome(acknowledged: acknowledged, stored: stored, restore: restore, syncLog: syncLog, refused: refused.count.load(ordering: .relaxed))
@@ -252,7 +252,7 @@ struct PowerLossTests {
             // Uncompressed batches, so the dead-lettered bodies can be read back below.
             try machine.configure(queue: "", forward: "backend_url: \"http://127.0.0.1:\(backendPort)\", compression: none")
             var collector = try machine.start(underShim: true)
-            #expect(await CrashRecoveryTests.waitHealthy(machine.port), "the collector under the shim did not start")
+            #expect(await TestProcesses.waitHealthy(machine.port), "the collector under the shim did not start")
             let client = OTLPClient(url: machine.url)
             var acknowledged = Set<String>()
             func send() async throws {
@@ -278,7 +278,7 @@ struct PowerLossTests {
                 collector.terminate()
                 collector.waitUntilExit()
             }
-            #expect(await CrashRecoveryTests.waitHealthy(machine.port), "the collector did not start on the restored WAL")
+            #expect(await TestProcesses.waitHealthy(machine.port), "the collector did not start on the restored WAL")
             await machine.drained(into: backend, expecting: acknowledged)
             let entries = (try? DeadLetterFile.read(path: machine.queue + "/" + DeadLetterFile.fileName).entries) ?? []
             var deadLettered = Set<String>()

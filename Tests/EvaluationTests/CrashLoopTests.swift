@@ -84,7 +84,7 @@ import TestProcesses
             var port = TestProcesses.freeLoopbackPort()
             var backend = try Self.startBackend(binary, port: port, dir: dir)
             defer { if backend.isRunning { kill(backend.processIdentifier, SIGKILL); backend.waitUntilExit() } }
-            try #require(await Self.waitHealthy(port))
+            try #require(await TestProcesses.waitHealthy(port))
             #expect(try await call(port, "POST", "/api/evaluators", #"{"name": "len", "type": "length", "max": 1000}"#).status == 201)
             let items = (0..<6).map { #"{"input": "\#($0 == 2 ? "poison" : "question \($0)")"}"# }.joined(separator: ",")
             let ds = try await call(port, "POST", "/api/datasets", #"{"name": "d", "items": [\#(items)]}"#)
@@ -103,7 +103,7 @@ import TestProcesses
                 backend.waitUntilExit()
                 port = TestProcesses.freeLoopbackPort()
                 backend = try Self.startBackend(binary, port: port, dir: dir)
-                try #require(await Self.waitHealthy(port))
+                try #require(await TestProcesses.waitHealthy(port))
             }
             // After the third kill the item is not claimed again: the run completes.
             var run = JSON.null
@@ -141,12 +141,5 @@ import TestProcesses
         return p
     }
 
-    static func waitHealthy(_ port: Int) async -> Bool {
-        for _ in 0..<400 {
-            if let r = try? await call(port, "GET", "/healthz", timeout: .seconds(1)), r.status == 200 { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return false
-    }
 
 }

@@ -133,7 +133,7 @@ import TestProcesses
             var port = TestProcesses.freeLoopbackPort()
             var backend = try CrashLoopTests.startBackend(binary, port: port, dir: dir)
             defer { if backend.isRunning { kill(backend.processIdentifier, SIGKILL); backend.waitUntilExit() } }
-            try #require(await CrashLoopTests.waitHealthy(port))
+            try #require(await TestProcesses.waitHealthy(port))
             let provider = #"{"name": "judge", "kind": "openai", "baseURL": "http://127.0.0.1:\#(judgePort)/v1", "apiKey": "k", "model": "m", "timeoutMs": 300000, "maxRetries": 0}"#
             #expect(try await call(port, "POST", "/api/providers", provider).status == 201)
             #expect(try await call(port, "POST", "/api/evaluators", #"{"name": "rel", "type": "judge", "rubric": "relevance", "provider": "judge"}"#).status == 201)
@@ -152,7 +152,7 @@ import TestProcesses
             hold.withLock { $0 = false }
             port = TestProcesses.freeLoopbackPort()
             backend = try CrashLoopTests.startBackend(binary, port: port, dir: dir)
-            try #require(await CrashLoopTests.waitHealthy(port))
+            try #require(await TestProcesses.waitHealthy(port))
             let scores = try await Self.waitForScores(port, rule: ruleID, count: 3)
             #expect(scores.count == 3, "\(scores)")
             var queue = JSON.null

@@ -1,5 +1,8 @@
 import Foundation
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,5 +34,19 @@ public enum TestProcesses {
         _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// True once `GET /healthz` on 127.0.0.1:`port` answers 200 (the process listens and its stores
+    /// are open); false after `within`.
+    public static func waitHealthy(_ port: Int, within: Duration = .seconds(30)) async -> Bool {
+        guard let url = URL(string: "http://127.0.0.1:\(port)/healthz") else { return false }
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 1
+        let deadline = ContinuousClock.now + within
+        while ContinuousClock.now < deadline {
+            if let (_, r) = try? await URLSession.shared.data(for: request), (r as? HTTPURLResponse)?.statusCode == 200 { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
     }
 }
