@@ -32,7 +32,7 @@ struct ForwardingSafetyTests {
         return try await OTLPClient(url: url).post(SpanFactory.request((1...n).map { SpanFactory.span(trace: t, id: UInt64($0)) }))
     }
 
-    static func waitUntil(_ timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+    static func waitUntil(_ timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if await condition() { return true }

@@ -38,13 +38,13 @@ final class BackendStandIn: Sendable {
     var acceptedTotal: UInt64 { stored.withLock { $0.accepted } }
     var uniqueSpanIDs: Set<String> { stored.withLock { Set($0.spans.map { Hex.encode(bytes: $0.traceID) + Hex.encode(bytes: $0.spanID) }) } }
 
-    func waitFor(spans n: Int, timeout: Duration = .seconds(20)) async -> Int {
+    func waitFor(spans n: Int, timeout: Duration = .seconds(60)) async -> Int {
         let deadline = ContinuousClock.now + timeout
         while spanCount < n, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         return spanCount
     }
 
-    func waitFor(accepted n: UInt64, timeout: Duration = .seconds(20)) async -> UInt64 {
+    func waitFor(accepted n: UInt64, timeout: Duration = .seconds(60)) async -> UInt64 {
         let deadline = ContinuousClock.now + timeout
         while acceptedTotal < n, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         return acceptedTotal

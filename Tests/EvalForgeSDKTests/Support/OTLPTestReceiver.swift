@@ -35,7 +35,7 @@ final class OTLPTestReceiver: Sendable {
     }
 
     /// Waits until at least `count` spans arrived or `timeout` passes.
-    func waitForSpans(_ count: Int, timeout: Duration = .seconds(10)) async -> Int {
+    func waitForSpans(_ count: Int, timeout: Duration = .seconds(30)) async -> Int {
         let deadline = ContinuousClock.now + timeout
         while spans.count < count, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
         return spans.count
