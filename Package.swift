@@ -5,6 +5,14 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// A dependency only the collector, the backend, the CLI and their tests need. Guarded by the `Server`
+/// trait (on by default), so a service that depends on EvalForgeSDK with `traits: []` resolves only the
+/// SDK's packages (swift-distributed-tracing, swift-log, swift-metrics, swift-service-lifecycle and what
+/// they depend on) instead of the server's whole graph.
+func server(_ product: String, _ package: String) -> Target.Dependency {
+    .product(name: product, package: package, condition: .when(traits: ["Server"]))
+}
+
 let package = Package(
     name: "evalforge",
     platforms: [.macOS(.v15)],
@@ -18,6 +26,10 @@ let package = Package(
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
         /// The telemetry store (ClickHouse, SQLite); a product so Benchmarks/WriterBench can link it.
         .library(name: "EvalForgeStore", targets: ["EvalForgeStore", "EvalForgeModel"]),
+    ],
+    traits: [
+        .trait(name: "Server", description: "The collector, the backend and the evalforge executable, with their dependencies (Hummingbird, AsyncHTTPClient, NIO, SwiftProtobuf, swift-crypto, …). Turn it off (traits: []) when you only link EvalForgeSDK."),
+        .default(enabledTraits: ["Server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
@@ -87,7 +99,7 @@ let package = Package(
         // Generated OTLP protobuf code (see scripts/generate-protos.sh).
         .target(
             name: "EvalForgeOTLP",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: [server("SwiftProtobuf", "swift-protobuf")],
             swiftSettings: swiftSettings
         ),
 
@@ -109,7 +121,7 @@ let package = Package(
             name: "EvalForgeIngest",
             dependencies: [
                 "EvalForgeCore", "EvalForgeModel", "EvalForgeCompression", "EvalForgeOTLP",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                server("SwiftProtobuf", "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -120,14 +132,14 @@ let package = Package(
             name: "Collector",
             dependencies: [
                 "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "EvalForgeIngest", "CZlib", "CDeflate",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                server("Hummingbird", "hummingbird"),
+                server("AsyncHTTPClient", "async-http-client"),
+                server("NIOConcurrencyHelpers", "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Yams", package: "Yams"),
+                server("Prometheus", "swift-prometheus"),
+                server("Yams", "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -136,7 +148,7 @@ let package = Package(
         // secrets at rest (provider keys and headers, webhook secrets) with swift-crypto.
         .target(
             name: "EvalForgeCrypto",
-            dependencies: ["COpenSSL", "EvalForgeCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["COpenSSL", "EvalForgeCore", server("Crypto", "swift-crypto")],
             swiftSettings: swiftSettings
         ),
 
@@ -146,10 +158,10 @@ let package = Package(
             name: "EvalForgeStore",
             dependencies: [
                 "EvalForgeCore", "EvalForgeModel", "EvalForgeIngest", "EvalForgeCrypto", "CSQLite",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                server("AsyncHTTPClient", "async-http-client"),
+                server("NIOCore", "swift-nio"),
+                server("NIOPosix", "swift-nio"),
+                server("NIOConcurrencyHelpers", "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -161,9 +173,9 @@ let package = Package(
             name: "Evaluation",
             dependencies: [
                 "EvalForgeStore", "EvalForgeCore", "EvalForgeModel", "EvalForgeCrypto", "CPCRE2",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                server("AsyncHTTPClient", "async-http-client"),
+                server("NIOCore", "swift-nio"),
+                server("NIOConcurrencyHelpers", "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -176,15 +188,15 @@ let package = Package(
             name: "Backend",
             dependencies: [
                 "EvalForgeStore", "Evaluation", "EvalForgeIngest", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeCrypto",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                server("Hummingbird", "hummingbird"),
+                server("HTTPTypes", "swift-http-types"),
+                server("SwiftProtobuf", "swift-protobuf"),
+                server("NIOCore", "swift-nio"),
+                server("NIOConcurrencyHelpers", "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                server("Prometheus", "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -193,7 +205,7 @@ let package = Package(
         .target(
             name: "MockLLM",
             dependencies: [
-                .product(name: "Hummingbird", package: "hummingbird"),
+                server("Hummingbird", "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -213,11 +225,11 @@ let package = Package(
                 "EvalForgeIngest",
                 "EvalForgeOTLP",
                 "EvalForgeCompression",
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                server("Prometheus", "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Hummingbird", package: "hummingbird"),
+                server("ArgumentParser", "swift-argument-parser"),
+                server("AsyncHTTPClient", "async-http-client"),
+                server("Hummingbird", "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -230,7 +242,7 @@ let package = Package(
             name: "IngestOracle",
             dependencies: [
                 "EvalForgeIngest", "EvalForgeModel", "EvalForgeOTLP", "EvalForgeCore",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                server("SwiftProtobuf", "swift-protobuf"),
             ],
             path: "Tests/IngestOracle",
             swiftSettings: swiftSettings
@@ -247,8 +259,8 @@ let package = Package(
                 "EvalForgeCore",
                 "EvalForgeOTLP",
                 "MockLLM",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                server("Hummingbird", "hummingbird"),
+                server("HummingbirdTesting", "hummingbird"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -258,10 +270,10 @@ let package = Package(
             name: "CollectorTests",
             dependencies: [
                 "Collector", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "TestProcesses", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                server("Hummingbird", "hummingbird"),
+                server("HummingbirdTesting", "hummingbird"),
+                server("AsyncHTTPClient", "async-http-client"),
+                server("Prometheus", "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -269,8 +281,8 @@ let package = Package(
             name: "StoreTests",
             dependencies: [
                 "EvalForgeStore", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "EvalForgeOTLP", "EvalForgeCore",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                server("AsyncHTTPClient", "async-http-client"),
+                server("SwiftProtobuf", "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -278,10 +290,10 @@ let package = Package(
             name: "BackendTests",
             dependencies: [
                 "Backend", "EvalForgeStore", "Evaluation", "Collector", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "TestProcesses", "EvalForgeOTLP", "EvalForgeCore", "EvalForgeCompression", "EvalForgeSDK", "MockLLM",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                server("Hummingbird", "hummingbird"),
+                server("HummingbirdTesting", "hummingbird"),
+                server("AsyncHTTPClient", "async-http-client"),
+                server("SwiftProtobuf", "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -289,9 +301,9 @@ let package = Package(
             name: "EvaluationTests",
             dependencies: [
                 "Evaluation", "EvalForgeStore", "EvalForgeModel", "EvalForgeCrypto", "EvalForgeCore", "MockLLM", "Backend", "TestProcesses",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                server("Hummingbird", "hummingbird"),
+                server("HummingbirdTesting", "hummingbird"),
+                server("AsyncHTTPClient", "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -299,9 +311,9 @@ let package = Package(
             name: "MockLLMTests",
             dependencies: [
                 "MockLLM",
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                server("HTTPTypes", "swift-http-types"),
+                server("Hummingbird", "hummingbird"),
+                server("HummingbirdTesting", "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -327,10 +339,10 @@ if Context.environment["EVALFORGE_FUZZ"] == "1" {
             name: "FuzzBackendSupport",
             dependencies: [
                 "FuzzSupport", "Backend", "Collector", "EvalForgeStore", "EvalForgeIngest", "EvalForgeCompression",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                server("Hummingbird", "hummingbird"),
+                server("HTTPTypes", "swift-http-types"),
+                server("NIOCore", "swift-nio"),
+                server("NIOEmbedded", "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Fuzz/Sources/FuzzBackendSupport",

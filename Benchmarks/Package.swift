@@ -24,6 +24,7 @@ let package = Package(
             dependencies: [
                 "CAllocCounter",
                 .product(name: "EvalForgeSDK", package: "evalforge"),
+                .product(name: "EvalForgeCompression", package: "evalforge"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -6,7 +6,7 @@ import PackageDescription
 let package = Package(
     name: "AgentLoop",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(name: "evalforge", path: "../..")],
+    dependencies: [.package(name: "evalforge", path: "../..", traits: [])],
     targets: [
         .executableTarget(name: "AgentLoop", dependencies: [.product(name: "EvalForgeSDK", package: "evalforge")]),
     ],

@@ -7,7 +7,7 @@ let package = Package(
     name: "HummingbirdService",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "evalforge", path: "../.."),
+        .package(name: "evalforge", path: "../..", traits: []),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         // Only the OTLP/HTTP exporter: the trait leaves out the gRPC stack (grpc-swift, HTTP/2), a
         // large part of swift-otel's default build.

@@ -7,7 +7,7 @@ import PackageDescription
 let package = Package(
     name: "OfflineEval",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(name: "evalforge", path: "../..")],
+    dependencies: [.package(name: "evalforge", path: "../..", traits: [])],
     targets: [
         .executableTarget(name: "OfflineEval", dependencies: [.product(name: "EvalForgeSDK", package: "evalforge")]),
     ],

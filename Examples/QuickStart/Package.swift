@@ -5,7 +5,7 @@ import PackageDescription
 let package = Package(
     name: "QuickStart",
     platforms: [.macOS(.v15)],
-    dependencies: [.package(name: "evalforge", path: "../..")],
+    dependencies: [.package(name: "evalforge", path: "../..", traits: [])],
     targets: [
         .executableTarget(name: "QuickStart", dependencies: [.product(name: "EvalForgeSDK", package: "evalforge")]),
     ]

@@ -4,21 +4,21 @@
 extension FixedWidthInteger {
     /// `self + other`, clamped to `Self.min...Self.max`.
     @inlinable @inline(__always)
-    public func addingSaturated(_ other: Self) -> Self {
+    package func addingSaturated(_ other: Self) -> Self {
         let (r, overflow) = addingReportingOverflow(other)
         return overflow ? (other > 0 ? .max : .min) : r
     }
 
     /// `self - other`, clamped to `Self.min...Self.max`.
     @inlinable @inline(__always)
-    public func subtractingSaturated(_ other: Self) -> Self {
+    package func subtractingSaturated(_ other: Self) -> Self {
         let (r, overflow) = subtractingReportingOverflow(other)
         return overflow ? (other > 0 ? .min : .max) : r
     }
 
     /// `self * other`, clamped to `Self.min...Self.max`.
     @inlinable @inline(__always)
-    public func multipliedSaturated(by other: Self) -> Self {
+    package func multipliedSaturated(by other: Self) -> Self {
         let (r, overflow) = multipliedReportingOverflow(by: other)
         guard overflow else { return r }
         return (self < 0) == (other < 0) ? .max : .min
@@ -26,7 +26,7 @@ extension FixedWidthInteger {
 
     /// Adds `other` in place, saturating.
     @inlinable @inline(__always)
-    public mutating func addSaturating(_ other: Self) {
+    package mutating func addSaturating(_ other: Self) {
         self = addingSaturated(other)
     }
 }
@@ -36,7 +36,7 @@ extension BinaryFloatingPoint {
     /// ±infinity clamp to `T.max` / `T.min`. Use where a Double from outside becomes a count, a
     /// duration or a timestamp, instead of `T(self)`, which traps.
     @inlinable
-    public func clampedInteger<T: FixedWidthInteger>(_: T.Type = T.self) -> T? {
+    package func clampedInteger<T: FixedWidthInteger>(_: T.Type = T.self) -> T? {
         guard !isNaN else { return nil }
         let t = rounded(.towardZero)
         if let exact = T(exactly: t) { return exact }

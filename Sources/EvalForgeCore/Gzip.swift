@@ -1,15 +1,15 @@
 import CZlib
 
 /// gzip compression and bounded decompression over the system zlib.
-public enum Gzip {
+package enum Gzip {
     /// Why a gzip operation failed.
-    public struct Error: Swift.Error, CustomStringConvertible, Sendable {
+    package struct Error: Swift.Error, CustomStringConvertible, Sendable {
         private enum Code: Sendable { case corrupt, tooLarge, zlib }
         private let code: Code
-        public let message: String
-        public var description: String { message }
+        package let message: String
+        package var description: String { message }
 
-        public var isTooLarge: Bool { code == .tooLarge }
+        package var isTooLarge: Bool { code == .tooLarge }
 
         static func corrupt(_ detail: String) -> Error { Error(code: .corrupt, message: "gzip body is corrupt: \(detail)") }
         static func tooLarge(_ limit: Int) -> Error {
@@ -19,12 +19,12 @@ public enum Gzip {
     }
 
     /// Compresses `input` into a gzip member (RFC 1952).
-    public static func compress(_ input: [UInt8], level: Int32 = 1) throws -> [UInt8] {
+    package static func compress(_ input: [UInt8], level: Int32 = 1) throws -> [UInt8] {
         try input.withUnsafeBytes { buf in try compress(buf, level: level) }
     }
 
     /// Compresses the bytes at `input` into a gzip member (RFC 1952).
-    public static func compress(_ input: UnsafeRawBufferPointer, level: Int32 = 1) throws -> [UInt8] {
+    package static func compress(_ input: UnsafeRawBufferPointer, level: Int32 = 1) throws -> [UInt8] {
         var stream = z_stream()
         let initStatus = deflateInit2_(
             &stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
@@ -55,18 +55,18 @@ public enum Gzip {
     }
 
     /// True when `bytes` start with the gzip magic number.
-    public static func isGzip(_ bytes: some Collection<UInt8>) -> Bool {
+    package static func isGzip(_ bytes: some Collection<UInt8>) -> Bool {
         var it = bytes.makeIterator()
         return it.next() == 0x1f && it.next() == 0x8b
     }
 
     /// Inflates a gzip (or zlib) body, refusing to produce more than `limit` bytes.
-    public static func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
+    package static func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
         try input.withUnsafeBytes { buf in try decompress(buf, limit: limit) }
     }
 
     /// Inflates the gzip (or zlib) bytes at `input`, refusing to produce more than `limit` bytes.
-    public static func decompress(_ input: UnsafeRawBufferPointer, limit: Int) throws -> [UInt8] {
+    package static func decompress(_ input: UnsafeRawBufferPointer, limit: Int) throws -> [UInt8] {
         var stream = z_stream()
         // 15 + 32: detect gzip or zlib headers automatically.
         let initStatus = inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))

@@ -8,20 +8,20 @@ import Darwin
 /// the database), the collector's WAL, epoch, dead-letter and outbox files, and key files are
 /// created 0600 and the directories created for them 0700, so another account on the host cannot
 /// read prompts, answers or keys (docs/configuration.md, "File permissions").
-public enum OwnerOnlyFiles {
-    public static let fileMode: mode_t = 0o600
-    public static let directoryMode: mode_t = 0o700
+package enum OwnerOnlyFiles {
+    package static let fileMode: mode_t = 0o600
+    package static let directoryMode: mode_t = 0o700
 
-    public struct Error: Swift.Error, CustomStringConvertible, Sendable {
-        public let message: String
-        public var description: String { message }
+    package struct Error: Swift.Error, CustomStringConvertible, Sendable {
+        package let message: String
+        package var description: String { message }
     }
 
     /// Creates `path` and its missing parents, each 0700. Returns the directories it created,
     /// outermost first (a caller that needs them durable syncs each one's parent). An existing
     /// directory is left as it is (it may be shared, e.g. /var/lib).
     @discardableResult
-    public static func createDirectory(_ path: String) throws(Error) -> [String] {
+    package static func createDirectory(_ path: String) throws(Error) -> [String] {
         var missing: [String] = []
         var p = path
         while !p.isEmpty, p != "/", p != ".", !exists(p) {
@@ -38,7 +38,7 @@ public enum OwnerOnlyFiles {
 
     /// Makes sure `path` exists with mode 0600: creates it empty when missing, and narrows an
     /// existing file that group or others may read or write (one created by an older version).
-    public static func prepareFile(_ path: String) throws(Error) {
+    package static func prepareFile(_ path: String) throws(Error) {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, fileMode)
         guard fd >= 0 else { throw Error(message: "cannot create \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -49,14 +49,14 @@ public enum OwnerOnlyFiles {
     }
 
     /// Narrows `path` to 0600 when it exists and group or others have any access; a missing file is fine.
-    public static func narrowIfExists(_ path: String) throws(Error) {
+    package static func narrowIfExists(_ path: String) throws(Error) {
         var st = stat()
         guard stat(path, &st) == 0, st.st_mode & 0o077 != 0 else { return }
         guard chmod(path, fileMode) == 0 else { throw Error(message: "cannot make \(path) owner-only (chmod 600): \(String(cString: strerror(errno)))") }
     }
 
     /// Writes `bytes` to `path` atomically (a 0600 temporary file, synced, renamed over it).
-    public static func write(_ bytes: [UInt8], to path: String) throws(Error) {
+    package static func write(_ bytes: [UInt8], to path: String) throws(Error) {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fileMode)
         guard fd >= 0 else { throw Error(message: "cannot write \(tmp): \(String(cString: strerror(errno)))") }
@@ -82,7 +82,7 @@ public enum OwnerOnlyFiles {
     }
 
     /// The file's permission bits, or nil when it does not exist (tests, diagnostics).
-    public static func mode(_ path: String) -> mode_t? {
+    package static func mode(_ path: String) -> mode_t? {
         var st = stat()
         return stat(path, &st) == 0 ? st.st_mode & 0o7777 : nil
     }

@@ -5,13 +5,13 @@ import Foundation
 /// Anything else — negative, `inf`, `nan`, exponents, other date formats, garbage — gives nil, and a
 /// delay longer than `maximum` is cut to it: a peer can never make the caller wait forever or trap
 /// on a conversion.
-public enum RetryAfter {
+package enum RetryAfter {
     /// The longest delay a peer can ask for; longer values are clamped to it.
-    public static let maximum: Duration = .seconds(3600)
+    package static let maximum: Duration = .seconds(3600)
 
     /// The delay `value` asks for, 0...`maximum`; nil when absent or not a valid Retry-After.
     /// - Parameter nowUnixSeconds: the current time, for HTTP dates (a past date means 0).
-    public static func parse(_ value: String?, nowUnixSeconds: Int64, maximum: Duration = RetryAfter.maximum) -> Duration? {
+    package static func parse(_ value: String?, nowUnixSeconds: Int64, maximum: Duration = RetryAfter.maximum) -> Duration? {
         guard let value else { return nil }
         let bytes = Array(value.utf8.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed())
         guard !bytes.isEmpty, bytes.count <= 64 else { return nil }
@@ -26,7 +26,7 @@ public enum RetryAfter {
     }
 
     /// The delay `value` asks for, with HTTP dates read against the wall clock now.
-    public static func parse(_ value: String?, maximum: Duration = RetryAfter.maximum) -> Duration? {
+    package static func parse(_ value: String?, maximum: Duration = RetryAfter.maximum) -> Duration? {
         parse(value, nowUnixSeconds: Date().timeIntervalSince1970.clampedInteger(Int64.self) ?? 0, maximum: maximum)
     }
 

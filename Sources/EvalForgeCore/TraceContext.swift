@@ -94,10 +94,10 @@ public struct TraceParent: Hashable, Sendable {
 }
 
 /// Lowercase hex encoding and strict decoding.
-public enum Hex {
+package enum Hex {
     @usableFromInline static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    public static func encode(_ value: UInt64) -> String {
+    package static func encode(_ value: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buf in
             var v = value
             for i in stride(from: 15, through: 0, by: -1) {
@@ -108,7 +108,7 @@ public enum Hex {
         }
     }
 
-    public static func encode(bytes: some Sequence<UInt8>) -> String {
+    package static func encode(bytes: some Sequence<UInt8>) -> String {
         var out = [UInt8]()
         for b in bytes {
             out.append(digits[Int(b >> 4)])
@@ -118,7 +118,7 @@ public enum Hex {
     }
 
     /// Decodes up to 16 hex digits (either case); nil on any other character.
-    public static func decodeUInt64(_ utf8: ArraySlice<UInt8>) -> UInt64? {
+    package static func decodeUInt64(_ utf8: ArraySlice<UInt8>) -> UInt64? {
         guard !utf8.isEmpty, utf8.count <= 16 else { return nil }
         var v: UInt64 = 0
         for c in utf8 {
@@ -129,7 +129,7 @@ public enum Hex {
     }
 
     /// Decodes an even-length hex string into bytes.
-    public static func decode(_ string: some StringProtocol) -> [UInt8]? {
+    package static func decode(_ string: some StringProtocol) -> [UInt8]? {
         let utf8 = Array(string.utf8)
         guard utf8.count % 2 == 0 else { return nil }
         var out = [UInt8]()

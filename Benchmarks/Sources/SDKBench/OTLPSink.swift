@@ -1,4 +1,4 @@
-import EvalForgeCore  // Gzip: built as the SDK's dependency (the SDK no longer re-exports EvalForgeCore)
+import EvalForgeCompression  // gzip bodies from the SDK (EvalForgeCore keeps its codecs package-internal)
 import EvalForgeSDK
 import NIOConcurrencyHelpers
 import NIOCore
@@ -103,7 +103,7 @@ final class OTLPSink: Sendable {
             let raw = Array(body.readableBytesView)
             var spans: Int?
             if head.headers["Content-Encoding"].contains(where: { $0.lowercased() == "gzip" }) {
-                if let plain = try? Gzip.decompress(raw, limit: 256 << 20) { spans = ProtobufSpanCounter.count(plain) }
+                if let plain = try? ContentCoding.gzip.decode(raw, limit: 256 << 20) { spans = ProtobufSpanCounter.count(plain) }
             } else {
                 spans = ProtobufSpanCounter.count(raw)
             }
