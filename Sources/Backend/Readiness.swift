@@ -106,12 +106,13 @@ public final class BackendReadiness: Sendable {
         if !report.ready { s += ",\"reason\":" + JSONString.quote(report.problems.joined(separator: "; ")) }
         s += ",\"version\":" + JSONString.quote(EvalForgeVersion.release) + ",\"store\":" + JSONString.quote(storeDescription)
         s += ",\"schema\":" + schemaJSON(telemetrySchema, metadataSchema)
-        s += ",\"database_schema\":" + schemaJSON(report.telemetrySchema, report.metadataSchema) + "}"
+        s += ",\"database_schema\":" + schemaJSON(report.telemetrySchema, report.metadataSchema, binary: false) + "}"
         return s
     }
 
-    private func schemaJSON(_ telemetry: Int?, _ metadata: Int?) -> String {
+    /// This binary's versions also name the batch protocol it accepts; the databases' have none.
+    private func schemaJSON(_ telemetry: Int?, _ metadata: Int?, binary: Bool = true) -> String {
         "{\"telemetry\":" + (telemetry.map(String.init) ?? "null") + ",\"metadata\":" + (metadata.map(String.init) ?? "null")
-            + ",\"forward_protocol\":\(EvalForgeVersion.forwardProtocol)}"
+            + (binary ? ",\"forward_protocol\":\(EvalForgeVersion.forwardProtocol)}" : "}")
     }
 }
