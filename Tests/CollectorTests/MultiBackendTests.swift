@@ -38,6 +38,10 @@ struct MultiBackendTests {
         #expect(error("forward: {health_interval_ms: 0}").contains("forward.health_interval_ms"))
         var e = CollectorConfiguration.default
         #expect(throws: CollectorError.self) { try e.apply(environment: ["EVALFORGE_BACKEND_URL": " , "]) }
+        // A configuration built in code skips validate(): the pipeline refuses an empty list rather than trap.
+        var empty = CollectorPipelineTests.config()
+        empty.backendURLs = []
+        #expect(throws: CollectorError.self) { _ = try CollectorPipeline(configuration: empty) }
     }
 
     /// Two stand-in backends and a collector forwarding to both.
@@ -175,6 +179,23 @@ struct MultiBackendTests {
             #expect(b.requests.load(ordering: .relaxed) == 0, "the malformed batch was sent to the other backend")
             #expect(a.requests.load(ordering: .relaxed) == 1)
             #expect(pipeline.statistics.backends.allSatisfy { $0.healthy }, "a 400 says nothing about the backend's health: \(pipeline.statistics.backends)")
+        }
+    }
+
+    @Test("collector /readyz answers 503 naming the full WAL while spans would be refused; /healthz stays 200")
+    func readinessWhenTheQueueIsFull() async throws {
+        let backend = BackendStandIn()
+        backend.down.store(true, ordering: .relaxed)  // nothing is released
+        try await ForwardingTests.withStack(backend: backend, { c in c.queueMaxBytes = 1 }) { url, _ in
+            let (_, before) = try await URLSession.shared.data(from: URL(string: url + "/readyz")!)
+            #expect((before as? HTTPURLResponse)?.statusCode == 200)
+            _ = try await Self.send(OTLPClient(url: url), requests: 1)  // accepted: the WAL was below its cap
+            let (data, after) = try await URLSession.shared.data(from: URL(string: url + "/readyz")!)
+            #expect((after as? HTTPURLResponse)?.statusCode == 503)
+            let s = try JSONDecoder().decode(CollectorStatistics.self, from: data)
+            #expect(!s.ready && s.notReadyReason?.contains("write-ahead log is full") == true, "\(s)")
+            let (_, health) = try await URLSession.shared.data(from: URL(string: url + "/healthz")!)
+            #expect((health as? HTTPURLResponse)?.statusCode == 200)
         }
     }
 

@@ -146,7 +146,7 @@ struct BackendHealthService: Service {
                         }
                     }
                 }
-                try? await Task.sleep(for: interval)
+                try? await Task.sleep(for: max(interval, .milliseconds(100)))  // never a busy loop, whatever the configuration
             }
         }
     }

@@ -44,6 +44,8 @@ public final class CollectorPipeline: Sendable {
         guard let policy = configuration.fsyncPolicy else {
             throw CollectorError.configuration("queue.fsync '\(configuration.fsync)' must be always, never or interval:<ms>")
         }
+        // Configurations built in code skip `validate()`: forwarding needs at least one backend.
+        guard !configuration.backendURLs.isEmpty else { throw CollectorError.configuration("forward.backend_urls is empty: give at least one backend URL") }
         self.configuration = configuration
         self.logger = logger
         wal = try WriteAheadLog(directory: configuration.queueDirectory, maxSegmentBytes: configuration.queueSegmentBytes, policy: policy)
