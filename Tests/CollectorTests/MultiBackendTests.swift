@@ -4,7 +4,6 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
-import TestProcesses
 
 @testable import Collector
 
@@ -126,7 +125,9 @@ struct MultiBackendTests {
     @Test("a backend nobody answers on gets no batches: marked unhealthy with the reason, everything goes to the other at once")
     func deadBackendIsSkipped() async throws {
         let a = BackendStandIn(), b = BackendStandIn()
-        let deadPort = TestProcesses.freeLoopbackPort()  // nothing listens there
+        // Nothing listens on the discard port (as in the receiver tests); a port that was free a
+        // moment ago could be taken by another test's server meanwhile.
+        let deadPort = 9
         try await Self.withTwoBackends(a, b, aURL: { _ in "http://127.0.0.1:\(deadPort)" }, { c in
             c.healthInterval = .seconds(600)
             c.initialBackoff = .seconds(30)  // a backoff would show as a stall

@@ -129,7 +129,12 @@ struct BackendHealthService: Service {
     let logger: Logger
 
     func run() async throws {
-        let client = HTTPClient.shared
+        // Its own client: a backend that refuses connections fails its check at once, not after
+        // the connection retries of a shared client.
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .nanoseconds(Forwarder.nanoseconds(timeout))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await withTaskGroup(of: (Int, String?).self) { group in
@@ -149,5 +154,6 @@ struct BackendHealthService: Service {
                 try? await Task.sleep(for: max(interval, .milliseconds(100)))  // never a busy loop, whatever the configuration
             }
         }
+        try? await client.shutdown()  // an HTTPClient must be shut down, not dropped
     }
 }

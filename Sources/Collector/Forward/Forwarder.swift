@@ -38,7 +38,14 @@ final class Forwarder: Service, Sendable {
     init(pipeline: CollectorPipeline, outbox: Outbox, client: HTTPClient? = nil, logger: Logger) {
         self.pipeline = pipeline
         self.outbox = outbox
-        self.client = client ?? HTTPClient(eventLoopGroupProvider: .singleton)
+        var configuration = HTTPClient.Configuration()
+        if pipeline.configuration.backendURLs.count > 1 {
+            // With backends to fail over to, one that cannot be connected to fails the attempt within
+            // health_timeout_ms, not after the client's connection retries (up to its 10 s connect timeout).
+            configuration.timeout.connect = .nanoseconds(Self.nanoseconds(pipeline.configuration.healthTimeout))
+            configuration.connectionPool.retryConnectionEstablishment = false
+        }
+        self.client = client ?? HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.ownsClient = client == nil
         self.logger = logger
     }
