@@ -83,16 +83,22 @@ public enum BackendApp {
         }
     }
 
-    /// Routes: public (`/healthz`, `/metrics` with the Prometheus exposition of `metricsRegistry` —
+    /// Routes: public (`/healthz` liveness, `/readyz` readiness, `/metrics` with the Prometheus exposition of `metricsRegistry` —
     /// the registry the executable bootstrapped swift-metrics with — and the UI, whose pages handle
     /// their login), ingest behind `APIKeyMiddleware`, and `/api` behind `SessionMiddleware` (a UI
     /// session with its CSRF header) then `APIKeyMiddleware`.
     public static func buildRouter(services: BackendServices, metricsRegistry: PrometheusCollectorRegistry? = nil) -> Router<BackendRequestContext> {
         let router = Router(context: BackendRequestContext.self)
-        let storeDescription = services.store.description
+        let readiness = BackendReadiness(store: services.store, metadata: services.metadata)
+        let liveness = readiness.livenessJSON
         router.get("/healthz") { _, _ -> Response in
-            let body = "{\"status\":\"ok\",\"store\":" + JSONString.quote(storeDescription) + "}"
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: liveness)))
+        }
+        // Readiness: 503 naming the store that cannot take writes (BackendReadiness).
+        router.get("/readyz") { _, _ -> Response in
+            let report = await readiness.check()
+            return Response(status: report.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                            body: .init(byteBuffer: ByteBuffer(string: readiness.readinessJSON(report))))
         }
         if let metricsRegistry {
             router.get("/metrics") { _, _ -> Response in

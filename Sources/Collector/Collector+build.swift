@@ -24,6 +24,9 @@ public enum CollectorApp {
         if replayed > 0 { logger.info("replayed WAL records", metadata: ["records": "\(replayed)"]) }
         let forwarder = Forwarder(pipeline: pipeline, outbox: outbox, logger: logger)
         var services: [any Service] = [forwarder]
+        if configuration.backendURLs.count > 1 {
+            services.append(BackendHealthService(pool: pipeline.forwarding.backends, interval: configuration.healthInterval, timeout: configuration.healthTimeout, logger: logger))
+        }
         if case .interval(let every)? = configuration.fsyncPolicy {
             services.append(WALSyncService(wal: pipeline.wal, interval: every))
         }
@@ -39,10 +42,18 @@ public enum CollectorApp {
     static func buildRouter(pipeline: CollectorPipeline, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
         let router = Router()
         OTLPTraceController(pipeline: pipeline).addRoutes(to: router)
+        // Liveness: always 200 with the counters, the version and the backends' health.
         router.get("/healthz") { _, _ -> Response in
             let s = pipeline.statistics
             let data = (try? JSONEncoder().encode(s)) ?? Data()
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        // Readiness: 503 while the WAL is full (spans would be refused with 503), the same body.
+        // A collector whose backends are down stays ready: it queues (`status` says "degraded").
+        router.get("/readyz") { _, _ -> Response in
+            let s = pipeline.statistics
+            let data = (try? JSONEncoder().encode(s)) ?? Data()
+            return Response(status: s.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
         router.get("/metrics") { _, _ -> Response in
             let s = pipeline.statistics

@@ -28,8 +28,8 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(help: "Receiver port for OTLP/HTTP (default 4318).")
     var port: Int?
 
-    @Option(help: "Backend base URL; batches go to <url>/v1/batches (default http://127.0.0.1:3000).")
-    var backendURL: String?
+    @Option(help: "Backend base URL; batches go to <url>/v1/batches of a healthy one. Repeat it (or give a comma-separated list) for several backends (default http://127.0.0.1:3000).")
+    var backendURL: [String] = []
 
     @Option(help: "Write-ahead log directory (default data/collector-wal).")
     var queueDir: String?
@@ -59,7 +59,7 @@ struct CollectorCommand: AsyncParsableCommand {
             try c.apply(environment: ProcessInfo.processInfo.environment)
             if let host { c.host = host }
             if let port { c.port = port }
-            if let backendURL { c.backendURL = backendURL }
+            if !backendURL.isEmpty { c.backendURLs = backendURL.flatMap(CollectorConfiguration.urlList) }
             if let queueDir { c.queueDirectory = queueDir }
             if let fsync { c.fsync = fsync }
             if let path = priceFile ?? ProcessInfo.processInfo.environment["EVALFORGE_PRICE_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
@@ -98,7 +98,7 @@ struct CollectorCommand: AsyncParsableCommand {
         }
         hangup.resume()
         defer { hangup.cancel() }
-        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "backend": "\(c.backendURL)", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)"])
+        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "backends": "\(c.backendURLs.joined(separator: ","))", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)"])
         try await app.runService()
     }
 }

@@ -19,7 +19,7 @@ import Tracing
 /// ```
 public enum EvalForge {
     /// The SDK version, exported as `telemetry.sdk.version`.
-    public static let version = "0.1.0"
+    public static let version = EvalForgeVersion.release
 
     private struct Global {
         var pipeline = Pipeline.disabled

@@ -12,6 +12,14 @@ public protocol SpanStore: Sendable {
     /// Creates or upgrades the schema (versioned migrations); called once at start-up.
     func migrate() async throws
 
+    /// The schema version this binary migrates the store to (its newest migration).
+    var schemaVersion: Int { get }
+
+    /// Readiness: whether the store can take writes now, checked once (no retries) within
+    /// `timeout`. Returns the schema version the database is at (above `schemaVersion` while a newer
+    /// backend shares it during a rolling upgrade); throws `StoreError.unavailable` naming the cause.
+    func checkReady(timeout: Duration) async throws -> Int
+
     /// Stores a batch durably, at most once per (project, batch id). Returns after the data is
     /// durable (committed / acknowledged by the server). Throws `StoreError` when storage is
     /// unavailable; the caller must then not acknowledge the batch.

@@ -76,7 +76,7 @@ struct AccessControlTests {
                 checked += 1
             }
             // Public routes need no key.
-            for (method, uri) in [(HTTPRequest.Method.get, "/healthz"), (.get, "/login"), (.get, "/ui/app.js")] {
+            for (method, uri) in [(HTTPRequest.Method.get, "/healthz"), (.get, "/readyz"), (.get, "/login"), (.get, "/ui/app.js")] {
                 let r = try await client.execute(uri: uri, method: method)
                 #expect(r.status == .ok, "\(uri): \(r.status)")
             }
@@ -99,6 +99,7 @@ struct AccessControlTests {
         #expect(RoutePolicy.access(method: .get, path: "/traces") == .scope(.read))
         #expect(RoutePolicy.access(method: .get, path: "/") == .scope(.read))
         #expect(RoutePolicy.access(method: .get, path: "/healthz") == .public)
+        #expect(RoutePolicy.access(method: .get, path: "/readyz") == .public)
         // A write to a read-only resource is not covered: refused, not allowed.
         #expect(RoutePolicy.access(method: .post, path: "/api/traces") == nil)
         #expect(RoutePolicy.access(method: .get, path: "/api/tracesx") == nil)

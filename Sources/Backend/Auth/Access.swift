@@ -63,6 +63,7 @@ public enum RoutePolicy {
     static let rules: [Rule] = [
         // Operational endpoints, the sign-in page and static assets.
         Rule(method: .get, path: "/healthz", access: .public),
+        Rule(method: .get, path: "/readyz", access: .public),
         Rule(method: .get, path: "/metrics", access: .public),
         Rule(method: .get, path: "/ui/app.js", access: .public),
         Rule(method: nil, path: "/login", access: .public),

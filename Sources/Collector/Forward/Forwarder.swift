@@ -20,7 +20,6 @@ final class Forwarder: Service, Sendable {
     let pipeline: CollectorPipeline
     let outbox: Outbox
     let client: HTTPClient
-    let url: String
     let logger: Logger
     private let ownsClient: Bool
     /// Outbox and checkpoint files are written (and fsynced) here, in order, not on the cooperative
@@ -39,10 +38,15 @@ final class Forwarder: Service, Sendable {
     init(pipeline: CollectorPipeline, outbox: Outbox, client: HTTPClient? = nil, logger: Logger) {
         self.pipeline = pipeline
         self.outbox = outbox
-        self.client = client ?? HTTPClient(eventLoopGroupProvider: .singleton)
+        var configuration = HTTPClient.Configuration()
+        if pipeline.configuration.backendURLs.count > 1 {
+            // With backends to fail over to, one that cannot be connected to fails the attempt within
+            // health_timeout_ms, not after the client's connection retries (up to its 10 s connect timeout).
+            configuration.timeout.connect = .nanoseconds(Self.nanoseconds(pipeline.configuration.healthTimeout))
+            configuration.connectionPool.retryConnectionEstablishment = false
+        }
+        self.client = client ?? HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.ownsClient = client == nil
-        let base = pipeline.configuration.backendURL
-        url = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/v1/batches"
         self.logger = logger
     }
 
@@ -271,20 +275,36 @@ final class Forwarder: Service, Sendable {
     /// Transient failures of one batch before forwarding counts as degraded (backend unreachable).
     static let degradedAfterAttempts = 5
 
-    /// Posts until the backend acknowledges it or proves it malformed; `.gaveUp` only when
+    /// Posts until a backend acknowledges it or proves it malformed; `.gaveUp` only when
     /// shutdown's deadline passes. Refusals (401, 403, 413…) hold the batch and are retried with
     /// bounded backoff: acknowledged data is never released without the backend having it. The
     /// caller releases the WAL and the outbox file, in batch order.
+    ///
+    /// Each attempt goes to a healthy backend (`BackendPool`); a transport error or a 5xx marks it
+    /// unhealthy and the batch goes to the next healthy one at once, without backoff (same batch id:
+    /// a backend that stored it and lost the answer is answered as a duplicate by the next). Other
+    /// answers (400, 401, 403, 408, 413, 429…) keep their meaning for the batch, whichever backend
+    /// gave them; the retry after the backoff may go to another backend.
     private func deliver(_ entry: Outbox.Entry, deadline: ContinuousClock.Instant?) async -> Delivery {
         let c = pipeline.configuration
         let id = BatchEncoder.batchID(collectorID: c.collectorID, epoch: pipeline.instanceEpoch, firstSeq: entry.firstSeq, lastSeq: entry.lastSeq)
         let body = ByteBuffer(bytes: entry.body)  // copied once, shared by every attempt
         let forwarding = pipeline.forwarding
-        var attempt = 0
+        let pool = forwarding.backends
+        var attempt = 0  // rounds, each ended by a backoff
+        var tried = Set<Int>()  // backends that failed this round
+        var failedOver = false
         while true {
-            attempt += 1
+            if !failedOver {
+                attempt += 1
+                tried.removeAll(keepingCapacity: true)
+            }
+            failedOver = false
+            let target = pool.pick(avoiding: tried)
+            let backend = pool.backends[target]
+            var unhealthy = false
             let start = ContinuousClock.now
-            var request = HTTPClientRequest(url: url)
+            var request = HTTPClientRequest(url: backend.batchesURL)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/x-protobuf")
             // The encoding the batch was stored with, not today's configuration (see `Outbox`).
@@ -304,7 +324,11 @@ final class Forwarder: Service, Sendable {
                 let text = String(buffer: try await response.body.collect(upTo: 64 * 1024))
                 pipeline.metrics.forwardLatency.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - start))
                 answer = Answer(status: status)
+                unhealthy = status >= 500
                 if answer == .acknowledged {
+                    if pool.markHealthy(target), pool.count > 1 {
+                        logger.notice("backend answers again", metadata: ["backend": "\(backend.base)"])
+                    }
                     pipeline.metrics.batchesForwarded.increment()
                     pipeline.metrics.forwardedBatches.add(1, ordering: .relaxed)
                     if forwarding.delivered(id) {
@@ -313,7 +337,7 @@ final class Forwarder: Service, Sendable {
                     }
                     return .acknowledged
                 }
-                failure = "backend answered \(status): \(text.prefix(200))"
+                failure = "backend \(backend.base) answered \(status): \(text.prefix(200))"
                 if let d = RetryAfter.parse(response.headers.first(name: "Retry-After"), maximum: c.maxBackoff) { retryAfter = d }
                 if answer == .malformed {
                     if pipeline.deadLetter(
@@ -330,15 +354,29 @@ final class Forwarder: Service, Sendable {
                     answer = .refused
                 }
             } catch {
-                failure = "\(error)"
+                failure = "backend \(backend.base): \(error)"
+                unhealthy = true
             }
             pipeline.metrics.forwardErrors.increment()
             pipeline.metrics.forwardFailures.add(1, ordering: .relaxed)
+            if unhealthy {
+                tried.insert(target)
+                if pool.markFailed(target, reason: failure), pool.count > 1 {
+                    logger.warning("backend failed; its batches go to the others until it is ready again", metadata: ["backend": "\(backend.base)", "reason": "\(failure)"])
+                }
+                // Another backend is healthy: the batch goes there now (the deadline allowing).
+                if pool.hasHealthy(avoiding: tried), deadline.map({ ContinuousClock.now < $0 }) ?? true {
+                    pipeline.metrics.forwardFailovers.increment()
+                    pipeline.metrics.failoverCount.add(1, ordering: .relaxed)
+                    failedOver = true
+                    continue
+                }
+            }
             if answer == .refused {
                 pipeline.metrics.forwardBlocked.increment()
             }
             if answer == .refused || attempt >= Self.degradedAfterAttempts {
-                let what = answer == .refused ? "the backend refuses batches" : "the backend cannot be reached or keeps failing"
+                let what = answer == .refused ? "the backend refuses batches" : pool.count > 1 ? "no backend can be reached or they keep failing" : "the backend cannot be reached or keeps failing"
                 let reason = "\(what) (\(failure)); batch \(id) and everything after it are held in the WAL and retried, nothing is released"
                 if forwarding.hold(id, reason: reason) {
                     pipeline.metrics.forwardDegraded.record(1)

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// What forwarding reads that can change while the collector runs — the API key, reloaded on
-/// SIGHUP (`CollectorPipeline.reload(apiKey:)`) — and what it reports: whether forwarding is
+/// SIGHUP (`CollectorPipeline.reload(apiKey:)`), and which backends are healthy — and what it reports: whether forwarding is
 /// degraded (the backend refuses or cannot be reached; nothing is released meanwhile) and why,
 /// shown by `/healthz` and the `evalforge_collector_forward_degraded` gauge.
 final class ForwardingState: Sendable {
@@ -13,9 +13,12 @@ final class ForwardingState: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The backends batches go to and their health.
+    let backends: BackendPool
 
-    init(apiKey: String?) {
+    init(apiKey: String?, backendURLs: [String]) {
         state = Mutex(State(apiKey: apiKey))
+        backends = BackendPool(urls: backendURLs)
     }
 
     var apiKey: String? { state.withLock { $0.apiKey } }

@@ -50,9 +50,15 @@ extension CollectorConfiguration {
             if let v = try r.int(s, "segment_bytes", (1 << 16)...(1 << 32)) { queueSegmentBytes = v }
             if let v = try r.string(s, "fsync") { fsync = v }
         }
-        if let s = try r.section(doc, "forward", allowed: ["backend_url", "api_key", "max_batch_spans", "max_batch_bytes", "concurrency", "flush_interval_ms", "timeout_ms", "initial_backoff_ms", "max_backoff_ms", "compression", "zstd_level", "gzip_level", "collector_id"]) {
+        if let s = try r.section(doc, "forward", allowed: ["backend_url", "backend_urls", "health_interval_ms", "health_timeout_ms", "api_key", "max_batch_spans", "max_batch_bytes", "concurrency", "flush_interval_ms", "timeout_ms", "initial_backoff_ms", "max_backoff_ms", "compression", "zstd_level", "gzip_level", "collector_id"]) {
             let r = ConfigReader(path: "forward")
-            if let v = try r.string(s, "backend_url") { backendURL = v }
+            let one = try r.string(s, "backend_url")
+            let many = try r.strings(s, "backend_urls")
+            if one != nil && many != nil { throw CollectorError.configuration("forward.backend_url and forward.backend_urls are both set; give one (a list for several backends)") }
+            if let one { backendURLs = [one] }
+            if let many { backendURLs = many }
+            if let v = try r.int(s, "health_interval_ms", 100...600_000) { healthInterval = .milliseconds(v) }
+            if let v = try r.int(s, "health_timeout_ms", 10...60_000) { healthTimeout = .milliseconds(v) }
             if let v = try r.string(s, "api_key") { apiKey = v }
             if let v = try r.int(s, "max_batch_spans", 1...1_000_000) { maxBatchSpans = v }
             if let v = try r.int(s, "max_batch_bytes", (256 << 10)...(15 << 20)) { maxBatchBytes = v }
@@ -87,7 +93,7 @@ extension CollectorConfiguration {
         if let v = env["EVALFORGE_COLLECTOR_QUEUE_DIR"] { queueDirectory = v }
         if let v = env["EVALFORGE_COLLECTOR_FSYNC"] { fsync = v }
         if let v = env["EVALFORGE_COLLECTOR_ID"] { collectorID = v }
-        if let v = env["EVALFORGE_BACKEND_URL"] { backendURL = v }
+        if let v = env["EVALFORGE_BACKEND_URL"] { backendURLs = Self.urlList(v) }
         if let v = env["EVALFORGE_API_KEY"] { apiKey = v }
         if let raw = env["EVALFORGE_COLLECTOR_SAMPLING_RATIO"] {
             guard let v = Double(raw), (0...1).contains(v) else { throw CollectorError.configuration("EVALFORGE_COLLECTOR_SAMPLING_RATIO=\(raw): expected a number between 0 and 1") }
@@ -99,9 +105,17 @@ extension CollectorConfiguration {
     /// Checks cross-field constraints.
     public func validate() throws {
         guard fsyncPolicy != nil else { throw CollectorError.configuration("queue.fsync '\(fsync)': expected always, never or interval:<ms>") }
-        guard let u = URL(string: backendURL), u.scheme == "http" || u.scheme == "https", u.host != nil else {
-            throw CollectorError.configuration("forward.backend_url '\(backendURL)': expected an http(s) URL")
+        guard (1...64).contains(backendURLs.count) else {
+            throw CollectorError.configuration("forward.backend_urls: \(backendURLs.count) URLs; expected 1…64")
         }
+        for url in backendURLs {
+            guard url.utf8.count <= 2048, let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+                throw CollectorError.configuration("forward.backend_url '\(url.prefix(200))': expected an http(s) URL")
+            }
+        }
+        let distinct = Set(backendURLs.map(Self.trimmedBase))
+        guard distinct.count == backendURLs.count else { throw CollectorError.configuration("forward.backend_urls: a backend URL is listed twice") }
+        guard healthTimeout > .zero, healthInterval > .zero else { throw CollectorError.configuration("forward.health_interval_ms and forward.health_timeout_ms must be positive") }
         guard (0...65535).contains(port) else { throw CollectorError.configuration("receiver.port \(port): expected 0…65535") }
         guard !queueDirectory.isEmpty else { throw CollectorError.configuration("queue.directory must not be empty") }
         guard (1...64).contains(forwardConcurrency) else { throw CollectorError.configuration("forward.concurrency \(forwardConcurrency): expected 1…64") }
@@ -112,6 +126,20 @@ extension CollectorConfiguration {
         // Batch ids are `<collector id>-<epoch>-<first>-<last>`; the backend refuses ids above 256 bytes.
         guard !collectorID.isEmpty, collectorID.utf8.count <= 128 else { throw CollectorError.configuration("forward.collector_id '\(collectorID.prefix(40))…': expected 1…128 bytes") }
         guard (1024...(1 << 30)).contains(maxBodyBytes) else { throw CollectorError.configuration("receiver.max_body_bytes \(maxBodyBytes): expected 1024…1073741824") }
+    }
+}
+
+extension CollectorConfiguration {
+    /// A comma-separated list of URLs (`EVALFORGE_BACKEND_URL`), blanks dropped.
+    public static func urlList(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// A base URL without trailing slashes (what paths are appended to).
+    static func trimmedBase(_ url: String) -> String {
+        var base = url
+        while base.hasSuffix("/") { base.removeLast() }
+        return base
     }
 }
 

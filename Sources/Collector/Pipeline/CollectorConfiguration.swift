@@ -31,8 +31,22 @@ public struct CollectorConfiguration: Sendable, Equatable {
     /// Config `queue.fsync`, env `EVALFORGE_COLLECTOR_FSYNC`. Default "always".
     public var fsync: String = "always"
 
-    /// Backend base URL; batches go to `<url>/v1/batches`. Config `forward.backend_url`, env `EVALFORGE_BACKEND_URL`. Default http://127.0.0.1:3000.
-    public var backendURL: String = "http://127.0.0.1:3000"
+    /// Backend base URLs (1…64); batches go to `<url>/v1/batches` of a healthy one (round robin),
+    /// failing over to another on a transport error or a 5xx. Config `forward.backend_urls` (a list)
+    /// or `forward.backend_url`, env `EVALFORGE_BACKEND_URL` (comma-separated), flag `--backend-url`
+    /// (repeatable). Default http://127.0.0.1:3000.
+    public var backendURLs: [String] = ["http://127.0.0.1:3000"]
+    /// The first backend URL; setting it makes it the only one (one backend, as before several).
+    public var backendURL: String {
+        get { backendURLs.first ?? "" }
+        set { backendURLs = [newValue] }
+    }
+    /// With several backends, each one's `/readyz` is checked this often; a backend that fails the
+    /// check (or a delivery, with a transport error or a 5xx) gets no batches until it passes again.
+    /// Config `forward.health_interval_ms` (100…600,000). Default 5,000.
+    public var healthInterval: Duration = .seconds(5)
+    /// Timeout of one readiness check. Config `forward.health_timeout_ms` (10…60,000). Default 2,000.
+    public var healthTimeout: Duration = .seconds(2)
     /// API key sent as `Authorization: Bearer`. Config `forward.api_key`, env `EVALFORGE_API_KEY`. Default none.
     public var apiKey: String? = nil
     /// Prices cost is stamped from on spans that carry none: the built-in table, or it with the

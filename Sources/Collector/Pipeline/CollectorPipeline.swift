@@ -44,12 +44,14 @@ public final class CollectorPipeline: Sendable {
         guard let policy = configuration.fsyncPolicy else {
             throw CollectorError.configuration("queue.fsync '\(configuration.fsync)' must be always, never or interval:<ms>")
         }
+        // Configurations built in code skip `validate()`: forwarding needs at least one backend.
+        guard !configuration.backendURLs.isEmpty else { throw CollectorError.configuration("forward.backend_urls is empty: give at least one backend URL") }
         self.configuration = configuration
         self.logger = logger
         wal = try WriteAheadLog(directory: configuration.queueDirectory, maxSegmentBytes: configuration.queueSegmentBytes, policy: policy)
         normalizer = GenAINormalizer(priceTable: configuration.priceTable)
         metrics = CollectorMetrics(factory: metricsFactory)
-        forwarding = ForwardingState(apiKey: configuration.apiKey)
+        forwarding = ForwardingState(apiKey: configuration.apiKey, backendURLs: configuration.backendURLs)
         let outboxNames = (try? FileManager.default.contentsOfDirectory(atPath: configuration.queueDirectory + "/outbox")) ?? []
         instanceEpoch = try InstanceEpoch.load(
             directory: configuration.queueDirectory,
@@ -356,6 +358,8 @@ public final class CollectorPipeline: Sendable {
 
     public var statistics: CollectorStatistics {
         let pending = state.withLockedValue { $0.sampler.pendingTraces }
+        let queueBytes = wal.totalBytes
+        let full = queueBytes >= configuration.queueMaxBytes
         return CollectorStatistics(
             spansReceived: metrics.received.load(ordering: .relaxed),
             spansRejected: metrics.rejected.load(ordering: .relaxed),
@@ -366,12 +370,16 @@ public final class CollectorPipeline: Sendable {
             spansForwarded: metrics.forwardedSpans.load(ordering: .relaxed),
             forwardFailures: metrics.forwardFailures.load(ordering: .relaxed),
             queueDepthRecords: Int(clamping: wal.depth),
-            queueBytes: wal.totalBytes,
+            queueBytes: queueBytes,
             pendingTraces: pending,
             deadLetters: metrics.deadLetterCount.load(ordering: .relaxed),
             walMissingRecords: metrics.walMissingCount.load(ordering: .relaxed),
             status: forwarding.degradedReason == nil ? "ok" : "degraded",
-            degradedReason: forwarding.degradedReason)
+            degradedReason: forwarding.degradedReason,
+            ready: !full,
+            notReadyReason: full ? "the write-ahead log is full (\(queueBytes) of \(configuration.queueMaxBytes) bytes): spans are refused with 503 until the backends take batches" : nil,
+            failovers: metrics.failoverCount.load(ordering: .relaxed),
+            backends: forwarding.backends.statuses)
     }
 
     /// Applies a reloaded configuration's API key (SIGHUP): the next delivery attempt uses it, so

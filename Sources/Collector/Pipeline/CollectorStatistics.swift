@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Metrics
 import Synchronization
 
@@ -23,6 +24,8 @@ final class CollectorMetrics: Sendable {
     let forwardBlocked: Counter
     let forwardDegraded: Gauge
     let walMissingRecords: Counter
+    /// Deliveries moved to another backend after a transport error or a 5xx.
+    let forwardFailovers: Counter
 
     let received = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
@@ -34,6 +37,7 @@ final class CollectorMetrics: Sendable {
     let forwardFailures = Atomic<Int>(0)
     let deadLetterCount = Atomic<Int>(0)
     let walMissingCount = Atomic<Int>(0)
+    let failoverCount = Atomic<Int>(0)
 
     init(factory: any MetricsFactory) {
         spansReceived = Counter(label: "evalforge_collector_spans_received_total", factory: factory)
@@ -53,6 +57,7 @@ final class CollectorMetrics: Sendable {
         forwardBlocked = Counter(label: "evalforge_collector_forward_refused_total", factory: factory)
         forwardDegraded = Gauge(label: "evalforge_collector_forward_degraded", factory: factory)
         walMissingRecords = Counter(label: "evalforge_collector_wal_missing_records_total", factory: factory)
+        forwardFailovers = Counter(label: "evalforge_collector_forward_failovers_total", factory: factory)
     }
 }
 
@@ -79,4 +84,17 @@ public struct CollectorStatistics: Sendable, Hashable, Codable {
     public var status: String = "ok"
     /// Why forwarding is degraded (the backend's answer and what is held), nil when ok.
     public var degradedReason: String?
+    /// False while the WAL is full and spans are refused with 503 (`/readyz` then answers 503).
+    public var ready: Bool = true
+    /// Why not ready, nil when ready.
+    public var notReadyReason: String?
+    /// Deliveries moved to another backend after a transport error or a 5xx.
+    public var failovers: Int = 0
+    /// Each configured backend and whether batches go to it (`BackendPool`).
+    public var backends: [BackendStatus] = []
+    /// This build (`EvalForgeVersion`).
+    public var version: String = EvalForgeVersion.release
+    /// The formats this collector writes: `forward_protocol` (the batches it sends) and
+    /// `queue_format` (its WAL and outbox records).
+    public var schema: [String: Int] = ["forward_protocol": EvalForgeVersion.forwardProtocol, "queue_format": EvalForgeVersion.collectorQueueFormat]
 }

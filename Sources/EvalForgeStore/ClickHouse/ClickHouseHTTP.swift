@@ -76,7 +76,13 @@ struct ClickHouseHTTP: Sendable {
         }
     }
 
-    private func once(url: String, body: ByteBuffer, what: String) async throws -> ByteBuffer {
+    /// Runs a SELECT once (no retry) within `timeout`: the readiness check, which must answer
+    /// quickly and say what is wrong rather than wait out the retries.
+    func probe(_ sql: String, timeout: TimeAmount) async throws -> RowBinaryReader {
+        RowBinaryReader(buffer: try await once(url: base + "/", body: ByteBuffer(string: sql + "\nFORMAT RowBinary"), what: "readiness check", timeout: timeout))
+    }
+
+    private func once(url: String, body: ByteBuffer, what: String, timeout: TimeAmount? = nil) async throws -> ByteBuffer {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/octet-stream")
@@ -85,7 +91,7 @@ struct ClickHouseHTTP: Sendable {
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await client.execute(request, timeout: timeout)
+            response = try await client.execute(request, timeout: timeout ?? self.timeout)
             bytes = try await response.body.collect(upTo: 1 << 30)
         } catch let error as StoreError {
             throw error

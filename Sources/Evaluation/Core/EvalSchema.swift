@@ -92,3 +92,8 @@ enum EvalSchema {
             """),
     ])
 }
+
+extension EvaluationService {
+    /// Migrations the evaluation runner keeps in the metadata file (part of its schema version).
+    public static var metadataMigrations: Int { EvalSchema.migrator.migrations.count }
+}

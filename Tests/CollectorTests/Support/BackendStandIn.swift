@@ -52,6 +52,10 @@ final class BackendStandIn: Sendable {
 
     func buildApplication(port: Int = 0) -> some ApplicationProtocol {
         let router = Router()
+        // Readiness as the backend answers it: 503 while down.
+        router.get("/readyz") { _, _ -> Response in
+            Response(status: self.down.load(ordering: .relaxed) ? .serviceUnavailable : .ok)
+        }
         router.post("/v1/batches") { request, _ -> Response in
             self.requests.add(1, ordering: .relaxed)
             if self.down.load(ordering: .relaxed) { return Response(status: .serviceUnavailable, headers: [.retryAfter: "0"]) }
