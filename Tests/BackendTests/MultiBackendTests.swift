@@ -114,7 +114,9 @@ struct MultiBackendTests {
                 #expect(s.queueDepthRecords == 0 && s.deadLetters == 0, "\(s)")
                 #expect(s.spansForwarded == sentIDs.count)
                 #expect(proxy.lost.load(ordering: .relaxed) >= 1, "no answer was lost: the test proved nothing")
-                #expect(s.failovers >= proxy.lost.load(ordering: .relaxed), "every lost answer must have been retried on B: \(s)")
+                // A lost answer goes to B at once when B is healthy; when B is busy too (a slow store
+                // answering 503) it waits for the backoff instead. Either way it is stored once (below).
+                #expect(s.failovers >= 1, "no lost answer was retried on B at once: \(s)")
                 return sentIDs
             }
         }
@@ -122,6 +124,13 @@ struct MultiBackendTests {
         // Stop both, then count straight from the shared store.
         #expect(a.kill(SIGTERM).status == 0)
         #expect(b.kill(SIGTERM).status == 0)
+        try await Self.expectStoredOnce(sentIDs, dir: dir, clickHouse: clickHouse)
+    }
+
+    /// Every id in `expected` is stored exactly once in the shared store, nothing else, and the
+    /// rollups count each span once (a batch stored twice would add its rollups twice).
+    static func expectStoredOnce(_ expected: Set<String>, dir: String, clickHouse: ClickHouseConfiguration?) async throws {
+        let sentIDs = expected
         let spanStore: any SpanStore
         if let clickHouse {
             spanStore = try await ClickHouseStore(configuration: clickHouse, logger: TestBackend.logger)
@@ -135,7 +144,8 @@ struct MultiBackendTests {
             ids += page.items.map { $0.traceID + "/" + $0.spanID }
             cursor = page.nextCursor
         } while cursor != nil
-        #expect(Set(ids) == sentIDs, "\(sentIDs.subtracting(ids).count) spans missing, \(Set(ids).subtracting(sentIDs).count) unknown")
+        let stored = Set(ids)
+        #expect(sentIDs.subtracting(stored).isEmpty && stored.subtracting(sentIDs).isEmpty, "\(sentIDs.subtracting(stored).count) spans missing, \(stored.subtracting(sentIDs).count) unknown")
         #expect(ids.count == Set(ids).count, "\(ids.count - Set(ids).count) spans stored twice")
         #expect(try await spanStore.countSpans(projectID: "default", fromUnixNanos: nil, toUnixNanos: nil) == sentIDs.count)
         // Rollups count each LLM span once too: the lost batches' rollups were not added twice.
@@ -143,5 +153,85 @@ struct MultiBackendTests {
         #expect(m.reduce(0) { $0 + $1.value.requests } == UInt64(sentIDs.count))
         if let ch = spanStore as? ClickHouseStore { try? await ch.http.execute("DROP DATABASE IF EXISTS \(ch.db)") }
         await spanStore.shutdown()
+    }
+
+    @Test("kill -9 of one backend while batches flow: the collector moves to the other; everything acknowledged is stored exactly once",
+          .timeLimit(.minutes(6)), arguments: TestStore.available)
+    func killOneBackend(_ store: TestStore) async throws {
+        try #require(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-two-backends-kill-\(UUID().uuidString)").path
+        let queue = dir + "-queue"
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: queue)
+        }
+        let clickHouse = store.clickHouseConfiguration(prefix: "evalforge_two_kill_")
+        let (portA, portB) = (TestProcesses.freeLoopbackPort(), TestProcesses.freeLoopbackPort())
+        let a = RunningBackend(try BackendCrashTests.startBackend(port: portA, dir: dir, clickHouse: clickHouse))
+        defer { a.kill(SIGKILL) }
+        try #require(await TestProcesses.waitHealthy(portA), "backend A did not start")
+        let b = RunningBackend(try BackendCrashTests.startBackend(port: portB, dir: dir, clickHouse: clickHouse))
+        defer { b.kill(SIGKILL) }
+        try #require(await TestProcesses.waitHealthy(portB), "backend B did not start")
+
+        var c = CollectorConfiguration.default
+        c.port = 0
+        c.queueDirectory = queue
+        c.backendURLs = ["http://127.0.0.1:\(portA)", "http://127.0.0.1:\(portB)"]
+        c.apiKey = TestBackend.apiKey
+        c.collectorID = "two-backends-kill-test"
+        c.flushInterval = .milliseconds(20)
+        c.maxBatchSpans = 40
+        c.initialBackoff = .milliseconds(50)
+        c.maxBackoff = .milliseconds(300)
+        c.healthInterval = .milliseconds(200)
+        c.shutdownTimeout = .seconds(1)
+        c.sampling.rootGrace = .milliseconds(20)
+        let (collector, pipeline) = try CollectorApp.build(configuration: c)
+        let acked = AckedSpans()
+        try await collector.test(.live) { client in
+            let collectorPort = try #require(client.port)
+            let stop = Flag()
+            let load = Task {
+                var n = 0
+                // Bounded (at most 3,000 spans), so the slowest store drains it within the test's time.
+                while !stop.isSet, n < 300 {
+                    let trace = OTLPFixtures.traceID()
+                    let spans = (0..<10).map { j in OTLPFixtures.legacySpan(trace: trace, id: UInt64(n * 100 + j + 1), model: "gpt-4o-mini", input: 100 + j) }
+                    var request = HTTPClientRequest(url: "http://127.0.0.1:\(collectorPort)/v1/traces")
+                    request.method = .POST
+                    request.headers.add(name: "Content-Type", value: "application/x-protobuf")
+                    request.body = .bytes(ByteBuffer(bytes: try OTLPFixtures.request(spans).serializedBytes() as [UInt8]))
+                    let r = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                    _ = try await r.body.collect(upTo: 1 << 20)
+                    if r.status == .ok {
+                        acked.ids.withLock { ids in for s in spans { ids.insert(Hex.encode(bytes: s.traceID) + "/" + Hex.encode(bytes: s.spanID)) } }
+                    }
+                    n += 1
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            let flowing = ContinuousClock.now + .seconds(60)
+            while pipeline.statistics.batchesForwarded < 6, ContinuousClock.now < flowing { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(pipeline.statistics.batchesForwarded >= 6, "nothing was forwarded before the kill")
+            a.kill(SIGKILL)
+            let forwardedAtKill = pipeline.statistics.batchesForwarded
+            // B alone takes the stream: more batches are acknowledged without restarting A.
+            let resumed = ContinuousClock.now + .seconds(60)
+            while pipeline.statistics.batchesForwarded < forwardedAtKill + 10, ContinuousClock.now < resumed { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(pipeline.statistics.batchesForwarded >= forwardedAtKill + 10, "forwarding did not go on with B")
+            stop.set()
+            try await load.value
+            let drained = ContinuousClock.now + .seconds(150)
+            while pipeline.statistics.queueDepthRecords > 0 || pipeline.statistics.pendingTraces > 0, ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(50)) }
+            let s = pipeline.statistics
+            try #require(s.queueDepthRecords == 0 && s.deadLetters == 0, "\(s)")
+            #expect(s.backends.first?.healthy == false, "the killed backend is still marked healthy: \(s.backends)")
+            #expect(s.status == "ok", "one backend down is not degraded forwarding: \(s)")
+        }
+        #expect(b.kill(SIGTERM).status == 0)
+        let all = acked.ids.withLock { $0 }
+        #expect(all.count >= 200, "too little load to mean anything: \(all.count) spans acknowledged")
+        try await Self.expectStoredOnce(all, dir: dir, clickHouse: clickHouse)
     }
 }
