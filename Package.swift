@@ -119,7 +119,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "EvalForgeIngest", "CZlib", "CDeflate",
+                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "EvalForgeIngest", "EvalForgeCrypto", "CZlib", "CDeflate",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -111,7 +111,7 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
         if not wait_http(backend + "/healthz", 90):
             sys.exit(f"e2e: backend did not start (see {tmp}/backend.log)")
         ratio = "1.0" if mode == "kept" else "0.1"
-        cargs = [binary, "collector", "--port", str(collector_port), "--backend-url", backend, "--queue-dir", tmp + "/wal",
+        cargs = [binary, "collector", "--open", "--port", str(collector_port), "--backend-url", backend, "--queue-dir", tmp + "/wal",
                  "--fsync", "interval:100", "--sampling-ratio", ratio, "--log-level", "warning"]
         cenv = dict(env, EVALFORGE_API_KEY=key)
         procs.append(subprocess.Popen(cargs, env=cenv, stdout=open(tmp + "/collector.log", "w"), stderr=subprocess.STDOUT))

@@ -113,6 +113,7 @@ public enum BackendApp {
         QueryRoutes.addRoutes(to: api, services: services)
         EvaluationRoutes.addRoutes(to: api, services: services)
         AdminRoutes.addRoutes(to: api.group("admin"), services: services)
+        AuthCheckRoutes.addRoutes(to: api)
         return router
     }
 }

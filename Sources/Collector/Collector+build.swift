@@ -16,6 +16,14 @@ public enum CollectorApp {
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         logger: Logger = Logger(label: "evalforge.collector")
     ) throws -> (app: some ApplicationProtocol, pipeline: CollectorPipeline) {
+        try configuration.validateAuth()
+        switch configuration.authMode {
+        case .key: logger.info("OTLP needs a key with the 'ingest' scope of this collector's project (auth.mode key)")
+        case .open where CollectorConfiguration.isLoopback(configuration.host):
+            logger.notice("auth.mode open: OTLP is accepted without a key (loopback only)", metadata: ["host": "\(configuration.host)"])
+        case .open:
+            logger.warning("auth.mode open FORCED on a non-loopback address: anyone who can reach it may send OTLP without a key", metadata: ["host": "\(configuration.host)"])
+        }
         let factory = PrometheusMetricsFactory(registry: registry)
         let pipeline = try CollectorPipeline(configuration: configuration, metricsFactory: factory, logger: logger)
         let outbox = try Outbox(directory: configuration.queueDirectory + "/outbox")
@@ -38,7 +46,9 @@ public enum CollectorApp {
 
     static func buildRouter(pipeline: CollectorPipeline, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
         let router = Router()
-        OTLPTraceController(pipeline: pipeline).addRoutes(to: router)
+        router.add(middleware: HostCheckMiddleware(allow: HostAllowList(configuration: pipeline.configuration)))
+        let keys = KeyChecker(configuration: pipeline.configuration, forwardKey: { [forwarding = pipeline.forwarding] in forwarding.apiKey })
+        OTLPTraceController(pipeline: pipeline, keys: keys).addRoutes(to: router)
         router.get("/healthz") { _, _ -> Response in
             let s = pipeline.statistics
             let data = (try? JSONEncoder().encode(s)) ?? Data()

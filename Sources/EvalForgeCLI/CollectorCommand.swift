@@ -43,6 +43,12 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the backend's (env EVALFORGE_PRICE_FILE).")
     var priceFile: String?
 
+    @Flag(help: "Accept OTLP without a key (auth.mode open). Only on a loopback address unless --force-open.")
+    var open = false
+
+    @Flag(help: "Allow --open (auth.mode open) on a non-loopback address: anyone who reaches it may send.")
+    var forceOpen = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -62,6 +68,8 @@ struct CollectorCommand: AsyncParsableCommand {
             if let backendURL { c.backendURL = backendURL }
             if let queueDir { c.queueDirectory = queueDir }
             if let fsync { c.fsync = fsync }
+            if open { c.authMode = .open }
+            if forceOpen { c.forceOpen = true }
             if let path = priceFile ?? ProcessInfo.processInfo.environment["EVALFORGE_PRICE_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
                 do { c.priceTable = try PriceFile.load(path: path) } catch { throw ValidationError("--price-file / EVALFORGE_PRICE_FILE: \(error.message)") }
             }
@@ -70,6 +78,7 @@ struct CollectorCommand: AsyncParsableCommand {
                 c.sampling.ratio = samplingRatio
             }
             try c.validate()
+            try c.validateAuth()
         } catch let e as CollectorError {
             throw ValidationError(e.message)
         }
@@ -98,7 +107,7 @@ struct CollectorCommand: AsyncParsableCommand {
         }
         hangup.resume()
         defer { hangup.cancel() }
-        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "backend": "\(c.backendURL)", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)"])
+        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "backend": "\(c.backendURL)", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)", "auth": "\(c.authMode.rawValue)"])
         try await app.runService()
     }
 }

@@ -95,6 +95,9 @@ struct DevCommand: AsyncParsableCommand {
         // commit keeps it cheap; issue 14).
         collectorConfig.fsync = "always"
         collectorConfig.collectorID = "dev"
+        // Dev listens on loopback only: OTLP needs no key there (auth.mode open), and says so.
+        collectorConfig.authMode = .open
+        logger.notice("dev mode: the collector accepts OTLP without a key (auth.mode open, loopback only); spans naming another project than the dev key's are refused")
         try? collectorConfig.validate()
         let (collector, _) = try CollectorApp.build(configuration: collectorConfig, registry: PrometheusCollectorRegistry(), logger: logger)
 
@@ -152,7 +155,7 @@ struct DevBanner: Service {
 
             EvalForge dev is running\(ready ? "" : " (some servers did not answer /healthz yet)")
               UI and API    http://127.0.0.1:\(port)/        (sign in with the API key)
-              OTLP/HTTP     http://127.0.0.1:\(otlpPort)/v1/traces
+              OTLP/HTTP     http://127.0.0.1:\(otlpPort)/v1/traces   (open: no key needed, loopback only)
               Mock LLM      http://127.0.0.1:\(llmPort)/v1/chat/completions · /v1/messages
               API key       \(key)
               Admin token   \(adminToken)   (evalforge admin …, with EVALFORGE_ADMIN_TOKEN)

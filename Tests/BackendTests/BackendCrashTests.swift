@@ -61,6 +61,7 @@ struct BackendCrashTests {
         c.queueDirectory = queue
         c.backendURL = "http://127.0.0.1:\(backendPort)"
         c.apiKey = TestBackend.apiKey
+        c.authMode = .open  // the SDK sends no key (loopback)
         c.collectorID = "backend-kill-test"
         c.flushInterval = .milliseconds(20)
         c.maxBatchSpans = 40

@@ -211,7 +211,7 @@ struct ForwardingSafetyTests {
             try write(key: "old")
             let p = Process()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-            p.arguments = ["collector", "--config", config, "--port", "\(port)", "--log-level", "error"]
+            p.arguments = ["collector", "--open", "--config", config, "--port", "\(port)", "--log-level", "error"]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()

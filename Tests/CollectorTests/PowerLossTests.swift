@@ -108,7 +108,7 @@ struct PowerLossTests {
         func start(underShim: Bool, failSyncs: String? = nil) throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-            p.arguments = ["collector", "--config", config, "--port", "\(port)", "--log-level", "error"]
+            p.arguments = ["collector", "--open", "--config", config, "--port", "\(port)", "--log-level", "error"]
             var env = ProcessInfo.processInfo.environment
             if underShim {
                 env["LD_PRELOAD"] = shim.library

@@ -78,7 +78,7 @@ def inspect(path, batch=False):
 def collector(tmp_path, backend_port, *extra):
     port = free_port()
     proc = subprocess.Popen(
-        [BIN, "collector", "--port", str(port), "--backend-url", f"http://127.0.0.1:{backend_port}",
+        [BIN, "collector", "--open", "--port", str(port), "--backend-url", f"http://127.0.0.1:{backend_port}",
          "--queue-dir", str(tmp_path / "wal"), "--fsync", "never", "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL)
     try:

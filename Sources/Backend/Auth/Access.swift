@@ -70,6 +70,7 @@ public enum RoutePolicy {
         // Ingest: OTLP and the collector's forwarded batches.
         Rule(method: .post, path: "/v1/traces", access: .scope(.ingest)),
         Rule(method: .post, path: "/v1/batches", access: .scope(.ingest)),
+        Rule(method: .get, path: "/api/auth/check", access: .scope(.ingest)),
         // Administration: keys, projects, audit; webhooks, providers.
         Rule(method: nil, path: "/api/admin", access: .scope(.admin)),
         Rule(method: nil, path: "/api/webhooks", access: .scope(.admin)),

@@ -12,13 +12,30 @@ extension CollectorConfiguration {
         guard let root else { return }
         guard let doc = root as? [String: Any] else { throw CollectorError.configuration("configuration must be a mapping of sections (receiver, dedup, sampling, queue, forward)") }
         let r = ConfigReader(path: "")
-        try r.sections(doc, allowed: ["receiver", "dedup", "sampling", "queue", "forward", "shutdown_timeout_ms"])
-        if let s = try r.section(doc, "receiver", allowed: ["host", "port", "max_body_bytes", "default_project"]) {
+        try r.sections(doc, allowed: ["receiver", "auth", "dedup", "sampling", "queue", "forward", "shutdown_timeout_ms"])
+        if let s = try r.section(doc, "receiver", allowed: ["host", "port", "max_body_bytes", "default_project", "allowed_hosts"]) {
             let r = ConfigReader(path: "receiver")
             if let v = try r.string(s, "host") { host = v }
             if let v = try r.int(s, "port", 0...65535) { port = v }
             if let v = try r.int(s, "max_body_bytes", 1024...(1 << 30)) { maxBodyBytes = v }
             if let v = try r.string(s, "default_project") { defaultProject = v }
+            if let v = try r.strings(s, "allowed_hosts") {
+                for h in v where h.isEmpty || h.utf8.count > 253 || h.contains(where: { $0 == " " || $0 == "/" }) {
+                    throw CollectorError.configuration("receiver.allowed_hosts: '\(h.prefix(60))' is not a host name")
+                }
+                allowedHosts = v
+            }
+        }
+        if let s = try r.section(doc, "auth", allowed: ["mode", "force_open", "cache_ttl_ms", "negative_ttl_ms", "stale_grace_ms"]) {
+            let r = ConfigReader(path: "auth")
+            if let v = try r.string(s, "mode") {
+                guard let m = CollectorAuthMode(rawValue: v.lowercased()) else { throw CollectorError.configuration("auth.mode '\(v)': expected key or open") }
+                authMode = m
+            }
+            if let v = try r.bool(s, "force_open") { forceOpen = v }
+            if let v = try r.int(s, "cache_ttl_ms", 0...3_600_000) { authCacheTTL = .milliseconds(v) }
+            if let v = try r.int(s, "negative_ttl_ms", 0...3_600_000) { authNegativeTTL = .milliseconds(v) }
+            if let v = try r.int(s, "stale_grace_ms", 0...86_400_000) { authStaleGrace = .milliseconds(v) }
         }
         if let s = try r.section(doc, "dedup", allowed: ["window_seconds", "max_ids"]) {
             let r = ConfigReader(path: "dedup")
@@ -89,6 +106,10 @@ extension CollectorConfiguration {
         if let v = env["EVALFORGE_COLLECTOR_ID"] { collectorID = v }
         if let v = env["EVALFORGE_BACKEND_URL"] { backendURL = v }
         if let v = env["EVALFORGE_API_KEY"] { apiKey = v }
+        if let raw = env["EVALFORGE_COLLECTOR_AUTH_MODE"] {
+            guard let m = CollectorAuthMode(rawValue: raw.lowercased()) else { throw CollectorError.configuration("EVALFORGE_COLLECTOR_AUTH_MODE=\(raw): expected key or open") }
+            authMode = m
+        }
         if let raw = env["EVALFORGE_COLLECTOR_SAMPLING_RATIO"] {
             guard let v = Double(raw), (0...1).contains(v) else { throw CollectorError.configuration("EVALFORGE_COLLECTOR_SAMPLING_RATIO=\(raw): expected a number between 0 and 1") }
             sampling.ratio = v
