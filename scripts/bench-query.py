@@ -291,7 +291,7 @@ def main():
     data_dir = a.keep or tempfile.mkdtemp(prefix="evalforge-bench-query-")
     os.makedirs(data_dir, exist_ok=True)
     port = free_port()
-    args = [binary, "backend", "--port", str(port), "--data-dir", data_dir, "--api-key", API_KEY, "--log-level", "warning"]
+    args = [binary, "backend", "--operator-port", "0", "--port", str(port), "--data-dir", data_dir, "--api-key", API_KEY, "--log-level", "warning"]
     store = "sqlite"
     if ch:
         store = "clickhouse"

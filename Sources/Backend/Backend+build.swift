@@ -25,8 +25,15 @@ public enum BackendApp {
         closesStoreAtShutdown: Bool = true
     ) async throws -> (app: some ApplicationProtocol, services: BackendServices) {
         let services = try await makeServices(configuration: configuration, logger: logger)
-        let router = buildRouter(services: services, metricsRegistry: metricsRegistry)
+        let router = buildRouter(services: services)
         var background: [any Service] = closesStoreAtShutdown ? [StoreCloseService(store: services.store)] : []  // first: stopped last
+        if let operatorPort = configuration.operatorPort {
+            background.append(Application(
+                router: buildOperatorRouter(services: services, metricsRegistry: metricsRegistry),
+                configuration: .init(address: .hostname(configuration.operatorHost, port: operatorPort), serverName: "evalforge-backend-operator"),
+                logger: logger))
+            logger.info("operator listener (/metrics, /healthz details)", metadata: ["address": "http://\(configuration.operatorHost):\(operatorPort)"])
+        }
         background += services.evaluation.services
         background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), logger: logger))
         background += additionalServices
@@ -83,12 +90,11 @@ public enum BackendApp {
         }
     }
 
-    /// Routes: public (`/healthz`, `/metrics` with the Prometheus exposition of `metricsRegistry` —
-    /// the registry the executable bootstrapped swift-metrics with — and the UI, whose pages handle
-    /// their login), ingest behind `APIKeyMiddleware`, and `/api` behind `SessionMiddleware` (a UI
-    /// session with its CSRF header) then `APIKeyMiddleware`.
-    public static func buildRouter(services: BackendServices, metricsRegistry: PrometheusCollectorRegistry? = nil) -> Router<BackendRequestContext> {
-        let router = Router(context: BackendRequestContext.self)
+    /// The operator listener's routes (`configuration.operatorPort`, loopback by default): `/healthz`
+    /// with the store, `/metrics` with the Prometheus exposition of `metricsRegistry` — the registry
+    /// the executable bootstrapped swift-metrics with. They need no key, so they are not public.
+    public static func buildOperatorRouter(services: BackendServices, metricsRegistry: PrometheusCollectorRegistry?) -> Router<BasicRequestContext> {
+        let router = Router()
         let storeDescription = services.store.description
         router.get("/healthz") { _, _ -> Response in
             let body = "{\"status\":\"ok\",\"store\":" + JSONString.quote(storeDescription) + "}"
@@ -98,6 +104,18 @@ public enum BackendApp {
             router.get("/metrics") { _, _ -> Response in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))
             }
+        }
+        return router
+    }
+
+    /// Routes: public (a bare liveness `/healthz` for load balancers, and the UI, whose pages handle
+    /// their login), ingest behind `APIKeyMiddleware`, and `/api` behind `SessionMiddleware` (a UI
+    /// session with its CSRF header) then `APIKeyMiddleware`. Metrics and health details are on the
+    /// operator listener (`buildOperatorRouter`).
+    public static func buildRouter(services: BackendServices) -> Router<BackendRequestContext> {
+        let router = Router(context: BackendRequestContext.self)
+        router.get("/healthz") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
         }
         WebUI.addRoutes(to: router, services: services)
 

@@ -35,7 +35,13 @@ public enum CollectorApp {
         if case .interval(let every)? = configuration.fsyncPolicy {
             services.append(WALSyncService(wal: pipeline.wal, interval: every))
         }
-        let router = buildRouter(pipeline: pipeline, registry: registry)
+        if let operatorPort = configuration.operatorPort {
+            services.append(Application(
+                router: buildOperatorRouter(pipeline: pipeline, registry: registry),
+                configuration: .init(address: .hostname(configuration.operatorHost, port: operatorPort), serverName: "evalforge-collector-operator"),
+                logger: logger))
+        }
+        let router = buildRouter(pipeline: pipeline)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "evalforge-collector"),
@@ -44,11 +50,22 @@ public enum CollectorApp {
         return (app, pipeline)
     }
 
-    static func buildRouter(pipeline: CollectorPipeline, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+    /// The receiver: `POST /v1/traces` and a bare liveness `/healthz`, behind the Host/Origin check.
+    static func buildRouter(pipeline: CollectorPipeline) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: HostCheckMiddleware(allow: HostAllowList(configuration: pipeline.configuration)))
         let keys = KeyChecker(configuration: pipeline.configuration, forwardKey: { [forwarding = pipeline.forwarding] in forwarding.apiKey })
         OTLPTraceController(pipeline: pipeline, keys: keys).addRoutes(to: router)
+        router.get("/healthz") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
+        }
+        return router
+    }
+
+    /// The operator listener (`operator.port`, loopback by default): `/healthz` with every counter and
+    /// the degraded reason, `/metrics` in Prometheus text. They need no key, so they are not public.
+    static func buildOperatorRouter(pipeline: CollectorPipeline, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+        let router = Router()
         router.get("/healthz") { _, _ -> Response in
             let s = pipeline.statistics
             let data = (try? JSONEncoder().encode(s)) ?? Data()

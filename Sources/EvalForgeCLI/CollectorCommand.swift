@@ -43,6 +43,12 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the backend's (env EVALFORGE_PRICE_FILE).")
     var priceFile: String?
 
+    @Option(help: "Operator listener port: /metrics and the detailed /healthz, which need no key (default 13133; 0: any free port; env EVALFORGE_COLLECTOR_OPERATOR_PORT). Keep it private.")
+    var operatorPort: Int?
+
+    @Option(help: "Operator listener host (default 127.0.0.1).")
+    var operatorHost: String?
+
     @Flag(help: "Accept OTLP without a key (auth.mode open). Only on a loopback address unless --force-open.")
     var open = false
 
@@ -68,6 +74,9 @@ struct CollectorCommand: AsyncParsableCommand {
             if let backendURL { c.backendURL = backendURL }
             if let queueDir { c.queueDirectory = queueDir }
             if let fsync { c.fsync = fsync }
+            if let operatorPort { c.operatorPort = operatorPort }
+            if let operatorHost { c.operatorHost = operatorHost }
+            if c.operatorPort == nil { c.operatorPort = 13133 }
             if open { c.authMode = .open }
             if forceOpen { c.forceOpen = true }
             if let path = priceFile ?? ProcessInfo.processInfo.environment["EVALFORGE_PRICE_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
@@ -107,7 +116,7 @@ struct CollectorCommand: AsyncParsableCommand {
         }
         hangup.resume()
         defer { hangup.cancel() }
-        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "backend": "\(c.backendURL)", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)", "auth": "\(c.authMode.rawValue)"])
+        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "operator": "\(c.operatorHost):\(c.operatorPort ?? 0)", "backend": "\(c.backendURL)", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)", "auth": "\(c.authMode.rawValue)"])
         try await app.runService()
     }
 }

@@ -24,7 +24,7 @@ struct BackendCrashTests {
     static func startBackend(port: Int, dir: String, clickHouse: ClickHouseConfiguration?) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-        var arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error"]
+        var arguments = ["backend", "--operator-port", "0", "--port", "\(port)", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error"]
         var environment = ProcessInfo.processInfo.environment
         environment["EVALFORGE_CLICKHOUSE_URL"] = nil
         if let ch = clickHouse {

@@ -63,7 +63,6 @@ public enum RoutePolicy {
     static let rules: [Rule] = [
         // Operational endpoints, the sign-in page and static assets.
         Rule(method: .get, path: "/healthz", access: .public),
-        Rule(method: .get, path: "/metrics", access: .public),
         Rule(method: .get, path: "/ui/app.js", access: .public),
         Rule(method: nil, path: "/login", access: .public),
         Rule(method: .post, path: "/logout", access: .public),

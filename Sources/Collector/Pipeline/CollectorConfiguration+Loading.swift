@@ -12,7 +12,12 @@ extension CollectorConfiguration {
         guard let root else { return }
         guard let doc = root as? [String: Any] else { throw CollectorError.configuration("configuration must be a mapping of sections (receiver, dedup, sampling, queue, forward)") }
         let r = ConfigReader(path: "")
-        try r.sections(doc, allowed: ["receiver", "auth", "dedup", "sampling", "queue", "forward", "shutdown_timeout_ms"])
+        try r.sections(doc, allowed: ["receiver", "auth", "operator", "dedup", "sampling", "queue", "forward", "shutdown_timeout_ms"])
+        if let s = try r.section(doc, "operator", allowed: ["host", "port"]) {
+            let r = ConfigReader(path: "operator")
+            if let v = try r.string(s, "host") { operatorHost = v }
+            if let v = try r.int(s, "port", 0...65535) { operatorPort = v }
+        }
         if let s = try r.section(doc, "receiver", allowed: ["host", "port", "max_body_bytes", "default_project", "allowed_hosts"]) {
             let r = ConfigReader(path: "receiver")
             if let v = try r.string(s, "host") { host = v }
@@ -101,6 +106,7 @@ extension CollectorConfiguration {
         }
         if let v = env["EVALFORGE_COLLECTOR_HOST"] { host = v }
         if let v = try int("EVALFORGE_COLLECTOR_PORT") { port = v }
+        if let v = try int("EVALFORGE_COLLECTOR_OPERATOR_PORT") { operatorPort = v }
         if let v = env["EVALFORGE_COLLECTOR_QUEUE_DIR"] { queueDirectory = v }
         if let v = env["EVALFORGE_COLLECTOR_FSYNC"] { fsync = v }
         if let v = env["EVALFORGE_COLLECTOR_ID"] { collectorID = v }
@@ -124,6 +130,11 @@ extension CollectorConfiguration {
             throw CollectorError.configuration("forward.backend_url '\(backendURL)': expected an http(s) URL")
         }
         guard (0...65535).contains(port) else { throw CollectorError.configuration("receiver.port \(port): expected 0…65535") }
+        if let operatorPort {
+            guard (0...65535).contains(operatorPort), operatorPort == 0 || operatorPort != port else {
+                throw CollectorError.configuration("operator.port \(operatorPort): expected 0…65535 (0: any free port), not the receiver's port")
+            }
+        }
         guard !queueDirectory.isEmpty else { throw CollectorError.configuration("queue.directory must not be empty") }
         guard (1...64).contains(forwardConcurrency) else { throw CollectorError.configuration("forward.concurrency \(forwardConcurrency): expected 1…64") }
         guard (1...19).contains(zstdLevel) else { throw CollectorError.configuration("forward.zstd_level \(zstdLevel): expected 1…19") }

@@ -18,6 +18,14 @@ public struct CollectorConfiguration: Sendable, Equatable {
     /// Config `receiver.allowed_hosts`. Default none.
     public var allowedHosts: [String] = []
 
+    /// The operator listener: `/metrics` and the detailed `/healthz` (counters, degraded reason),
+    /// which need no key and so are not on the receiver (that one keeps a bare liveness `/healthz`).
+    /// Config `operator.host` / `operator.port`, env `EVALFORGE_COLLECTOR_OPERATOR_PORT`, flags
+    /// `--operator-host` / `--operator-port`. `evalforge collector` defaults to 127.0.0.1:13133 (0: any
+    /// free port); nil (the library's default) serves no operator listener.
+    public var operatorHost: String = "127.0.0.1"
+    public var operatorPort: Int? = nil
+
     /// Who may send OTLP: `key` (a key with the `ingest` scope of the project this collector
     /// forwards to, checked against the backend) or `open` (anyone; loopback only). Config
     /// `auth.mode`, env `EVALFORGE_COLLECTOR_AUTH_MODE`, flag `--open`. Default key.
