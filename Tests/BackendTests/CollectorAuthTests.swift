@@ -25,11 +25,12 @@ struct CollectorAuthTests {
 
     /// POSTs an OTLP protobuf request to the collector at `port` with real HTTP (AsyncHTTPClient,
     /// which keeps a `Host` header it is given).
-    static func send(_ port: Int, key: String? = nil, host: String? = nil, origin: String? = nil, project: String? = nil) async throws -> Answer {
+    static func send(_ port: Int, key: String? = nil, xAPIKey: String? = nil, host: String? = nil, origin: String? = nil, project: String? = nil) async throws -> Answer {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/traces")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-protobuf")
         if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        if let xAPIKey { request.headers.add(name: "X-API-Key", value: xAPIKey) }
         if let host { request.headers.add(name: "Host", value: host) }
         if let origin { request.headers.add(name: "Origin", value: origin) }
         let otlp = OTLPFixtures.request([OTLPFixtures.legacySpan(trace: OTLPFixtures.traceID(), id: 1)], project: project)
@@ -75,6 +76,8 @@ struct CollectorAuthTests {
 
             let ok = try await Self.send(port, key: ingest.key)
             #expect(ok.status == 200, "\(ok.body)")
+            let header = try await Self.send(port, xAPIKey: ingest.key)
+            #expect(header.status == 200, "\(header.body)")
             let none = try await Self.send(port)
             #expect(none.status == 401)
             #expect(none.body.contains("missing API key"))

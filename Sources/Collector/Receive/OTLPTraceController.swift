@@ -57,7 +57,7 @@ struct OTLPTraceController: Sendable {
         }
     }
 
-    static let apiKeyHeader = HTTPField.Name("X-API-Key")!
+    static let apiKeyHeader = HTTPField.Name("X-API-Key")
 
     /// The key a request carries: `Authorization: Bearer <key>` or `X-API-Key: <key>` (as the backend reads them).
     static func key(from request: Request) -> String? {
@@ -68,7 +68,7 @@ struct OTLPTraceController: Sendable {
                 return k.isEmpty ? nil : k
             }
         }
-        if let k = request.headers[apiKeyHeader], !k.isEmpty { return k }
+        if let name = apiKeyHeader, let k = request.headers[name], !k.isEmpty { return k }
         return nil
     }
 
