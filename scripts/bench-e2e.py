@@ -101,8 +101,9 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
     backend_port, collector_port = ports
     backend = f"http://127.0.0.1:{backend_port}"
     collector = f"http://127.0.0.1:{collector_port}"
-    env = dict(os.environ)
-    args = [binary, "backend", "--operator-port", "0", "--port", str(backend_port), "--data-dir", tmp + "/backend", "--api-key", key, "--log-level", "warning"]
+    # Env rather than flags, so binaries from before the operator listener and collector keys run too.
+    env = dict(os.environ, EVALFORGE_OPERATOR_PORT="0", EVALFORGE_COLLECTOR_OPERATOR_PORT="0", EVALFORGE_COLLECTOR_AUTH_MODE="open")
+    args = [binary, "backend", "--port", str(backend_port), "--data-dir", tmp + "/backend", "--api-key", key, "--log-level", "warning"]
     if clickhouse_url:
         args += ["--clickhouse-url", clickhouse_url, "--clickhouse-database", f"e2e_{mode}_{random.getrandbits(32):x}"]
     procs = []
@@ -111,7 +112,7 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
         if not wait_http(backend + "/healthz", 90):
             sys.exit(f"e2e: backend did not start (see {tmp}/backend.log)")
         ratio = "1.0" if mode == "kept" else "0.1"
-        cargs = [binary, "collector", "--open", "--operator-port", "0", "--port", str(collector_port), "--backend-url", backend, "--queue-dir", tmp + "/wal",
+        cargs = [binary, "collector", "--port", str(collector_port), "--backend-url", backend, "--queue-dir", tmp + "/wal",
                  "--fsync", "interval:100", "--sampling-ratio", ratio, "--log-level", "warning"]
         cenv = dict(env, EVALFORGE_API_KEY=key)
         procs.append(subprocess.Popen(cargs, env=cenv, stdout=open(tmp + "/collector.log", "w"), stderr=subprocess.STDOUT))

@@ -291,7 +291,7 @@ def main():
     data_dir = a.keep or tempfile.mkdtemp(prefix="evalforge-bench-query-")
     os.makedirs(data_dir, exist_ok=True)
     port = free_port()
-    args = [binary, "backend", "--operator-port", "0", "--port", str(port), "--data-dir", data_dir, "--api-key", API_KEY, "--log-level", "warning"]
+    args = [binary, "backend", "--port", str(port), "--data-dir", data_dir, "--api-key", API_KEY, "--log-level", "warning"]
     store = "sqlite"
     if ch:
         store = "clickhouse"
@@ -300,7 +300,8 @@ def main():
         raise SystemExit("bench query: --database needs ClickHouse")
     log(f"store {store}, {a.spans:,} spans, data dir {data_dir}")
     backend_log = open(os.path.join(data_dir, "backend.log"), "wb")
-    proc = subprocess.Popen(args, stdout=backend_log, stderr=subprocess.STDOUT)
+    # EVALFORGE_OPERATOR_PORT rather than --operator-port: older binaries (before/after runs) ignore it.
+    proc = subprocess.Popen(args, env=dict(os.environ, EVALFORGE_OPERATOR_PORT="0"), stdout=backend_log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while True:
