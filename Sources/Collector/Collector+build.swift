@@ -53,7 +53,7 @@ public enum CollectorApp {
     /// The receiver: `POST /v1/traces` and a bare liveness `/healthz`, behind the Host/Origin check.
     static func buildRouter(pipeline: CollectorPipeline) -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: HostCheckMiddleware(allow: HostAllowList(configuration: pipeline.configuration)))
+        router.add(middleware: HostCheckMiddleware(allow: HostAllowList(configuration: pipeline.configuration), refused: pipeline.metrics.requestsRefusedAuth))
         let keys = KeyChecker(configuration: pipeline.configuration, forwardKey: { [forwarding = pipeline.forwarding] in forwarding.apiKey })
         OTLPTraceController(pipeline: pipeline, keys: keys).addRoutes(to: router)
         router.get("/healthz") { _, _ -> Response in

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Metrics
 import NIOCore
 
 /// Which `Host` and `Origin` the collector answers, so a web page cannot reach it through DNS
@@ -75,9 +76,11 @@ struct HostAllowList: Sendable {
 struct HostCheckMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let allow: HostAllowList
+    let refused: Counter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if let problem = allow.problem(authority: request.head.authority, origin: request.headers[.origin]) {
+            refused.increment()
             return Response(status: .forbidden, headers: [.contentType: "text/plain; charset=utf-8", .connection: "close"], body: .init(byteBuffer: ByteBuffer(string: problem + "\n")))
         }
         return try await next(request, context)

@@ -27,6 +27,7 @@ struct OTLPTraceController: Sendable {
         switch await keys.authorize(key: Self.key(from: request)) {
         case .accept(let p): project = p
         case .refuse(let status, let message, let retryAfter):
+            pipeline.metrics.requestsRefusedAuth.increment()
             // The body is not read: the connection is closed after the answer.
             var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .connection: "close"]
             if status == 401 { headers[.wwwAuthenticate] = "Bearer" }
