@@ -131,7 +131,7 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "EvalForgeIngest", "CZlib", "CDeflate",
+                "EvalForgeCore", "EvalForgeCompression", "EvalForgeOTLP", "EvalForgeModel", "EvalForgeIngest", "EvalForgeCrypto", "CZlib", "CDeflate",
                 server("Hummingbird", "hummingbird"),
                 server("AsyncHTTPClient", "async-http-client"),
                 server("NIOConcurrencyHelpers", "swift-nio"),

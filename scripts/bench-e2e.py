@@ -101,7 +101,8 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
     backend_port, collector_port = ports
     backend = f"http://127.0.0.1:{backend_port}"
     collector = f"http://127.0.0.1:{collector_port}"
-    env = dict(os.environ)
+    # Env rather than flags, so binaries from before the operator listener and collector keys run too.
+    env = dict(os.environ, EVALFORGE_OPERATOR_PORT="0", EVALFORGE_COLLECTOR_OPERATOR_PORT="0", EVALFORGE_COLLECTOR_AUTH_MODE="open")
     args = [binary, "backend", "--port", str(backend_port), "--data-dir", tmp + "/backend", "--api-key", key, "--log-level", "warning"]
     if clickhouse_url:
         args += ["--clickhouse-url", clickhouse_url, "--clickhouse-database", f"e2e_{mode}_{random.getrandbits(32):x}"]

@@ -300,7 +300,8 @@ def main():
         raise SystemExit("bench query: --database needs ClickHouse")
     log(f"store {store}, {a.spans:,} spans, data dir {data_dir}")
     backend_log = open(os.path.join(data_dir, "backend.log"), "wb")
-    proc = subprocess.Popen(args, stdout=backend_log, stderr=subprocess.STDOUT)
+    # EVALFORGE_OPERATOR_PORT rather than --operator-port: older binaries (before/after runs) ignore it.
+    proc = subprocess.Popen(args, env=dict(os.environ, EVALFORGE_OPERATOR_PORT="0"), stdout=backend_log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while True:

@@ -25,8 +25,15 @@ public enum BackendApp {
         closesStoreAtShutdown: Bool = true
     ) async throws -> (app: some ApplicationProtocol, services: BackendServices) {
         let services = try await makeServices(configuration: configuration, logger: logger)
-        let router = buildRouter(services: services, metricsRegistry: metricsRegistry)
+        let router = buildRouter(services: services)
         var background: [any Service] = closesStoreAtShutdown ? [StoreCloseService(store: services.store)] : []  // first: stopped last
+        if let operatorPort = configuration.operatorPort {
+            background.append(Application(
+                router: buildOperatorRouter(services: services, metricsRegistry: metricsRegistry),
+                configuration: .init(address: .hostname(configuration.operatorHost, port: operatorPort), serverName: "evalforge-backend-operator"),
+                logger: logger))
+            logger.info("operator listener (/metrics, /healthz details)", metadata: ["address": "http://\(configuration.operatorHost):\(operatorPort)"])
+        }
         background += services.evaluation.services
         background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), logger: logger))
         background += additionalServices
@@ -83,27 +90,47 @@ public enum BackendApp {
         }
     }
 
-    /// Routes: public (`/healthz` liveness, `/readyz` readiness, `/metrics` with the Prometheus exposition of `metricsRegistry` —
-    /// the registry the executable bootstrapped swift-metrics with — and the UI, whose pages handle
-    /// their login), ingest behind `APIKeyMiddleware`, and `/api` behind `SessionMiddleware` (a UI
-    /// session with its CSRF header) then `APIKeyMiddleware`.
-    public static func buildRouter(services: BackendServices, metricsRegistry: PrometheusCollectorRegistry? = nil) -> Router<BackendRequestContext> {
-        let router = Router(context: BackendRequestContext.self)
+    /// The operator listener's routes (`configuration.operatorPort`, loopback by default): `/healthz`
+    /// and `/readyz` with the store's address, `/metrics` with the Prometheus exposition of
+    /// `metricsRegistry` — the registry the executable bootstrapped swift-metrics with. They need no
+    /// key, so they are not on the public port.
+    public static func buildOperatorRouter(services: BackendServices, metricsRegistry: PrometheusCollectorRegistry?) -> Router<BasicRequestContext> {
+        let router = Router()
         let readiness = BackendReadiness(store: services.store, metadata: services.metadata)
-        let liveness = readiness.livenessJSON
+        let liveness = readiness.livenessJSON(includingStore: true)
         router.get("/healthz") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: liveness)))
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: liveness)))
         }
-        // Readiness: 503 naming the store that cannot take writes (BackendReadiness).
         router.get("/readyz") { _, _ -> Response in
             let report = await readiness.check()
             return Response(status: report.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                            body: .init(byteBuffer: ByteBuffer(string: readiness.readinessJSON(report))))
+                            body: .init(byteBuffer: ByteBuffer(string: readiness.readinessJSON(report, includingStore: true))))
         }
         if let metricsRegistry {
             router.get("/metrics") { _, _ -> Response in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))
             }
+        }
+        return router
+    }
+
+    /// Routes: public (liveness `/healthz` and readiness `/readyz` for load balancers, with the
+    /// versions but not the store's address, and the UI, whose pages handle their login), ingest
+    /// behind `APIKeyMiddleware`, and `/api` behind `SessionMiddleware` (a UI session with its CSRF
+    /// header) then `APIKeyMiddleware`. Metrics and health details are on the operator listener
+    /// (`buildOperatorRouter`).
+    public static func buildRouter(services: BackendServices) -> Router<BackendRequestContext> {
+        let router = Router(context: BackendRequestContext.self)
+        let readiness = BackendReadiness(store: services.store, metadata: services.metadata)
+        let liveness = readiness.livenessJSON(includingStore: false)
+        router.get("/healthz") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: liveness)))
+        }
+        // Readiness: 503 naming what cannot take writes (BackendReadiness).
+        router.get("/readyz") { _, _ -> Response in
+            let report = await readiness.check()
+            return Response(status: report.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                            body: .init(byteBuffer: ByteBuffer(string: readiness.readinessJSON(report, includingStore: false))))
         }
         WebUI.addRoutes(to: router, services: services)
 
@@ -119,6 +146,7 @@ public enum BackendApp {
         QueryRoutes.addRoutes(to: api, services: services)
         EvaluationRoutes.addRoutes(to: api, services: services)
         AdminRoutes.addRoutes(to: api.group("admin"), services: services)
+        AuthCheckRoutes.addRoutes(to: api)
         return router
     }
 }

@@ -11,6 +11,12 @@ public struct BackendConfiguration: Sendable, Equatable {
     public var host: String
     /// Listen port for ingest, API and UI. Env `EVALFORGE_BACKEND_PORT`; flag `--port`. Default 3000.
     public var port: Int
+    /// The operator listener: `/metrics` and the detailed `/healthz`, which need no key and so are not
+    /// on the public port (that one keeps a bare liveness `/healthz`). Env `EVALFORGE_OPERATOR_HOST` /
+    /// `EVALFORGE_OPERATOR_PORT`; flags `--operator-host` / `--operator-port`. `evalforge backend`
+    /// defaults to 127.0.0.1:3001; nil (the library's default) serves no operator listener.
+    public var operatorHost: String = "127.0.0.1"
+    public var operatorPort: Int? = nil
     /// Directory of the SQLite files (metadata, and telemetry when no ClickHouse is configured).
     /// Env `EVALFORGE_DATA_DIR`; flag `--data-dir`. Default "data".
     public var dataDirectory: String

@@ -96,15 +96,18 @@ public final class BackendReadiness: Sendable {
     private static func message(_ e: any Error) -> String { (e as? StoreError)?.message ?? "\(e)" }
 
     /// `/healthz`'s body.
-    public var livenessJSON: String {
-        "{\"status\":\"ok\",\"version\":" + JSONString.quote(EvalForgeVersion.release) + ",\"store\":" + JSONString.quote(storeDescription) + ",\"schema\":" + schemaJSON(telemetrySchema, metadataSchema) + "}"
+    public func livenessJSON(includingStore: Bool) -> String {
+        "{\"status\":\"ok\",\"version\":" + JSONString.quote(EvalForgeVersion.release)
+            + (includingStore ? ",\"store\":" + JSONString.quote(storeDescription) : "")
+            + ",\"schema\":" + schemaJSON(telemetrySchema, metadataSchema) + "}"
     }
 
     /// `/readyz`'s body for `report`.
-    public func readinessJSON(_ report: Report) -> String {
+    public func readinessJSON(_ report: Report, includingStore: Bool) -> String {
         var s = "{\"status\":" + (report.ready ? "\"ready\"" : "\"not ready\"")
         if !report.ready { s += ",\"reason\":" + JSONString.quote(report.problems.joined(separator: "; ")) }
-        s += ",\"version\":" + JSONString.quote(EvalForgeVersion.release) + ",\"store\":" + JSONString.quote(storeDescription)
+        s += ",\"version\":" + JSONString.quote(EvalForgeVersion.release)
+        if includingStore { s += ",\"store\":" + JSONString.quote(storeDescription) }
         s += ",\"schema\":" + schemaJSON(telemetrySchema, metadataSchema)
         s += ",\"database_schema\":" + schemaJSON(report.telemetrySchema, report.metadataSchema, binary: false) + "}"
         return s

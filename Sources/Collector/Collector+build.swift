@@ -1,3 +1,4 @@
+import EvalForgeCore
 import Foundation
 import Hummingbird
 import Logging
@@ -16,6 +17,14 @@ public enum CollectorApp {
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         logger: Logger = Logger(label: "evalforge.collector")
     ) throws -> (app: some ApplicationProtocol, pipeline: CollectorPipeline) {
+        try configuration.validateAuth()
+        switch configuration.authMode {
+        case .key: logger.info("OTLP needs a key with the 'ingest' scope of this collector's project (auth.mode key)")
+        case .open where CollectorConfiguration.isLoopback(configuration.host):
+            logger.notice("auth.mode open: OTLP is accepted without a key (loopback only)", metadata: ["host": "\(configuration.host)"])
+        case .open:
+            logger.warning("auth.mode open FORCED on a non-loopback address: anyone who can reach it may send OTLP without a key", metadata: ["host": "\(configuration.host)"])
+        }
         let factory = PrometheusMetricsFactory(registry: registry)
         let pipeline = try CollectorPipeline(configuration: configuration, metricsFactory: factory, logger: logger)
         let outbox = try Outbox(directory: configuration.queueDirectory + "/outbox")
@@ -30,7 +39,13 @@ public enum CollectorApp {
         if case .interval(let every)? = configuration.fsyncPolicy {
             services.append(WALSyncService(wal: pipeline.wal, interval: every))
         }
-        let router = buildRouter(pipeline: pipeline, registry: registry)
+        if let operatorPort = configuration.operatorPort {
+            services.append(Application(
+                router: buildOperatorRouter(pipeline: pipeline, registry: registry),
+                configuration: .init(address: .hostname(configuration.operatorHost, port: operatorPort), serverName: "evalforge-collector-operator"),
+                logger: logger))
+        }
+        let router = buildRouter(pipeline: pipeline)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "evalforge-collector"),
@@ -39,10 +54,31 @@ public enum CollectorApp {
         return (app, pipeline)
     }
 
-    static func buildRouter(pipeline: CollectorPipeline, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+    /// The receiver: `POST /v1/traces` and a bare liveness `/healthz`, behind the Host/Origin check.
+    static func buildRouter(pipeline: CollectorPipeline) -> Router<BasicRequestContext> {
         let router = Router()
-        OTLPTraceController(pipeline: pipeline).addRoutes(to: router)
-        // Liveness: always 200 with the counters, the version and the backends' health.
+        router.add(middleware: HostCheckMiddleware(allow: HostAllowList(configuration: pipeline.configuration), refused: pipeline.metrics.requestsRefusedAuth))
+        let keys = KeyChecker(configuration: pipeline.configuration, forwardKey: { [forwarding = pipeline.forwarding] in forwarding.apiKey })
+        OTLPTraceController(pipeline: pipeline, keys: keys).addRoutes(to: router)
+        // Liveness and readiness for load balancers, with the version but no counters (those are on
+        // the operator listener). Not ready while the WAL is full (spans would be refused with 503).
+        let version = "\"\(EvalForgeVersion.release)\""  // our own constant: no escaping needed
+        router.get("/healthz") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                     body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\",\"version\":\(version)}")))
+        }
+        router.get("/readyz") { _, _ -> Response in
+            let ready = pipeline.statistics.ready
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                            body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\(ready ? "\"ready\"" : "\"not ready\""),\"version\":\(version)}")))
+        }
+        return router
+    }
+
+    /// The operator listener (`operator.port`, loopback by default): `/healthz` with every counter and
+    /// the degraded reason, `/metrics` in Prometheus text. They need no key, so they are not public.
+    static func buildOperatorRouter(pipeline: CollectorPipeline, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+        let router = Router()
         router.get("/healthz") { _, _ -> Response in
             let s = pipeline.statistics
             let data = (try? JSONEncoder().encode(s)) ?? Data()

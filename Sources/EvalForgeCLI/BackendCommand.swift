@@ -25,6 +25,12 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "Listen port for ingest, API and UI (default 3000; env EVALFORGE_BACKEND_PORT).")
     var port: Int?
 
+    @Option(help: "Operator listener port: /metrics and the detailed /healthz, which need no key (default 3001; env EVALFORGE_OPERATOR_PORT). Keep it private.")
+    var operatorPort: Int?
+
+    @Option(help: "Operator listener host (default 127.0.0.1; env EVALFORGE_OPERATOR_HOST).")
+    var operatorHost: String?
+
     @Option(help: "Directory of the SQLite files (default data; env EVALFORGE_DATA_DIR).")
     var dataDir: String?
 
@@ -68,11 +74,20 @@ struct BackendCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
-        let c = try BackendConfigurationLoader.load(
+        var c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
             host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
             sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
             secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
+        let env = ProcessInfo.processInfo.environment
+        c.operatorHost = operatorHost ?? env["EVALFORGE_OPERATOR_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+        let op: Int
+        if let operatorPort { op = operatorPort } else if let raw = env["EVALFORGE_OPERATOR_PORT"] {
+            guard let v = Int(raw) else { throw ValidationError("EVALFORGE_OPERATOR_PORT=\(raw): expected a port number") }
+            op = v
+        } else { op = 3001 }
+        guard (0...65535).contains(op), op == 0 || op != c.port else { throw ValidationError("--operator-port \(op): expected 0…65535 (0: any free port), not the public port \(c.port)") }
+        c.operatorPort = op
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level

@@ -43,6 +43,18 @@ struct CollectorCommand: AsyncParsableCommand {
     @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the backend's (env EVALFORGE_PRICE_FILE).")
     var priceFile: String?
 
+    @Option(help: "Operator listener port: /metrics and the detailed /healthz, which need no key (default 13133; 0: any free port; env EVALFORGE_COLLECTOR_OPERATOR_PORT). Keep it private.")
+    var operatorPort: Int?
+
+    @Option(help: "Operator listener host (default 127.0.0.1).")
+    var operatorHost: String?
+
+    @Flag(help: "Accept OTLP without a key (auth.mode open). Only on a loopback address unless --force-open.")
+    var open = false
+
+    @Flag(help: "Allow --open (auth.mode open) on a non-loopback address: anyone who reaches it may send.")
+    var forceOpen = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -62,6 +74,11 @@ struct CollectorCommand: AsyncParsableCommand {
             if !backendURL.isEmpty { c.backendURLs = backendURL.flatMap(CollectorConfiguration.urlList) }
             if let queueDir { c.queueDirectory = queueDir }
             if let fsync { c.fsync = fsync }
+            if let operatorPort { c.operatorPort = operatorPort }
+            if let operatorHost { c.operatorHost = operatorHost }
+            if c.operatorPort == nil { c.operatorPort = 13133 }
+            if open { c.authMode = .open }
+            if forceOpen { c.forceOpen = true }
             if let path = priceFile ?? ProcessInfo.processInfo.environment["EVALFORGE_PRICE_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
                 do { c.priceTable = try PriceFile.load(path: path) } catch { throw ValidationError("--price-file / EVALFORGE_PRICE_FILE: \(error.message)") }
             }
@@ -70,6 +87,7 @@ struct CollectorCommand: AsyncParsableCommand {
                 c.sampling.ratio = samplingRatio
             }
             try c.validate()
+            try c.validateAuth()
         } catch let e as CollectorError {
             throw ValidationError(e.message)
         }
@@ -98,7 +116,7 @@ struct CollectorCommand: AsyncParsableCommand {
         }
         hangup.resume()
         defer { hangup.cancel() }
-        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "backends": "\(c.backendURLs.joined(separator: ","))", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)"])
+        logger.info("collector listening", metadata: ["address": "\(c.host):\(c.port)", "operator": "\(c.operatorHost):\(c.operatorPort ?? 0)", "backends": "\(c.backendURLs.joined(separator: ","))", "queue": "\(c.queueDirectory)", "fsync": "\(c.fsync)", "auth": "\(c.authMode.rawValue)"])
         try await app.runService()
     }
 }

@@ -40,6 +40,9 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Collector OTLP/HTTP port.")
     var otlpPort = 4318
 
+    @Option(help: "Operator port of the backend (/metrics, /healthz details); the collector's is this + 1. Loopback only.")
+    var operatorPort = 3001
+
     @Option(help: "Mock LLM port.")
     var llmPort = 8080
 
@@ -59,7 +62,8 @@ struct DevCommand: AsyncParsableCommand {
         for (name, p) in [("--port", port), ("--otlp-port", otlpPort), ("--llm-port", llmPort)] where !(1...65535).contains(p) {
             throw ValidationError("\(name) \(p): expected 1…65535")
         }
-        guard Set([port, otlpPort, llmPort]).count == 3 else { throw ValidationError("--port, --otlp-port and --llm-port must differ") }
+        guard (1...65534).contains(operatorPort) else { throw ValidationError("--operator-port \(operatorPort): expected 1…65534") }
+        guard Set([port, otlpPort, llmPort, operatorPort, operatorPort + 1]).count == 5 else { throw ValidationError("--port, --otlp-port, --llm-port, --operator-port and --operator-port + 1 must differ") }
         guard LatencyModel(llmLatency) != nil else { throw ValidationError("--llm-latency '\(llmLatency)': expected none, fixed:MS, uniform:MIN-MAX or lognormal:p50=MS,p95=MS") }
         guard demoTraces > 0 else { throw ValidationError("--demo-traces must be at least 1") }
         if let apiKey, apiKey.utf8.count < 8 { throw ValidationError("--api-key must be at least 8 characters") }
@@ -74,6 +78,7 @@ struct DevCommand: AsyncParsableCommand {
 
         var backendConfig = try BackendConfigurationLoader.load(environment: ProcessInfo.processInfo.environment, host: "127.0.0.1", port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, apiKey: key)
         backendConfig.bootstrapAPIKey = key
+        backendConfig.operatorPort = operatorPort
         // Dev keeps the admin token beside the key (printed in the banner at every start) unless
         // EVALFORGE_ADMIN_TOKEN sets it.
         if backendConfig.adminToken == nil { backendConfig.adminToken = try Self.persistentKey(dataDir: dataDir, file: "dev-admin-token", prefix: "efadmin_dev_") }
@@ -95,6 +100,10 @@ struct DevCommand: AsyncParsableCommand {
         // commit keeps it cheap; issue 14).
         collectorConfig.fsync = "always"
         collectorConfig.collectorID = "dev"
+        collectorConfig.operatorPort = operatorPort + 1
+        // Dev listens on loopback only: OTLP needs no key there (auth.mode open), and says so.
+        collectorConfig.authMode = .open
+        logger.notice("dev mode: the collector accepts OTLP without a key (auth.mode open, loopback only); spans naming another project than the dev key's are refused")
         try? collectorConfig.validate()
         let (collector, _) = try CollectorApp.build(configuration: collectorConfig, registry: PrometheusCollectorRegistry(), logger: logger)
 
@@ -105,7 +114,7 @@ struct DevCommand: AsyncParsableCommand {
         let mock = buildMockLLMApplication(configuration: mockConfig, logger: logger)
 
         var serviceList: [any Service] = [backend, collector, mock]
-        let banner = DevBanner(port: port, otlpPort: otlpPort, llmPort: llmPort, key: key, adminToken: backendConfig.adminToken ?? "", store: services.store.description, demo: demo, demoTraces: demoTraces, logger: logger)
+        let banner = DevBanner(port: port, otlpPort: otlpPort, llmPort: llmPort, operatorPort: operatorPort, key: key, adminToken: backendConfig.adminToken ?? "", store: services.store.description, demo: demo, demoTraces: demoTraces, logger: logger)
         serviceList.append(banner)
         let group = ServiceGroup(configuration: .init(services: serviceList, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -139,6 +148,7 @@ struct DevBanner: Service {
     let port: Int
     let otlpPort: Int
     let llmPort: Int
+    let operatorPort: Int
     let key: String
     let adminToken: String
     let store: String
@@ -152,8 +162,9 @@ struct DevBanner: Service {
 
             EvalForge dev is running\(ready ? "" : " (some servers did not answer /healthz yet)")
               UI and API    http://127.0.0.1:\(port)/        (sign in with the API key)
-              OTLP/HTTP     http://127.0.0.1:\(otlpPort)/v1/traces
+              OTLP/HTTP     http://127.0.0.1:\(otlpPort)/v1/traces   (open: no key needed, loopback only)
               Mock LLM      http://127.0.0.1:\(llmPort)/v1/chat/completions · /v1/messages
+              Operators     http://127.0.0.1:\(operatorPort)/metrics (backend) · http://127.0.0.1:\(operatorPort + 1)/metrics (collector)
               API key       \(key)
               Admin token   \(adminToken)   (evalforge admin …, with EVALFORGE_ADMIN_TOKEN)
               Storage       \(store)

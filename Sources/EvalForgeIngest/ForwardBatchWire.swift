@@ -35,11 +35,13 @@ public enum ForwardBatchWire {
         return try batch.serializedBytes()
     }
 
-    public static func decode(_ body: [UInt8], projectID: String) throws -> StoreBatch {
-        try body.withUnsafeBytes { try decode($0, projectID: projectID) }
+    /// `acceptingProjects`: when given, a resource whose `evalforge.project` names a project outside
+    /// it throws `ForeignProjectError` (the backend passes the key's project id and name).
+    public static func decode(_ body: [UInt8], projectID: String, acceptingProjects: Set<String>? = nil) throws -> StoreBatch {
+        try body.withUnsafeBytes { try decode($0, projectID: projectID, acceptingProjects: acceptingProjects) }
     }
 
-    public static func decode(_ b: UnsafeRawBufferPointer, projectID: String) throws -> StoreBatch {
+    public static func decode(_ b: UnsafeRawBufferPointer, projectID: String, acceptingProjects: Set<String>? = nil) throws -> StoreBatch {
         var reader = SpanRowWireReader(b, projectID: projectID)
         var batchID = 0..<0
         var spans: [SpanRow] = []
@@ -57,7 +59,7 @@ public enum ForwardBatchWire {
             case Field.resourceSpans:
                 let r = try reader.payload(&c, wire, "ForwardBatch", field)
                 if spans.isEmpty { spans.reserveCapacity(Int(min(spansKept, UInt64(b.count / 64)))) }
-                try resourceSpans(r, index: rsIndex, reader: &reader, into: &spans)
+                try resourceSpans(r, index: rsIndex, reader: &reader, acceptingProjects: acceptingProjects, into: &spans)
                 rsIndex += 1
             case Field.rollups:
                 let r = try reader.payload(&c, wire, "ForwardBatch", field)
@@ -86,7 +88,7 @@ public enum ForwardBatchWire {
         return StoreBatch(projectID: projectID, batchID: reader.text(batchID), spans: spans, rollups: rollups)
     }
 
-    private static func resourceSpans(_ r: Range<Int>, index: Int, reader: inout SpanRowWireReader, into spans: inout [SpanRow]) throws {
+    private static func resourceSpans(_ r: Range<Int>, index: Int, reader: inout SpanRowWireReader, acceptingProjects: Set<String>?, into spans: inout [SpanRow]) throws {
         reader.place = (index, -1, -1)
         // The resource may follow its scopes on the wire: find both first.
         var resource: [Range<Int>] = []
@@ -104,7 +106,11 @@ public enum ForwardBatchWire {
             default: try reader.skip(&c, wire, "ResourceSpans")
             }
         }
-        let service = ResourceInfo(resourceBytes: reader.b, ranges: resource, defaultProject: reader.projectID).service
+        let info = ResourceInfo(resourceBytes: reader.b, ranges: resource, defaultProject: reader.projectID)
+        if let acceptingProjects, let named = info.namedProject, !acceptingProjects.contains(named) {
+            throw ForeignProjectError(resourceIndex: index, named: named)
+        }
+        let service = info.service
         for (s, scope) in scopes.enumerated() {
             var c = ProtobufWireCursor(reader.b, scope)
             var spanIndex = 0

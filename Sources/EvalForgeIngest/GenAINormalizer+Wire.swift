@@ -251,6 +251,7 @@ extension ResourceInfo {
     public init(resourceBytes b: UnsafeRawBufferPointer, ranges: [Range<Int>], defaultProject: String) {
         var service = "unknown_service"
         var project = defaultProject
+        var named: String? = nil
         for r in ranges {
             var c = ProtobufWireCursor(b, r)
             while !c.isAtEnd {
@@ -265,11 +266,12 @@ extension ResourceInfo {
                     service = WireAttributeValue(b, values).stringValue
                 } else if Self.equals(b, key, GenAIKeys.project) {
                     let v = WireAttributeValue(b, values).stringValue
-                    if !v.isEmpty { project = v }
+                    if !v.isEmpty { project = v; named = v }
                 }
             }
         }
         self.init(service: service, project: project)
+        self.namedProject = named
     }
 
     private static func equals(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ s: String) -> Bool {

@@ -79,6 +79,9 @@ public struct GenAINormalizer: Sendable {
 public struct ResourceInfo: Sendable, Hashable {
     public var service: String
     public var project: String
+    /// The resource's own non-empty `evalforge.project`, nil when it names none (then `project` is
+    /// the default): what ingest checks against the key's project (`ForeignProjectError`).
+    public var namedProject: String? = nil
 
     public init(service: String, project: String) {
         self.service = service

@@ -25,6 +25,16 @@ package struct NormalizedOTLPRequest: Sendable {
     package var bytes: [UInt8]
     package var scopes: [Scope]
     package var spans: [Span]
+    /// Per resource (request order), the project its `evalforge.project` names; nil when none.
+    package var namedProjects: [String?] = []
+
+    /// The first resource naming a project `accepts` refuses, if any.
+    package func foreignProject(accepts: (String) -> Bool) -> ForeignProjectError? {
+        for (i, named) in namedProjects.enumerated() {
+            if let named, !accepts(named) { return ForeignProjectError(resourceIndex: i, named: named) }
+        }
+        return nil
+    }
 
     /// Validates `body` (`OTLPWireDecoder`: throws `OTLPRequestError` naming the place) and
     /// normalizes every span.
@@ -62,7 +72,7 @@ package struct NormalizedOTLPRequest: Sendable {
             let f = normalizer.normalize(spanBytes: body, range: span.range, resource: infos[request.scopes[span.scope].resource], prices: &prices, into: &out)
             spans.append(Span(facts: f, range: start..<out.count, scope: span.scope))
         }
-        return NormalizedOTLPRequest(bytes: out, scopes: scopes, spans: spans)
+        return NormalizedOTLPRequest(bytes: out, scopes: scopes, spans: spans, namedProjects: infos.map(\.namedProject))
     }
 
     /// Where a span was in the request, for messages: `resource_spans[r].scope_spans[s].spans[i]`.

@@ -43,7 +43,7 @@ struct AdminCLITests {
     static func startBackend(port: Int, dir: String, log: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-        p.arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--log-level", "error"]
+        p.arguments = ["backend", "--operator-port", "0", "--port", "\(port)", "--data-dir", dir, "--log-level", "error"]
         var env = ProcessInfo.processInfo.environment
         env["EVALFORGE_CLICKHOUSE_URL"] = nil
         env["EVALFORGE_ADMIN_TOKEN"] = nil

@@ -24,7 +24,7 @@ struct BackendCrashTests {
     static func startBackend(port: Int, dir: String, clickHouse: ClickHouseConfiguration?) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-        var arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error"]
+        var arguments = ["backend", "--operator-port", "0", "--port", "\(port)", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error"]
         var environment = ProcessInfo.processInfo.environment
         environment["EVALFORGE_CLICKHOUSE_URL"] = nil
         if let ch = clickHouse {
@@ -61,6 +61,7 @@ struct BackendCrashTests {
         c.queueDirectory = queue
         c.backendURL = "http://127.0.0.1:\(backendPort)"
         c.apiKey = TestBackend.apiKey
+        c.authMode = .open  // the SDK sends no key (loopback)
         c.collectorID = "backend-kill-test"
         c.flushInterval = .milliseconds(20)
         c.maxBatchSpans = 40

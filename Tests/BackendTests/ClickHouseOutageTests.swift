@@ -90,6 +90,7 @@ struct ClickHouseOutageTests {
             c.queueDirectory = queue
             c.backendURL = "http://127.0.0.1:\(backendPort)"
             c.apiKey = TestBackend.apiKey
+            c.authMode = .open  // the SDK sends no key (loopback)
             c.collectorID = "outage-test"
             c.flushInterval = .milliseconds(100)
             c.maxBatchSpans = 40

@@ -280,6 +280,7 @@ struct IngestTests {
             c.queueDirectory = queue
             c.backendURL = "http://127.0.0.1:\(backendPort)"
             c.apiKey = TestBackend.apiKey
+            c.authMode = .open  // the SDK sends no key (loopback)
             c.flushInterval = .milliseconds(100)
             let (collector, _) = try CollectorApp.build(configuration: c)
             try await collector.test(.live) { collectorClient in

@@ -81,8 +81,8 @@ struct BackendPriceFileTests {
         defer {
             for f in [bad, good, dir] { try? FileManager.default.removeItem(atPath: f) }
         }
-        let collectorArgs = ["collector", "--port", "\(TestProcesses.freeLoopbackPort())", "--queue-dir", dir + "/wal", "--backend-url", "http://127.0.0.1:9"]
-        let backendArgs = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--data-dir", dir + "/data", "--log-level", "error"]
+        let collectorArgs = ["collector", "--open", "--operator-port", "0", "--port", "\(TestProcesses.freeLoopbackPort())", "--queue-dir", dir + "/wal", "--backend-url", "http://127.0.0.1:9"]
+        let backendArgs = ["backend", "--operator-port", "0", "--port", "\(TestProcesses.freeLoopbackPort())", "--data-dir", dir + "/data", "--log-level", "error"]
         for args in [collectorArgs, backendArgs] {
             let refused = try await Self.run(args + ["--price-file", bad])
             #expect(refused.status != nil && refused.status != 0, "\(args[0])")

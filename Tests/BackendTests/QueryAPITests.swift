@@ -1,4 +1,5 @@
 @testable import Backend
+import Hummingbird
 import EvalForgeStore
 import Foundation
 import HummingbirdTesting
@@ -24,10 +25,15 @@ struct QueryAPITests {
 
     static func healthzNamesTheStore(_ store: TestStore, _ text: String) async throws {
         #expect(TestStore.available.contains(store))
-        try await withQueryBackend(on: store, seed: false) { client, _ in
+        try await withQueryBackend(on: store, seed: false) { client, services in
+            // The public /healthz is bare liveness; the operator listener's names the store.
             let health = try await client.get("/healthz", key: nil)
             #expect(health.status == .ok)
-            #expect(health.body.contains(text), "\(health.body)")
+            #expect(!health.body.contains(text), "\(health.body)")
+            try await Application(router: BackendApp.buildOperatorRouter(services: services, metricsRegistry: nil)).test(.router) { op in
+                let detailed = try await op.execute(uri: "/healthz", method: .get)
+                #expect(String(buffer: detailed.body).contains(text), "\(String(buffer: detailed.body))")
+            }
         }
     }
 

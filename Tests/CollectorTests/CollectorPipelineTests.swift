@@ -20,6 +20,7 @@ struct CollectorPipelineTests {
         var c = CollectorConfiguration.default
         c.queueDirectory = tempDir()
         c.fsync = "never"
+        c.authMode = .open  // most tests send without a key; AuthTests covers keys
         c.sampling.decisionWait = .milliseconds(100)
         c.sampling.rootGrace = .milliseconds(10)
         edit(&c)

@@ -17,7 +17,7 @@ struct CrashRecoveryTests {
     static func start(port: Int, backend: Int, queue: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-        p.arguments = ["collector", "--port", "\(port)", "--backend-url", "http://127.0.0.1:\(backend)", "--queue-dir", queue, "--fsync", "always", "--log-level", "warning"]
+        p.arguments = ["collector", "--open", "--operator-port", "0", "--port", "\(port)", "--backend-url", "http://127.0.0.1:\(backend)", "--queue-dir", queue, "--fsync", "always", "--log-level", "warning"]
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         return p

@@ -22,6 +22,7 @@ struct ForwardingSafetyTests {
         { $0.queueDirectory = directory }
     }
 
+    /// The detailed health of the collector whose operator listener is at `url`.
     static func health(_ url: String) async throws -> CollectorStatistics {
         let data = try await URLSession.shared.data(from: URL(string: url + "/healthz")!).0
         return try JSONDecoder().decode(CollectorStatistics.self, from: data)
@@ -45,10 +46,10 @@ struct ForwardingSafetyTests {
     func tooLargeIsHeld() async throws {
         let backend = BackendStandIn()
         backend.forcedStatus.store(413, ordering: .relaxed)
-        try await ForwardingTests.withStack(backend: backend) { url, pipeline in
+        try await ForwardingTests.withStack(backend: backend) { (url: String, pipeline: CollectorPipeline) async throws in
             #expect(try await Self.send(url, spans: 10) == 200)
             #expect(await Self.waitUntil { backend.requests.load(ordering: .relaxed) >= 3 })
-            let held = try await Self.health(url)
+            let held = pipeline.statistics
             #expect(held.status == "degraded")
             #expect(held.degradedReason?.contains("413") == true)
             #expect(held.queueDepthRecords == 1)
@@ -56,7 +57,7 @@ struct ForwardingSafetyTests {
             #expect(backend.spanCount == 0)
             backend.forcedStatus.store(0, ordering: .relaxed)
             #expect(await backend.waitFor(spans: 10) == 10)
-            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "ok" })
+            #expect(await Self.waitUntil { pipeline.statistics.status == "ok" })
             #expect(await Self.waitUntil { pipeline.statistics.queueDepthRecords == 0 })
         }
         #expect(backend.uniqueSpanIDs.count == 10)
@@ -66,16 +67,16 @@ struct ForwardingSafetyTests {
     func rotatedKey() async throws {
         let backend = BackendStandIn()
         backend.requiredKey.withLock { $0 = "new-key" }
-        try await ForwardingTests.withStack(backend: backend, { $0.apiKey = "old-key" }) { url, pipeline in
+        try await ForwardingTests.withStack(backend: backend, { $0.apiKey = "old-key" }) { (url: String, pipeline: CollectorPipeline) async throws in
             for _ in 0..<5 { #expect(try await Self.send(url, spans: 20) == 200) }
-            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "degraded" })
-            let h = try await Self.health(url)
+            #expect(await Self.waitUntil { pipeline.statistics.status == "degraded" })
+            let h = pipeline.statistics
             #expect(h.degradedReason?.contains("401") == true)
             #expect(h.queueDepthRecords == 5)
             #expect(backend.spanCount == 0)
             pipeline.reload(apiKey: "new-key")  // what SIGHUP does after re-reading the configuration
             #expect(await backend.waitFor(spans: 100) == 100)
-            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "ok" })
+            #expect(await Self.waitUntil { pipeline.statistics.status == "ok" })
             #expect(await Self.waitUntil { pipeline.statistics.queueDepthRecords == 0 })
             #expect(pipeline.statistics.deadLetters == 0)
         }
@@ -112,8 +113,8 @@ struct ForwardingSafetyTests {
         try FileManager.default.createDirectory(atPath: deadLetter, withIntermediateDirectories: true)
         try await ForwardingTests.withStack(backend: backend, Self.queue(queue)) { (url: String, pipeline: CollectorPipeline) async throws in
             #expect(try await Self.send(url, spans: 4) == 200)
-            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "degraded" })
-            let held = try await Self.health(url)
+            #expect(await Self.waitUntil { pipeline.statistics.status == "degraded" })
+            let held = pipeline.statistics
             #expect(held.degradedReason?.contains("dead-letter") == true, "\(held.degradedReason ?? "")")
             #expect(held.queueDepthRecords == 1)
             #expect(held.deadLetters == 0)
@@ -200,6 +201,7 @@ struct ForwardingSafetyTests {
         try await backend.buildApplication().test(.live) { backendClient in
             let backendPort = try #require(backendClient.port)
             let port = TestProcesses.freeLoopbackPort()
+            let operatorPort = TestProcesses.freeLoopbackPort()
             let queue = CollectorPipelineTests.tempDir()
             let config = queue + "-collector.yaml"
             func write(key: String) throws {
@@ -211,20 +213,21 @@ struct ForwardingSafetyTests {
             try write(key: "old")
             let p = Process()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-            p.arguments = ["collector", "--config", config, "--port", "\(port)", "--log-level", "error"]
+            p.arguments = ["collector", "--open", "--config", config, "--port", "\(port)", "--operator-port", "\(operatorPort)", "--log-level", "error"]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
             defer { p.terminate(); p.waitUntilExit() }
             #expect(await TestProcesses.waitHealthy(port))
             let url = "http://127.0.0.1:\(port)"
+            let operatorURL = "http://127.0.0.1:\(operatorPort)"
             #expect(try await Self.send(url, spans: 8) == 200)
-            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "degraded" })
+            #expect(await Self.waitUntil { (try? await Self.health(operatorURL))?.status == "degraded" })
             #expect(backend.spanCount == 0)
             try write(key: "rotated")
             kill(p.processIdentifier, SIGHUP)
             #expect(await backend.waitFor(spans: 8, timeout: .seconds(10)) == 8)
-            #expect(await Self.waitUntil { (try? await Self.health(url))?.status == "ok" })
+            #expect(await Self.waitUntil { (try? await Self.health(operatorURL))?.status == "ok" })
             #expect(p.isRunning)
         }
     }

@@ -91,10 +91,13 @@ struct PowerLossTests {
         let root = CollectorPipelineTests.tempDir()
         let state = CollectorPipelineTests.tempDir()
         let port = TestProcesses.freeLoopbackPort()
+        let operatorPort = TestProcesses.freeLoopbackPort()
         /// The WAL directory, created by the collector: its own directory entry must be synced too.
         var queue: String { root + "/wal" }
         var config: String { state + "-collector.yaml" }
         var url: String { "http://127.0.0.1:\(port)" }
+        /// The operator listener (`/healthz` with the counters).
+        var operatorURL: String { "http://127.0.0.1:\(operatorPort)" }
 
         /// Writes the collector's configuration: `queue` and `forward` are YAML flow mappings' contents.
         func configure(queue extraQueue: String, forward: String) throws {
@@ -108,7 +111,7 @@ struct PowerLossTests {
         func start(underShim: Bool, failSyncs: String? = nil) throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-            p.arguments = ["collector", "--config", config, "--port", "\(port)", "--log-level", "error"]
+            p.arguments = ["collector", "--open", "--config", config, "--port", "\(port)", "--operator-port", "\(operatorPort)", "--log-level", "error"]
             var env = ProcessInfo.processInfo.environment
             if underShim {
                 env["LD_PRELOAD"] = shim.library
@@ -137,7 +140,7 @@ struct PowerLossTests {
         func drained(into backend: BackendStandIn, expecting expected: Set<String>) async {
             _ = await ForwardingSafetyTests.waitUntil(.seconds(60)) {
                 if expected.isSubset(of: backend.uniqueSpanIDs) { return true }
-                guard let h = try? await ForwardingSafetyTests.health(url), h.queueDepthRecords == 0 else { return false }
+                guard let h = try? await ForwardingSafetyTests.health(operatorURL), h.queueDepthRecords == 0 else { return false }
                 let outbox = (try? FileManager.default.contentsOfDirectory(atPath: queue + "/outbox")) ?? []
                 return !outbox.contains { $0.hasPrefix("batch-") }
             }
@@ -263,11 +266,11 @@ struct PowerLossTests {
             // One batch accepted first: this run's checkpoint file exists, so the release after the
             // dead-lettering only rewrites it in place (no directory sync that would cover the new file).
             try await send()
-            #expect(await ForwardingSafetyTests.waitUntil { (try? await ForwardingSafetyTests.health(machine.url))?.queueDepthRecords == 0 })
+            #expect(await ForwardingSafetyTests.waitUntil { (try? await ForwardingSafetyTests.health(machine.operatorURL))?.queueDepthRecords == 0 })
             backend.forcedStatus.store(400, ordering: .relaxed)
             for _ in 0..<5 { try await send() }
             #expect(await ForwardingSafetyTests.waitUntil {
-                guard let h = try? await ForwardingSafetyTests.health(machine.url) else { return false }
+                guard let h = try? await ForwardingSafetyTests.health(machine.operatorURL) else { return false }
                 return h.deadLetters >= 1 && h.queueDepthRecords == 0
             }, "the refused batches were not dead-lettered and released")
             let (restore, _) = machine.powerFails(collector)

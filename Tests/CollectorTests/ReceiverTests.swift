@@ -1,12 +1,16 @@
 import EvalForgeCore
 import EvalForgeOTLP
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Prometheus
 import Testing
+import TestProcesses
 
 @testable import Collector
 
@@ -142,20 +146,33 @@ struct ReceiverTests {
         }
     }
 
-    @Test("health and Prometheus metrics")
+    @Test("the receiver's /healthz is bare and it serves no /metrics; the operator listener serves both with details")
     func operations() async throws {
-        try await Self.withCollector { client, _ in
+        var c = CollectorPipelineTests.config()
+        c.port = 0
+        c.backendURL = "http://127.0.0.1:9"
+        c.flushInterval = .seconds(3600)
+        c.shutdownTimeout = .milliseconds(200)
+        let operatorPort = TestProcesses.freeLoopbackPort()
+        c.operatorPort = operatorPort
+        let (app, _) = try CollectorApp.build(configuration: c)
+        try await app.test(.live) { client in
             let r = SpanFactory.request([SpanFactory.span(trace: SpanFactory.traceID(), id: 1), SpanFactory.span(trace: SpanFactory.traceID(), id: 1)])
             try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: Self.protobuf(r)) { _ in }
             try await client.execute(uri: "/healthz", method: .get) { resp in
                 #expect(resp.status == .ok)
-                #expect(String(buffer: resp.body).contains("\"spansReceived\":2"))
+                #expect(String(buffer: resp.body) == "{\"status\":\"ok\"}")
             }
             try await client.execute(uri: "/metrics", method: .get) { resp in
-                let text = String(buffer: resp.body)
-                #expect(text.contains("evalforge_collector_spans_received_total 2"))
-                #expect(text.contains("evalforge_collector_queue_depth_records"))
+                #expect(resp.status == .notFound)
             }
+            let op = "http://127.0.0.1:\(operatorPort)"
+            #expect(await TestProcesses.waitHealthy(operatorPort), "the operator listener did not answer")
+            let health = String(decoding: try await URLSession.shared.data(from: URL(string: op + "/healthz")!).0, as: UTF8.self)
+            #expect(health.contains("\"spansReceived\":2"), "\(health)")
+            let metrics = String(decoding: try await URLSession.shared.data(from: URL(string: op + "/metrics")!).0, as: UTF8.self)
+            #expect(metrics.contains("evalforge_collector_spans_received_total 2"))
+            #expect(metrics.contains("evalforge_collector_queue_depth_records"))
         }
     }
 }

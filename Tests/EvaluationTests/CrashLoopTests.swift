@@ -135,7 +135,7 @@ import TestProcesses
     static func startBackend(_ binary: String, port: Int, dir: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--api-key", LiveBackend.apiKey, "--log-level", "error", "--outbound-allow", OutboundPolicy.testLoopbackList]
+        p.arguments = ["backend", "--operator-port", "0", "--port", "\(port)", "--data-dir", dir, "--api-key", LiveBackend.apiKey, "--log-level", "error", "--outbound-allow", OutboundPolicy.testLoopbackList]
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         return p

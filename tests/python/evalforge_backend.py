@@ -37,7 +37,7 @@ def backend(tmp_path, api_key=API_KEY):
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     log = open(tmp_path / "backend.log", "wb")
-    proc = subprocess.Popen([h.BIN, "backend", "--port", str(port), "--data-dir", str(data), "--api-key", api_key,
+    proc = subprocess.Popen([h.BIN, "backend", "--operator-port", "0", "--port", str(port), "--data-dir", str(data), "--api-key", api_key,
                              # the tests' mock LLM and http targets listen on loopback, which the outbound policy refuses by default
                              "--outbound-allow", "127.0.0.0/8,::1,localhost"],
                             stdout=log, stderr=subprocess.STDOUT)

@@ -74,11 +74,20 @@ def inspect(path, batch=False):
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+OPERATOR_PORTS = {}
+
+
+def operator_port(port):
+    """The operator listener (/metrics, detailed /healthz) of the collector `collector()` started on `port`."""
+    return OPERATOR_PORTS[port]
+
+
 @contextlib.contextmanager
 def collector(tmp_path, backend_port, *extra):
     port = free_port()
+    OPERATOR_PORTS[port] = free_port()
     proc = subprocess.Popen(
-        [BIN, "collector", "--port", str(port), "--backend-url", f"http://127.0.0.1:{backend_port}",
+        [BIN, "collector", "--open", "--port", str(port), "--operator-port", str(OPERATOR_PORTS[port]), "--backend-url", f"http://127.0.0.1:{backend_port}",
          "--queue-dir", str(tmp_path / "wal"), "--fsync", "never", "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL)
     try:

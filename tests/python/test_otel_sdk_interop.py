@@ -111,7 +111,7 @@ def test_python_exporter_through_collector_is_normalized(tmp_path):
             assert sum(r["rollup"]["input_tokens"] for r in rollups) == sum(range(100, 105))
             assert {r["rollup"]["project"] for r in rollups} == {"interop"}
             assert sum(r["rollup"]["requests"] for r in rollups if r["rollup"]["error"]) == 1
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{h.operator_port(port)}/metrics") as r:
                 text = r.read().decode()
             assert "evalforge_collector_spans_received_total 6" in text
     finally:

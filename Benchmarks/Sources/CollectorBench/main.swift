@@ -222,7 +222,13 @@ func run(_ mode: Mode, binary: String, sink: BatchSink, selfPath: String) throws
         """
     try yaml.write(toFile: dir + "/collector.yaml", atomically: true, encoding: .utf8)
     let collectorLog = dir + "/collector.log"
-    let collector = try spawn(binary, ["collector", "--config", dir + "/collector.yaml", "--log-level", "warning"], log: collectorLog)
+    // Open mode on loopback and any free operator port, by environment so binaries from before
+    // collector keys and the operator listener (before/after runs) take the same command.
+    var collectorEnv = ProcessInfo.processInfo.environment
+    collectorEnv["EVALFORGE_COLLECTOR_AUTH_MODE"] = "open"
+    let operatorPort = freePort()
+    collectorEnv["EVALFORGE_COLLECTOR_OPERATOR_PORT"] = "\(operatorPort)"
+    let collector = try spawn(binary, ["collector", "--config", dir + "/collector.yaml", "--log-level", "warning"], log: collectorLog, environment: collectorEnv)
     let pid = collector.processIdentifier
     var up = false
     for _ in 0..<300 {
@@ -236,7 +242,16 @@ func run(_ mode: Mode, binary: String, sink: BatchSink, selfPath: String) throws
         return nil
     }
     note("[\(mode.name)] collector pid \(pid) on 127.0.0.1:\(port), fsync \(mode.fsync), sampling ratio \(mode.samplingRatio); sink on \(sink.port); queue \(dir)")
-    let sampler = CollectorSampler(pid: pid, port: port)
+    // Counters: on the operator listener, or on the receiver for binaries from before it (whose
+    // /healthz has them); the operator listener may come up a moment after the receiver.
+    var foundStatsPort = port
+    for _ in 0..<50 {
+        if healthz(port: operatorPort) != nil { foundStatsPort = operatorPort; break }
+        if healthz(port: port)?["queueDepthRecords"] != nil { break }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    let statsPort = foundStatsPort
+    let sampler = CollectorSampler(pid: pid, port: statsPort)
     let marks = WindowMarks()
     let perfPath = mode.name == options.modes.first ? options.perf : nil
     let perfRun = Mutex<Process?>(nil)
@@ -252,7 +267,7 @@ func run(_ mode: Mode, binary: String, sink: BatchSink, selfPath: String) throws
         switch parts[0] {
         case "MEASURE_START":
             guard let s = try? JSONDecoder().decode(LoadSnapshot.self, from: json) else { return }
-            marks.start.withLock { $0 = .init(snapshot: s, collectorCPU: procCPUSeconds(pid) ?? .nan, selfCPU: processCPUSeconds(), machineBusy: machineBusySeconds(), loadAverage: loadAverage1m(), backlog: healthz(port: port)?.int("queueDepthRecords") ?? -1) }
+            marks.start.withLock { $0 = .init(snapshot: s, collectorCPU: procCPUSeconds(pid) ?? .nan, selfCPU: processCPUSeconds(), machineBusy: machineBusySeconds(), loadAverage: loadAverage1m(), backlog: healthz(port: statsPort)?.int("queueDepthRecords") ?? -1) }
             if let perfPath {
                 let seconds = Int(min(options.seconds, 15))
                 note("perf record -e cpu-clock -F 299 -g -p \(pid) -o \(perfPath) -- sleep \(seconds)")
@@ -261,7 +276,7 @@ func run(_ mode: Mode, binary: String, sink: BatchSink, selfPath: String) throws
             }
         case "MEASURE_END":
             guard let s = try? JSONDecoder().decode(LoadSnapshot.self, from: json) else { return }
-            marks.end.withLock { $0 = .init(snapshot: s, collectorCPU: procCPUSeconds(pid) ?? .nan, selfCPU: processCPUSeconds(), machineBusy: machineBusySeconds(), loadAverage: loadAverage1m(), backlog: healthz(port: port)?.int("queueDepthRecords") ?? -1) }
+            marks.end.withLock { $0 = .init(snapshot: s, collectorCPU: procCPUSeconds(pid) ?? .nan, selfCPU: processCPUSeconds(), machineBusy: machineBusySeconds(), loadAverage: loadAverage1m(), backlog: healthz(port: statsPort)?.int("queueDepthRecords") ?? -1) }
         case "RESULT":
             marks.result.withLock { $0 = try? JSONDecoder().decode(LoadResult.self, from: json) }
         default: break
@@ -280,10 +295,10 @@ func run(_ mode: Mode, binary: String, sink: BatchSink, selfPath: String) throws
     // trace awaits a sampling decision.
     let drainStart = monotonicNanos()
     let drainCPUStart = procCPUSeconds(pid) ?? .nan
-    let forwardedAtDrainStart = healthz(port: port)?.int("spansForwarded") ?? 0
+    let forwardedAtDrainStart = healthz(port: statsPort)?.int("spansForwarded") ?? 0
     var health: [String: Any] = [:]
     while monotonicNanos() - drainStart < 180_000_000_000, collector.isRunning {
-        if let h = healthz(port: port) {
+        if let h = healthz(port: statsPort) {
             health = h
             if h.int("queueDepthRecords") == 0 && h.int("pendingTraces") == 0 && h.int("spansReceived") >= result.final.freshSpans + result.final.duplicateSpans {
                 break

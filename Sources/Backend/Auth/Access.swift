@@ -64,13 +64,13 @@ public enum RoutePolicy {
         // Operational endpoints, the sign-in page and static assets.
         Rule(method: .get, path: "/healthz", access: .public),
         Rule(method: .get, path: "/readyz", access: .public),
-        Rule(method: .get, path: "/metrics", access: .public),
         Rule(method: .get, path: "/ui/app.js", access: .public),
         Rule(method: nil, path: "/login", access: .public),
         Rule(method: .post, path: "/logout", access: .public),
         // Ingest: OTLP and the collector's forwarded batches.
         Rule(method: .post, path: "/v1/traces", access: .scope(.ingest)),
         Rule(method: .post, path: "/v1/batches", access: .scope(.ingest)),
+        Rule(method: .get, path: "/api/auth/check", access: .scope(.ingest)),
         // Administration: keys, projects, audit; webhooks, providers.
         Rule(method: nil, path: "/api/admin", access: .scope(.admin)),
         Rule(method: nil, path: "/api/webhooks", access: .scope(.admin)),

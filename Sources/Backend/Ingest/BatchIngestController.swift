@@ -12,7 +12,9 @@ import SwiftProtobuf
 
 /// `POST /v1/batches`: the collector's forwarded batches (`ForwardBatch` protobuf; `Content-Encoding`
 /// zstd, gzip or none). Stored at most once per batch id; answered with a `ForwardResponse` only
-/// after the data is durable. The project is the API key's, whatever the spans' resources say.
+/// after the data is durable. The project is the API key's: a resource whose `evalforge.project`
+/// names another project refuses the batch with 400 (a collector dead-letters a 400 with the answer,
+/// counted; a 403 would hold its whole queue behind the batch).
 struct BatchIngestController: Sendable {
     let ingest: IngestService
     let maxBodyBytes: Int
@@ -27,7 +29,7 @@ struct BatchIngestController: Sendable {
         let project = try context.requireProject()
         do {
             let body = try await IngestBody.read(request, limit: maxBodyBytes)
-            let batch = try Self.decode(body, headerBatchID: request.headers[Self.batchIDHeader], projectID: project.id)
+            let batch = try Self.decode(body, headerBatchID: request.headers[Self.batchIDHeader], projectID: project.id, projectName: project.name)
             let outcome = try await ingest.ingest(batch)
             var response = Evalforge_V1_ForwardResponse()
             response.batchID = batch.batchID
@@ -41,10 +43,12 @@ struct BatchIngestController: Sendable {
 
     /// Decodes and validates a forwarded batch into rows for `projectID`, reading the protobuf bytes
     /// in place (`ForwardBatchWire`: no OTLP messages are built).
-    static func decode(_ body: [UInt8], headerBatchID: String?, projectID: String, nowUnixNanos: Int64 = IngestClock.nowUnixNanos()) throws -> StoreBatch {
+    static func decode(_ body: [UInt8], headerBatchID: String?, projectID: String, projectName: String? = nil, nowUnixNanos: Int64 = IngestClock.nowUnixNanos()) throws -> StoreBatch {
         var batch: StoreBatch
         do {
-            batch = try ForwardBatchWire.decode(body, projectID: projectID)
+            batch = try ForwardBatchWire.decode(body, projectID: projectID, acceptingProjects: [projectID, projectName ?? projectID])
+        } catch let e as ForeignProjectError {
+            throw IngestError.badRequest("batch refused: " + e.message(projectID: projectID, projectName: projectName ?? projectID))
         } catch let e as WireFormatError {
             throw IngestError.badRequest("body is not a valid evalforge.v1.ForwardBatch protobuf: \(e.message)")
         }

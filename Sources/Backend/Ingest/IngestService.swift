@@ -83,7 +83,7 @@ extension Timer {
 
 /// Why an ingest request was not stored, with its HTTP status.
 public struct IngestError: Error, CustomStringConvertible, Sendable {
-    private enum Code: Sendable { case badRequest, unavailable, overloaded, rejected, tooLarge, unsupportedMediaType }
+    private enum Code: Sendable { case badRequest, unavailable, overloaded, rejected, tooLarge, unsupportedMediaType, foreignProject }
     private let code: Code
     public let message: String
     public var description: String { message }
@@ -94,11 +94,14 @@ public struct IngestError: Error, CustomStringConvertible, Sendable {
     static func rejected(_ m: String) -> IngestError { .init(code: .rejected, message: "storage refused the batch: " + m) }
     static func tooLarge(_ m: String) -> IngestError { .init(code: .tooLarge, message: m) }
     static func unsupportedMediaType(_ m: String) -> IngestError { .init(code: .unsupportedMediaType, message: m) }
+    /// OTLP naming another project than the key's (403: the key may not write there).
+    static func foreignProject(_ m: String) -> IngestError { .init(code: .foreignProject, message: m) }
 
-    /// HTTP status: 400, 413, 415, or 503 (with Retry-After) for the retryable ones.
+    /// HTTP status: 400, 403, 413, 415, or 503 (with Retry-After) for the retryable ones.
     public var status: Int {
         switch code {
         case .badRequest, .rejected: 400
+        case .foreignProject: 403
         case .tooLarge: 413
         case .unsupportedMediaType: 415
         case .unavailable, .overloaded: 503

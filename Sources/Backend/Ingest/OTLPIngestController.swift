@@ -13,7 +13,8 @@ import SwiftProtobuf
 /// collector's request decoding and byte-level normalizer, then the span-row reader forwarded batches
 /// go through (an OTLP/JSON body is re-encoded as protobuf first). Every span is kept and counted in
 /// the rollups. The batch id is the SHA-256 of the body, so an exporter's retry of the same request
-/// is stored once. Spans with invalid ids are rejected through `partial_success`.
+/// is stored once. Spans with invalid ids are rejected through `partial_success`. A resource whose
+/// `evalforge.project` names another project than the key's refuses the request with 403.
 struct OTLPIngestController: Sendable {
     let ingest: IngestService
     let normalizer: GenAINormalizer
@@ -43,6 +44,10 @@ struct OTLPIngestController: Sendable {
                 case 415: throw IngestError.unsupportedMediaType(e.message)
                 default: throw IngestError.badRequest(e.message)
                 }
+            }
+            // The project comes from the key: a resource naming another one refuses the request.
+            if let foreign = normalized.foreignProject(accepts: { ForeignProjectError.accepts($0, projectID: project.id, projectName: project.name) }) {
+                throw IngestError.foreignProject(foreign.message(projectID: project.id, projectName: project.name))
             }
             let (batch, rejected) = try Self.rows(normalized, projectID: project.id, batchID: "otlp-" + Digest.hex(Digest.sha256(raw)).prefix(40), nowUnixNanos: IngestClock.nowUnixNanos())
             var months = Set<Int32>()

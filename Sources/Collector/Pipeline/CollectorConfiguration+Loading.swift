@@ -12,13 +12,35 @@ extension CollectorConfiguration {
         guard let root else { return }
         guard let doc = root as? [String: Any] else { throw CollectorError.configuration("configuration must be a mapping of sections (receiver, dedup, sampling, queue, forward)") }
         let r = ConfigReader(path: "")
-        try r.sections(doc, allowed: ["receiver", "dedup", "sampling", "queue", "forward", "shutdown_timeout_ms"])
-        if let s = try r.section(doc, "receiver", allowed: ["host", "port", "max_body_bytes", "default_project"]) {
+        try r.sections(doc, allowed: ["receiver", "auth", "operator", "dedup", "sampling", "queue", "forward", "shutdown_timeout_ms"])
+        if let s = try r.section(doc, "operator", allowed: ["host", "port"]) {
+            let r = ConfigReader(path: "operator")
+            if let v = try r.string(s, "host") { operatorHost = v }
+            if let v = try r.int(s, "port", 0...65535) { operatorPort = v }
+        }
+        if let s = try r.section(doc, "receiver", allowed: ["host", "port", "max_body_bytes", "default_project", "allowed_hosts"]) {
             let r = ConfigReader(path: "receiver")
             if let v = try r.string(s, "host") { host = v }
             if let v = try r.int(s, "port", 0...65535) { port = v }
             if let v = try r.int(s, "max_body_bytes", 1024...(1 << 30)) { maxBodyBytes = v }
             if let v = try r.string(s, "default_project") { defaultProject = v }
+            if let v = try r.strings(s, "allowed_hosts") {
+                for h in v where h.isEmpty || h.utf8.count > 253 || h.contains(where: { $0 == " " || $0 == "/" }) {
+                    throw CollectorError.configuration("receiver.allowed_hosts: '\(h.prefix(60))' is not a host name")
+                }
+                allowedHosts = v
+            }
+        }
+        if let s = try r.section(doc, "auth", allowed: ["mode", "force_open", "cache_ttl_ms", "negative_ttl_ms", "stale_grace_ms"]) {
+            let r = ConfigReader(path: "auth")
+            if let v = try r.string(s, "mode") {
+                guard let m = CollectorAuthMode(rawValue: v.lowercased()) else { throw CollectorError.configuration("auth.mode '\(v)': expected key or open") }
+                authMode = m
+            }
+            if let v = try r.bool(s, "force_open") { forceOpen = v }
+            if let v = try r.int(s, "cache_ttl_ms", 0...3_600_000) { authCacheTTL = .milliseconds(v) }
+            if let v = try r.int(s, "negative_ttl_ms", 0...3_600_000) { authNegativeTTL = .milliseconds(v) }
+            if let v = try r.int(s, "stale_grace_ms", 0...86_400_000) { authStaleGrace = .milliseconds(v) }
         }
         if let s = try r.section(doc, "dedup", allowed: ["window_seconds", "max_ids"]) {
             let r = ConfigReader(path: "dedup")
@@ -90,11 +112,16 @@ extension CollectorConfiguration {
         }
         if let v = env["EVALFORGE_COLLECTOR_HOST"] { host = v }
         if let v = try int("EVALFORGE_COLLECTOR_PORT") { port = v }
+        if let v = try int("EVALFORGE_COLLECTOR_OPERATOR_PORT") { operatorPort = v }
         if let v = env["EVALFORGE_COLLECTOR_QUEUE_DIR"] { queueDirectory = v }
         if let v = env["EVALFORGE_COLLECTOR_FSYNC"] { fsync = v }
         if let v = env["EVALFORGE_COLLECTOR_ID"] { collectorID = v }
         if let v = env["EVALFORGE_BACKEND_URL"] { backendURLs = Self.urlList(v) }
         if let v = env["EVALFORGE_API_KEY"] { apiKey = v }
+        if let raw = env["EVALFORGE_COLLECTOR_AUTH_MODE"] {
+            guard let m = CollectorAuthMode(rawValue: raw.lowercased()) else { throw CollectorError.configuration("EVALFORGE_COLLECTOR_AUTH_MODE=\(raw): expected key or open") }
+            authMode = m
+        }
         if let raw = env["EVALFORGE_COLLECTOR_SAMPLING_RATIO"] {
             guard let v = Double(raw), (0...1).contains(v) else { throw CollectorError.configuration("EVALFORGE_COLLECTOR_SAMPLING_RATIO=\(raw): expected a number between 0 and 1") }
             sampling.ratio = v
@@ -117,6 +144,11 @@ extension CollectorConfiguration {
         guard distinct.count == backendURLs.count else { throw CollectorError.configuration("forward.backend_urls: a backend URL is listed twice") }
         guard healthTimeout > .zero, healthInterval > .zero else { throw CollectorError.configuration("forward.health_interval_ms and forward.health_timeout_ms must be positive") }
         guard (0...65535).contains(port) else { throw CollectorError.configuration("receiver.port \(port): expected 0…65535") }
+        if let operatorPort {
+            guard (0...65535).contains(operatorPort), operatorPort == 0 || operatorPort != port else {
+                throw CollectorError.configuration("operator.port \(operatorPort): expected 0…65535 (0: any free port), not the receiver's port")
+            }
+        }
         guard !queueDirectory.isEmpty else { throw CollectorError.configuration("queue.directory must not be empty") }
         guard (1...64).contains(forwardConcurrency) else { throw CollectorError.configuration("forward.concurrency \(forwardConcurrency): expected 1…64") }
         guard (1...19).contains(zstdLevel) else { throw CollectorError.configuration("forward.zstd_level \(zstdLevel): expected 1…19") }

@@ -13,6 +13,34 @@ public struct CollectorConfiguration: Sendable, Equatable {
     public var maxBodyBytes: Int = 8 << 20
     /// Project for spans whose resource has no `evalforge.project`. Config `receiver.default_project`. Default "default".
     public var defaultProject: String = "default"
+    /// Names besides IP addresses, `localhost`, the listen host and this machine's host name that
+    /// requests may carry in `Host` and `Origin` (DNS rebinding protection; `*` turns it off).
+    /// Config `receiver.allowed_hosts`. Default none.
+    public var allowedHosts: [String] = []
+
+    /// The operator listener: `/metrics` and the detailed `/healthz` (counters, degraded reason),
+    /// which need no key and so are not on the receiver (that one keeps a bare liveness `/healthz`).
+    /// Config `operator.host` / `operator.port`, env `EVALFORGE_COLLECTOR_OPERATOR_PORT`, flags
+    /// `--operator-host` / `--operator-port`. `evalforge collector` defaults to 127.0.0.1:13133 (0: any
+    /// free port); nil (the library's default) serves no operator listener.
+    public var operatorHost: String = "127.0.0.1"
+    public var operatorPort: Int? = nil
+
+    /// Who may send OTLP: `key` (a key with the `ingest` scope of the project this collector
+    /// forwards to, checked against the backend) or `open` (anyone; loopback only). Config
+    /// `auth.mode`, env `EVALFORGE_COLLECTOR_AUTH_MODE`, flag `--open`. Default key.
+    public var authMode: CollectorAuthMode = .key
+    /// Allow open mode on a non-loopback address. Config `auth.force_open`, flag `--force-open`. Default false.
+    public var forceOpen: Bool = false
+    /// How long the backend's acceptance of a key is trusted (a revoked key is refused at most this
+    /// long after). Config `auth.cache_ttl_ms`. Default 30,000.
+    public var authCacheTTL: Duration = .seconds(30)
+    /// How long a refusal (unknown, revoked key; missing scope) or an unreachable backend is remembered.
+    /// Config `auth.negative_ttl_ms`. Default 5,000.
+    public var authNegativeTTL: Duration = .seconds(5)
+    /// While the backend cannot be reached, a key it accepted at most this long ago stays accepted
+    /// (unknown keys get 503). 0: none. Config `auth.stale_grace_ms`. Default 300,000 (5 min).
+    public var authStaleGrace: Duration = .seconds(300)
 
     /// Deduplication window. Config `dedup.window_seconds`. Default 600 s.
     public var dedupWindow: Duration = .seconds(600)
@@ -92,6 +120,28 @@ public struct CollectorConfiguration: Sendable, Equatable {
 
     public init() {}
     public static let `default` = CollectorConfiguration()
+
+    /// Whether `host` is a loopback address or name (open mode is allowed there).
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = HostAllowList.normalized(host)
+        return h == "localhost" || HostAllowList.isLoopbackIP(h)
+    }
+
+    /// The checks that need every source applied (file, environment, flags): open mode only on
+    /// loopback unless forced; key mode needs the collector's own `forward.api_key`, whose project
+    /// client keys must belong to. `CollectorApp.build` runs them.
+    public func validateAuth() throws {
+        switch authMode {
+        case .open:
+            guard Self.isLoopback(host) || forceOpen else {
+                throw CollectorError.configuration("auth.mode open on '\(host)', a non-loopback address, would accept OTLP from anyone who can reach it: listen on 127.0.0.1, use keys (auth.mode key), or force it (auth.force_open: true / --force-open)")
+            }
+        case .key:
+            guard let apiKey, !apiKey.isEmpty else {
+                throw CollectorError.configuration("auth.mode key (the default) needs forward.api_key (EVALFORGE_API_KEY): clients' keys must belong to the project it writes to; or run open on loopback (auth.mode open / --open)")
+            }
+        }
+    }
 
     /// The coding and level forwarded batches are compressed with.
     var forwardCoding: (coding: ContentCoding, level: Int32) {

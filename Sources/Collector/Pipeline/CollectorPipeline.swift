@@ -73,12 +73,15 @@ public final class CollectorPipeline: Sendable {
     /// building messages (`OTLPWireDecoder`), normalized from its bytes. Returns after the accepted
     /// spans are durable (by the fsync policy); throws `CollectorError.badRequest` for a malformed
     /// body and `CollectorError.queueFull` under backpressure, with nothing accepted.
-    public func ingest(protobuf body: [UInt8]) async throws -> IngestResult {
+    ///
+    /// `project`: the project the request's key writes to; a resource whose `evalforge.project`
+    /// names another refuses the request with 403 (nil: no check, open mode without an answer).
+    public func ingest(protobuf body: [UInt8], project: KeyProject? = nil) async throws -> IngestResult {
         guard wal.totalBytes < configuration.queueMaxBytes else {
             metrics.requestsRejected.increment()
             throw CollectorError.queueFull
         }
-        let (request, spans) = try normalize(body)
+        let (request, spans) = try normalize(body, project: project)
         try checkForwardable(request, spans)
         let bodyCRC = WriteAheadLog.checksum(body)  // outside the lock; combined with the record's header in `append`
         let now = Self.nowNanos()
@@ -174,12 +177,15 @@ public final class CollectorPipeline: Sendable {
     }
 
     /// Validates and normalizes every span of a protobuf request body.
-    private func normalize(_ body: [UInt8]) throws -> (NormalizedRequest, [NormalizedSpan]) {
+    private func normalize(_ body: [UInt8], project: KeyProject?) throws -> (NormalizedRequest, [NormalizedSpan]) {
         let normalized: NormalizedOTLPRequest
         do {
-            normalized = try NormalizedOTLPRequest.normalize(body, normalizer: normalizer, defaultProject: configuration.defaultProject)
+            normalized = try NormalizedOTLPRequest.normalize(body, normalizer: normalizer, defaultProject: project?.id ?? configuration.defaultProject)
         } catch let e as OTLPRequestError {
             throw CollectorError(e)
+        }
+        if let project, let foreign = normalized.foreignProject(accepts: { ForeignProjectError.accepts($0, projectID: project.id, projectName: project.name) }) {
+            throw CollectorError.forbidden(foreign.message(projectID: project.id, projectName: project.name))
         }
         let request = NormalizedRequest(bytes: normalized.bytes, scopes: normalized.scopes)
         var spans: [NormalizedSpan] = []
@@ -255,7 +261,7 @@ public final class CollectorPipeline: Sendable {
             let decoded: (WALRecord.Decoded, NormalizedRequest, [NormalizedSpan])
             do {
                 guard let record = WALRecord.decode(payload) else { throw CollectorError.badRequest("the record's excluded-span list is unreadable") }
-                let (request, spans) = try normalize(Array(record.request))
+                let (request, spans) = try normalize(Array(record.request), project: nil)
                 guard record.excluded.allSatisfy({ $0 < spans.count }), zip(record.excluded, record.excluded.dropFirst()).allSatisfy({ $0 < $1 }) else {
                     throw CollectorError.badRequest("the record's excluded-span list does not fit its \(spans.count) spans")
                 }
@@ -434,7 +440,7 @@ enum WALRecord {
 
 /// Errors the collector reports to clients and operators.
 public struct CollectorError: Error, CustomStringConvertible, Sendable {
-    private enum Code: Sendable { case queueFull, storage, configuration, badRequest, tooLarge, unsupportedMediaType }
+    private enum Code: Sendable { case queueFull, storage, configuration, badRequest, forbidden, tooLarge, unsupportedMediaType }
     private let code: Code
     public let message: String
     public var description: String { message }
@@ -444,9 +450,11 @@ public struct CollectorError: Error, CustomStringConvertible, Sendable {
     static func configuration(_ m: String) -> CollectorError { CollectorError(code: .configuration, message: m) }
     static func badRequest(_ m: String) -> CollectorError { CollectorError(code: .badRequest, message: m) }
     static func tooLarge(_ m: String) -> CollectorError { CollectorError(code: .tooLarge, message: m) }
+    /// Spans of another project than the key's (403).
+    static func forbidden(_ m: String) -> CollectorError { CollectorError(code: .forbidden, message: m) }
     static func unsupportedMediaType(_ m: String) -> CollectorError { CollectorError(code: .unsupportedMediaType, message: m) }
 
-    /// The HTTP status this error maps to (400, 413, 415, 500 or 503).
+    /// The HTTP status this error maps to (400, 403, 413, 415, 500 or 503).
     public var statusCode: Int { httpStatus }
 
     var httpStatus: Int {
@@ -454,6 +462,7 @@ public struct CollectorError: Error, CustomStringConvertible, Sendable {
         case .queueFull, .storage: return 503
         case .configuration: return 500
         case .badRequest: return 400
+        case .forbidden: return 403
         case .tooLarge: return 413
         case .unsupportedMediaType: return 415
         }

@@ -26,6 +26,9 @@ final class CollectorMetrics: Sendable {
     let walMissingRecords: Counter
     /// Deliveries moved to another backend after a transport error or a 5xx.
     let forwardFailovers: Counter
+    /// Requests refused before their body was read: no or a bad key, another project, Host/Origin
+    /// (401/403), or the key could not be verified (503).
+    let requestsRefusedAuth: Counter
 
     let received = Atomic<Int>(0)
     let rejected = Atomic<Int>(0)
@@ -43,6 +46,7 @@ final class CollectorMetrics: Sendable {
         spansReceived = Counter(label: "evalforge_collector_spans_received_total", factory: factory)
         spansRejected = Counter(label: "evalforge_collector_spans_rejected_total", factory: factory)
         requestsRejected = Counter(label: "evalforge_collector_requests_rejected_total", factory: factory)
+        requestsRefusedAuth = Counter(label: "evalforge_collector_requests_refused_auth_total", factory: factory)
         duplicates = Counter(label: "evalforge_collector_spans_duplicate_total", factory: factory)
         sampledIn = Counter(label: "evalforge_collector_spans_sampled_in_total", factory: factory)
         sampledOut = Counter(label: "evalforge_collector_spans_sampled_out_total", factory: factory)

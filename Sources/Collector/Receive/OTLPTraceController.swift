@@ -8,9 +8,12 @@ import NIOCore
 /// `POST /v1/traces`: OTLP/HTTP protobuf or JSON, optionally gzip, with spec-correct answers:
 /// 200 with an ExportTraceServiceResponse (partial_success for rejected spans), 400 for
 /// undecodable bodies, 413 above the size limit, 415 for unsupported types, 503 with Retry-After
-/// when the queue is full.
+/// when the queue is full. Before the body is read the key is checked (`KeyChecker`): 401 for a
+/// missing or unknown key, 403 for a key without `ingest` or of another project, 503 with
+/// Retry-After when the backend cannot confirm it.
 struct OTLPTraceController: Sendable {
     let pipeline: CollectorPipeline
+    let keys: KeyChecker
 
     func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         router.post("/v1/traces") { request, context in
@@ -20,6 +23,17 @@ struct OTLPTraceController: Sendable {
 
     func export(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let limit = pipeline.configuration.maxBodyBytes
+        let project: KeyProject?
+        switch await keys.authorize(key: Self.key(from: request)) {
+        case .accept(let p): project = p
+        case .refuse(let status, let message, let retryAfter):
+            pipeline.metrics.requestsRefusedAuth.increment()
+            // The body is not read: the connection is closed after the answer.
+            var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .connection: "close"]
+            if status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+            if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+        }
         do {
             let raw = try await Self.readBody(request, limit: limit)
             let format: OTLPRequestDecoder.Format
@@ -29,7 +43,7 @@ struct OTLPTraceController: Sendable {
             } catch {
                 throw CollectorError(error)
             }
-            let result = try await pipeline.ingest(protobuf: bytes)
+            let result = try await pipeline.ingest(protobuf: bytes, project: project)
             var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
             if result.rejected > 0 {
                 response.partialSuccess.rejectedSpans = Int64(result.rejected)
@@ -42,6 +56,21 @@ struct OTLPTraceController: Sendable {
             if e.httpStatus == 413, e.message.hasPrefix("body of") { headers[.connection] = "close" }
             return Response(status: .init(code: e.httpStatus), headers: headers, body: .init(byteBuffer: ByteBuffer(string: e.message + "\n")))
         }
+    }
+
+    static let apiKeyHeader = HTTPField.Name("X-API-Key")
+
+    /// The key a request carries: `Authorization: Bearer <key>` or `X-API-Key: <key>` (as the backend reads them).
+    static func key(from request: Request) -> String? {
+        if let auth = request.headers[.authorization] {
+            let parts = auth.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                let k = parts[1].trimmingCharacters(in: .whitespaces)
+                return k.isEmpty ? nil : k
+            }
+        }
+        if let name = apiKeyHeader, let k = request.headers[name], !k.isEmpty { return k }
+        return nil
     }
 
     /// Reads the body up to `limit` bytes. A larger body is drained (up to 8× the limit, so the
