@@ -64,15 +64,22 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the collector's (env EVALFORGE_PRICE_FILE).")
     var priceFile: String?
 
+    @Option(help: "JSON file of rate-limit tiers: changes the built-in free, basic, premium, enterprise and adds tiers (env EVALFORGE_RATE_LIMIT_TIERS; docs/access-control.md, \"Rate limits\"). EVALFORGE_RATE_LIMITS=off turns limits off.")
+    var rateLimitTiers: String?
+
+    @Option(help: "Tier of projects without one (default enterprise; env EVALFORGE_DEFAULT_TIER). A shared installation sets free.")
+    var defaultTier: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
-        let c = try BackendConfigurationLoader.load(
+        var c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
             host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
             sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
             secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
+        c.rateLimits = try BackendConfigurationLoader.rateLimits(environment: ProcessInfo.processInfo.environment, tiersFile: rateLimitTiers, defaultTier: defaultTier)
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
