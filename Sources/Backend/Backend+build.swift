@@ -73,6 +73,7 @@ public enum BackendApp {
             var evaluationSettings = EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound)
             evaluationSettings.secrets = try configuration.secretsKeyring(logger: logger)
             evaluationSettings.priceTable = configuration.priceTable
+            if configuration.rateLimits.enabled { evaluationSettings.usageGate = RateLimitEvaluationGate(limiter: rateLimiter) }
             let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: evaluationSettings)
             let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
             logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])

@@ -9,6 +9,7 @@ import Logging
 import NIOCore
 import Synchronization
 import Testing
+import Evaluation
 
 @testable import Backend
 
@@ -170,6 +171,42 @@ struct RateLimitTests {
         }
         #expect(n <= limit)
         #expect(Double(n) >= Double(limit) * 0.95, "accepted \(n) of \(limit)")
+    }
+
+    /// A judge stand-in: every call "uses" 400 tokens and $0.001.
+    struct TokenSpender: Evaluator {
+        var name: String { "spender" }
+        var version: Int { 1 }
+        var isCacheable: Bool { false }
+        func evaluate(_ input: EvaluationInput) async -> EvaluationResult {
+            var usage = JudgeUsage()
+            usage.calls = 1
+            usage.inputTokens = 300
+            usage.outputTokens = 100
+            usage.costUSD = 0.001
+            return EvaluationResult(evaluator: name, version: version, score: 1, label: "pass", usage: usage)
+        }
+    }
+
+    @Test("evaluations count against the project's tier; past it they are results with a rate-limit error; judge tokens are counted after each call")
+    func evaluations() async throws {
+        let services = try await BackendApp.makeServices(configuration: Self.configuration(defaultTier: "tiny"), logger: TestBackend.logger)
+        defer { Task { await TestStore.tearDown(services) } }
+        try await Self.awayFromMinuteEnd()
+        services.evaluation.register(TokenSpender())
+        _ = try await services.evaluation.putEvaluator(projectID: "default", .init(name: "spender", type: "custom"))
+        let inputs = (0..<5).map { EvaluationInput(input: "q\($0)", output: "a") }
+        let results = try await services.evaluation.evaluate(projectID: "default", evaluators: ["spender"], specs: [], inputs: inputs).results.flatMap { $0 }
+        #expect(results.filter { $0.error == nil }.count == 3, "tiny allows 3 evaluations a minute: \(results.map { $0.error ?? "ok" })")
+        let refused = results.filter { $0.error != nil }
+        #expect(refused.count == 2)
+        #expect(refused.allSatisfy { $0.error?.contains("rate limit: tier 'tiny' allows 3 evaluations per minute") == true }, "\(refused.map { $0.error ?? "" })")
+        let usage = try await RateLimitRoutes.usage(project: "default", limiter: services.rateLimiter, projects: services.projects)
+        #expect((usage.limits["judge_tokens"]?.usedMinute ?? 0) >= 1_200, "3 calls × 400 tokens counted after the fact")
+        #expect(abs((usage.limits["judge_cost_usd"]?.usedMinute ?? 0) - 0.003) < 0.0005 || (usage.limits["judge_cost_usd"]?.usedMinute ?? 0) > 0.003)
+        // Judge tokens are past the tier's 1,000 a minute: nothing more runs this minute.
+        let more = try await services.evaluation.evaluate(projectID: "default", evaluators: ["spender"], specs: [], inputs: [EvaluationInput(input: "q", output: "a")]).results.flatMap { $0 }
+        #expect(more.first?.error?.contains("rate limit") == true)
     }
 
     @Test("tier files: absurd limits are refused naming tier, dimension and field; a good file changes and adds tiers")
