@@ -18,6 +18,8 @@ let package = Package(
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
         /// The telemetry store (ClickHouse, SQLite); a product so Benchmarks/WriterBench can link it.
         .library(name: "EvalForgeStore", targets: ["EvalForgeStore", "EvalForgeModel"]),
+        /// The backend (ingest, API, rate limits); a product so Benchmarks/AuthBench can link it.
+        .library(name: "EvalForgeBackend", targets: ["Backend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
