@@ -204,6 +204,9 @@ struct RateLimitTests {
         let usage = try await RateLimitRoutes.usage(project: "default", limiter: services.rateLimiter, projects: services.projects)
         #expect((usage.limits["judge_tokens"]?.usedMinute ?? 0) >= 1_200, "3 calls × 400 tokens counted after the fact")
         #expect(abs((usage.limits["judge_cost_usd"]?.usedMinute ?? 0) - 0.003) < 0.0005 || (usage.limits["judge_cost_usd"]?.usedMinute ?? 0) > 0.003)
+        // The settings page's card shows the tier and the usage.
+        let card = SettingsPage.limitsCard(usage).raw
+        #expect(card.contains("tier tiny") && card.contains("data-dimension=\"judge_tokens\"") && card.contains("/ 1000"), "\(card)")
         // Judge tokens are past the tier's 1,000 a minute: nothing more runs this minute.
         let more = try await services.evaluation.evaluate(projectID: "default", evaluators: ["spender"], specs: [], inputs: [EvaluationInput(input: "q", output: "a")]).results.flatMap { $0 }
         #expect(more.first?.error?.contains("rate limit") == true)

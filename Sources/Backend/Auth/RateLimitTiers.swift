@@ -101,7 +101,7 @@ public struct RateLimitTiers: Sendable, Equatable {
             "premium": tier("premium", .init(perMinute: 12_000, perDay: 10_000_000, burst: 2_000), .init(perMinute: 1_000_000, perDay: 500_000_000, burst: 200_000),
                             .init(perMinute: 3_000, perDay: 2_000_000, burst: 500), .init(perMinute: 3_000_000, perDay: 200_000_000, burst: 500_000), (30, 1_000, 5)),
             "enterprise": tier("enterprise", .init(perMinute: 60_000, perDay: 50_000_000, burst: 10_000), .init(perMinute: 10_000_000, perDay: 10_000_000_000, burst: 2_000_000),
-                               .init(perMinute: 100_000, perDay: 50_000_000, burst: 20_000), .init(perMinute: 20_000_000, perDay: 2_000_000_000, burst: 4_000_000), (200, 20_000, 50)),
+                               .init(perMinute: 100_000, perDay: 50_000_000, burst: 20_000), .init(perMinute: 50_000_000, perDay: 5_000_000_000, burst: 10_000_000), (200, 20_000, 50)),
         ]
     }()
 
