@@ -107,4 +107,61 @@ struct RateLimitReplicaTests {
         let usage = try JSONSerialization.jsonObject(with: data) as? [String: Any]
         #expect((usage?["spans"] as? NSNumber)?.intValue == n, "\(usage ?? [:])")
     }
+
+    @Test("the CLI sets tiers (unknown tier refused naming it, nothing changed); a bad tier file or default tier stops the start naming it",
+          .timeLimit(.minutes(3)))
+    func cliAndConfiguration() async throws {
+        try #require(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-tiers-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tiers = dir + "/tiers.json"
+        try Data(#"{"tiers":{"replica-test":{"requests":{"per_minute":100,"per_day":1000}}}}"#.utf8).write(to: URL(fileURLWithPath: tiers))
+
+        // Refused configurations: the process exits non-zero naming the problem.
+        let bad = dir + "/bad.json"
+        try Data(#"{"tiers":{"free":{"requests":{"per_minute":-5}}}}"#.utf8).write(to: URL(fileURLWithPath: bad))
+        for (args, message) in [(["--rate-limit-tiers", bad], "requests.per_minute: -5.0 is below 1"), (["--default-tier", "gold"], "unknown tier 'gold'")] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
+            p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--data-dir", dir + "/refused"] + args
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus != 0)
+            #expect(text.contains(message), "\(text)")
+        }
+
+        let port = TestProcesses.freeLoopbackPort()
+        let backend = try Self.start(port: port, dir: dir, tiers: tiers)
+        defer { if backend.isRunning { kill(backend.processIdentifier, SIGKILL); backend.waitUntilExit() } }
+        try #require(await TestProcesses.waitHealthy(port), "the backend did not start")
+        let token = Self.adminToken
+        let listed = try await AdminCLITests.evalforge(["admin", "tiers"], token: token, port: port)
+        #expect(listed.status == 0 && listed.stdout.contains("default tier: replica-test") && listed.stdout.contains("enterprise"), "\(listed.stdout)\(listed.stderr)")
+        let unknown = try await AdminCLITests.evalforge(["admin", "projects", "set-tier", "default", "platinum"], token: token, port: port)
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown tier 'platinum'") && unknown.stderr.contains("400"), "\(unknown.stderr)")
+        let set = try await AdminCLITests.evalforge(["admin", "projects", "set-tier", "default", "basic"], token: token, port: port)
+        #expect(set.status == 0 && set.stdout.contains("tier basic"), "\(set.stderr)")
+        let keys = try await AdminCLITests.evalforge(["admin", "keys", "list", "--project", "default"], token: token, port: port)
+        // The bootstrap key (--api-key): the first row's ID column.
+        let rows = keys.stdout.split(separator: "\n").dropFirst()
+        let keyID = try #require(rows.first?.split(separator: " ").first.map(String.init), "\(keys.stdout)")
+        let keyTier = try await AdminCLITests.evalforge(["admin", "keys", "set-tier", keyID, "premium"], token: token, port: port)
+        #expect(keyTier.status == 0 && keyTier.stdout.contains("own tier premium"), "\(keyTier.stderr)")
+        // The key's answers now carry premium's request limit (12,000 + 2,000 burst a minute).
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/api/usage/limits")!)
+        request.setValue("Bearer \(TestBackend.apiKey)", forHTTPHeaderField: "Authorization")
+        let (data, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.value(forHTTPHeaderField: "X-RateLimit-Limit") == "14000")
+        let usage = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        #expect(usage?["tier"] as? String == "basic" && usage?["tier_source"] as? String == "project", "\(usage ?? [:])")
+        let cleared = try await AdminCLITests.evalforge(["admin", "keys", "set-tier", keyID, "--clear"], token: token, port: port)
+        #expect(cleared.status == 0 && cleared.stdout.contains("project's tier again"), "\(cleared.stderr)")
+        let audit = try await AdminCLITests.evalforge(["admin", "audit", "--project", "default"], token: token, port: port)
+        #expect(audit.stdout.contains("project.set_tier") && audit.stdout.contains("key.set_tier"), "\(audit.stdout)")
+    }
 }

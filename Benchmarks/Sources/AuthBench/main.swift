@@ -35,7 +35,7 @@ let services = try await BackendApp.makeServices(configuration: c, logger: logge
 let key = try await services.projects.createKey(projectID: "default", name: "bench").key
 let limiter = services.rateLimiter
 
-func clock() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+func nowNs() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
 // Warm-up: caches, SQLite statements, first leases.
 for _ in 0..<2_000 {
@@ -48,14 +48,14 @@ var refused = 0
 // Minute windows are UTC-aligned: a run crossing a minute starts a fresh window, which is fine
 // (the budget is not exhausted either way).
 for _ in 0..<requests {
-    let t0 = clock()
+    let t0 = nowNs()
     let isAdmin = try await services.projects.isAdminToken(key)
     let found = try await services.projects.authenticateKey(key)
-    let t1 = clock()
+    let t1 = nowNs()
     if let subject = await limiter.subject(projectID: found?.project.id, keyID: found?.keyID, isInstanceAdmin: isAdmin) {
         if await !limiter.consume(subject, .requests, 1).allowed { refused += 1 }
     }
-    let t2 = clock()
+    let t2 = nowNs()
     authNs += t1 - t0
     limitNs += t2 - t1
 }

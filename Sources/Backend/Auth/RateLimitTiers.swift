@@ -43,6 +43,11 @@ public struct RateLimitTier: Sendable, Equatable, Hashable {
     public var name: String
     public var limits: [RateLimitDimension: RateLimit]
 
+    public init(name: String, limits: [RateLimitDimension: RateLimit]) {
+        self.name = name
+        self.limits = limits
+    }
+
     public func limit(_ d: RateLimitDimension) -> RateLimit {
         limits[d] ?? RateLimit(perMinute: RateLimitTiers.maxLimit, perDay: RateLimitTiers.maxLimit)
     }
