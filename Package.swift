@@ -26,6 +26,8 @@ let package = Package(
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
         /// The telemetry store (ClickHouse, SQLite); a product so Benchmarks/WriterBench can link it.
         .library(name: "EvalForgeStore", targets: ["EvalForgeStore", "EvalForgeModel"]),
+        /// The backend (ingest, API, rate limits); a product so Benchmarks/AuthBench can link it.
+        .library(name: "EvalForgeBackend", targets: ["Backend"]),
     ],
     traits: [
         .trait(name: "Server", description: "The collector, the backend and the evalforge executable, with their dependencies (Hummingbird, AsyncHTTPClient, NIO, SwiftProtobuf, swift-crypto, …). Turn it off (traits: []) when you only link EvalForgeSDK."),

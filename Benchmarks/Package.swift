@@ -59,6 +59,16 @@ let package = Package(
             ],
             path: "Sources/WriterBench"
         ),
+        // `scripts/bench auth`: authentication + rate limiting per request (the backend's middlewares'
+        // work) on a real metadata file.
+        .executableTarget(
+            name: "AuthBench",
+            dependencies: [
+                .product(name: "EvalForgeBackend", package: "evalforge"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/AuthBench"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

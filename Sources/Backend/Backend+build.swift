@@ -53,6 +53,9 @@ public enum BackendApp {
         try await projects.migrate()
         let sessionStore = SessionStore(db: metadata)
         try await sessionStore.migrate()
+        let rateLimitStore = RateLimitStore(db: metadata)
+        try await rateLimitStore.migrate()
+        let rateLimiter = RateLimiter(store: rateLimitStore, tiers: configuration.rateLimits, logger: logger)
         let store: any SpanStore
         if let ch = configuration.clickHouse {
             store = try await ClickHouseStore(configuration: ch, logger: logger)
@@ -77,11 +80,12 @@ public enum BackendApp {
             var evaluationSettings = EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound)
             evaluationSettings.secrets = try configuration.secretsKeyring(logger: logger)
             evaluationSettings.priceTable = configuration.priceTable
+            if configuration.rateLimits.enabled { evaluationSettings.usageGate = RateLimitEvaluationGate(limiter: rateLimiter) }
             let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: evaluationSettings)
             let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
             logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
             var services = BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, sessions: UISessions(store: sessionStore, configuration: configuration),
-                                           ingest: ingest, evaluation: evaluation, logger: logger)
+                                           ingest: ingest, evaluation: evaluation, logger: logger, rateLimiter: rateLimiter)
             services.generatedAdminToken = generatedAdminToken
             return services
         } catch {
@@ -137,16 +141,19 @@ public enum BackendApp {
         // One middleware per concern: who (a UI session with its CSRF header on /api, else a key or
         // the admin token), may they (the route's scope, RoutePolicy), record it (audit).
         let keyAuth = APIKeyMiddleware(projects: services.projects)
-        let authed = router.group().add(middleware: keyAuth).add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
+        let rateLimit = RateLimitMiddleware(limiter: services.rateLimiter)
+        let authed = router.group().add(middleware: keyAuth).add(middleware: rateLimit).add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
         BatchIngestController(ingest: services.ingest, maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         OTLPIngestController(ingest: services.ingest, normalizer: GenAINormalizer(priceTable: services.configuration.priceTable), maxBodyBytes: services.configuration.maxBodyBytes).addRoutes(to: authed)
         let api = router.group("api").add(middleware: SessionMiddleware(sessions: services.sessions, mode: .api)).add(middleware: keyAuth)
-            .add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
+            .add(middleware: rateLimit).add(middleware: ScopeMiddleware()).add(middleware: AuditMiddleware(projects: services.projects))
         UsageController(store: services.store).addRoutes(to: api)
         QueryRoutes.addRoutes(to: api, services: services)
         EvaluationRoutes.addRoutes(to: api, services: services)
         AdminRoutes.addRoutes(to: api.group("admin"), services: services)
         AuthCheckRoutes.addRoutes(to: api)
+        RateLimitRoutes.addUsageRoutes(to: api, services: services)
+        RateLimitRoutes.addAdminRoutes(to: api.group("admin"), services: services)
         return router
     }
 }

@@ -88,6 +88,12 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// `EVALFORGE_SECRETS_OLD_KEY_FILES` (comma-separated).
     public var secretsOldKeyFiles: [String] = []
 
+    /// Rate-limit tiers, the tier of projects without one, and whether limits apply: built-in
+    /// tiers, changed by a tier file (`--rate-limit-tiers`, env `EVALFORGE_RATE_LIMIT_TIERS`); default
+    /// tier `--default-tier` / `EVALFORGE_DEFAULT_TIER` (default "enterprise"); off with
+    /// `EVALFORGE_RATE_LIMITS=off`. docs/access-control.md, "Rate limits".
+    public var rateLimits: RateLimitTiers = RateLimitTiers()
+
     public static let `default` = BackendConfiguration()
 
     public init(host: String = "127.0.0.1", port: Int = 3000, dataDirectory: String = "data", clickHouse: ClickHouseConfiguration? = nil, maxBodyBytes: Int = 16 << 20, maxInflightIngest: Int = 16, defaultProjectID: String = "default", bootstrapAPIKey: String? = nil, retentionIntervalSeconds: Int = 3600, onlineQueuePerProject: Int = 10_000, outboundAllowList: String = "", outboundProtected: [OutboundPolicy.ProtectedEndpoint] = []) {

@@ -14,6 +14,9 @@ public struct BackendServices: Sendable {
     public let ingest: IngestService
     public let evaluation: EvaluationService
     public let logger: Logger
+    /// Tiered rate limits (requests, spans, evaluations, judge tokens and cost) shared by replicas
+    /// through the metadata file.
+    public let rateLimiter: RateLimiter
     /// The admin token generated at this start (none was configured or stored before): printed once
     /// by `evalforge backend`, never stored in plain text. Nil otherwise.
     public var generatedAdminToken: String? = nil

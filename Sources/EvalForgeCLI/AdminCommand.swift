@@ -15,7 +15,7 @@ struct AdminCommand: AsyncParsableCommand {
             the backend is --backend (or EVALFORGE_BACKEND_URL, default http://127.0.0.1:3000). Projects, keys, scopes \
             and the audit log are described in docs/access-control.md.
             """,
-        subcommands: [AdminProjects.self, AdminKeys.self, AdminAudit.self])
+        subcommands: [AdminProjects.self, AdminKeys.self, AdminAudit.self, AdminTiers.self])
 }
 
 /// Where the backend is and the admin token, shared by every `admin` subcommand.
@@ -106,7 +106,7 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 
 struct AdminProjects: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "projects", abstract: "Create, list, rename and delete projects.",
-                                                    subcommands: [Create.self, List.self, Rename.self, Delete.self])
+                                                    subcommands: [Create.self, List.self, Rename.self, Delete.self, SetTier.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a project (its id is derived from the name unless --id is given).")
@@ -166,7 +166,7 @@ struct AdminProjects: AsyncParsableCommand {
 
 struct AdminKeys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "keys", abstract: "Create, list, revoke and rotate a project's API keys.",
-                                                    subcommands: [Create.self, List.self, Revoke.self, Rotate.self])
+                                                    subcommands: [Create.self, List.self, Revoke.self, Rotate.self, SetTier.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key; prints the key (shown this once) alone on the last line.")

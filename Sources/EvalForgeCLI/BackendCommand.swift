@@ -70,6 +70,12 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the collector's (env EVALFORGE_PRICE_FILE).")
     var priceFile: String?
 
+    @Option(help: "JSON file of rate-limit tiers: changes the built-in free, basic, premium, enterprise and adds tiers (env EVALFORGE_RATE_LIMIT_TIERS; docs/access-control.md, \"Rate limits\"). EVALFORGE_RATE_LIMITS=off turns limits off.")
+    var rateLimitTiers: String?
+
+    @Option(help: "Tier of projects without one (default enterprise; env EVALFORGE_DEFAULT_TIER). A shared installation sets free.")
+    var defaultTier: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -88,6 +94,7 @@ struct BackendCommand: AsyncParsableCommand {
         } else { op = 3001 }
         guard (0...65535).contains(op), op == 0 || op != c.port else { throw ValidationError("--operator-port \(op): expected 0…65535 (0: any free port), not the public port \(c.port)") }
         c.operatorPort = op
+        c.rateLimits = try BackendConfigurationLoader.rateLimits(environment: ProcessInfo.processInfo.environment, tiersFile: rateLimitTiers, defaultTier: defaultTier)
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level

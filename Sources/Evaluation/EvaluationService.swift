@@ -40,6 +40,9 @@ public struct EvaluationSettings: Sendable {
     /// Prices of judge calls (their cost in runs, scores and evaluation spans): the backend's
     /// `--price-file` table, so a judge's cost agrees with the spans' costs. Default: built-in.
     public var priceTable: PriceTable = .builtIn
+    /// Tiered rate limits on judge and custom evaluations, judge tokens and cost (the backend's
+    /// `RateLimiter`). Default nil: none.
+    public var usageGate: (any EvaluationUsageGate)? = nil
 
     public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueuePerProject: Int = 10_000, onlineConcurrentBatches: Int = 8, onlineClaimSpans: Int = 64,
                 onlineLease: Duration = .seconds(900), defaultConcurrency: Int = 256, maxItemClaims: Int = 3, outbound: OutboundPolicy = .publicOnly) {
@@ -84,7 +87,7 @@ public final class EvaluationService: Sendable {
         if resealed > 0 { logger.notice("sealed secrets at rest with the current secrets key", metadata: ["values": "\(resealed)", "key_id": "\(secrets.current.id)"]) }
         repo = EvalRepository(db: metadata, secrets: secrets)
         let http = OutboundHTTP(policy: settings.outbound)
-        providers = ProviderRegistry(repo: repo, http: http, priceTable: settings.priceTable, logger: logger)
+        providers = ProviderRegistry(repo: repo, http: http, priceTable: settings.priceTable, usageGate: settings.usageGate, logger: logger)
         webhooks = WebhookDispatcher(repo: repo, http: http, settings: settings.webhooks, logger: logger)
         engine = RunEngine(repo: repo, store: store, http: http, providers: providers, webhooks: webhooks, maxClaims: settings.maxItemClaims, logger: logger)
         online = OnlineEvaluator(repo: repo, store: store, providers: providers, cache: ResultCache(db: metadata), perProjectLimit: settings.onlineQueuePerProject,

@@ -63,6 +63,25 @@ struct ForwardingSafetyTests {
         #expect(backend.uniqueSpanIDs.count == 10)
     }
 
+    @Test("429 (a tier's rate limit, Retry-After): batches are held and retried, not released or dead-lettered; delivered once the limit lifts")
+    func rateLimitedIsHeldAndRetried() async throws {
+        let backend = BackendStandIn()
+        backend.forcedStatus.store(429, ordering: .relaxed)
+        try await ForwardingTests.withStack(backend: backend) { (url: String, pipeline: CollectorPipeline) async throws in
+            for _ in 0..<3 { #expect(try await Self.send(url, spans: 7) == 200) }
+            // Retried (Retry-After, bounded by the backoff ceiling), never given up on.
+            #expect(await Self.waitUntil { backend.requests.load(ordering: .relaxed) >= 8 })
+            #expect(pipeline.statistics.queueDepthRecords == 3)
+            #expect(pipeline.statistics.deadLetters == 0)
+            #expect(backend.spanCount == 0)
+            backend.forcedStatus.store(0, ordering: .relaxed)
+            #expect(await backend.waitFor(spans: 21) == 21)
+            #expect(await Self.waitUntil { pipeline.statistics.queueDepthRecords == 0 })
+            #expect(pipeline.statistics.deadLetters == 0)
+        }
+        #expect(backend.uniqueSpanIDs.count == 21)
+    }
+
     @Test("401 after a key rotation: the queue is kept, health is degraded, forwarding resumes with the reloaded key")
     func rotatedKey() async throws {
         let backend = BackendStandIn()

@@ -30,6 +30,7 @@ struct BatchIngestController: Sendable {
         do {
             let body = try await IngestBody.read(request, limit: maxBodyBytes)
             let batch = try Self.decode(body, headerBatchID: request.headers[Self.batchIDHeader], projectID: project.id, projectName: project.name)
+            if let refused = await RateLimitRequest.admitSpans(batch.spans.count) { return refused }
             let outcome = try await ingest.ingest(batch)
             var response = Evalforge_V1_ForwardResponse()
             response.batchID = batch.batchID

@@ -55,6 +55,7 @@ struct OTLPIngestController: Sendable {
             guard months.count <= IngestBounds.maxMonthsPerBatch else {
                 throw IngestError.badRequest("the request's spans fall in \(months.count) calendar months; at most \(IngestBounds.maxMonthsPerBatch) per request (send older spans in separate requests)")
             }
+            if let refused = await RateLimitRequest.admitSpans(batch.spans.count) { return refused }
             if !batch.spans.isEmpty || !batch.rollups.isEmpty {
                 _ = try await ingest.ingest(batch)
             }

@@ -42,7 +42,7 @@ enum EvaluationSpans {
 func providerKinds(_ evaluators: [any Evaluator]) -> [String: String] {
     var out: [String: String] = [:]
     for e in evaluators {
-        if let j = e as? JudgeEvaluator { out[j.provider.config.name] = j.provider.config.kind.rawValue }
+        if let j = ((e as? GatedEvaluator)?.inner ?? e) as? JudgeEvaluator { out[j.provider.config.name] = j.provider.config.kind.rawValue }
     }
     return out
 }

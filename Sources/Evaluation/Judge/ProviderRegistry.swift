@@ -14,8 +14,11 @@ final class ProviderRegistry: Sendable {
     private let clients = Mutex<[String: ProviderClient]>([:])
     /// Swift evaluators registered with `EvaluationService.register(_:)`, by name.
     let custom = Mutex<[String: any Evaluator]>([:])
+    /// Rate limits on evaluations and judge usage (the backend's tiers); nil: none.
+    let usageGate: (any EvaluationUsageGate)?
 
-    init(repo: EvalRepository, http: OutboundHTTP, priceTable: PriceTable = .builtIn, logger: Logger) {
+    init(repo: EvalRepository, http: OutboundHTTP, priceTable: PriceTable = .builtIn, usageGate: (any EvaluationUsageGate)? = nil, logger: Logger) {
+        self.usageGate = usageGate
         self.repo = repo
         self.http = http
         self.priceTable = priceTable
@@ -44,12 +47,16 @@ final class ProviderRegistry: Sendable {
         let names = Set(specs.compactMap { $0.spec.isJudge ? $0.spec.provider : nil })
         let clients = try await clients(projectID: projectID, names: names)
         let custom = self.custom.withLock { $0 }
-        return try specs.map { s in
+        let built: [any Evaluator] = try specs.map { s in
             if s.spec.type == "custom" {
                 guard let e = custom[s.spec.name] else { throw EvaluationError.notFound("custom evaluator '\(s.spec.name)' is not registered in this process") }
                 return e
             }
             return try s.spec.build(version: s.version, providers: { clients[$0] })
         }
+        // Judges and custom evaluators count against the project's evaluation and judge budgets;
+        // heuristics run locally in microseconds and stay on their inline path.
+        guard let gate = usageGate else { return built }
+        return built.map { e in e is any HeuristicEvaluator ? e : GatedEvaluator(inner: e, gate: gate, projectID: projectID) }
     }
 }

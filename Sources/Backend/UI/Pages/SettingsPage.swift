@@ -1,3 +1,4 @@
+import EvalForgeCore
 import EvalForgeStore
 import Foundation
 import HTTPTypes
@@ -9,9 +10,12 @@ import NIOCore
 /// `ProjectStore`, as the admin API's do, with the signed-in principal as the audit actor.
 struct SettingsPage: Sendable {
     let projects: ProjectStore
+    /// The rate limits: the project's tier and this minute's and day's usage are shown (read-only:
+    /// only the instance admin sets tiers).
+    var limiter: RateLimiter? = nil
 
-    static func addRoutes(to pages: RouterGroup<BackendRequestContext>, projects: ProjectStore) {
-        let page = SettingsPage(projects: projects)
+    static func addRoutes(to pages: RouterGroup<BackendRequestContext>, projects: ProjectStore, limiter: RateLimiter? = nil) {
+        let page = SettingsPage(projects: projects, limiter: limiter)
         pages.get("/settings") { _, context in try await page.render(context: context, created: nil, error: nil) }
         pages.post("/settings/keys") { request, context in try await page.createKey(request, context: context) }
         pages.post("/settings/keys/:id/revoke") { request, context in try await page.revokeKey(request, context: context) }
@@ -22,7 +26,9 @@ struct SettingsPage: Sendable {
             let project = try context.requireProject()
             let keys = try await storeCall { try await projects.keys(projectID: project.id) }
             let audit = try await storeCall { try await projects.auditLog(projectID: project.id, limit: 20) }
-            return Layout.response(Layout.page(title: "Settings", section: .settings, project: project.name, Self.body(project: project, keys: keys, audit: audit, created: created, error: error)), status: status)
+            var limits: HTML = .empty
+            if let limiter { limits = Self.limitsCard(try await storeCall { try await RateLimitRoutes.usage(project: project.id, limiter: limiter, projects: projects) }) }
+            return Layout.response(Layout.page(title: "Settings", section: .settings, project: project.name, Self.body(project: project, keys: keys, audit: audit, created: created, error: error, limits: limits)), status: status)
         }
     }
 
@@ -79,7 +85,25 @@ struct SettingsPage: Sendable {
         }
     }
 
-    static func body(project: Project, keys: [APIKeyRecord], audit: [AuditEntry], created: (key: String, record: APIKeyRecord)?, error: String?) -> HTML {
+    /// The rate-limit card: tier, and per dimension the limits and what this minute and today used.
+    static func limitsCard(_ u: RateLimitRoutes.Usage) -> HTML {
+        func n(_ v: Double, _ usd: Bool) -> String { usd ? String(format: "$%.2f", v) : String(v.clampedInteger(Int64.self) ?? 0) }
+        let rows = RateLimitDimension.allCases.compactMap { d -> HTML? in
+            guard let f = u.limits[d.fileKey] else { return nil }
+            let usd = d == .judgeCost
+            return "<tr data-dimension=\"\(d.fileKey)\"><td>\(d.fileKey.replacingOccurrences(of: "_", with: " "))</td><td class=\"num\">\(n(f.usedMinute, usd)) / \(n(f.perMinute, usd)) (+\(n(f.burst, usd)) burst)</td><td class=\"num\">\(n(f.usedDay, usd)) / \(n(f.perDay, usd))</td></tr>"
+        }
+        let state = u.enabled ? "" : " (rate limits are off on this backend)"
+        return """
+        <div class="card" id="rate-limits" style="margin-bottom:16px"><div class="pad"><strong>Rate limits · tier \(u.tier)</strong>\(state)
+          <p class="sub">Tier \(u.tierSource == "project" ? "set by the instance admin" : "is the backend's default"); only the instance admin changes it (evalforge admin projects set-tier). Used: units reserved by the backend replicas in the current UTC minute and day.</p></div>
+          <div class="table-wrap"><table class="data">
+          <thead><tr><th>Limit</th><th>This minute</th><th>Today</th></tr></thead>
+          <tbody>\(rows)</tbody></table></div></div>
+        """
+    }
+
+    static func body(project: Project, keys: [APIKeyRecord], audit: [AuditEntry], created: (key: String, record: APIKeyRecord)?, error: String?, limits: HTML = .empty) -> HTML {
         let rows = keys.map { k -> HTML in
             let status = k.status
             let action: HTML = status == "active"
@@ -114,7 +138,7 @@ struct SettingsPage: Sendable {
         }
         return """
         <h1>Settings · \(project.name)</h1>
-        \(errorBox)\(createdBox)
+        \(errorBox)\(createdBox)\(limits)
         <div class="card" style="margin-bottom:16px"><div class="table-wrap"><table class="data" id="keys">
           <thead><tr><th>Key</th><th>Prefix</th><th>Scopes</th><th>Status</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead>
           <tbody>\(rows)</tbody></table></div></div>
