@@ -13,6 +13,10 @@ let package = Package(
         /// it depends on swift-distributed-tracing, swift-log, swift-metrics, swift-service-lifecycle
         /// and the system zlib only.
         .library(name: "EvalForgeSDK", targets: ["EvalForgeSDK"]),
+        /// The instrumented LLM client over AsyncHTTPClient (apart, so EvalForgeSDK links no HTTP stack).
+        .library(name: "EvalForgeAsyncHTTPClient", targets: ["EvalForgeAsyncHTTPClient"]),
+        /// A swift-openapi-runtime `ClientMiddleware` recording OpenAI- and Anthropic-shaped operations.
+        .library(name: "EvalForgeOpenAPI", targets: ["EvalForgeOpenAPI"]),
         /// Body codings (zstd, lz4, gzip); a product so Benchmarks/CollectorBench's sink can inflate batches.
         .library(name: "EvalForgeCompression", targets: ["EvalForgeCompression"]),
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
@@ -32,6 +36,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        // EvalForgeOpenAPI's middleware, and the transports its tests run it with.
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-openapi-urlsession.git", from: "1.4.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
         // AES-GCM for secrets at rest (already in the graph through swift-certificates and swift-nio-extras).
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
     ],
@@ -80,6 +88,31 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 // `EvalForge.Pipeline` is a `Service`: the application runs it in its ServiceGroup.
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The instrumented LLM client over AsyncHTTPClient (product EvalForgeAsyncHTTPClient).
+        .target(
+            name: "EvalForgeAsyncHTTPClient",
+            dependencies: [
+                "EvalForgeSDK",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // A swift-openapi-runtime ClientMiddleware that records LLM operations of generated clients
+        // (product EvalForgeOpenAPI); works with any transport.
+        .target(
+            name: "EvalForgeOpenAPI",
+            dependencies: [
+                "EvalForgeSDK",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -244,6 +277,13 @@ let package = Package(
             name: "EvalForgeSDKTests",
             dependencies: [
                 "EvalForgeSDK",
+                "EvalForgeAsyncHTTPClient",
+                "EvalForgeOpenAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIURLSession", package: "swift-openapi-urlsession"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 "EvalForgeCore",
                 "EvalForgeOTLP",
                 "MockLLM",

@@ -48,6 +48,8 @@ final class HostilePeer: Sendable {
         }
         router.post("/v1/chat/completions", use: handler)
         router.post("/v1/messages", use: handler)
+        router.post("/v1/responses", use: handler)
+        router.post("/v1/embeddings", use: handler)
         router.post("/v1/traces", use: handler)
         return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     }
