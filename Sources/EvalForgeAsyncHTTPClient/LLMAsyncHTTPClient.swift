@@ -32,11 +32,14 @@ public final class LLMAsyncHTTPClient: LLMClient {
     ///   - provider: `gen_ai.provider.name`; defaults to "openai" or "anthropic" by `api`.
     ///   - maxCallDuration: longest a call may take in all, streams included (their deadline), pinned
     ///     to 1 ms...24 h ("timeout"). Connect and read timeouts are the `HTTPClient`'s configuration.
-    ///   - httpClient: the application's client; `HTTPClient.shared` by default.
+    ///   - httpClient: the application's client; by default `LLMAsyncHTTPClient.sharedHTTPClient`.
+    ///     With your own, set `connectionPool.retryConnectionEstablishment = false`: AsyncHTTPClient
+    ///     otherwise retries a refused connection until the call's deadline, so an unreachable
+    ///     provider holds the caller for `maxCallDuration` instead of failing at once.
     ///   - pipeline: where spans go; nil uses `EvalForge.pipeline` at each call.
     public init(
         api: LLMAPI, baseURL: String, apiKey: String? = nil, provider: String? = nil, maxCallDuration: Duration = .seconds(600),
-        headers: [String: String] = [:], httpClient: HTTPClient = .shared, pipeline: EvalForge.Pipeline? = nil
+        headers: [String: String] = [:], httpClient: HTTPClient = LLMAsyncHTTPClient.sharedHTTPClient, pipeline: EvalForge.Pipeline? = nil
     ) throws {
         let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         guard let parsed = URL(string: trimmed + api.path), parsed.scheme == "http" || parsed.scheme == "https", let host = parsed.host else {
@@ -54,6 +57,16 @@ public final class LLMAsyncHTTPClient: LLMClient {
         self.pipeline = pipeline
         self.httpClient = httpClient
     }
+
+    /// The process-wide client used when none is given: `HTTPClient.shared`'s settings with a 10 s
+    /// connect and 120 s read timeout, and no retry of failed connection attempts (a provider that is
+    /// down fails the call with "connection_error" at once). Never shut down, like `HTTPClient.shared`.
+    public static let sharedHTTPClient: HTTPClient = {
+        var c = HTTPClient.Configuration.singletonConfiguration
+        c.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        c.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: c)
+    }()
 
     private func makeRequest(_ body: Data, span: LLMSpan) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: url)

@@ -1,3 +1,4 @@
+import EvalForgeAsyncHTTPClient
 import EvalForgeCore
 import EvalForgeOpenAPI
 import Foundation
@@ -19,7 +20,8 @@ enum OpenAPITransportKind: String, CaseIterable, Sendable, CustomTestStringConve
     var transport: any ClientTransport {
         switch self {
         case .urlSession: URLSessionTransport()
-        case .asyncHTTPClient: AsyncHTTPClientTransport()
+        // No retry of refused connections (see LLMAsyncHTTPClient.sharedHTTPClient).
+        case .asyncHTTPClient: AsyncHTTPClientTransport(configuration: .init(client: LLMAsyncHTTPClient.sharedHTTPClient))
         }
     }
 }

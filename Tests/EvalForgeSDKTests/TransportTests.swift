@@ -206,7 +206,9 @@ struct TransportTests {
                 }
             }
             let down = try transport.client(.openAIChatCompletions, baseURL: "http://127.0.0.1:9/v1", pipeline: pipeline)
+            let started = ContinuousClock.now
             await #expect(throws: (any Error).self) { _ = try await down.send(OpenAIChat.Request(model: "gpt-4o", messages: [.user("x")]), as: OpenAIChat.Response.self) }
+            #expect(ContinuousClock.now - started < .seconds(15), "an unreachable provider fails the call at once, not at the deadline")
             await pipeline.forceFlush()
             let spans = receiver.spans.map(\.span)
             let expected = 16  // 3 APIs × 3 faults sent, 2 streaming APIs × 3 faults streamed, 1 unreachable
