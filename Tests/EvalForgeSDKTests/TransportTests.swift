@@ -270,3 +270,31 @@ struct TransportTests {
         }
     }
 }
+
+@Suite("LLMAPI recognises operations by path")
+struct LLMAPIPathTests {
+    @Test("OpenAI- and Anthropic-shaped paths, with prefixes and queries; others are nil")
+    func paths() {
+        #expect(LLMAPI(path: "/v1/chat/completions") == .openAIChatCompletions)
+        #expect(LLMAPI(path: "/openai/deployments/gpt4/chat/completions?api-version=2024-10-21") == .openAIChatCompletions)
+        #expect(LLMAPI(path: "/chat/completions/") == .openAIChatCompletions)
+        #expect(LLMAPI(path: "/v1/responses") == .openAIResponses)
+        #expect(LLMAPI(path: "/v1/embeddings") == .openAIEmbeddings)
+        #expect(LLMAPI(path: "/v1/messages") == .anthropicMessages)
+        #expect(LLMAPI(path: "/v1/threads/thread_abc/messages") == nil)
+        #expect(LLMAPI(path: "/v1/responses/resp_1/input_items") == nil)
+        #expect(LLMAPI(path: "/v1/models") == nil)
+        #expect(LLMAPI(path: "") == nil)
+    }
+
+    @Test("text deltas are decoded per API; events without text give nil")
+    func textDeltas() {
+        #expect(LLMAPI.openAIChatCompletions.textDelta(ServerSentEvent(data: #"{"choices":[{"index":0,"delta":{"content":"hé"}}]}"#)) == "hé")
+        #expect(LLMAPI.openAIChatCompletions.textDelta(ServerSentEvent(data: "[DONE]")) == nil)
+        #expect(LLMAPI.openAIResponses.textDelta(ServerSentEvent(event: "response.output_text.delta", data: #"{"type":"response.output_text.delta","delta":"a"}"#)) == "a")
+        #expect(LLMAPI.openAIResponses.textDelta(ServerSentEvent(event: "response.completed", data: #"{"type":"response.completed"}"#)) == nil)
+        #expect(LLMAPI.anthropicMessages.textDelta(ServerSentEvent(event: "content_block_delta", data: #"{"type":"content_block_delta","delta":{"type":"text_delta","text":"b"}}"#)) == "b")
+        #expect(LLMAPI.anthropicMessages.textDelta(ServerSentEvent(event: "content_block_delta", data: #"{"type":"content_block_delta","delta":{"type":"input_json_delta","partial_json":"{"}}"#)) == nil)
+        #expect(LLMAPI.openAIChatCompletions.textDelta(ServerSentEvent(data: "{garbage")) == nil)
+    }
+}

@@ -33,7 +33,8 @@ public enum LLMAPI: Sendable, Hashable, CaseIterable {
 
     /// The API a request path belongs to, recognised by its last segments (`/v1/chat/completions`,
     /// `/openai/deployments/x/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/messages`);
-    /// nil for any other path (a query string is ignored).
+    /// nil for any other path (a query string is ignored), OpenAI Assistants' `/threads/{id}/messages`
+    /// included.
     public init?(path: String) {
         var p = Substring(path)
         if let q = p.firstIndex(where: { $0 == "?" || $0 == "#" }) { p = p[..<q] }
@@ -44,7 +45,7 @@ public enum LLMAPI: Sendable, Hashable, CaseIterable {
             self = .openAIResponses
         } else if p.hasSuffix("/embeddings") {
             self = .openAIEmbeddings
-        } else if p.hasSuffix("/messages"), !p.hasSuffix("/threads/messages") {
+        } else if p.hasSuffix("/messages"), !p.contains("/threads/") {  // not OpenAI's Assistants threads
             self = .anthropicMessages
         } else {
             return nil
