@@ -141,6 +141,18 @@ struct TransportTests {
         }
     }
 
+    @Test("stopping at the final event is a complete answer, not a cancellation", arguments: Transport.allCases)
+    func stopAtFinalEvent(_ transport: Transport) async throws {
+        try await SDKAgainstMockLLMTests.withStack { llm, pipeline, receiver in
+            let client = try transport.client(.openAIResponses, baseURL: llm + "/v1", pipeline: pipeline)
+            for try await e in client.stream(OpenAIResponses.Request(model: "gpt-4.1", input: "x")) where e.event == "response.completed" { break }
+            await pipeline.forceFlush()
+            let span = try #require(receiver.spans.first?.span)
+            #expect(span.status.code == .unset && span.string(GenAIKeys.errorType) == nil)
+            #expect((span.int(GenAIKeys.usageOutputTokens) ?? 0) > 0)
+        }
+    }
+
     @Test("a cancelled consuming task ends the stream's span as cancelled", arguments: Transport.allCases)
     func taskCancel(_ transport: Transport) async throws {
         try await SDKAgainstMockLLMTests.withStack { llm, pipeline, receiver in

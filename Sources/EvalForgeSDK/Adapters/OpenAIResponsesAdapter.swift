@@ -127,6 +127,9 @@ public enum OpenAIResponsesAdapter {
     public struct StreamRecorder: Sendable {
         private var text = ""
         private var sawFinal = false
+
+        /// Whether the stream's final event arrived (the answer is complete even if the body has not ended).
+        public var isComplete: Bool { sawFinal }
         private var sawAny = false
         private var unreadableEvents = 0
 

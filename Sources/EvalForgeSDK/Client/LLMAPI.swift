@@ -350,19 +350,31 @@ package final class LLMStreamRecording: Sendable {
     }
 
     /// The consumer stopped iterating or its task was cancelled: the span ends now, recorded as
-    /// "cancelled" with what was seen so far. Does nothing once the span ended.
+    /// "cancelled" with what was seen so far (as a success when the final event had arrived). Does
+    /// nothing once the span ended.
     package func cancel() {
         state.withLock { s in
             guard !s.ended else { return }
             s.ended = true
+            var complete = false
             if (200..<300).contains(s.status) {
                 switch s.recorder {
-                case .openAIChat(let r): r.finish(into: &s.span)
-                case .openAIResponses(let r): r.finish(into: &s.span)
-                case .anthropic(let r): r.finish(into: &s.span)
+                case .openAIChat(let r):
+                    r.finish(into: &s.span)
+                    complete = r.isComplete
+                case .openAIResponses(let r):
+                    r.finish(into: &s.span)
+                    complete = r.isComplete
+                case .anthropic(let r):
+                    r.finish(into: &s.span)
+                    complete = r.isComplete
                 }
             }
-            s.span.recordError(type: "cancelled", message: "the consumer stopped reading the stream before it ended")
+            // A consumer that stops at the final event ([DONE], message_stop, response.completed)
+            // read the whole answer: that is a success, not a cancellation.
+            if !complete {
+                s.span.recordError(type: "cancelled", message: "the consumer stopped reading the stream before it ended")
+            }
             s.span.end()
         }
     }
