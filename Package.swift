@@ -13,6 +13,13 @@ func server(_ product: String, _ package: String) -> Target.Dependency {
     .product(name: product, package: package, condition: .when(traits: ["Server"]))
 }
 
+/// A dependency of an optional SDK transport product, guarded by that product's trait: a service that
+/// links EvalForgeAsyncHTTPClient enables `traits: ["AsyncHTTPClient"]` (and EvalForgeOpenAPI
+/// `traits: ["OpenAPI"]`), and resolves that transport's packages but not the server's.
+func transport(_ trait: String, _ product: String, _ package: String) -> Target.Dependency {
+    .product(name: product, package: package, condition: .when(traits: [trait]))
+}
+
 let package = Package(
     name: "evalforge",
     platforms: [.macOS(.v15)],
@@ -21,6 +28,10 @@ let package = Package(
         /// it depends on swift-distributed-tracing, swift-log, swift-metrics, swift-service-lifecycle
         /// and the system zlib only.
         .library(name: "EvalForgeSDK", targets: ["EvalForgeSDK"]),
+        /// The instrumented LLM client over AsyncHTTPClient (apart, so EvalForgeSDK links no HTTP stack).
+        .library(name: "EvalForgeAsyncHTTPClient", targets: ["EvalForgeAsyncHTTPClient"]),
+        /// A swift-openapi-runtime `ClientMiddleware` recording OpenAI- and Anthropic-shaped operations.
+        .library(name: "EvalForgeOpenAPI", targets: ["EvalForgeOpenAPI"]),
         /// Body codings (zstd, lz4, gzip); a product so Benchmarks/CollectorBench's sink can inflate batches.
         .library(name: "EvalForgeCompression", targets: ["EvalForgeCompression"]),
         .executable(name: "evalforge", targets: ["EvalForgeCLI"]),
@@ -31,7 +42,9 @@ let package = Package(
     ],
     traits: [
         .trait(name: "Server", description: "The collector, the backend and the evalforge executable, with their dependencies (Hummingbird, AsyncHTTPClient, NIO, SwiftProtobuf, swift-crypto, …). Turn it off (traits: []) when you only link EvalForgeSDK."),
-        .default(enabledTraits: ["Server"]),
+        .trait(name: "AsyncHTTPClient", description: "The EvalForgeAsyncHTTPClient product: the instrumented LLM client over AsyncHTTPClient (swift-nio)."),
+        .trait(name: "OpenAPI", description: "The EvalForgeOpenAPI product: a swift-openapi-runtime ClientMiddleware that records LLM operations of generated clients."),
+        .default(enabledTraits: ["Server", "AsyncHTTPClient", "OpenAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
@@ -46,6 +59,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        // EvalForgeOpenAPI's middleware, and the transports its tests run it with.
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-openapi-urlsession.git", from: "1.4.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
         // AES-GCM for secrets at rest (already in the graph through swift-certificates and swift-nio-extras).
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
     ],
@@ -94,6 +111,31 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 // `EvalForge.Pipeline` is a `Service`: the application runs it in its ServiceGroup.
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The instrumented LLM client over AsyncHTTPClient (product EvalForgeAsyncHTTPClient).
+        .target(
+            name: "EvalForgeAsyncHTTPClient",
+            dependencies: [
+                "EvalForgeSDK",
+                transport("AsyncHTTPClient", "AsyncHTTPClient", "async-http-client"),
+                transport("AsyncHTTPClient", "NIOCore", "swift-nio"),
+                transport("AsyncHTTPClient", "NIOHTTP1", "swift-nio"),
+                transport("AsyncHTTPClient", "NIOPosix", "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // A swift-openapi-runtime ClientMiddleware that records LLM operations of generated clients
+        // (product EvalForgeOpenAPI); works with any transport.
+        .target(
+            name: "EvalForgeOpenAPI",
+            dependencies: [
+                "EvalForgeSDK",
+                transport("OpenAPI", "OpenAPIRuntime", "swift-openapi-runtime"),
+                transport("OpenAPI", "HTTPTypes", "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -258,6 +300,13 @@ let package = Package(
             name: "EvalForgeSDKTests",
             dependencies: [
                 "EvalForgeSDK",
+                "EvalForgeAsyncHTTPClient",
+                "EvalForgeOpenAPI",
+                server("AsyncHTTPClient", "async-http-client"),
+                server("OpenAPIRuntime", "swift-openapi-runtime"),
+                server("OpenAPIURLSession", "swift-openapi-urlsession"),
+                server("OpenAPIAsyncHTTPClient", "swift-openapi-async-http-client"),
+                server("HTTPTypes", "swift-http-types"),
                 "EvalForgeCore",
                 "EvalForgeOTLP",
                 "MockLLM",

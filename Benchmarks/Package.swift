@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // The bare peer of the AsyncHTTPClient transport figures.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Counts malloc/calloc/realloc/memalign calls per thread (interposes glibc's allocator).
@@ -25,6 +27,8 @@ let package = Package(
                 "CAllocCounter",
                 .product(name: "EvalForgeSDK", package: "evalforge"),
                 .product(name: "EvalForgeCompression", package: "evalforge"),
+                .product(name: "EvalForgeAsyncHTTPClient", package: "evalforge"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -98,11 +98,24 @@ public enum EvalForge {
 
     /// Records `body` as an agent step, tool execution or retrieval; spans started inside it
     /// (LLM calls, nested steps, and spans of the process's swift-distributed-tracing tracer) become
-    /// its children.
+    /// its children. `context` (user, session, tags, metadata) is recorded on the step and on every
+    /// span started inside it, as with `withContext(_:_:)`.
     public static func withStep<T>(
         _ operation: GenAIOperation,
         name: String,
+        context: LLMCallContext? = nil,
         pipeline: Pipeline? = nil,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (inout LLMSpan) async throws -> T
+    ) async rethrows -> T {
+        guard let context else { return try await step(operation, name: name, pipeline: pipeline, body) }
+        return try await withContext(context) { try await step(operation, name: name, pipeline: pipeline, body) }
+    }
+
+    private static func step<T>(
+        _ operation: GenAIOperation,
+        name: String,
+        pipeline: Pipeline?,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (inout LLMSpan) async throws -> T
     ) async rethrows -> T {

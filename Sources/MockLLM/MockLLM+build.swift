@@ -20,12 +20,14 @@ public func buildMockLLMApplication(
         logger: logger)
 }
 
-/// Routes: `POST /v1/chat/completions`, `POST /v1/messages`, `GET /v1/models`, `GET /healthz`.
+/// Routes: `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/embeddings`, `POST /v1/messages`, `GET /v1/models`, `GET /healthz`.
 public func buildMockLLMRouter(configuration: MockLLMConfiguration) -> Router<BasicRequestContext> {
     let router = Router()
     let faults = FaultInjector(rates: configuration.faults)
     let openAI = OpenAIChatHandler(configuration: configuration, faults: faults)
     let anthropic = AnthropicMessagesHandler(configuration: configuration, faults: faults)
+    let responses = OpenAIResponsesHandler(configuration: configuration, faults: faults)
+    let embeddings = OpenAIEmbeddingsHandler(configuration: configuration, faults: faults)
     let limit = configuration.maxBodyBytes
     router.post("/v1/chat/completions") { request, _ -> Response in
         guard let body = try await readBody(request, limit: limit) else {
@@ -33,6 +35,17 @@ public func buildMockLLMRouter(configuration: MockLLMConfiguration) -> Router<Ba
             return OpenAIChatHandler.error(e.status, e.message, type: "invalid_request_error", code: e.providerCode)
         }
         return try await openAI.handle(body: body, headers: request.headers)
+    }
+    for (path, handle) in [
+        ("/v1/responses", responses.handle), ("/v1/embeddings", embeddings.handle),
+    ] as [(String, @Sendable ([UInt8], HTTPFields) async throws -> Response)] {
+        router.post(RouterPath(path)) { request, _ -> Response in
+            guard let body = try await readBody(request, limit: limit) else {
+                let e = MockLLMError.bodyTooLarge(limit: limit)
+                return OpenAIChatHandler.error(e.status, e.message, type: "invalid_request_error", code: e.providerCode)
+            }
+            return try await handle(body, request.headers)
+        }
     }
     router.post("/v1/messages") { request, _ -> Response in
         guard let body = try await readBody(request, limit: limit) else {
@@ -43,7 +56,7 @@ public func buildMockLLMRouter(configuration: MockLLMConfiguration) -> Router<Ba
     }
     let models = [
         "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini",
-        "claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1",
+        "text-embedding-3-small", "text-embedding-3-large", "claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1",
     ]
     let modelList = JSONValue.object([
         ("object", "list"),

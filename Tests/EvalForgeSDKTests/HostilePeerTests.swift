@@ -48,6 +48,8 @@ final class HostilePeer: Sendable {
         }
         router.post("/v1/chat/completions", use: handler)
         router.post("/v1/messages", use: handler)
+        router.post("/v1/responses", use: handler)
+        router.post("/v1/embeddings", use: handler)
         router.post("/v1/traces", use: handler)
         return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     }
@@ -187,7 +189,7 @@ struct HostilePeerTests {
                 "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1e300,\"delta\":{\"text\":\"x\"}}\n\n",
             ], contentType: "text/event-stream"))
             await #expect(throws: (any Error).self) {
-                for try await _ in anthropic.stream(Self.anthropicBody) {}
+                for try await _ in anthropic.stream(Data(#"{"model":"claude-haiku-4-5","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"x"}]}"#.utf8)) {}
             }
             await pipeline.forceFlush()
             let spans = receiver.spans.map(\.span)

@@ -85,6 +85,10 @@ final class OTLPSink: Sendable {
             case .end:
                 guard let head else { return }
                 self.head = nil
+                if head.uri.hasSuffix("/chat/completions") {
+                    answerChatCompletion(context: context, head: head)
+                    return
+                }
                 record(head: head)
                 var responseHead = HTTPResponseHead(version: head.version, status: .ok)
                 responseHead.headers.add(name: "Content-Type", value: "application/x-protobuf")
@@ -98,6 +102,18 @@ final class OTLPSink: Sendable {
                 }
             }
         }
+
+        /// The LLM stand-in of the AsyncHTTPClient transport figures: one fixed chat completion.
+        private func answerChatCompletion(context: ChannelHandlerContext, head: HTTPRequestHead) {
+            var responseHead = HTTPResponseHead(version: head.version, status: .ok)
+            responseHead.headers.add(name: "Content-Type", value: "application/json")
+            responseHead.headers.add(name: "Content-Length", value: String(Self.chatCompletion.readableBytes))
+            context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(Self.chatCompletion))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+
+        static let chatCompletion = ByteBuffer(string: #"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the bench."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":6,"total_tokens":18}}"#)
 
         private func record(head: HTTPRequestHead) {
             let raw = Array(body.readableBytesView)

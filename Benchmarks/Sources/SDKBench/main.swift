@@ -130,6 +130,15 @@ warnIfMalformed(peer10kReceived, "swift-otel")
 let peerDelivery = Delivery(recorded: peerRecorded, receivedBeforeShutdown: peerBefore, received: peer10kReceived.spans)
 note("swift-otel: recorded \(peerRecorded), received \(peerDelivery.received) (\(peerBefore) before shutdown) in \(peer10kReceived.requests) requests (the rest were dropped by its batch processor's full queue; OTEL_LOG_LEVEL=warning shows its warnings)")
 
+// MARK: AsyncHTTPClient transport
+
+note("LLMAsyncHTTPClient vs bare AsyncHTTPClient: one chat completion from a loopback stand-in, interleaved; then \(deliveryRate) calls/s for \(deliverySeconds) s")
+let ahc = try await measureAsyncHTTPClientTransport(sinkBase: sinkBase, rounds: quick ? 500 : 5_000, rate: deliveryRate, seconds: deliverySeconds)
+let ahcReceived = await sink.settle(path: "/ahc/v1/traces")
+warnIfMalformed(ahcReceived, "LLMAsyncHTTPClient")
+let ahcFraction = ahc.recorded > 0 ? Double(ahcReceived.spans) / Double(ahc.recorded) : .nan
+note("LLMAsyncHTTPClient: p50 \(f(ahc.instrumentedMicros)) µs/call vs bare \(f(ahc.bareMicros)) µs/call; rate run achieved \(f(ahc.achievedRate, 0)) calls/s; received \(ahcReceived.spans) of \(ahc.recorded) spans")
+
 try? sink.close()
 
 // MARK: Report
@@ -140,6 +149,7 @@ EvalForgeSDK   p50 \(f(oursCost.perSpanNanos.p50)) ns/span  p90 \(f(oursCost.per
 swift-otel     p50 \(f(peerCost.perSpanNanos.p50)) ns/span  p90 \(f(peerCost.perSpanNanos.p90)) ns/span  \(f(peerCost.allocationsPerSpan, 2)) allocs/span  (setters p50 \(f(peerSetters.perSpanNanos.p50)), updateAttributes p50 \(f(peerUpdate.perSpanNanos.p50)))
 ratio          \(f(ratio)) (target ≥ 15)
 encode         \(f(encodeNs)) ns/span, \(f(encodeBytes)) bytes/span before gzip
+ahc transport  p50 \(f(ahc.instrumentedMicros)) µs/call vs bare AsyncHTTPClient \(f(ahc.bareMicros)) µs/call: overhead \(f(ahc.overheadMicros)) µs; delivered \(f(ahcFraction, 4)) at \(f(ahc.achievedRate, 0)) calls/s (asked \(deliveryRate)/s)
 delivered      EvalForgeSDK \(oursDelivery.received)/\(oursDelivery.recorded) = \(f(oursDelivery.fraction, 4)); swift-otel \(peerDelivery.received)/\(peerDelivery.recorded) = \(f(peerDelivery.fraction, 4))  (\(deliveryRate)/s for \(deliverySeconds) s)
 """)
 
@@ -160,6 +170,11 @@ let fields: [(String, String)] = [
     ("peer_delivered_fraction_10k", f(peerDelivery.fraction, 4)),
     ("encode_bytes_per_span", f(encodeBytes)),
     ("dropped_buffer_full", "\(oursStats.droppedBufferFull + ours10kStats.droppedBufferFull)"),
+    ("ahc_call_us_p50", f(ahc.instrumentedMicros)),
+    ("ahc_bare_call_us_p50", f(ahc.bareMicros)),
+    ("ahc_overhead_us", f(ahc.overheadMicros)),
+    ("ahc_delivered_fraction_10k", f(ahcFraction, 4)),
+    ("ahc_achieved_calls_per_s", f(ahc.achievedRate, 0)),
     ("quick", quick ? "true" : "false"),
 ]
 print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")

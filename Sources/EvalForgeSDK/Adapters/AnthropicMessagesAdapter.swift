@@ -92,6 +92,9 @@ public enum AnthropicMessagesAdapter {
         private var outputTokens: Int?
         private var stopReason: String?
         private var sawStop = false
+
+        /// Whether the stream's final event arrived (the answer is complete even if the body has not ended).
+        public var isComplete: Bool { sawStop }
         private var unreadableEvents = 0
 
         public init() {}

@@ -128,6 +128,9 @@ public enum OpenAIChatAdapter {
         private var reasons: [Int: String] = [:]
         private var toolCalls: [Int: (id: String, name: String, arguments: String)] = [:]
         private var sawDone = false
+
+        /// Whether the stream's final event arrived (the answer is complete even if the body has not ended).
+        public var isComplete: Bool { sawDone }
         private var sawAny = false
         private var unreadableEvents = 0
 

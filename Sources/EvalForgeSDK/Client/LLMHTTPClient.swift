@@ -5,33 +5,16 @@ import Synchronization
 import FoundationNetworking
 #endif
 
-/// A small instrumented HTTP client for OpenAI-compatible Chat Completions and Anthropic Messages:
-/// every call is recorded as an LLM span (model, tokens, cost, latency, time to first chunk, errors)
-/// and carries the span's `traceparent`. Request and response bodies are the providers' own JSON.
-public final class LLMHTTPClient: Sendable {
+/// An instrumented HTTP client over URLSession for OpenAI-compatible Chat Completions, the
+/// Responses API, embeddings and Anthropic Messages: every call is recorded as an LLM span (model,
+/// tokens, cost, latency, time to first chunk, errors) and carries the span's `traceparent`. Request
+/// and response bodies are the providers' own JSON (or `Encodable` / `Decodable` values); the
+/// AsyncHTTPClient product (`EvalForgeAsyncHTTPClient`) offers the same API over AsyncHTTPClient.
+public final class LLMHTTPClient: LLMClient {
     /// The wire API the endpoint speaks.
-    public enum API: Sendable {
-        /// `POST {baseURL}/chat/completions`, `Authorization: Bearer`; baseURL like `https://api.openai.com/v1`.
-        case openAIChatCompletions
-        /// `POST {baseURL}/v1/messages`, `x-api-key`, `anthropic-version`; baseURL like `https://api.anthropic.com`.
-        case anthropicMessages
-    }
-
-    /// Who and what a call belongs to, recorded on its span.
-    public struct CallContext: Sendable {
-        public var userID: String?
-        public var sessionID: String?
-        public var conversationID: String?
-        public var tags: [String]
-        public var metadata: [String: String]
-        public init(userID: String? = nil, sessionID: String? = nil, conversationID: String? = nil, tags: [String] = [], metadata: [String: String] = [:]) {
-            self.userID = userID
-            self.sessionID = sessionID
-            self.conversationID = conversationID
-            self.tags = tags
-            self.metadata = metadata
-        }
-    }
+    public typealias API = LLMAPI
+    /// Who and what a call belongs to, recorded on its span (over the task-local `EvalForge.withContext`).
+    public typealias CallContext = LLMCallContext
 
     public let api: API
     public let provider: String
@@ -52,23 +35,13 @@ public final class LLMHTTPClient: Sendable {
     ///   - pipeline: where spans go; nil uses `EvalForge.pipeline` at each call.
     public init(api: API, baseURL: String, apiKey: String? = nil, provider: String? = nil, timeout: Duration = .seconds(120), maxCallDuration: Duration = .seconds(600), headers: [String: String] = [:], pipeline: EvalForge.Pipeline? = nil) throws {
         let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        let path = api == .openAIChatCompletions ? "/chat/completions" : "/v1/messages"
-        guard let url = URL(string: trimmed + path), url.scheme == "http" || url.scheme == "https" else {
+        guard let url = URL(string: trimmed + api.path), url.scheme == "http" || url.scheme == "https", url.host != nil else {
             throw LLMHTTPError.transport("invalid_url", "baseURL '\(baseURL)' is not an http(s) URL")
         }
         self.api = api
         self.url = url
-        self.provider = provider ?? (api == .openAIChatCompletions ? LLMProvider.openAI : LLMProvider.anthropic)
-        var h = headers
-        h["Content-Type"] = "application/json"
-        switch api {
-        case .openAIChatCompletions:
-            if let apiKey { h["Authorization"] = "Bearer \(apiKey)" }
-        case .anthropicMessages:
-            if let apiKey { h["x-api-key"] = apiKey }
-            if h["anthropic-version"] == nil { h["anthropic-version"] = "2023-06-01" }
-        }
-        self.headers = h
+        self.provider = provider ?? api.defaultProvider
+        self.headers = LLMHTTPHeaders.make(api: api, apiKey: apiKey, extra: headers)
         let timeout = timeout.clamped(to: .milliseconds(1) ... .seconds(86_400))
         self.timeout = timeout
         self.maxCallDuration = maxCallDuration.clamped(to: .milliseconds(1) ... .seconds(86_400))
@@ -93,57 +66,29 @@ public final class LLMHTTPClient: Sendable {
     }
 
     private func startSpan(_ body: Data, context: CallContext) -> LLMSpan {
-        var request: LLMRequest
-        switch api {
-        case .openAIChatCompletions: request = OpenAIChatAdapter.request(fromBody: body, provider: provider)
-        case .anthropicMessages: request = AnthropicMessagesAdapter.request(fromBody: body, provider: provider)
-        }
-        request.serverAddress = url.host
-        request.serverPort = url.port ?? (url.scheme == "https" ? 443 : 80)
-        if let v = context.userID { request.userID = v }
-        request.sessionID = context.sessionID
-        request.conversationID = context.conversationID ?? context.sessionID
-        request.tags = context.tags
-        request.metadata = context.metadata
-        var span = (pipeline ?? EvalForge.pipeline).startLLMCall(request)
-        switch api {
-        case .openAIChatCompletions: OpenAIChatAdapter.recordRequestContent(body, into: &span)
-        case .anthropicMessages: AnthropicMessagesAdapter.recordRequestContent(body, into: &span)
-        }
-        return span
+        LLMCallRecording.start(
+            api: api, body: body, provider: provider, host: url.host, port: url.port ?? (url.scheme == "https" ? 443 : 80),
+            context: context, pipeline: pipeline ?? EvalForge.pipeline)
     }
 
     /// Sends a non-streaming request body and returns the response body. Non-2xx answers throw
     /// `LLMHTTPError` with the provider's message (the span records the status as `error.type`), and
-    /// so does a 2xx body that is not a valid completion ("malformed_response").
+    /// so does a 2xx body that is not a valid answer ("malformed_response"). A body with
+    /// `"stream": true` throws "invalid_request" before anything is sent: use `stream(_:context:)`.
     public func send(_ body: Data, context: CallContext = CallContext()) async throws -> Data {
+        if let problem = LLMCallRecording.streamFlagProblem(api: api, body: body, streaming: false) { throw problem }
         var span = startSpan(body, context: context)
+        let data: Data
+        let response: URLResponse
         do {
-            let (data, response) = try await withCallDeadline(makeRequest(body, span: span))
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            guard (200..<300).contains(status) else {
-                let retryAfter = OTLPHTTPTransport.retryAfter((response as? HTTPURLResponse)?.value(forHTTPHeaderField: "retry-after"))
-                let error = LLMHTTPError.status(status, message: LLMHTTPError.message(fromErrorBody: data), retryAfter: retryAfter)
-                span.recordError(error)
-                span.end()
-                throw error
-            }
-            switch api {
-            case .openAIChatCompletions: OpenAIChatAdapter.recordResponse(data, into: &span)
-            case .anthropicMessages: AnthropicMessagesAdapter.recordResponse(data, into: &span)
-            }
-            let malformed = span.record.errorType == "malformed_response"
-            let reason = span.record.errorMessage ?? "the response is not a valid completion"
-            span.end()
-            if malformed { throw LLMHTTPError.malformed(reason) }
-            return data
-        } catch let error as LLMHTTPError {
-            throw error
+            (data, response) = try await withCallDeadline(makeRequest(body, span: span))
         } catch {
-            span.recordError(error)
-            span.end()
+            LLMCallRecording.fail(error, span: &span)
             throw error
         }
+        let http = response as? HTTPURLResponse
+        return try LLMCallRecording.finish(
+            api: api, status: http?.statusCode ?? 0, retryAfter: http?.value(forHTTPHeaderField: "retry-after"), body: data, span: &span)
     }
 
     /// `session.data(for:)`, cancelled with a "timeout" error when `maxCallDuration` passes first.
@@ -164,26 +109,47 @@ public final class LLMHTTPClient: Sendable {
         }
     }
 
-    /// Sends a streaming request body (it should set `"stream": true`) and returns its events as they
-    /// arrive. The span ends when the stream ends, fails, or the consumer stops iterating ("cancelled").
-    /// For OpenAI, `stream_options.include_usage` is added unless the body sets it
+    /// Sends a streaming request body (it must set `"stream": true`, else the stream fails at once
+    /// with "invalid_request") and returns its events as they arrive; `.text` gives the decoded text
+    /// deltas. The span ends when the stream ends or fails, and at once, as "cancelled", when the
+    /// consumer stops iterating or its task is cancelled (which also cancels the HTTP request).
+    /// For OpenAI Chat Completions, `stream_options.include_usage` is added unless the body sets it
     /// (`configuration.cost.requestStreamUsage`), so the span gets token usage and cost.
-    public func stream(_ body: Data, context: CallContext = CallContext()) -> AsyncThrowingStream<ServerSentEvent, any Error> {
-        var body = body
-        if api == .openAIChatCompletions, (pipeline ?? EvalForge.pipeline).configuration.cost.requestStreamUsage {
-            body = OpenAIChatAdapter.requestingStreamUsage(body)
-        }
+    public func stream(_ body: Data, context: CallContext = CallContext()) -> LLMEventStream {
+        if let problem = LLMCallRecording.streamFlagProblem(api: api, body: body, streaming: true) { return .failing(api: api, problem) }
+        let body = LLMCallRecording.streamBody(api: api, body: body, pipeline: pipeline ?? EvalForge.pipeline)
         let span = startSpan(body, context: context)
         let request = makeRequest(body, span: span)
         let (stream, continuation) = AsyncThrowingStream<ServerSentEvent, any Error>.makeStream()
         let task = streamingSession.dataTask(with: request)
-        let handler = StreamHandler(span: span, api: api, continuation: continuation)
-        streamDelegate.register(handler, for: task.taskIdentifier)
+        let recording = LLMStreamRecording(span: span, api: api)
+        streamDelegate.register(StreamHandler(recording: recording, continuation: continuation), for: task.taskIdentifier)
+        let cancel: @Sendable () -> Void = {
+            guard !recording.isEnded else { return }
+            recording.cancel()
+            task.cancel()
+        }
         continuation.onTermination = { termination in
-            if case .cancelled = termination { task.cancel() }
+            if case .cancelled = termination { cancel() }
         }
         task.resume()
-        return stream
+        return LLMEventStream(api: api, base: stream, onCancel: cancel)
+    }
+}
+
+/// The headers every transport sends: JSON content type and the API's authentication.
+package enum LLMHTTPHeaders {
+    package static func make(api: LLMAPI, apiKey: String?, extra: [String: String]) -> [String: String] {
+        var h = extra
+        h["Content-Type"] = "application/json"
+        switch api {
+        case .openAIChatCompletions, .openAIResponses, .openAIEmbeddings:
+            if let apiKey { h["Authorization"] = "Bearer \(apiKey)" }
+        case .anthropicMessages:
+            if let apiKey { h["x-api-key"] = apiKey }
+            if h["anthropic-version"] == nil { h["anthropic-version"] = "2023-06-01" }
+        }
+        return h
     }
 }
 
@@ -195,106 +161,26 @@ final class StreamingDelegate: NSObject, URLSessionDataDelegate, Sendable {
     private func handler(_ id: Int) -> StreamHandler? { handlers.withLock { $0[id] } }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse, completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void) {
-        handler(dataTask.taskIdentifier)?.receive(response: response)
+        let http = response as? HTTPURLResponse
+        handler(dataTask.taskIdentifier)?.recording.receive(status: http?.statusCode ?? 0, retryAfter: http?.value(forHTTPHeaderField: "retry-after"))
         completionHandler(.allow)
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        handler(dataTask.taskIdentifier)?.receive(data: data)
+        guard let h = handler(dataTask.taskIdentifier) else { return }
+        for e in h.recording.feed(data) { h.continuation.yield(e) }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        let h = handlers.withLock { $0.removeValue(forKey: task.taskIdentifier) }
-        h?.complete(error: error)
+        guard let h = handlers.withLock({ $0.removeValue(forKey: task.taskIdentifier) }) else { return }
+        let (trailing, failure) = h.recording.complete(error: error)
+        if let trailing { h.continuation.yield(trailing) }
+        h.continuation.finish(throwing: failure)
     }
 }
 
-/// State of one streaming call: SSE parsing, the provider's stream recorder and the span.
-final class StreamHandler: Sendable {
-    private enum Recorder {
-        case openAI(OpenAIChatAdapter.StreamRecorder)
-        case anthropic(AnthropicMessagesAdapter.StreamRecorder)
-    }
-
-    private struct State {
-        var span: LLMSpan
-        var parser = ServerSentEventParser()
-        var recorder: Recorder
-        var status = 0
-        var retryAfter: Duration?
-        var errorBody = Data()
-    }
-
-    private let state: Mutex<State>
-    private let continuation: AsyncThrowingStream<ServerSentEvent, any Error>.Continuation
-
-    init(span: LLMSpan, api: LLMHTTPClient.API, continuation: AsyncThrowingStream<ServerSentEvent, any Error>.Continuation) {
-        let recorder: Recorder = api == .openAIChatCompletions ? .openAI(.init()) : .anthropic(.init())
-        state = Mutex(State(span: span, recorder: recorder))
-        self.continuation = continuation
-    }
-
-    func receive(response: URLResponse) {
-        let http = response as? HTTPURLResponse
-        state.withLock { s in
-            s.status = http?.statusCode ?? 0
-            s.retryAfter = OTLPHTTPTransport.retryAfter(http?.value(forHTTPHeaderField: "retry-after"))
-        }
-    }
-
-    func receive(data: Data) {
-        let events = state.withLock { s -> [ServerSentEvent] in
-            guard (200..<300).contains(s.status) else {
-                if s.errorBody.count < 64 * 1024 { s.errorBody.append(data) }
-                return []
-            }
-            let events = s.parser.feed(data)
-            for e in events { Self.observe(e, state: &s) }
-            return events
-        }
-        for e in events { continuation.yield(e) }
-    }
-
-    private static func observe(_ e: ServerSentEvent, state s: inout State) {
-        switch s.recorder {
-        case .openAI(var r):
-            r.observe(e.data, into: &s.span)
-            s.recorder = .openAI(r)
-        case .anthropic(var r):
-            r.observe(e, into: &s.span)
-            s.recorder = .anthropic(r)
-        }
-    }
-
-    func complete(error: (any Error)?) {
-        let (failure, trailing) = state.withLock { s -> ((any Error)?, ServerSentEvent?) in
-            var trailing: ServerSentEvent?
-            if (200..<300).contains(s.status), let last = s.parser.finish() {
-                Self.observe(last, state: &s)
-                trailing = last
-            }
-            var failure: (any Error)?
-            if let error {
-                s.span.recordError(error)
-                failure = error
-            } else if !(200..<300).contains(s.status) {
-                let e = LLMHTTPError.status(s.status, message: LLMHTTPError.message(fromErrorBody: s.errorBody), retryAfter: s.retryAfter)
-                s.span.recordError(e)
-                failure = e
-            }
-            if failure == nil || (200..<300).contains(s.status) {
-                switch s.recorder {
-                case .openAI(let r): r.finish(into: &s.span)
-                case .anthropic(let r): r.finish(into: &s.span)
-                }
-            }
-            if failure == nil, s.span.isError {
-                failure = LLMHTTPError.malformed("stream ended without its final event")
-            }
-            s.span.end()
-            return (failure, trailing)
-        }
-        if let trailing { continuation.yield(trailing) }
-        continuation.finish(throwing: failure)
-    }
+/// One streaming URLSession task: its recording and the consumer's continuation.
+struct StreamHandler: Sendable {
+    let recording: LLMStreamRecording
+    let continuation: AsyncThrowingStream<ServerSentEvent, any Error>.Continuation
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// A failed LLM HTTP call: the provider's status and error type, or a transport failure.
 public struct LLMHTTPError: Error, CustomStringConvertible, Sendable {
-    private enum Code: Sendable { case status, transport, malformed }
+    private enum Code: Sendable { case status, transport, malformed, invalidRequest }
     private let code: Code
     /// HTTP status, when the provider answered.
     public let status: Int?
@@ -18,20 +18,26 @@ public struct LLMHTTPError: Error, CustomStringConvertible, Sendable {
         return "LLM call failed (\(errorType)): \(message)"
     }
 
-    static func status(_ status: Int, message: String, retryAfter: Duration?) -> LLMHTTPError {
+    package static func status(_ status: Int, message: String, retryAfter: Duration?) -> LLMHTTPError {
         LLMHTTPError(code: .status, status: status, errorType: String(status), message: message, retryAfter: retryAfter)
     }
 
-    static func transport(_ type: String, _ message: String) -> LLMHTTPError {
+    package static func transport(_ type: String, _ message: String) -> LLMHTTPError {
         LLMHTTPError(code: .transport, status: nil, errorType: type, message: message, retryAfter: nil)
     }
 
-    static func malformed(_ message: String) -> LLMHTTPError {
+    package static func malformed(_ message: String) -> LLMHTTPError {
         LLMHTTPError(code: .malformed, status: nil, errorType: "malformed_response", message: message, retryAfter: nil)
     }
 
+    /// The request cannot be sent as it is (nothing was sent, no span recorded): `errorType`
+    /// "invalid_request".
+    package static func invalidRequest(_ message: String) -> LLMHTTPError {
+        LLMHTTPError(code: .invalidRequest, status: nil, errorType: "invalid_request", message: message, retryAfter: nil)
+    }
+
     /// The provider's error message from an OpenAI or Anthropic error body.
-    static func message(fromErrorBody body: Data) -> String {
+    package static func message(fromErrorBody body: Data) -> String {
         if let o = JSON.object(body), let e = o["error"] as? [String: Any], let m = e["message"] as? String { return m }
         let text = String(decoding: body.prefix(500), as: UTF8.self)
         return text.isEmpty ? "no error body" : text

@@ -83,6 +83,8 @@ extension EvalForge {
         @inline(__always)
         private func start(_ request: LLMRequest, name: String?, kind: SpanRecord.Kind, parent: TraceParent?) -> LLMSpan {
             let parent = parent ?? EvalForge.currentParent(resolver: configuration.parentResolver)
+            var request = request
+            if let context = LLMCallContext.current { context.apply(to: &request) }
             var record = SpanRecord(
                 traceID: parent?.traceID ?? IDGenerator.traceID(),
                 spanID: IDGenerator.spanID(),
