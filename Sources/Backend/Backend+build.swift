@@ -28,7 +28,7 @@ public enum BackendApp {
         let router = buildRouter(services: services, metricsRegistry: metricsRegistry)
         var background: [any Service] = closesStoreAtShutdown ? [StoreCloseService(store: services.store)] : []  // first: stopped last
         background += services.evaluation.services
-        background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), logger: logger))
+        background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), defaultDays: configuration.defaultRetentionDays, logger: logger))
         background += additionalServices
         let app = Application(
             router: router,

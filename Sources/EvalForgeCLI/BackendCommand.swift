@@ -64,15 +64,24 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "JSON price file (docs/sdk.md, \"Prices\"): cost of spans without one, the same file as the SDK's and the collector's (env EVALFORGE_PRICE_FILE).")
     var priceFile: String?
 
+    @Option(help: "Days of telemetry kept for projects without their own retention, 0 = forever (env EVALFORGE_RETENTION_DAYS; docs/storage.md, \"Retention\").")
+    var retentionDays: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
-        let c = try BackendConfigurationLoader.load(
+        var c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
             host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
             sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
             secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
+        if let retentionDays {
+            guard (0...Project.retentionDaysRange.upperBound).contains(retentionDays) else {
+                throw ValidationError("--retention-days \(retentionDays): expected 0 (keep forever) to \(Project.retentionDaysRange.upperBound) days")
+            }
+            c.defaultRetentionDays = retentionDays
+        }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
@@ -118,6 +127,7 @@ enum BackendConfigurationLoader {
         if let v = try int("EVALFORGE_MAX_BODY_BYTES", 1024...(1 << 30)) { c.maxBodyBytes = v }
         if let v = try int("EVALFORGE_MAX_INFLIGHT_INGEST", 1...1024) { c.maxInflightIngest = v }
         if let v = try int("EVALFORGE_RETENTION_INTERVAL_S", 60...86_400 * 7) { c.retentionIntervalSeconds = v }
+        if let v = try int("EVALFORGE_RETENTION_DAYS", 0...Project.retentionDaysRange.upperBound) { c.defaultRetentionDays = v }
         if let v = try int("EVALFORGE_ONLINE_QUEUE_PER_PROJECT", 1...1_000_000) { c.onlineQueuePerProject = v }
         if let v = env["EVALFORGE_API_KEY"], !v.isEmpty { c.bootstrapAPIKey = v }
         if let v = env["EVALFORGE_ADMIN_TOKEN"], !v.isEmpty { c.adminToken = v }

@@ -9,9 +9,12 @@ import NIOCore
 /// `ProjectStore`, as the admin API's do, with the signed-in principal as the audit actor.
 struct SettingsPage: Sendable {
     let projects: ProjectStore
+    /// The server's `--retention-days` (0 = forever), shown for projects that follow it.
+    var defaultRetentionDays = 0
 
-    static func addRoutes(to pages: RouterGroup<BackendRequestContext>, projects: ProjectStore) {
-        let page = SettingsPage(projects: projects)
+    static func addRoutes(to pages: RouterGroup<BackendRequestContext>, projects: ProjectStore, defaultRetentionDays: Int = 0) {
+        let page = SettingsPage(projects: projects, defaultRetentionDays: defaultRetentionDays)
+        pages.post("/settings/retention") { request, context in try await page.setRetention(request, context: context) }
         pages.get("/settings") { _, context in try await page.render(context: context, created: nil, error: nil) }
         pages.post("/settings/keys") { request, context in try await page.createKey(request, context: context) }
         pages.post("/settings/keys/:id/revoke") { request, context in try await page.revokeKey(request, context: context) }
@@ -22,7 +25,9 @@ struct SettingsPage: Sendable {
             let project = try context.requireProject()
             let keys = try await storeCall { try await projects.keys(projectID: project.id) }
             let audit = try await storeCall { try await projects.auditLog(projectID: project.id, limit: 20) }
-            return Layout.response(Layout.page(title: "Settings", section: .settings, project: project.name, Self.body(project: project, keys: keys, audit: audit, created: created, error: error)), status: status)
+            let current = try await storeCall { try await projects.project(id: project.id) } ?? project
+            let retention = Self.retentionCard(current, defaultDays: defaultRetentionDays)
+            return Layout.response(Layout.page(title: "Settings", section: .settings, project: project.name, Self.body(project: project, keys: keys, audit: audit, created: created, error: error, retention: retention)), status: status)
         }
     }
 
@@ -60,7 +65,7 @@ struct SettingsPage: Sendable {
     static func form(_ request: Request) async throws -> QueryParameters {
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: 16 * 1024) } catch { throw HTTPError(.contentTooLarge, message: "form larger than 16 KiB") }
-        return try QueryParameters(QueryParameters.pairs(String(buffer: body)), allowed: ["name", "scope", "expires_in_days"])
+        return try QueryParameters(QueryParameters.pairs(String(buffer: body)), allowed: ["name", "scope", "expires_in_days", "retention_days"])
     }
 
     /// Refuses a cross-site form post: a browser's `Sec-Fetch-Site` must be same-origin (or none: typed
@@ -79,7 +84,7 @@ struct SettingsPage: Sendable {
         }
     }
 
-    static func body(project: Project, keys: [APIKeyRecord], audit: [AuditEntry], created: (key: String, record: APIKeyRecord)?, error: String?) -> HTML {
+    static func body(project: Project, keys: [APIKeyRecord], audit: [AuditEntry], created: (key: String, record: APIKeyRecord)?, error: String?, retention: HTML = .empty) -> HTML {
         let rows = keys.map { k -> HTML in
             let status = k.status
             let action: HTML = status == "active"
@@ -125,6 +130,7 @@ struct SettingsPage: Sendable {
           <p><label>Expires in days (blank: never) <input name="expires_in_days" type="number" min="1" max="3660"></label></p>
           <button type="submit">Create key</button>
         </form>
+        \(retention)
         <div class="card"><div class="table-wrap"><table class="data" id="audit">
           <thead><tr><th>When</th><th>Who</th><th>Action</th><th>Target</th><th>Detail</th></tr></thead>
           <tbody>\(auditRows)</tbody></table></div></div>
