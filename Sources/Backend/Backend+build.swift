@@ -35,7 +35,7 @@ public enum BackendApp {
             logger.info("operator listener (/metrics, /healthz details)", metadata: ["address": "http://\(configuration.operatorHost):\(operatorPort)"])
         }
         background += services.evaluation.services
-        background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), logger: logger))
+        background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), defaultDays: configuration.defaultRetentionDays, logger: logger))
         background += additionalServices
         let app = Application(
             router: router,

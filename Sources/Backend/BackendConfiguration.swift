@@ -39,6 +39,10 @@ public struct BackendConfiguration: Sendable, Equatable {
     public var adminToken: String?
     /// How often retention deletes run, seconds. Env `EVALFORGE_RETENTION_INTERVAL_S`. Default 3600.
     public var retentionIntervalSeconds: Int
+    /// Days of telemetry kept for projects without their own retention (settings page, admin API,
+    /// `evalforge admin projects set-retention`); 0 keeps everything. Flag `--retention-days`; env
+    /// `EVALFORGE_RETENTION_DAYS`. Default 0. docs/storage.md, "Retention".
+    public var defaultRetentionDays: Int = 0
     /// Spans one project may have queued for online evaluation; beyond it a batch's spans are
     /// skipped and counted (`GET /api/online-queue`). Env `EVALFORGE_ONLINE_QUEUE_PER_PROJECT`.
     /// Default 10,000.

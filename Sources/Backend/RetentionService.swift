@@ -4,12 +4,15 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Deletes each project's telemetry older than its retention (`Project.retentionDays`, 0 = keep
-/// forever) every `interval`. Stores with a server-side TTL may treat the call as a no-op.
+/// Deletes each project's telemetry older than its retention (`Project.retention(default:)`: its
+/// own days, else the server's `--retention-days`; 0 = keep forever) every `interval`, all projects
+/// in one `deleteExpired` pass (docs/storage.md, "Retention").
 struct RetentionService: Service {
     let store: any SpanStore
     let projects: ProjectStore
     let interval: Duration
+    /// Days kept for projects that follow the server default; 0 = forever.
+    let defaultDays: Int
     let logger: Logger
 
     func run() async throws {
@@ -23,15 +26,31 @@ struct RetentionService: Service {
         }
     }
 
-    func runOnce() async {
+    func runOnce(now: Date = Date()) async {
         do {
-            for p in try await projects.projects() where p.retentionDays > 0 {
-                let cutoff = CheckedNumbers.clampedInt64((Date().timeIntervalSince1970 - Double(p.retentionDays) * 86_400) * 1e9)  // any configured day count
-                let n = try await store.deleteExpired(projectID: p.id, beforeUnixNanos: cutoff)
-                if n > 0 { logger.info("retention deleted rows", metadata: ["project": "\(p.id)", "rows": "\(n)"]) }
-            }
+            let all = try await projects.projects()
+            let cutoffs = Self.cutoffs(all, defaultDays: defaultDays, now: now)
+            guard !cutoffs.isEmpty else { return }
+            // Every project expires data: whole partitions older than the shortest-lived may go.
+            let n = try await store.deleteExpired(cutoffs, everyProject: cutoffs.count == all.count)
+            if n > 0 { logger.info("retention deleted rows", metadata: ["projects": "\(cutoffs.count)", "rows": "\(n)"]) }
         } catch {
             logger.warning("retention run failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Each project's cutoff in Unix nanoseconds: the start of the UTC day `days` days before
+    /// today's. Whole UTC days go, so a kept day keeps all its spans and rollups (its hourly and
+    /// daily aggregates do not change), and a store has new rows to delete only once a day.
+    /// Projects kept forever are left out.
+    static func cutoffs(_ projects: [Project], defaultDays: Int, now: Date) -> [String: Int64] {
+        let today = CheckedNumbers.clampedInt64(now.timeIntervalSince1970.rounded(.down)) / 86_400
+        var out: [String: Int64] = [:]
+        for p in projects {
+            let days = Int64(p.retention(default: defaultDays))  // 0 or within Project.retentionDaysRange
+            guard days > 0, today - days > 0 else { continue }
+            out[p.id] = (today - days).multipliedSaturated(by: 86_400 * 1_000_000_000)
+        }
+        return out
     }
 }

@@ -106,7 +106,7 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 
 struct AdminProjects: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "projects", abstract: "Create, list, rename and delete projects.",
-                                                    subcommands: [Create.self, List.self, Rename.self, Delete.self, SetTier.self])
+                                                    subcommands: [Create.self, List.self, Rename.self, Delete.self, SetTier.self, SetRetention.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a project (its id is derived from the name unless --id is given).")
@@ -129,7 +129,7 @@ struct AdminProjects: AsyncParsableCommand {
         func run() async throws {
             let list = try await connection.client().call(.GET, "/projects")["projects"] as? [[String: Any]] ?? []
             printTable(["ID", "NAME", "RETENTION", "CREATED"], list.map { p in
-                [p["id"] as? String ?? "", p["name"] as? String ?? "", "\(p["retention_days"] as? Int ?? 0)d", p["created_at"] as? String ?? ""]
+                [p["id"] as? String ?? "", p["name"] as? String ?? "", AdminProjects.retentionText(p["retention_days"] as? Int ?? 0), p["created_at"] as? String ?? ""]
             })
         }
     }
@@ -160,6 +160,43 @@ struct AdminProjects: AsyncParsableCommand {
             let id = try await client.projectID(project)
             _ = try await client.call(.DELETE, "/projects/" + AdminClient.path(id))
             print("deleted project \(id)")
+        }
+    }
+}
+
+extension AdminProjects {
+    static func retentionText(_ days: Int) -> String { days == 0 ? "forever" : "\(days)d" }
+
+    struct SetRetention: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-retention",
+            abstract: "Set how many days of a project's telemetry are kept (older whole days are deleted).",
+            discussion: "DAYS: 1…3650, 'forever' (or 0) to keep everything, 'default' to follow the backend's --retention-days. docs/storage.md, \"Retention\".")
+        @OptionGroup var connection: AdminConnection
+        @Argument(help: "Project id or name.") var project: String
+        @Argument(help: "Days (1…3650), 'forever' or 'default'.") var days: String
+
+        /// The `retention_days` value to send: a number, 0 for forever, NSNull for the default.
+        func value() throws -> Any {
+            switch days.lowercased() {
+            case "forever": return 0
+            case "default": return NSNull()
+            default:
+                guard let d = Int(days), d == 0 || (1...3650).contains(d) else {
+                    throw ValidationError("DAYS '\(days.prefix(32))': expected 1…3650, 'forever' (or 0) or 'default'")
+                }
+                return d
+            }
+        }
+
+        func validate() throws { _ = try value() }
+
+        func run() async throws {
+            let client = try connection.client()
+            let id = try await client.projectID(project)
+            let r = try await client.call(.PUT, "/projects/" + AdminClient.path(id) + "/retention", body: ["retention_days": try value()])
+            let kept = AdminProjects.retentionText(r["retention_days"] as? Int ?? 0)
+            print("project \(id) keeps \(kept == "forever" ? "its telemetry forever" : kept + " of telemetry")\((r["source"] as? String) == "default" ? " (the backend's default)" : "")")
         }
     }
 }

@@ -76,6 +76,9 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "Tier of projects without one (default enterprise; env EVALFORGE_DEFAULT_TIER). A shared installation sets free.")
     var defaultTier: String?
 
+    @Option(help: "Days of telemetry kept for projects without their own retention, 0 = forever (env EVALFORGE_RETENTION_DAYS; docs/storage.md, \"Retention\").")
+    var retentionDays: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -95,6 +98,12 @@ struct BackendCommand: AsyncParsableCommand {
         guard (0...65535).contains(op), op == 0 || op != c.port else { throw ValidationError("--operator-port \(op): expected 0…65535 (0: any free port), not the public port \(c.port)") }
         c.operatorPort = op
         c.rateLimits = try BackendConfigurationLoader.rateLimits(environment: ProcessInfo.processInfo.environment, tiersFile: rateLimitTiers, defaultTier: defaultTier)
+        if let retentionDays {
+            guard (0...Project.retentionDaysRange.upperBound).contains(retentionDays) else {
+                throw ValidationError("--retention-days \(retentionDays): expected 0 (keep forever) to \(Project.retentionDaysRange.upperBound) days")
+            }
+            c.defaultRetentionDays = retentionDays
+        }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): expected trace, debug, info, notice, warning, error or critical") }
         var logger = Logger(label: "evalforge.backend")
         logger.logLevel = level
@@ -140,6 +149,7 @@ enum BackendConfigurationLoader {
         if let v = try int("EVALFORGE_MAX_BODY_BYTES", 1024...(1 << 30)) { c.maxBodyBytes = v }
         if let v = try int("EVALFORGE_MAX_INFLIGHT_INGEST", 1...1024) { c.maxInflightIngest = v }
         if let v = try int("EVALFORGE_RETENTION_INTERVAL_S", 60...86_400 * 7) { c.retentionIntervalSeconds = v }
+        if let v = try int("EVALFORGE_RETENTION_DAYS", 0...Project.retentionDaysRange.upperBound) { c.defaultRetentionDays = v }
         if let v = try int("EVALFORGE_ONLINE_QUEUE_PER_PROJECT", 1...1_000_000) { c.onlineQueuePerProject = v }
         if let v = env["EVALFORGE_API_KEY"], !v.isEmpty { c.bootstrapAPIKey = v }
         if let v = env["EVALFORGE_ADMIN_TOKEN"], !v.isEmpty { c.adminToken = v }

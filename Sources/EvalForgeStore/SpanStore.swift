@@ -59,10 +59,16 @@ public protocol SpanStore: Sendable {
     /// Scores attached to a session.
     func scores(projectID: String, sessionID: String) async throws -> [ScoreRow]
 
-    /// Deletes a project's spans, rollups and scores older than `beforeUnixNanos`. Stores that
-    /// enforce retention with a server-side TTL may do nothing here. Returns rows deleted, when known.
+    /// Retention: deletes, for each project in `cutoffs`, its spans, trace summaries, rollups,
+    /// scores and batch records older than the project's cutoff (Unix nanoseconds), all projects in
+    /// one pass (so a ClickHouse server rewrites each part once). Rows at or after a cutoff, and
+    /// other projects' rows, are untouched; a trace with spans on both sides keeps a summary of its
+    /// remaining spans. `everyProject`: `cutoffs` names every project that exists (none is kept
+    /// forever), so a store may drop a whole time partition that ends before the earliest cutoff:
+    /// any row a project could still write into it is expired for that project too.
+    /// Returns the rows deleted (physical rows, before deduplication), when known.
     @discardableResult
-    func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int
+    func deleteExpired(_ cutoffs: [String: Int64], everyProject: Bool) async throws -> Int
 
     /// Deletes every span, trace summary, rollup, score and batch record of a project (the project
     /// itself was deleted). Returns after the rows are gone; throws when the store is unavailable
@@ -78,6 +84,12 @@ public protocol SpanStore: Sendable {
 }
 
 extension SpanStore {
+    /// `deleteExpired` for one project (no partition is dropped).
+    @discardableResult
+    public func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int {
+        try await deleteExpired([projectID: beforeUnixNanos], everyProject: false)
+    }
+
     /// Counts by paging through `listSpans` (for stores without a counting query).
     public func countSpans(projectID: String, fromUnixNanos: Int64?, toUnixNanos: Int64?) async throws -> Int {
         var n = 0

@@ -194,6 +194,45 @@ struct ClickHouseStoreTests {
         await Servers.drop(store)
     }
 
+    @Test("retention of several projects: whole partitions dropped, shared ones deleted from, kept days unchanged", arguments: ClickHouseTestServers.Server.allCases)
+    func retentionConformance(_ server: ClickHouseTestServers.Server) async throws {
+        guard server.url != nil else { return }
+        let store = try await Servers.makeStore(server)
+        func partitions(_ table: String) async throws -> Set<String> {
+            var r = try await store.http.query("SELECT DISTINCT partition FROM system.parts WHERE database = \(ClickHouseSQL.quote(store.db)) AND table = \(ClickHouseSQL.quote(table)) AND active")
+            var out = Set<String>()
+            while !r.isAtEnd { out.insert(try r.string()) }
+            return out
+        }
+        // 2025-08 holds only p's rows (dropped whole), 2025-10 p's and q's (p's deleted), 2025-12 kept.
+        try await RetentionConformance.run(store)
+        // 2025-08 of spans, rollups, trace_index and trace_summary, and nothing else.
+        #expect(store.retentionPartitionDrops.withLock { $0 } == 4)
+        for table in ["spans", "rollups", "trace_index", "trace_summary"] {
+            let left = try await partitions(table)
+            #expect(!left.contains("202508"), "\(table): the partition of p alone was dropped: \(left)")
+            #expect(left.contains("202510") && left.contains("202512"), "\(table): shared and recent partitions stay: \(left)")
+        }
+        #expect(try await Servers.count(store, "SELECT count() FROM \(store.db).spans FINAL WHERE project_id = 'q' AND toYYYYMM(start) = 202510") == 12)
+        #expect(try await Servers.count(store, "SELECT count() FROM \(store.db).trace_index WHERE project_id = 'p' AND day < '2025-12-01'") == 0)
+        #expect(try await Servers.count(store, "SELECT count() FROM \(store.db).rollups WHERE project_id = 'p' AND minute < toDateTime('2025-12-01 00:00:00')") == 0)
+        await Servers.drop(store)
+    }
+
+    @Test("retention with a project kept forever drops no partition, and deletes only the expiring project's rows", arguments: ClickHouseTestServers.Server.allCases)
+    func retentionWithoutDrops(_ server: ClickHouseTestServers.Server) async throws {
+        guard server.url != nil else { return }
+        let store = try await Servers.makeStore(server)
+        let old = RetentionConformance.spans(0, project: "p", at: RetentionConformance.monthA)
+        #expect(try await store.insert(RetentionConformance.batch(old, project: "p", id: "b")) == .stored)
+        // Not every project expires data (everyProject: false): the month is deleted from, not dropped.
+        #expect(try await store.deleteExpired(["p": RetentionConformance.cutoffNanos], everyProject: false) > 0)
+        #expect(store.retentionPartitionDrops.withLock { $0 } == 0)
+        #expect(try await store.countSpans(projectID: "p", fromUnixNanos: nil, toUnixNanos: nil) == 0)
+        #expect(try await store.metrics(MetricsQuery(projectID: "p", fromUnix: RetentionConformance.monthA, toUnix: RetentionConformance.monthA + 86_400, intervalSeconds: 3600)).reduce(0) { $0 + $1.value.requests } == 0)
+        await Servers.drop(store)
+    }
+
     @Test("merged rollup hours follow new batches, duplicate copies and retention", arguments: ClickHouseTestServers.Server.allCases)
     func mergedHours(_ server: ClickHouseTestServers.Server) async throws {
         guard server.url != nil else { return }

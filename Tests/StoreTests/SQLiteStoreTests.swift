@@ -45,6 +45,13 @@ struct SQLiteStoreTests {
         await store.shutdown()
     }
 
+    @Test func retentionOfSeveralProjects() async throws {
+        let (store, dir) = try await Self.makeStore()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await RetentionConformance.run(store)
+        await store.shutdown()
+    }
+
     @Test func concurrentInsertsAndReads() async throws {
         let (store, dir) = try await Self.makeStore()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -16,11 +16,12 @@ enum AdminRoutes {
         let projects = services.projects
         let store = services.store
         let defaultProject = services.configuration.defaultProjectID
+        let defaultRetention = services.configuration.defaultRetentionDays
 
         group.get("projects") { _, ctx in
             try await call {
                 _ = try requireInstanceAdmin(ctx)
-                return ProjectList(projects: try await projects.projects().map(ProjectView.init))
+                return ProjectList(projects: try await projects.projects().map { ProjectView($0, defaultRetentionDays: defaultRetention) })
             }
         }
         group.post("projects") { req, ctx in
@@ -28,7 +29,7 @@ enum AdminRoutes {
                 let actor = try requireInstanceAdmin(ctx)
                 let b = try await decode(ProjectBody.self, req)
                 guard let name = b.name else { throw AccessError.invalid("body: missing field 'name'") }
-                return ProjectView(try await projects.createProject(name: name, id: b.id, actor: actor))
+                return ProjectView(try await projects.createProject(name: name, id: b.id, actor: actor), defaultRetentionDays: defaultRetention)
             }
         }
         group.patch("projects/:project") { req, ctx in
@@ -36,7 +37,7 @@ enum AdminRoutes {
                 let actor = try requireInstanceAdmin(ctx)
                 let b = try await decode(ProjectBody.self, req)
                 guard let name = b.name else { throw AccessError.invalid("body: missing field 'name'") }
-                return ProjectView(try await projects.renameProject(id: try pathValue(ctx, "project"), to: name, actor: actor))
+                return ProjectView(try await projects.renameProject(id: try pathValue(ctx, "project"), to: name, actor: actor), defaultRetentionDays: defaultRetention)
             }
         }
         group.delete("projects/:project") { _, ctx in
@@ -62,6 +63,27 @@ enum AdminRoutes {
             }
         }
 
+        // Retention: the instance admin or a key with the project's `admin` scope.
+        group.get("projects/:project/retention") { _, ctx in
+            try await call {
+                let id = try await requireProjectAdmin(ctx, projects, try pathValue(ctx, "project"))
+                guard let p = try await projects.project(id: id) else { throw AccessError.notFound("no project with id '\(id)'") }
+                return RetentionView(p, defaultRetentionDays: defaultRetention)
+            }
+        }
+        group.put("projects/:project/retention") { req, ctx in
+            try await call {
+                let id = try await requireProjectAdmin(ctx, projects, try pathValue(ctx, "project"))
+                let b: RetentionBody
+                do {
+                    b = try await decode(RetentionBody.self, req)
+                } catch let e as EvaluationError where !e.isTooLarge {
+                    // e.g. 1e300 or 2.5, which the decoder reports without the field's name.
+                    throw AccessError.invalid("retention_days (0 to \(Project.retentionDaysRange.upperBound) days, or null): \(e.message)")
+                }
+                return RetentionView(try await projects.setRetention(id: id, days: b.days, actor: ctx.access?.actor ?? ""), defaultRetentionDays: defaultRetention)
+            }
+        }
         group.get("projects/:project/keys") { _, ctx in
             try await call {
                 let project = try await requireProjectAdmin(ctx, projects, try pathValue(ctx, "project"))
@@ -182,13 +204,47 @@ enum AdminRoutes {
     struct ProjectView: Encodable {
         var id: String
         var name: String
+        /// Days kept (0 = forever), the project's own or the server default.
         var retentionDays: Int
         var createdAt: String
-        init(_ p: Project) {
+        init(_ p: Project, defaultRetentionDays: Int) {
             id = p.id
             name = p.name
-            retentionDays = p.retentionDays
+            retentionDays = p.retention(default: defaultRetentionDays)
             createdAt = AdminRoutes.iso(p.createdUnixNanos)
+        }
+    }
+
+    /// `{"retention_days": N}`: N days (1…3650), 0 to keep forever, null to follow the server
+    /// default. The field must be present (a missing one is not taken for "default").
+    struct RetentionBody: Decodable {
+        var days: Int?
+        enum CodingKeys: String, CodingKey { case days = "retention_days" }
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            guard c.contains(.days) else {
+                throw AccessError.invalid("body: missing field 'retention_days' (days to keep, 0 to keep forever, null for the server default)")
+            }
+            do {
+                days = try c.decodeIfPresent(Int.self, forKey: .days)
+            } catch is DecodingError {
+                throw AccessError.invalid("retention_days: expected a whole number of days (0 to keep forever) or null for the server default")
+            }
+        }
+    }
+
+    /// A project's retention: days kept (0 = forever), whether they come from the server default
+    /// (`--retention-days`), and that default.
+    struct RetentionView: Encodable {
+        var project: String
+        var retentionDays: Int
+        var source: String
+        var defaultRetentionDays: Int
+        init(_ p: Project, defaultRetentionDays: Int) {
+            project = p.id
+            retentionDays = p.retention(default: defaultRetentionDays)
+            source = p.followsDefaultRetention ? "default" : "project"
+            self.defaultRetentionDays = defaultRetentionDays
         }
     }
 

@@ -40,7 +40,7 @@ enum WebUI {
         pages.get("/experiments") { request, context in try await ExperimentsPage(evaluation: evaluation).render(request, context: context) }
         pages.get("/experiments/compare") { request, context in try await RunComparePage(evaluation: evaluation).render(request, context: context) }
         pages.get("/experiments/runs/:run_id") { request, context in try await RunPage(evaluation: evaluation).render(request, context: context) }
-        SettingsPage.addRoutes(to: pages, projects: services.projects, limiter: services.rateLimiter)
+        SettingsPage.addRoutes(to: pages, projects: services.projects, limiter: services.rateLimiter, defaultRetentionDays: services.configuration.defaultRetentionDays)
     }
 
     /// An error page in the frame, for bad filters (400) and unknown ids (404).

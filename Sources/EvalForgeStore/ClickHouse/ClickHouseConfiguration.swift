@@ -28,13 +28,8 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     /// Rows the writer holds while inserts are in flight before it refuses new batches with
     /// `StoreError.unavailable` (backpressure). Default 4 × `batchRows`.
     public var maxBufferedRows: Int
-    /// Retention in days for projects without their own, 0 = keep forever. On servers with TTL
-    /// (23.8+) it is stored on each row and enforced by the server; elsewhere `deleteExpired` deletes.
-    public var defaultRetentionDays: Int
-    /// Per-project retention in days (overrides `defaultRetentionDays`).
-    public var retentionDays: [String: Int]
 
-    public init(url: String, database: String = "evalforge", user: String = "default", password: String = "", batchRows: Int = 10_000, flushIntervalMilliseconds: Int = 1_000, timeoutSeconds: Int = 30, connectTimeoutMilliseconds: Int = 2_000, maxAttempts: Int = 4, retryBackoffMilliseconds: Int = 100, maxConcurrentInserts: Int = 2, maxBufferedRows: Int? = nil, defaultRetentionDays: Int = 0, retentionDays: [String: Int] = [:]) {
+    public init(url: String, database: String = "evalforge", user: String = "default", password: String = "", batchRows: Int = 10_000, flushIntervalMilliseconds: Int = 1_000, timeoutSeconds: Int = 30, connectTimeoutMilliseconds: Int = 2_000, maxAttempts: Int = 4, retryBackoffMilliseconds: Int = 100, maxConcurrentInserts: Int = 2, maxBufferedRows: Int? = nil) {
         self.url = url
         self.database = database
         self.user = user
@@ -47,11 +42,5 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
         self.retryBackoffMilliseconds = retryBackoffMilliseconds
         self.maxConcurrentInserts = maxConcurrentInserts
         self.maxBufferedRows = maxBufferedRows ?? 4 * max(1, batchRows)
-        self.defaultRetentionDays = defaultRetentionDays
-        self.retentionDays = retentionDays
-    }
-
-    func retention(for project: String) -> UInt16 {
-        UInt16(clamping: max(0, retentionDays[project] ?? defaultRetentionDays))
     }
 }

@@ -4,7 +4,9 @@
 ///   column, plain `String`s, the server's default LZ4 compression, no TTL (retention by
 ///   `ALTER TABLE … DELETE` mutations in `deleteExpired`), no query parameters (escaped literals).
 /// - modern (23.8 and later): `DateTime64(9)`, `LowCardinality`, `Map`, ZSTD / Delta / T64 codecs,
-///   per-row TTL retention, data-skipping indexes, query parameters.
+///   data-skipping indexes, query parameters, retention by lightweight `DELETE FROM` (the per-row
+///   `retention_days` TTL columns stay, written 0: see `ClickHouseStore.rowRetentionDays`).
+/// Both drop whole monthly partitions once every project in them is past its retention.
 struct ClickHouseFlavor: Sendable, Equatable {
     let version: String
     let modern: Bool

@@ -19,8 +19,8 @@ struct RollupDims: Hashable, Sendable {
 /// distinct rows FINAL saw (taken second). Why that is exact: rows are only ever added (deletes are
 /// handled below), and a row count that can only grow by new distinct rows or by duplicate copies
 /// (which merges may later collapse) can come back to the recorded value only if neither happened.
-/// Deletes: `deleteExpired` (18.16) forgets the project's hours, and hours old enough for TTL
-/// (retention) are never served from here.
+/// Deletes: `deleteExpired` forgets the project's hours in this process; a delete by another
+/// backend lowers an hour's count (retention deletes whole days), so the hour is merged again.
 final class RollupHourCache: Sendable {
     struct Entry: Sendable {
         var rows: UInt64
@@ -101,13 +101,9 @@ extension ClickHouseStore {
         let from = max(0, q.fromUnix), to = max(0, min(q.toUnix, Int64(UInt32.max)))
         guard from < to else { return [] }
         let firstHour = (from + 3599) / 3600 * 3600, endHour = to / 3600 * 3600
-        let retention = Int64(configuration.retention(for: q.projectID))
-        // TTL (modern servers) removes rows of hours older than the retention during merges: those
-        // hours are always read raw.
-        let oldest = retention > 0 ? (Int64(Date().timeIntervalSince1970) / 3600 - retention * 24 - 2) * 3600 : 0
         var hours: [Int64] = []
         if firstHour < endHour {
-            for h in stride(from: firstHour, to: endHour, by: 3600) where h >= oldest && out.bucket(of: h) == out.bucket(of: h + 3599) { hours.append(h) }
+            for h in stride(from: firstHour, to: endHour, by: 3600) where out.bucket(of: h) == out.bucket(of: h + 3599) { hours.append(h) }
         }
         guard !hours.isEmpty else {
             try await rawMetrics(q, ranges: [(from, to)], into: &out)

@@ -31,6 +31,8 @@ public final class ClickHouseStore: SpanStore {
     /// Trace lists that found a trace twice among the single-row traces (it gained a summary row
     /// during the request, or the multi-row check missed it) and were answered from spans instead.
     let traceListRestarts = Mutex<Int>(0)
+    /// Partitions retention dropped whole (`dropExpiredPartitions`), since the store was opened.
+    let retentionPartitionDrops = Mutex<Int>(0)
 
     public var description: String { "clickhouse \(flavor.version) (\(flavor.name))" }
 
@@ -80,6 +82,12 @@ public final class ClickHouseStore: SpanStore {
 
     func values() -> SQLValues { SQLValues(useParameters: flavor.modern) }
 
+    /// What the modern schema's per-row `retention_days` column (and its `TTL … WHERE
+    /// retention_days > 0`) gets: 0, so the TTL never fires. A project's retention can change after
+    /// its rows are written (a longer one must keep rows a stamped TTL would already drop), so the
+    /// backend's retention job enforces it with `deleteExpired` on every server version.
+    static let rowRetentionDays: UInt16 = 0
+
     // MARK: Schema
 
     public func migrate() async throws {
@@ -121,7 +129,7 @@ public final class ClickHouseStore: SpanStore {
 
     /// RowBinary rows of a batch (spans, rollups merged per key, the ledger row).
     func encode(_ batch: StoreBatch) -> ClickHouseWriter.Entry {
-        let retention = configuration.retention(for: batch.projectID)
+        let retention = Self.rowRetentionDays
         let modern = flavor.modern
         var capacity = 0
         for i in batch.spans.indices {
@@ -183,7 +191,7 @@ public final class ClickHouseStore: SpanStore {
     /// clickhouse-client).
     public func rowBinary(_ spans: [SpanRow], projectID: String) -> (columns: String, bytes: [UInt8]) {
         var w = RowBinaryWriter(capacity: spans.reduce(0) { $0 + ClickHouseRowCoding.encodedSizeEstimate($1) })
-        let retention = configuration.retention(for: projectID)
+        let retention = Self.rowRetentionDays
         for i in spans.indices { ClickHouseRowCoding.write(spans[i], projectID: projectID, retention: retention, modern: flavor.modern, to: &w) }
         return (flavor.spanInsertColumns, w.bytes)
     }
@@ -197,68 +205,162 @@ public final class ClickHouseStore: SpanStore {
                 last = max(last + 1, now)
                 return last
             }
-            ClickHouseRowCoding.write(s, version: version, retention: configuration.retention(for: s.projectID), modern: flavor.modern, to: &w)
+            ClickHouseRowCoding.write(s, version: version, retention: Self.rowRetentionDays, modern: flavor.modern, to: &w)
         }
         try await http.insert(table: "\(db).scores", columns: flavor.scoreInsertColumns, rows: w.buffer)
     }
 
     // MARK: Retention
 
-    public func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int {
-        let seconds = max(0, beforeUnixNanos / 1_000_000_000)
-        let targets: [(table: String, condition: (inout SQLValues) -> String)] = [
-            ("spans", { v in "project_id = \(v.string(projectID)) AND \(self.flavor.startNanos) < \(beforeUnixNanos)" }),
-            ("rollups", { v in "project_id = \(v.string(projectID)) AND minute < toDateTime(\(seconds))" }),
-            ("scores", { v in "project_id = \(v.string(projectID)) AND created_ns < \(beforeUnixNanos)" }),
-            ("batches", { v in "project_id = \(v.string(projectID)) AND stored < toDateTime(\(seconds))" }),
+    /// A table retention deletes from: `expired(project, cutoff)` is the SQL condition of a
+    /// project's rows older than the cutoff; `partition` the table's partition expression (nil when
+    /// it has none).
+    struct RetentionTarget {
+        var table: String
+        var partition: String?
+        var expired: (_ project: String, _ cutoffNanos: Int64) -> String
+    }
+
+    /// The tables retention deletes from and how, for this server's schema. Project ids are escaped
+    /// literals (lists of OR'ed conditions stay in the body).
+    var retentionTargets: [RetentionTarget] {
+        let utc = flavor.modern ? ", 'UTC'" : ""
+        func seconds(_ c: Int64) -> Int64 { max(0, c / 1_000_000_000) }
+        return [
+            .init(table: "spans", partition: "toYYYYMM(start)") { p, c in "(project_id = \(ClickHouseSQL.quote(p)) AND \(self.flavor.startNanos) < \(c))" },
+            .init(table: "rollups", partition: "toYYYYMM(minute)") { p, c in "(project_id = \(ClickHouseSQL.quote(p)) AND minute < toDateTime(\(seconds(c))))" },
+            // A (trace, day) row goes when the whole day is before the cutoff (days are in the spans
+            // table's time zone: UTC on modern servers, the server's on 18.16).
+            .init(table: "trace_index", partition: "toYYYYMM(day)") { p, c in "(project_id = \(ClickHouseSQL.quote(p)) AND day < toDate(toDateTime(\(seconds(c))\(utc))))" },
+            .init(table: "trace_summary", partition: "toYYYYMM(t_day)") { p, c in "(project_id = \(ClickHouseSQL.quote(p)) AND t_start < \(c))" },
+            .init(table: "scores", partition: nil) { p, c in "(project_id = \(ClickHouseSQL.quote(p)) AND created_ns < \(c))" },
+            .init(table: "batches", partition: nil) { p, c in "(project_id = \(ClickHouseSQL.quote(p)) AND stored < toDateTime(\(seconds(c))))" },
         ]
-        var deleted = 0
-        // Merged hours of the project are forgotten before and after the rows go.
-        rollupHours.forget(project: projectID)
-        defer { rollupHours.forget(project: projectID) }
-        multiRows.forget(project: projectID)
-        defer { multiRows.forget(project: projectID) }
-        // trace_summary: the rows of traces starting before the cutoff go; a trace with spans on both
-        // sides of it gets a new row from its remaining spans once the deletes are done.
-        var straddling: [String] = []
-        do {
-            var v = values()
-            let cond = "project_id = \(v.string(projectID)) AND t_start < \(beforeUnixNanos)"
-            var r = try await http.query("SELECT trace_id, toUInt8(t_last >= \(beforeUnixNanos)) FROM \(db).trace_summary WHERE \(cond)", parameters: v.parameters)
-            var any = false
-            while !r.isAtEnd {
-                any = true
-                let id = try r.string()
-                if try r.integer(UInt8.self) == 1 { straddling.append(id) }
-            }
-            if any { try await http.execute("ALTER TABLE \(db).trace_summary DELETE WHERE \(cond)", parameters: v.parameters) }
+    }
+
+    /// Projects per OR'ed delete statement (keeps statements short with thousands of projects).
+    static let retentionProjectsPerStatement = 200
+
+    /// Retention in three steps (docs/storage.md#retention):
+    /// 1. with `everyProject`, a monthly partition that ends (a day of time-zone slack included)
+    ///    before the earliest cutoff and in which every row belongs to a project of `cutoffs` and is
+    ///    older than its cutoff is dropped whole (`ALTER TABLE … DROP PARTITION`: no rewrite); a row
+    ///    any project could still write into such a month would be expired for it anyway;
+    /// 2. the remaining expired rows go with one delete per table covering every project (a part is
+    ///    rewritten once per run, not once per project), and only when a count finds some: on
+    ///    18.16 an `ALTER TABLE … DELETE` mutation, on current servers a lightweight
+    ///    `DELETE FROM` (marks rows deleted; merges drop them later);
+    /// 3. traces with spans on both sides of their cutoff get a summary row of their remaining spans.
+    /// Partitions are shared by projects, so step 1 only applies once every project has let the
+    /// month go; projects not in `cutoffs` (keep forever) are never touched.
+    public func deleteExpired(_ cutoffs: [String: Int64], everyProject: Bool) async throws -> Int {
+        let cutoffs = cutoffs.filter { $0.value > 0 }
+        guard !cutoffs.isEmpty else { return 0 }
+        // Merged hours and multi-row sets of these projects are forgotten before and after.
+        for p in cutoffs.keys {
+            rollupHours.forget(project: p)
+            multiRows.forget(project: p)
         }
-        for t in targets {
+        defer {
+            for p in cutoffs.keys {
+                rollupHours.forget(project: p)
+                multiRows.forget(project: p)
+            }
+        }
+        var straddling: [String: [String]] = [:]
+        for (p, c) in cutoffs {
             var v = values()
-            let cond = t.condition(&v)
-            var r = try await http.query("SELECT count() FROM \(db).\(t.table) FINAL WHERE \(cond)", parameters: v.parameters)
-            let n = Int(clamping: try r.uint64())
-            guard n > 0 else { continue }
-            deleted += n
-            try await http.execute("ALTER TABLE \(db).\(t.table) DELETE WHERE \(cond)", parameters: v.parameters)
+            var r = try await http.query("SELECT DISTINCT trace_id FROM \(db).trace_summary WHERE project_id = \(v.string(p)) AND t_start < \(c) AND t_last >= \(c)", parameters: v.parameters)
+            while !r.isAtEnd { straddling[p, default: []].append(try r.string()) }
+        }
+        var deleted = 0
+        let projects = cutoffs.keys.sorted()
+        let earliest = (cutoffs.values.min() ?? 0) / 1_000_000_000
+        for t in retentionTargets {
+            if everyProject, let partition = t.partition {
+                deleted = deleted.addingSaturated(try await dropExpiredPartitions(t, partition: partition, cutoffs: cutoffs, endingBefore: earliest))
+            }
+            for chunk in stride(from: 0, to: projects.count, by: Self.retentionProjectsPerStatement) {
+                let cond = projects[chunk..<min(projects.count, chunk + Self.retentionProjectsPerStatement)]
+                    .map { t.expired($0, cutoffs[$0] ?? 0) }.joined(separator: " OR ")
+                var r = try await http.query("SELECT count() FROM \(db).\(t.table) WHERE \(cond)")
+                let n = Int(clamping: try r.uint64())
+                guard n > 0 else { continue }
+                deleted = deleted.addingSaturated(n)
+                if flavor.modern {
+                    try await http.execute("DELETE FROM \(db).\(t.table) WHERE \(cond)")
+                } else {
+                    try await http.execute("ALTER TABLE \(db).\(t.table) DELETE WHERE \(cond)")
+                }
+            }
         }
         // Mutations run in the background; wait so the caller sees the rows gone.
+        try await waitForMutations("expired rows of \(projects.count) project(s)")
+        for (p, ids) in straddling {
+            let ids = Array(Set(ids)).sorted()
+            for chunk in stride(from: 0, to: ids.count, by: 1_000) {
+                var w = values()
+                let cond = "project_id = \(w.string(p)) AND \(w.inList("trace_id", Array(ids[chunk..<min(ids.count, chunk + 1_000)])))"
+                try await http.execute("INSERT INTO \(db).trace_summary (\(ClickHouseFlavor.traceSummaryColumns(modern: flavor.modern))) \(flavor.traceSummarySelect(from: "\(db).spans", where: cond))", parameters: w.parameters)
+            }
+        }
+        return deleted
+    }
+
+    /// Drops the monthly partitions of `t` that end (plus a day, for the server's time zone) by
+    /// `endingBefore` (Unix seconds) and whose every row is expired: each row belongs to a project
+    /// of `cutoffs` and is older than its cutoff (checked by counting the partition's rows that are
+    /// not, right before the drop). Returns the rows dropped.
+    func dropExpiredPartitions(_ t: RetentionTarget, partition: String, cutoffs: [String: Int64], endingBefore: Int64) async throws -> Int {
+        var months: [Int] = []
+        do {
+            var v = values()
+            var r = try await http.query("SELECT DISTINCT partition FROM system.parts WHERE database = \(v.string(db)) AND table = \(v.string(t.table)) AND active", parameters: v.parameters)
+            // Partition values come from the server: only plain YYYYMM numbers are used in SQL.
+            while !r.isAtEnd {
+                guard let m = Int(try r.string()), (1970...9998).contains(m / 100), (1...12).contains(m % 100) else { continue }
+                if Self.monthEnd(m) + 86_400 <= endingBefore { months.append(m) }
+            }
+        }
+        var dropped = 0
+        for m in months.sorted() {
+            var present: [String] = []
+            var r = try await http.query("SELECT DISTINCT project_id FROM \(db).\(t.table) WHERE \(partition) = \(m)")
+            while !r.isAtEnd { present.append(try r.string()) }
+            // A project without retention (or unknown here) keeps its rows: the month stays.
+            guard !present.isEmpty, present.allSatisfy({ cutoffs[$0] != nil }) else { continue }
+            let expired = present.map { t.expired($0, cutoffs[$0] ?? 0) }.joined(separator: " OR ")
+            var c = try await http.query("SELECT count(), countIf(NOT (\(expired))) FROM \(db).\(t.table) WHERE \(partition) = \(m)")
+            let rows = try c.uint64(), kept = try c.uint64()
+            guard kept == 0 else { continue }
+            try await http.execute("ALTER TABLE \(db).\(t.table) DROP PARTITION \(m)")
+            dropped = dropped.addingSaturated(Int(clamping: rows))
+            retentionPartitionDrops.withLock { $0 = $0.addingSaturated(1) }
+            logger.info("retention dropped a partition", metadata: ["clickhouse.table": "\(t.table)", "clickhouse.partition": "\(m)", "rows": "\(rows)"])
+        }
+        return dropped
+    }
+
+    /// The first second (Unix, UTC) after month `yyyymm` (year 1970…9998, month 1…12).
+    static func monthEnd(_ yyyymm: Int) -> Int64 {
+        var utc = Calendar(identifier: .gregorian)
+        utc.timeZone = .gmt
+        let year = yyyymm / 100, month = yyyymm % 100
+        let next = DateComponents(year: month == 12 ? year + 1 : year, month: month == 12 ? 1 : month + 1, day: 1)
+        return CheckedNumbers.clampedInt64(utc.date(from: next)?.timeIntervalSince1970 ?? 0)
+    }
+
+    /// Waits until the database has no unfinished mutation (at most 120 s), so the caller sees the
+    /// rows gone; `what` names them in the error.
+    func waitForMutations(_ what: String) async throws {
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             var v = values()
             var r = try await http.query("SELECT count() FROM system.mutations WHERE database = \(v.string(db)) AND is_done = 0", parameters: v.parameters)
-            if try r.uint64() == 0 {
-                let ids = Array(Set(straddling)).sorted()
-                for chunk in stride(from: 0, to: ids.count, by: 1_000) {
-                    var w = values()
-                    let cond = "project_id = \(w.string(projectID)) AND \(w.inList("trace_id", Array(ids[chunk..<min(ids.count, chunk + 1_000)])))"
-                    try await http.execute("INSERT INTO \(db).trace_summary (\(ClickHouseFlavor.traceSummaryColumns(modern: flavor.modern))) \(flavor.traceSummarySelect(from: "\(db).spans", where: cond))", parameters: w.parameters)
-                }
-                return deleted
-            }
+            if try r.uint64() == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw StoreError.unavailable("ClickHouse is still deleting expired rows of project \(projectID) after 120 s; they disappear when its mutations finish")
+        throw StoreError.unavailable("ClickHouse is still deleting the \(what) after 120 s; they disappear when its mutations finish")
     }
 }
 
@@ -282,14 +384,7 @@ extension ClickHouseStore {
             var v = values()
             try await http.execute("ALTER TABLE \(db).\(t) DELETE WHERE project_id = \(v.string(projectID))", parameters: v.parameters)
         }
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            var v = values()
-            var r = try await http.query("SELECT count() FROM system.mutations WHERE database = \(v.string(db)) AND is_done = 0", parameters: v.parameters)
-            if try r.uint64() == 0 { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw StoreError.unavailable("ClickHouse is still deleting the rows of project \(projectID) after 120 s; they disappear when its mutations finish")
+        try await waitForMutations("rows of project \(projectID)")
     }
 }
 

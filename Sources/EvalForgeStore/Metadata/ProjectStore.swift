@@ -7,7 +7,9 @@ import Synchronization
 public struct Project: Sendable, Hashable, Codable {
     public var id: String
     public var name: String
-    /// Days of telemetry kept; 0 keeps everything.
+    /// Days of telemetry kept as stored: N > 0 keeps N days, `Project.retentionDefault` (0) follows
+    /// the server default (`--retention-days`), `Project.retentionForever` (-1) keeps everything
+    /// whatever the default. Read it through `retention(default:)`.
     public var retentionDays: Int
     public var createdUnixNanos: Int64
 
@@ -17,6 +19,27 @@ public struct Project: Sendable, Hashable, Codable {
         self.retentionDays = retentionDays
         self.createdUnixNanos = createdUnixNanos
     }
+
+    /// Stored `retentionDays` of a project that follows the server default (also every project
+    /// created before retention could be set).
+    public static let retentionDefault = 0
+    /// Stored `retentionDays` of a project that keeps its telemetry forever.
+    public static let retentionForever = -1
+    /// Days a retention may be set to (ten years).
+    public static let retentionDaysRange = 1...3650
+
+    /// Days kept, with `defaultDays` (the server's, 0 = forever) for a project that follows it;
+    /// 0 = keep forever. A stored value outside the known ones counts as the default.
+    public func retention(default defaultDays: Int) -> Int {
+        switch retentionDays {
+        case Self.retentionForever: 0
+        case Self.retentionDaysRange: retentionDays
+        default: Self.retentionDaysRange.contains(defaultDays) ? defaultDays : 0
+        }
+    }
+
+    /// True when the project follows the server default.
+    public var followsDefaultRetention: Bool { retentionDays != Self.retentionForever && !Self.retentionDaysRange.contains(retentionDays) }
 }
 
 /// What a key may do. `ingest`: OTLP and forwarded batches; `read`: query API, export, UI;
@@ -246,6 +269,30 @@ public final class ProjectStore: Sendable {
             try Self.audit(c, actor: actor, action: "project.rename", projectID: id, target: id, detail: "name=\(old.name) -> \(name)")
             var p = old
             p.name = name
+            return p
+        }
+    }
+
+    /// Sets the project's retention: `days` in `Project.retentionDaysRange`, 0 to keep everything
+    /// forever, nil to follow the server default. Audited with the old and new value.
+    public func setRetention(id: String, days: Int?, actor: String) async throws -> Project {
+        let stored: Int
+        switch days {
+        case nil: stored = Project.retentionDefault
+        case 0: stored = Project.retentionForever
+        case let d? where Project.retentionDaysRange.contains(d): stored = d
+        case let d?:
+            throw AccessError.invalid("retention_days: expected 0 (keep forever) or \(Project.retentionDaysRange.lowerBound) to \(Project.retentionDaysRange.upperBound) days, got \(d)")
+        }
+        return try await db.write { c in
+            guard let old = try c.query("SELECT id, name, retention_days, created_unix_nanos FROM projects WHERE id = ?", [.text(id)]).first.map(Self.project) else {
+                throw AccessError.notFound("no project with id '\(id.prefix(64))'")
+            }
+            try c.run("UPDATE projects SET retention_days = ? WHERE id = ?", [.integer(Int64(stored)), .text(id)])
+            func text(_ v: Int) -> String { v == Project.retentionForever ? "forever" : v == Project.retentionDefault ? "default" : "\(v)d" }
+            try Self.audit(c, actor: actor, action: "project.retention", projectID: id, target: id, detail: "retention=\(text(old.retentionDays)) -> \(text(stored))")
+            var p = old
+            p.retentionDays = stored
             return p
         }
     }

@@ -92,15 +92,48 @@ public final class SQLiteStore: SpanStore {
 
     // MARK: Retention
 
-    public func deleteExpired(projectID: String, beforeUnixNanos: Int64) async throws -> Int {
-        try await db.write { c in
-            let p = SQLiteValue.text(projectID)
-            var n = try c.run("DELETE FROM spans WHERE project_id = ? AND start_ns < ?", [p, .integer(beforeUnixNanos)])
-            n += try c.run("DELETE FROM traces WHERE project_id = ? AND end_ns < ?", [p, .integer(beforeUnixNanos)])
-            n += try c.run("DELETE FROM rollups WHERE project_id = ? AND minute_unix < ?", [p, .integer(beforeUnixNanos / 1_000_000_000)])
-            n += try c.run("DELETE FROM scores WHERE project_id = ? AND created_ns < ?", [p, .integer(beforeUnixNanos)])
-            n += try c.run("DELETE FROM batches WHERE project_id = ? AND stored_unix < ?", [p, .integer(beforeUnixNanos / 1_000_000_000)])
-            return n
+    /// Rows one retention transaction deletes at most: ingest waits for the write lock for one
+    /// chunk, never for a whole project's expired days.
+    static let retentionChunk = 5_000
+
+    /// Chunked deletes per project (SQLite has no partitions; `everyProject` changes nothing).
+    public func deleteExpired(_ cutoffs: [String: Int64], everyProject: Bool) async throws -> Int {
+        var deleted = 0
+        for (projectID, cutoff) in cutoffs.sorted(by: { $0.key < $1.key }) where cutoff > 0 {
+            let p = SQLiteValue.text(projectID), ns = SQLiteValue.integer(cutoff), seconds = SQLiteValue.integer(cutoff / 1_000_000_000)
+            // Traces with spans on both sides of the cutoff: summarized again from their remaining
+            // spans once the old ones are gone (found first: their start is about to change).
+            let straddling = try await db.read { c in
+                try c.query("SELECT trace_id FROM traces WHERE project_id = ? AND start_ns < ? AND end_ns >= ?", [p, ns, ns]).compactMap { $0["trace_id"].string }
+            }
+            deleted = deleted.addingSaturated(try await deleteChunked("spans", "project_id = ? AND start_ns < ?", [p, ns]))
+            deleted = deleted.addingSaturated(try await deleteChunked("traces", "project_id = ? AND start_ns < ? AND end_ns < ?", [p, ns, ns]))
+            deleted = deleted.addingSaturated(try await deleteChunked("rollups", "project_id = ? AND minute_unix < ?", [p, seconds]))
+            deleted = deleted.addingSaturated(try await deleteChunked("scores", "project_id = ? AND created_ns < ?", [p, ns]))
+            deleted = deleted.addingSaturated(try await deleteChunked("batches", "project_id = ? AND stored_unix < ?", [p, seconds]))
+            for chunk in stride(from: 0, to: straddling.count, by: 500) {
+                let ids = Array(straddling[chunk..<min(straddling.count, chunk + 500)])
+                try await db.write { c in
+                    for id in ids {
+                        let spans = try c.query("SELECT * FROM spans WHERE project_id = ? AND trace_id = ?", [p, .text(id)]).map(SQLiteRowCoding.span)
+                        try c.run("DELETE FROM traces WHERE project_id = ? AND trace_id = ?", [p, .text(id)])
+                        if !spans.isEmpty { try Self.mergeTraceSummary(c, projectID: projectID, traceID: id, spans: spans) }
+                    }
+                }
+            }
+        }
+        return deleted
+    }
+
+    /// `DELETE FROM table WHERE condition` in transactions of at most `retentionChunk` rows.
+    private func deleteChunked(_ table: String, _ condition: String, _ binds: [SQLiteValue]) async throws -> Int {
+        var total = 0
+        while true {
+            let n = try await db.write { c in
+                try c.run("DELETE FROM \(table) WHERE rowid IN (SELECT rowid FROM \(table) WHERE \(condition) LIMIT \(Self.retentionChunk))", binds)
+            }
+            total = total.addingSaturated(n)
+            if n < Self.retentionChunk { return total }
         }
     }
 }

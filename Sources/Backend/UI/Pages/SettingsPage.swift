@@ -13,9 +13,12 @@ struct SettingsPage: Sendable {
     /// The rate limits: the project's tier and this minute's and day's usage are shown (read-only:
     /// only the instance admin sets tiers).
     var limiter: RateLimiter? = nil
+    /// The server's `--retention-days` (0 = forever), shown for projects that follow it.
+    var defaultRetentionDays = 0
 
-    static func addRoutes(to pages: RouterGroup<BackendRequestContext>, projects: ProjectStore, limiter: RateLimiter? = nil) {
-        let page = SettingsPage(projects: projects, limiter: limiter)
+    static func addRoutes(to pages: RouterGroup<BackendRequestContext>, projects: ProjectStore, limiter: RateLimiter? = nil, defaultRetentionDays: Int = 0) {
+        let page = SettingsPage(projects: projects, limiter: limiter, defaultRetentionDays: defaultRetentionDays)
+        pages.post("/settings/retention") { request, context in try await page.setRetention(request, context: context) }
         pages.get("/settings") { _, context in try await page.render(context: context, created: nil, error: nil) }
         pages.post("/settings/keys") { request, context in try await page.createKey(request, context: context) }
         pages.post("/settings/keys/:id/revoke") { request, context in try await page.revokeKey(request, context: context) }
@@ -28,7 +31,9 @@ struct SettingsPage: Sendable {
             let audit = try await storeCall { try await projects.auditLog(projectID: project.id, limit: 20) }
             var limits: HTML = .empty
             if let limiter { limits = Self.limitsCard(try await storeCall { try await RateLimitRoutes.usage(project: project.id, limiter: limiter, projects: projects) }) }
-            return Layout.response(Layout.page(title: "Settings", section: .settings, project: project.name, Self.body(project: project, keys: keys, audit: audit, created: created, error: error, limits: limits)), status: status)
+            let current = try await storeCall { try await projects.project(id: project.id) } ?? project
+            let retention = Self.retentionCard(current, defaultDays: defaultRetentionDays)
+            return Layout.response(Layout.page(title: "Settings", section: .settings, project: project.name, Self.body(project: project, keys: keys, audit: audit, created: created, error: error, limits: limits, retention: retention)), status: status)
         }
     }
 
@@ -66,7 +71,7 @@ struct SettingsPage: Sendable {
     static func form(_ request: Request) async throws -> QueryParameters {
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: 16 * 1024) } catch { throw HTTPError(.contentTooLarge, message: "form larger than 16 KiB") }
-        return try QueryParameters(QueryParameters.pairs(String(buffer: body)), allowed: ["name", "scope", "expires_in_days"])
+        return try QueryParameters(QueryParameters.pairs(String(buffer: body)), allowed: ["name", "scope", "expires_in_days", "retention_days"])
     }
 
     /// Refuses a cross-site form post: a browser's `Sec-Fetch-Site` must be same-origin (or none: typed
@@ -103,7 +108,7 @@ struct SettingsPage: Sendable {
         """
     }
 
-    static func body(project: Project, keys: [APIKeyRecord], audit: [AuditEntry], created: (key: String, record: APIKeyRecord)?, error: String?, limits: HTML = .empty) -> HTML {
+    static func body(project: Project, keys: [APIKeyRecord], audit: [AuditEntry], created: (key: String, record: APIKeyRecord)?, error: String?, limits: HTML = .empty, retention: HTML = .empty) -> HTML {
         let rows = keys.map { k -> HTML in
             let status = k.status
             let action: HTML = status == "active"
@@ -149,6 +154,7 @@ struct SettingsPage: Sendable {
           <p><label>Expires in days (blank: never) <input name="expires_in_days" type="number" min="1" max="3660"></label></p>
           <button type="submit">Create key</button>
         </form>
+        \(retention)
         <div class="card"><div class="table-wrap"><table class="data" id="audit">
           <thead><tr><th>When</th><th>Who</th><th>Action</th><th>Target</th><th>Detail</th></tr></thead>
           <tbody>\(auditRows)</tbody></table></div></div>
