@@ -98,5 +98,5 @@ public enum StoreSchemaVersions {
     public static var sqliteTelemetry: Int { SQLiteSchema.migrations.migrations.count }
     /// Migrations of the metadata file kept by this module (projects, keys, audit, UI sessions);
     /// the evaluation runner adds its own to the same file.
-    public static var metadataStore: Int { ProjectStore.migrations.migrations.count + SessionStore.migrations.migrations.count }
+    public static var metadataStore: Int { ProjectStore.migrations.migrations.count + SessionStore.migrations.migrations.count + RateLimitStore.migrations.migrations.count }
 }

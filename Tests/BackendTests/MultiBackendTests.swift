@@ -82,6 +82,7 @@ struct MultiBackendTests {
         let sentIDs = try await proxy.buildApplication().test(.live) { proxyClient -> Set<String> in
             let proxyPort = try #require(proxyClient.port)
             var c = CollectorConfiguration.default
+            c.authMode = .open  // the test sends without a key; CollectorAuthTests covers keys
             c.port = 0
             c.queueDirectory = queue
             c.backendURLs = ["http://127.0.0.1:\(proxyPort)", "http://127.0.0.1:\(portB)"]
@@ -175,6 +176,7 @@ struct MultiBackendTests {
         try #require(await TestProcesses.waitHealthy(portB), "backend B did not start")
 
         var c = CollectorConfiguration.default
+        c.authMode = .open  // the test sends without a key; CollectorAuthTests covers keys
         c.port = 0
         c.queueDirectory = queue
         c.backendURLs = ["http://127.0.0.1:\(portA)", "http://127.0.0.1:\(portB)"]

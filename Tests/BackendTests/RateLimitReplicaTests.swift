@@ -21,7 +21,7 @@ struct RateLimitReplicaTests {
     static func start(port: Int, dir: String, tiers: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-        p.arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error",
+        p.arguments = ["backend", "--port", "\(port)", "--operator-port", "0", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error",
                        "--rate-limit-tiers", tiers, "--default-tier", "replica-test"]
         var environment = ProcessInfo.processInfo.environment
         environment["EVALFORGE_CLICKHOUSE_URL"] = nil
@@ -124,7 +124,7 @@ struct RateLimitReplicaTests {
         for (args, message) in [(["--rate-limit-tiers", bad], "requests.per_minute: -5.0 is below 1"), (["--default-tier", "gold"], "unknown tier 'gold'")] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-            p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--data-dir", dir + "/refused"] + args
+            p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir + "/refused"] + args
             let err = Pipe()
             p.standardError = err
             p.standardOutput = FileHandle.nullDevice

@@ -173,7 +173,7 @@ struct RetentionTests {
         let token = "efadmin_retention_test_token_0123456789"
         let backend = Process()
         backend.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-        backend.arguments = ["backend", "--port", "\(port)", "--data-dir", dir, "--log-level", "error", "--retention-days", "60"]
+        backend.arguments = ["backend", "--port", "\(port)", "--operator-port", "0", "--data-dir", dir, "--log-level", "error", "--retention-days", "60"]
         var env = ProcessInfo.processInfo.environment
         env["EVALFORGE_CLICKHOUSE_URL"] = nil
         env["EVALFORGE_API_KEY"] = nil
@@ -202,7 +202,7 @@ struct RetentionTests {
         // A bad server default is refused at start, naming the flag.
         let refused = Process()
         refused.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-        refused.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--data-dir", dir + "/2", "--retention-days", "5000"]
+        refused.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir + "/2", "--retention-days", "5000"]
         refused.environment = env
         let err = Pipe()
         refused.standardError = err

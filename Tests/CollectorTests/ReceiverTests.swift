@@ -146,7 +146,7 @@ struct ReceiverTests {
         }
     }
 
-    @Test("the receiver's /healthz is bare and it serves no /metrics; the operator listener serves both with details")
+    @Test("the receiver's /healthz has only the status and version and it serves no /metrics; the operator listener serves both with details")
     func operations() async throws {
         var c = CollectorPipelineTests.config()
         c.port = 0
@@ -161,7 +161,7 @@ struct ReceiverTests {
             try await client.execute(uri: "/v1/traces", method: .post, headers: [.contentType: "application/x-protobuf"], body: Self.protobuf(r)) { _ in }
             try await client.execute(uri: "/healthz", method: .get) { resp in
                 #expect(resp.status == .ok)
-                #expect(String(buffer: resp.body) == "{\"status\":\"ok\"}")
+                #expect(String(buffer: resp.body) == "{\"status\":\"ok\",\"version\":\"\(EvalForgeVersion.release)\"}")
             }
             try await client.execute(uri: "/metrics", method: .get) { resp in
                 #expect(resp.status == .notFound)

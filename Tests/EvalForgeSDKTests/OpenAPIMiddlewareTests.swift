@@ -101,7 +101,17 @@ struct OpenAPIMiddlewareTests {
             await pipeline.forceFlush()
             let spans = receiver.spans.map(\.span)
             let cancelled = try #require(spans.first { $0.string(GenAIKeys.requestModel) == "gpt-4.1" })
-            #expect(cancelled.string(GenAIKeys.errorType) == "cancelled")
+            switch kind {
+            case .asyncHTTPClient:
+                // The body is teed live: stopping after the first chunk cancels the call.
+                #expect(cancelled.string(GenAIKeys.errorType) == "cancelled")
+            case .urlSession:
+                // swift-openapi-urlsession on Linux may hand over the whole answer at once; when that
+                // first chunk already holds the final event the call did complete, and a success is
+                // the right record. Either way the span is ended and says which.
+                let type = cancelled.string(GenAIKeys.errorType)
+                #expect(type == "cancelled" || (type == nil && cancelled.status.code != .error), "\(String(describing: type))")
+            }
             for model in ["gpt-4.1-cut", "gpt-4.1-malformed", "gpt-4o-down"] {
                 let s = try #require(spans.first { $0.string(GenAIKeys.requestModel) == model }, "\(model)")
                 #expect(s.status.code == .error, "\(model)")

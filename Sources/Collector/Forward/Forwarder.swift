@@ -295,6 +295,7 @@ final class Forwarder: Service, Sendable {
         var tried = Set<Int>()  // backends that failed this round
         var failedOver = false
         while true {
+            if Task.isCancelled { return .gaveUp }  // see below: a cancelled task must not spin
             if !failedOver {
                 attempt += 1
                 tried.removeAll(keepingCapacity: true)
@@ -389,6 +390,10 @@ final class Forwarder: Service, Sendable {
             }
             if let deadline, ContinuousClock.now + backoff > deadline { return .gaveUp }
             if deadline == nil && Task.isShuttingDownGracefully { return .gaveUp }
+            // A cancelled task gets CancellationError from every request and no sleep: without this
+            // check the loop spins (tens of thousands of attempts a second). The batch stays in the
+            // outbox and the WAL for the next start.
+            if Task.isCancelled { return .gaveUp }
             try? await Task.sleep(for: backoff)
         }
     }
