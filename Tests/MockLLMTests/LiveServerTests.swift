@@ -58,7 +58,9 @@ struct LiveServerTests {
             let ok = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for i in 0..<200 {
                     group.addTask {
-                        try await TestClient.withClient(host: "127.0.0.1", port: port) { c in
+                        // 200 connections at once: a read may wait longer than the 15 s default on a
+                        // loaded machine; the bound that matters is the total below.
+                        try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(60))) { c in
                             let streaming = i.isMultiple(of: 2)
                             let request = i.isMultiple(of: 3)
                                 ? Mock.anthropicRequest("q\(i)", maxTokens: 10, extra: ["stream": streaming])
