@@ -105,7 +105,17 @@ final class BodySink: @unchecked Sendable {
 public enum BatchSeeds {
     public static func batches() throws -> [(name: String, bytes: [UInt8])] {
         var out: [(String, [UInt8])] = []
-        let all = OTLPSeeds.requests()
+        // The backend refuses a batch whose resources name another project than the key's (the
+        // project comes from the key): the seeds' proj-a / proj-b become the key's project here.
+        let all = OTLPSeeds.requests().map { name, request -> (String, OTLPSeeds.Request) in
+            var r = request
+            for i in r.resourceSpans.indices {
+                for j in r.resourceSpans[i].resource.attributes.indices where r.resourceSpans[i].resource.attributes[j].key == "evalforge.project" {
+                    r.resourceSpans[i].resource.attributes[j].value.stringValue = "default"
+                }
+            }
+            return (name, r)
+        }
         let groups: [(String, [(String, OTLPSeeds.Request)])] = all.map { ($0.0, [$0]) } + [("all", all)]
         for (i, (name, requests)) in groups.enumerated() {
             var c = CollectorConfiguration.default
