@@ -78,7 +78,7 @@ class Probe(threading.Thread):
                               "scopeSpans": [{"spans": [{"traceId": tid, "spanId": "%016x" % random.getrandbits(64), "name": "probe",
                                                           "kind": 1, "startTimeUnixNano": str(now), "endTimeUnixNano": str(now + 1000),
                                                           "status": {"code": 2}}]}]}]}).encode()
-            status, _ = http("POST", self.collector + "/v1/traces", body, {"Content-Type": "application/json"})
+            status, _ = http("POST", self.collector + "/v1/traces", body, {"Content-Type": "application/json", "Authorization": "Bearer " + self.key})
             if status == 200:
                 self.pending[tid] = time.time()
             for t, sent in list(self.pending.items()):
@@ -95,14 +95,16 @@ class Probe(threading.Thread):
         return round(v[min(len(v) - 1, int(0.99 * (len(v) - 1) + 0.5))], 1)
 
 
-def run_once(binary, mode, rate, duration, clickhouse_url, ports):
+def run_once(binary, mode, rate, duration, clickhouse_url, ports, collector_auth):
     tmp = tempfile.mkdtemp(prefix=f"evalforge-e2e-{mode}-")
     key = "ef_bench_" + "%016x" % random.getrandbits(64)
     backend_port, collector_port = ports
     backend = f"http://127.0.0.1:{backend_port}"
     collector = f"http://127.0.0.1:{collector_port}"
     # Env rather than flags, so binaries from before the operator listener and collector keys run too.
-    env = dict(os.environ, EVALFORGE_OPERATOR_PORT="0", EVALFORGE_COLLECTOR_OPERATOR_PORT="0", EVALFORGE_COLLECTOR_AUTH_MODE="open")
+    # In key mode (the default, as deployed) the collector checks the load generator's key against the
+    # backend (cached), and the backend's rate limits apply at their default tier.
+    env = dict(os.environ, EVALFORGE_OPERATOR_PORT="0", EVALFORGE_COLLECTOR_OPERATOR_PORT="0", EVALFORGE_COLLECTOR_AUTH_MODE=collector_auth)
     args = [binary, "backend", "--port", str(backend_port), "--data-dir", tmp + "/backend", "--api-key", key, "--log-level", "warning"]
     if clickhouse_url:
         args += ["--clickhouse-url", clickhouse_url, "--clickhouse-database", f"e2e_{mode}_{random.getrandbits(32):x}"]
@@ -125,7 +127,7 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports):
         t0 = time.time()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         load = subprocess.run([binary, "load", "--duration", str(duration), "--rate", str(rate), "--collector-url", collector],
-                              stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+                              stdout=subprocess.PIPE, stderr=sys.stderr, text=True, env=dict(os.environ, EVALFORGE_API_KEY=key))
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_load = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         sent = json.loads(load.stdout.strip().splitlines()[-1])
@@ -197,6 +199,8 @@ def main():
     ap.add_argument("--edge-rate", type=int, default=60000, help="spans/s sent in edge mode")
     ap.add_argument("--clickhouse-url", default=os.environ.get("EVALFORGE_CLICKHOUSE_URL", ""))
     ap.add_argument("--binary", default="")
+    ap.add_argument("--collector-auth", default="key", choices=("key", "open"),
+                    help="key (default, as deployed): the collector checks every request's key against the backend; open: no check")
     ap.add_argument("--modes", default="kept,edge", help="which runs: kept, edge or both (comma-separated); the summary needs both")
     a = ap.parse_args()
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
@@ -208,13 +212,13 @@ def main():
         out = subprocess.run([os.path.join(ROOT, "scripts", "clickhouse-server"), "start"], stdout=subprocess.PIPE, text=True)
         ch = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
     log("store:", ch or "sqlite (set EVALFORGE_CLICKHOUSE_URL for ClickHouse)")
-    kept = run_once(binary, "kept", a.kept_rate, a.duration, ch, (3411, 4411)) if "kept" in modes else None
-    edge = run_once(binary, "edge", a.edge_rate, a.duration, ch, (3412, 4412)) if "edge" in modes else None
+    kept = run_once(binary, "kept", a.kept_rate, a.duration, ch, (3411, 4411), a.collector_auth) if "kept" in modes else None
+    edge = run_once(binary, "edge", a.edge_rate, a.duration, ch, (3412, 4412), a.collector_auth) if "edge" in modes else None
     if kept is None or edge is None:
         one = kept or edge
         print(json.dumps({"bench": "e2e", "mode": one["mode"], "spans_per_sec": one["spans_per_sec"], "sent": one["sent"], "stored": one["stored"],
                           "lost": one["lost"], "rollups_exact": one["rollups_exact"], "ingest_to_query_p99_ms": one["ingest_to_query_p99_ms"],
-                          "store": "clickhouse" if ch else "sqlite", "duration_s": a.duration,
+                          "store": "clickhouse" if ch else "sqlite", "duration_s": a.duration, "collector_auth": a.collector_auth,
                           **{k: one[k] for k in ("rate_target", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span", "cpu_load_s")}}))
         return
     print(json.dumps({
@@ -222,7 +226,7 @@ def main():
         "sent": kept["sent"] + edge["sent"], "stored": kept["stored"] + edge["stored"], "lost": kept["lost"] + edge["lost"],
         "rollups_exact": kept["rollups_exact"] and edge["rollups_exact"],
         "ingest_to_query_p99_ms": max([x for x in (kept["ingest_to_query_p99_ms"], edge["ingest_to_query_p99_ms"]) if x is not None], default=None),
-        "store": "clickhouse" if ch else "sqlite", "duration_s": a.duration,
+        "store": "clickhouse" if ch else "sqlite", "duration_s": a.duration, "collector_auth": a.collector_auth,
         "kept": {k: kept[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span", "cpu_load_s")},
         "edge": {k: edge[k] for k in ("rate_target", "sent", "stored", "lost", "sdk_dropped", "drain_seconds", "cpu_backend_s", "cpu_collector_s", "cpu_backend_us_per_stored_span", "cpu_load_s")},
     }))

@@ -27,6 +27,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Service name on the spans.")
     var service = "load"
 
+    @Option(help: "Project key sent to the collector as `Authorization: Bearer …` (a collector in key mode needs one with `ingest` scope). Default: EVALFORGE_API_KEY, else none.")
+    var apiKey: String?
+
     func validate() throws {
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
         guard (1...10_000_000).contains(rate) else { throw ValidationError("--rate must be 1…10000000 spans/s") }
@@ -43,6 +46,9 @@ struct LoadCommand: AsyncParsableCommand {
         config.sampling.keepSlowerThan = nil
         config.content.capture = true
         config.exporter.maxAttempts = 20
+        if let key = apiKey ?? ProcessInfo.processInfo.environment["EVALFORGE_API_KEY"], !key.isEmpty {
+            config.exporter.headers["Authorization"] = "Bearer \(key)"
+        }
         let pipeline = try EvalForge.bootstrap(config)
         // The export loop runs beside the workload (a service would add the pipeline to its ServiceGroup).
         async let exportLoop: Void = pipeline.run()
