@@ -294,6 +294,30 @@ struct ClickHouseClusterTests {
         await Cluster.drop(a)
     }
 
+    @Test("retention and project deletion mutate every shard's local tables and wait for every replica", .enabled(if: !Cluster.urls.isEmpty, Cluster.skipReason))
+    func retentionAndDeletion() async throws {
+        let db = Cluster.freshDatabase()
+        let nodes = try await Cluster.nodes(database: db)
+        let store = try #require(nodes.first?.store)
+        try await store.migrate()
+        // Rows deleted, no partition dropped (cluster mode deletes rows only); the rest as on one server.
+        try await RetentionConformance.run(store)
+        #expect(store.retentionPartitionDrops.withLock { $0 } == 0)
+        let p = StoreFixtures.uniqueProject("gone")
+        _ = try await store.insert(StoreFixtures.batch(0..<8, projectID: p, batchID: "d"))
+        try await store.deleteProject(projectID: p)
+        // deleteProject returned: every replica of every shard has finished (not only the one read).
+        let q = ClickHouseSQL.quote(p)
+        for n in nodes {
+            for t in ["spans", "rollups", "trace_index", "trace_summary", "batches"] {
+                #expect(try await n.uint64("SELECT count() FROM \(db).\(t)_local WHERE project_id = \(q)") == 0, "\(n.url): \(t)_local keeps rows of the deleted project")
+            }
+        }
+        #expect(try await store.listTraces(TraceFilter(projectID: p), sort: .startDesc, limit: 10, cursor: nil).items.isEmpty)
+        for n in nodes.dropFirst() { await n.store.shutdown() }
+        await Cluster.drop(store)
+    }
+
     @Test("a cluster the servers do not define is refused with its name", .enabled(if: !Cluster.urls.isEmpty, Cluster.skipReason))
     func unknownCluster() async throws {
         var c = Cluster.configuration(try #require(Cluster.urls.first), database: Cluster.freshDatabase())
