@@ -40,6 +40,9 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "ClickHouse database (default evalforge; env EVALFORGE_CLICKHOUSE_DATABASE).")
     var clickhouseDatabase: String?
 
+    @Option(help: "ClickHouse cluster (from the servers' remote_servers; env EVALFORGE_CLICKHOUSE_CLUSTER): tables are created ON CLUSTER as Replicated tables on every shard with Distributed tables over them (docs/storage.md, \"Cluster\"). Without it: one server.")
+    var clickhouseCluster: String?
+
     @Option(help: "API key registered for the default project at start-up (env EVALFORGE_API_KEY).")
     var apiKey: String?
 
@@ -85,7 +88,7 @@ struct BackendCommand: AsyncParsableCommand {
     func run() async throws {
         var c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
+            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, clickhouseCluster: clickhouseCluster, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
             sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
             secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
         let env = ProcessInfo.processInfo.environment
@@ -135,7 +138,7 @@ enum BackendConfigurationLoader {
         var oldKeyFiles: [String] = []
     }
 
-    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil, priceFile: String? = nil,
+    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, clickhouseCluster: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil, priceFile: String? = nil,
                      sessions: SessionFlags = .init(), secrets: SecretsFlags = .init()) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
@@ -230,7 +233,14 @@ enum BackendConfigurationLoader {
             guard ch.database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), !ch.database.isEmpty else {
                 throw ValidationError("ClickHouse database '\(ch.database)': use letters, digits and underscores only")
             }
+            if let v = env["EVALFORGE_CLICKHOUSE_CLUSTER"], !v.isEmpty { ch.cluster = v }
+            if let v = clickhouseCluster { ch.cluster = v }
+            if let v = ch.cluster, !ClickHouseConfiguration.validClusterName(v) {
+                throw ValidationError("--clickhouse-cluster / EVALFORGE_CLICKHOUSE_CLUSTER '\(v)': expected the cluster's name from remote_servers, 1 to 64 letters, digits and underscores")
+            }
             c.clickHouse = ch
+        } else if clickhouseCluster != nil || !(env["EVALFORGE_CLICKHOUSE_CLUSTER"] ?? "").isEmpty {
+            throw ValidationError("--clickhouse-cluster / EVALFORGE_CLICKHOUSE_CLUSTER needs --clickhouse-url (any node of the cluster)")
         }
         return c
     }

@@ -5,6 +5,12 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     public var url: String
     /// Database name. Env `EVALFORGE_CLICKHOUSE_DATABASE`. Default "evalforge".
     public var database: String
+    /// Cluster mode: the name of a cluster in the servers' `remote_servers` (letters, digits,
+    /// underscores). Env `EVALFORGE_CLICKHOUSE_CLUSTER`; flag `--clickhouse-cluster`. Default nil (one
+    /// server). Tables are created `ON CLUSTER` as Replicated `<table>_local` on every shard with
+    /// Distributed tables over them, sharded by trace (docs/storage.md, "Cluster"); the server at
+    /// `url` is any node of the cluster (it routes reads and writes to the shards).
+    public var cluster: String?
     /// User. Env `EVALFORGE_CLICKHOUSE_USER`. Default "default".
     public var user: String
     /// Password. Env `EVALFORGE_CLICKHOUSE_PASSWORD`. Default "".
@@ -29,7 +35,7 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     /// `StoreError.unavailable` (backpressure). Default 4 × `batchRows`.
     public var maxBufferedRows: Int
 
-    public init(url: String, database: String = "evalforge", user: String = "default", password: String = "", batchRows: Int = 10_000, flushIntervalMilliseconds: Int = 1_000, timeoutSeconds: Int = 30, connectTimeoutMilliseconds: Int = 2_000, maxAttempts: Int = 4, retryBackoffMilliseconds: Int = 100, maxConcurrentInserts: Int = 2, maxBufferedRows: Int? = nil) {
+    public init(url: String, database: String = "evalforge", user: String = "default", password: String = "", batchRows: Int = 10_000, flushIntervalMilliseconds: Int = 1_000, timeoutSeconds: Int = 30, connectTimeoutMilliseconds: Int = 2_000, maxAttempts: Int = 4, retryBackoffMilliseconds: Int = 100, maxConcurrentInserts: Int = 2, maxBufferedRows: Int? = nil, cluster: String? = nil) {
         self.url = url
         self.database = database
         self.user = user
@@ -42,5 +48,12 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
         self.retryBackoffMilliseconds = retryBackoffMilliseconds
         self.maxConcurrentInserts = maxConcurrentInserts
         self.maxBufferedRows = maxBufferedRows ?? 4 * max(1, batchRows)
+        self.cluster = cluster
+    }
+
+    /// True when `name` can be a cluster name here: 1 to 64 ASCII letters, digits and underscores
+    /// (it is written into DDL as an identifier).
+    public static func validClusterName(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { $0 == 95 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
     }
 }

@@ -13,6 +13,17 @@ struct ClickHouseHTTP: Sendable {
     let maxAttempts: Int
     let backoffMilliseconds: Int
     let logger: Logger
+    /// Settings sent with every request (URL parameters); empty on one server. In cluster mode:
+    /// - `distributed_product_mode=local`: an `IN (SELECT … FROM <Distributed>)` inside a query on a
+    ///   Distributed table reads the shard's local table (18.16's default refuses the query); exact
+    ///   because both sides are sharded by trace;
+    /// - `insert_distributed_sync=1`: an insert into a Distributed table returns once every shard
+    ///   stored its rows (not when they are queued on this node), so an acknowledged batch is in the
+    ///   shards' replicated tables, and a resent body is deduplicated there block by block;
+    /// - `load_balancing=in_order`, `prefer_localhost_replica=0`: reads and writes go to the first
+    ///   healthy replica of each shard in the cluster's order, whichever node a backend talks to, so
+    ///   every backend reads what any of them wrote while that replica is up.
+    let settings: [(String, String)]
 
     init(configuration c: ClickHouseConfiguration, client: HTTPClient, logger: Logger) throws {
         var base = c.url
@@ -31,11 +42,23 @@ struct ClickHouseHTTP: Sendable {
         maxAttempts = max(1, c.maxAttempts)
         backoffMilliseconds = max(1, c.retryBackoffMilliseconds)
         self.logger = logger
+        settings = c.cluster == nil ? [] : [("distributed_product_mode", "local"), ("insert_distributed_sync", "1"), ("load_balancing", "in_order"), ("prefer_localhost_replica", "0")]
+    }
+
+    /// `base/` with `query` as URL parameters.
+    private func url(_ query: [(String, String)]) -> String {
+        var url = base + "/"
+        var first = true
+        for (k, v) in query {
+            url += (first ? "?" : "&") + k + "=" + (v.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? "")
+            first = false
+        }
+        return url
     }
 
     /// Runs `sql` (DDL or a statement without result); the SQL travels in the body.
-    func execute(_ sql: String, parameters: [(name: String, value: String)] = [], retry: Bool = true) async throws {
-        _ = try await send(urlQuery: [], parameters: parameters, body: ByteBuffer(string: sql), retry: retry, what: "statement")
+    func execute(_ sql: String, parameters: [(name: String, value: String)] = [], settings: [(String, String)] = [], retry: Bool = true) async throws {
+        _ = try await send(urlQuery: settings, parameters: parameters, body: ByteBuffer(string: sql), retry: retry, what: "statement")
     }
 
     /// Runs a SELECT and returns its RowBinary result.
@@ -57,17 +80,12 @@ struct ClickHouseHTTP: Sendable {
     }()
 
     private func send(urlQuery: [(String, String)], parameters: [(name: String, value: String)], body: ByteBuffer, retry: Bool, what: String) async throws -> ByteBuffer {
-        var url = base + "/"
-        var first = true
-        for (k, v) in urlQuery + parameters.map({ ("param_" + $0.name, $0.value) }) {
-            url += (first ? "?" : "&") + k + "=" + (v.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? "")
-            first = false
-        }
+        let target = url(settings + urlQuery + parameters.map({ ("param_" + $0.name, $0.value) }))
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await once(url: url, body: body, what: what)
+                return try await once(url: target, body: body, what: what)
             } catch let error as StoreError where error.isTransient && retry && attempt < maxAttempts {
                 let delay = backoffMilliseconds << (attempt - 1)
                 logger.warning("clickhouse \(what) failed, retrying", metadata: ["clickhouse.attempt": "\(attempt)", "clickhouse.delay_ms": "\(delay)", "error": "\(error.message)"])
@@ -79,7 +97,7 @@ struct ClickHouseHTTP: Sendable {
     /// Runs a SELECT once (no retry) within `timeout`: the readiness check, which must answer
     /// quickly and say what is wrong rather than wait out the retries.
     func probe(_ sql: String, timeout: TimeAmount) async throws -> RowBinaryReader {
-        RowBinaryReader(buffer: try await once(url: base + "/", body: ByteBuffer(string: sql + "\nFORMAT RowBinary"), what: "readiness check", timeout: timeout))
+        RowBinaryReader(buffer: try await once(url: url(settings), body: ByteBuffer(string: sql + "\nFORMAT RowBinary"), what: "readiness check", timeout: timeout))
     }
 
     private func once(url: String, body: ByteBuffer, what: String, timeout: TimeAmount? = nil) async throws -> ByteBuffer {

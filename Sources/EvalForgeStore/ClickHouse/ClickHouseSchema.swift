@@ -7,12 +7,19 @@
 ///   data-skipping indexes, query parameters, retention by lightweight `DELETE FROM` (the per-row
 ///   `retention_days` TTL columns stay, written 0: see `ClickHouseStore.rowRetentionDays`).
 /// Both drop whole monthly partitions once every project in them is past its retention.
+///
+/// In cluster mode (`cluster` set, `--clickhouse-cluster`) every table is a Replicated engine on
+/// each shard named `<table>_local`, with a Distributed table under today's name over it, so every
+/// query reads and writes the same names as on one server (docs/storage.md, "Cluster").
 struct ClickHouseFlavor: Sendable, Equatable {
     let version: String
     let modern: Bool
+    /// The cluster (from the servers' `remote_servers`) the tables span; nil on one server.
+    let cluster: String?
 
-    init(version: String) {
+    init(version: String, cluster: String? = nil) {
         self.version = version
+        self.cluster = cluster
         let parts = version.split(separator: ".").map { Int($0) ?? 0 }
         let major = parts.first ?? 0
         let minor = parts.count > 1 ? parts[1] : 0
@@ -105,8 +112,27 @@ struct ClickHouseFlavor: Sendable, Equatable {
     /// Versioned migrations; each statement is idempotent (IF NOT EXISTS) so a half-applied
     /// migration can run again.
     func migrations(database db: String) -> [(version: Int, name: String, statements: [String])] {
-        let q = "`" + db.replacingOccurrences(of: "`", with: "") + "`"
+        let plain = db.replacingOccurrences(of: "`", with: "").replacingOccurrences(of: "'", with: "")
+        let q = "`" + plain + "`"
         let m = modern
+        // One server: `db.name` with the plain engine. Cluster: `db.name_local ON CLUSTER c` with the
+        // Replicated engine (its ZooKeeper path per shard, the replica from the server's macros), then
+        // a Distributed table `db.name` over it, sharded by `key`.
+        let onCluster = cluster.map { " ON CLUSTER \($0)" } ?? ""
+        func local(_ name: String) -> String { "\(q).\(name)\(cluster == nil ? "" : "_local")" }
+        func target(_ name: String) -> String { local(name) + onCluster }
+        func engine(_ name: String, _ kind: String, _ args: String = "") -> String {
+            guard cluster != nil else { return "\(kind)(\(args))" }
+            return "Replicated\(kind)('/clickhouse/tables/{shard}/\(plain)/\(name)', '{replica}'\(args.isEmpty ? "" : ", " + args))"
+        }
+        func distributed(_ name: String, by key: String) -> [String] {
+            guard let c = cluster else { return [] }
+            return ["CREATE TABLE IF NOT EXISTS \(q).\(name)\(onCluster) AS \(local(name)) ENGINE = Distributed(\(c), '\(plain)', '\(name)_local', \(key))"]
+        }
+        /// Backfills only on one server: a cluster database starts with the whole schema (cluster mode
+        /// is newer than every migration that backfills), so there is nothing to fill.
+        func unlessCluster(_ statement: String) -> [String] { cluster == nil ? [statement] : [] }
+        let byTrace = "cityHash64(trace_id)"
         func lc(_ t: String = "String") -> String { m ? "LowCardinality(\(t))" : t }
         func codec(_ c: String) -> String { m ? " CODEC(\(c))" : "" }
         let text = codec("ZSTD(3)")
@@ -118,7 +144,7 @@ struct ClickHouseFlavor: Sendable, Equatable {
         }.joined(separator: ",\n    ")
 
         let spans = """
-            CREATE TABLE IF NOT EXISTS \(q).spans (
+            CREATE TABLE IF NOT EXISTS \(target("spans")) (
                 project_id \(lc()),
                 trace_id String\(ids),
                 span_id String\(ids),
@@ -157,12 +183,12 @@ struct ClickHouseFlavor: Sendable, Equatable {
                 INDEX idx_input lowerUTF8(input) TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 4,
                 INDEX idx_output lowerUTF8(output) TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 4
             """ : "")
-            ) ENGINE = ReplacingMergeTree()
+            ) ENGINE = \(engine("spans", "ReplacingMergeTree"))
             PARTITION BY toYYYYMM(start)
             ORDER BY (project_id, toDate(start), trace_id, span_id)\(m ? "\nTTL toDateTime(start) + toIntervalDay(retention_days) WHERE retention_days > 0" : "")
             """
         let rollups = """
-            CREATE TABLE IF NOT EXISTS \(q).rollups (
+            CREATE TABLE IF NOT EXISTS \(target("rollups")) (
                 project_id \(lc()),
                 minute DateTime\(m ? " CODEC(Delta, ZSTD(1))" : ""),
                 service \(lc()),
@@ -180,12 +206,12 @@ struct ClickHouseFlavor: Sendable, Equatable {
                 cost_usd Float64,
                 cost_unknown_requests UInt64,
                 \(sketch)\(retention)
-            ) ENGINE = ReplacingMergeTree()
+            ) ENGINE = \(engine("rollups", "ReplacingMergeTree"))
             PARTITION BY toYYYYMM(minute)
             ORDER BY (project_id, minute, service, provider, model, is_error, batch_id)\(m ? "\nTTL minute + toIntervalDay(retention_days) WHERE retention_days > 0" : "")
             """
         let scores = """
-            CREATE TABLE IF NOT EXISTS \(q).scores (
+            CREATE TABLE IF NOT EXISTS \(target("scores")) (
                 project_id \(lc()),
                 id String,
                 trace_id String\(ids),
@@ -201,26 +227,26 @@ struct ClickHouseFlavor: Sendable, Equatable {
                 run_id String\(ids),
                 created_ns Int64,
                 version UInt64\(retention)
-            ) ENGINE = ReplacingMergeTree(version)
+            ) ENGINE = \(engine("scores", "ReplacingMergeTree", "version"))
             ORDER BY (project_id, id)\(m ? "\nTTL toDateTime(intDiv(created_ns, 1000000000)) + toIntervalDay(retention_days) WHERE retention_days > 0" : "")
             """
         let batches = """
-            CREATE TABLE IF NOT EXISTS \(q).batches (
+            CREATE TABLE IF NOT EXISTS \(target("batches")) (
                 project_id String,
                 batch_id String,
                 stored DateTime,
                 spans UInt32
-            ) ENGINE = ReplacingMergeTree()
+            ) ENGINE = \(engine("batches", "ReplacingMergeTree"))
             ORDER BY (project_id, batch_id)\(m ? "\nTTL stored + INTERVAL 400 DAY" : "")
             """
         // Where each trace's spans are: one row per (trace, day) written with every flush, so a trace
         // by id reads its days from here and the spans table's primary key narrows to them.
         let traceIndex = """
-            CREATE TABLE IF NOT EXISTS \(q).trace_index (
+            CREATE TABLE IF NOT EXISTS \(target("trace_index")) (
                 project_id \(lc()),
                 trace_id String\(ids),
                 day Date\(retention)
-            ) ENGINE = ReplacingMergeTree()
+            ) ENGINE = \(engine("trace_index", "ReplacingMergeTree"))
             PARTITION BY toYYYYMM(day)
             ORDER BY (project_id, trace_id, day)\(m ? "\nTTL day + toIntervalDay(retention_days + 1) WHERE retention_days > 0" : "")
             """
@@ -237,7 +263,7 @@ struct ClickHouseFlavor: Sendable, Equatable {
         // a resent or split batch adds another row, which the readers detect (more than one row for a
         // trace, or more span rows than distinct span ids) and then aggregate that trace from spans.
         let traceSummary = """
-            CREATE TABLE IF NOT EXISTS \(q).trace_summary (
+            CREATE TABLE IF NOT EXISTS \(target("trace_summary")) (
                 project_id \(lc()),
                 t_day Date,
                 t_hash UInt64,
@@ -265,20 +291,31 @@ struct ClickHouseFlavor: Sendable, Equatable {
                 t_tags Array(String),
                 t_users Array(String),
                 t_sessions Array(String)\(m ? ",\n    t_retention UInt16" : "")
-            ) ENGINE = MergeTree()
+            ) ENGINE = \(engine("trace_summary", "MergeTree"))
             PARTITION BY toYYYYMM(t_day)
             ORDER BY (project_id, t_day, t_hash)\(m ? "\nTTL toDateTime(intDiv(t_start, 1000000000)) + toIntervalDay(t_retention) WHERE t_retention > 0" : "")
             SETTINGS index_granularity = 256
             """
-        let summaryView = "CREATE MATERIALIZED VIEW IF NOT EXISTS \(q).trace_summary_mv TO \(q).trace_summary AS \(traceSummarySelect(from: "\(q).spans"))"
+        // In cluster mode the view is on each shard's local tables: the spans a shard receives feed its
+        // own summary rows (the same trace, so the same shard).
+        let summaryView = "CREATE MATERIALIZED VIEW IF NOT EXISTS \(q).trace_summary_mv\(onCluster) TO \(local("trace_summary")) AS \(traceSummarySelect(from: local("spans")))"
         let summaryBackfill = "INSERT INTO \(q).trace_summary (\(Self.traceSummaryColumns(modern: m))) \(traceSummarySelect(from: "\(q).spans"))"
+        // Sharding keys: by trace for everything a trace query or a per-trace aggregate reads
+        // (spans, its index, its summary rows, its scores), so a trace lives on one shard and
+        // per-shard FINAL, argMin and `IN` subqueries on local tables are exact; by batch for the
+        // rollups and the ledger, so a resent batch's rows meet their first copies on one shard.
         return [
-            (1, "spans, rollups, scores and the batch ledger", [spans, rollups, scores, batches]),
-            (2, "trace_index: the days of each trace, backfilled from spans", [traceIndex, backfill]),
+            (1, "spans, rollups, scores and the batch ledger",
+             [spans] + distributed("spans", by: byTrace) + [rollups] + distributed("rollups", by: "cityHash64(batch_id)")
+                + [scores] + distributed("scores", by: byTrace) + [batches] + distributed("batches", by: "cityHash64(batch_id)")),
+            (2, "trace_index: the days of each trace, backfilled from spans", [traceIndex] + distributed("trace_index", by: byTrace) + unlessCluster(backfill)),
             // The view first, then the backfill: spans inserted in between get two rows (harmless).
-            (3, "trace_summary: per-trace rows fed by a materialized view on spans, backfilled", [traceSummary, summaryView, summaryBackfill]),
+            (3, "trace_summary: per-trace rows fed by a materialized view on spans, backfilled",
+             [traceSummary] + distributed("trace_summary", by: byTrace) + [summaryView] + unlessCluster(summaryBackfill)),
             // The view again, its cost sums saturating instead of wrapping (rows summarized before stay).
-            (4, "trace_summary_mv: cost sums saturate", ["DROP TABLE IF EXISTS \(q).trace_summary_mv", summaryView]),
+            // A cluster got this view from migration 3; dropping it there would lose the summary rows of
+            // inserts made meanwhile by another backend.
+            (4, "trace_summary_mv: cost sums saturate", cluster == nil ? ["DROP TABLE IF EXISTS \(q).trace_summary_mv", summaryView] : []),
         ]
     }
 }

@@ -69,12 +69,16 @@ extension ClickHouseStore {
 
     /// The project's multi-row traces by `t_hash` (see `MultiRowTraceCache`).
     func multiRowTraces(projectID: String) async throws -> [UInt64: [MultiRowTraceCache.Trace]] {
-        var pv = values()
-        var pr = try await http.query("SELECT name FROM system.parts WHERE database = \(pv.string(db)) AND table = 'trace_summary' AND active ORDER BY name", parameters: pv.parameters)
         var parts: [String] = []
-        while !pr.isAtEnd { parts.append(try pr.string()) }
         let old = multiRows.entry(project: projectID)
-        if let old, old.parts == parts { return old.traces }
+        if flavor.cluster == nil {
+            var pv = values()
+            var pr = try await http.query("SELECT name FROM system.parts WHERE database = \(pv.string(db)) AND table = 'trace_summary' AND active ORDER BY name", parameters: pv.parameters)
+            while !pr.isAtEnd { parts.append(try pr.string()) }
+            if let old, old.parts == parts { return old.traces }
+        }
+        // Cluster mode: the parts are on the shards (part names repeat across shards, replicas may
+        // differ), so there is no parts shortcut; the per-day counts below decide every time.
         var v = values()
         let p = v.string(projectID)
         var r = try await http.query("SELECT toUInt32(t_day), toUInt64(count()) FROM \(db).trace_summary WHERE project_id = \(p) GROUP BY t_day", parameters: v.parameters)

@@ -47,6 +47,9 @@ public final class ClickHouseStore: SpanStore {
         guard !configuration.database.isEmpty, configuration.database.utf8.allSatisfy({ $0 == 95 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
             throw StoreError.invalidArgument("ClickHouse database name '\(configuration.database)' must be letters, digits and underscores")
         }
+        if let c = configuration.cluster, !ClickHouseConfiguration.validClusterName(c) {
+            throw StoreError.invalidArgument("ClickHouse cluster name '\(c)' must be 1 to 64 letters, digits and underscores")
+        }
         self.configuration = configuration
         self.logger = logger
         db = configuration.database
@@ -58,8 +61,15 @@ public final class ClickHouseStore: SpanStore {
         do {
             http = try ClickHouseHTTP(configuration: configuration, client: client, logger: logger)
             var r = try await http.query("SELECT version(), timezone()")
-            flavor = ClickHouseFlavor(version: try r.string())
+            flavor = ClickHouseFlavor(version: try r.string(), cluster: configuration.cluster)
             let zone = try r.string()
+            if let c = configuration.cluster {
+                var v = SQLValues(useParameters: flavor.modern)
+                var n = try await http.query("SELECT count() FROM system.clusters WHERE cluster = \(v.string(c))", parameters: v.parameters)
+                guard try n.uint64() > 0 else {
+                    throw StoreError.invalidArgument("ClickHouse cluster '\(c)' is not defined on \(configuration.url) (remote_servers in the server's config; SELECT cluster FROM system.clusters lists them)")
+                }
+            }
             // toDate(start), the spans table's day: UTC for DateTime64(9, 'UTC'), the server's time
             // zone for the legacy DateTime column.
             dayZone = flavor.modern ? TimeZone.gmt : (TimeZone(identifier: zone) ?? TimeZone.gmt)
@@ -92,15 +102,28 @@ public final class ClickHouseStore: SpanStore {
 
     public func migrate() async throws {
         do {
-            try await http.execute("CREATE DATABASE IF NOT EXISTS \(db)")
-            try await http.execute("CREATE TABLE IF NOT EXISTS \(db).schema_migrations (version UInt32, name String, applied DateTime) ENGINE = ReplacingMergeTree() ORDER BY version")
+            if let c = flavor.cluster {
+                // ON CLUSTER: every node runs the DDL (ZooKeeper's queue, one statement after the
+                // other); IF NOT EXISTS makes a second backend's copies no-ops. The ledger is one
+                // replicated table across all nodes (a single ZooKeeper path, a replica per node), so
+                // any node reads every version applied through any other.
+                try await http.execute("CREATE DATABASE IF NOT EXISTS \(db) ON CLUSTER \(c)")
+                try await http.execute("CREATE TABLE IF NOT EXISTS \(db).schema_migrations ON CLUSTER \(c) (version UInt32, name String, applied DateTime) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/\(db)/schema_migrations', '{shard}-{replica}') ORDER BY version")
+            } else {
+                try await http.execute("CREATE DATABASE IF NOT EXISTS \(db)")
+                try await http.execute("CREATE TABLE IF NOT EXISTS \(db).schema_migrations (version UInt32, name String, applied DateTime) ENGINE = ReplacingMergeTree() ORDER BY version")
+            }
             var r = try await http.query("SELECT DISTINCT toUInt32(version) FROM \(db).schema_migrations")
             var applied = Set<Int>()
             while !r.isAtEnd { applied.insert(Int(try r.integer(UInt32.self))) }
             for m in flavor.migrations(database: db) where !applied.contains(m.version) {
                 for statement in m.statements { try await http.execute(statement) }
                 var v = values()
-                try await http.execute("INSERT INTO \(db).schema_migrations (version, name, applied) SELECT \(m.version), \(v.string(m.name)), now()", parameters: v.parameters)
+                // Cluster mode: two backends recording a version in the same second send equal
+                // blocks, and replicated deduplication would drop this node's copy until the other's
+                // arrives; a copy of its own keeps the version visible here at once.
+                try await http.execute("INSERT INTO \(db).schema_migrations (version, name, applied) SELECT \(m.version), \(v.string(m.name)), now()", parameters: v.parameters,
+                                       settings: flavor.cluster == nil ? [] : [("insert_deduplicate", "0")])
                 logger.info("clickhouse migration applied", metadata: ["clickhouse.migration": "\(m.version)", "clickhouse.schema": "\(flavor.name)"])
             }
         } catch let e as StoreError where !e.isTransient {
@@ -277,7 +300,9 @@ public final class ClickHouseStore: SpanStore {
         let projects = cutoffs.keys.sorted()
         let earliest = (cutoffs.values.min() ?? 0) / 1_000_000_000
         for t in retentionTargets {
-            if everyProject, let partition = t.partition {
+            // Cluster mode deletes rows only: partitions are per shard and replica, and a drop there
+            // would need each node's parts checked (see docs/storage.md, "Cluster").
+            if everyProject, flavor.cluster == nil, let partition = t.partition {
                 deleted = deleted.addingSaturated(try await dropExpiredPartitions(t, partition: partition, cutoffs: cutoffs, endingBefore: earliest))
             }
             for chunk in stride(from: 0, to: projects.count, by: Self.retentionProjectsPerStatement) {
@@ -288,9 +313,9 @@ public final class ClickHouseStore: SpanStore {
                 guard n > 0 else { continue }
                 deleted = deleted.addingSaturated(n)
                 if flavor.modern {
-                    try await http.execute("DELETE FROM \(db).\(t.table) WHERE \(cond)")
+                    try await http.execute("DELETE FROM \(mutable(t.table)) WHERE \(cond)")
                 } else {
-                    try await http.execute("ALTER TABLE \(db).\(t.table) DELETE WHERE \(cond)")
+                    try await http.execute("ALTER TABLE \(mutable(t.table)) DELETE WHERE \(cond)")
                 }
             }
         }
@@ -350,13 +375,38 @@ public final class ClickHouseStore: SpanStore {
         return CheckedNumbers.clampedInt64(utc.date(from: next)?.timeIntervalSince1970 ?? 0)
     }
 
+    /// What a delete mutates for `table`: the table, or in cluster mode every shard's local table
+    /// (`ON CLUSTER`; Distributed tables take no mutations, and a replicated mutation runs on each
+    /// replica of its shard).
+    func mutable(_ table: String) -> String {
+        flavor.cluster.map { "\(db).\(table)_local ON CLUSTER \($0)" } ?? "\(db).\(table)"
+    }
+
+    /// Where mutations are listed: this server's `system.mutations`, or in cluster mode every node's
+    /// (`remote()` over the cluster's addresses from `system.clusters`, which the server checked).
+    func mutationsSource() async throws -> String {
+        guard let c = flavor.cluster else { return "system.mutations" }
+        var v = values()
+        var r = try await http.query("SELECT host_address, toUInt32(port) FROM system.clusters WHERE cluster = \(v.string(c))", parameters: v.parameters)
+        var nodes: [String] = []
+        while !r.isAtEnd {
+            let host = try r.string(), port = try r.integer(UInt32.self)
+            // Addresses come from the server; only plain IPv4/IPv6 text and names reach the SQL.
+            guard !host.isEmpty, host.utf8.count <= 255, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".:-_".contains($0)) }) else { continue }
+            nodes.append(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        }
+        guard !nodes.isEmpty else { return "system.mutations" }
+        return "remote('\(nodes.joined(separator: ","))', system, mutations)"
+    }
+
     /// Waits until the database has no unfinished mutation (at most 120 s), so the caller sees the
     /// rows gone; `what` names them in the error.
     func waitForMutations(_ what: String) async throws {
         let deadline = ContinuousClock.now + .seconds(120)
+        let source = try await mutationsSource()
         while ContinuousClock.now < deadline {
             var v = values()
-            var r = try await http.query("SELECT count() FROM system.mutations WHERE database = \(v.string(db)) AND is_done = 0", parameters: v.parameters)
+            var r = try await http.query("SELECT count() FROM \(source) WHERE database = \(v.string(db)) AND is_done = 0", parameters: v.parameters)
             if try r.uint64() == 0 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -382,7 +432,9 @@ extension ClickHouseStore {
         }
         for t in tables where t.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
             var v = values()
-            try await http.execute("ALTER TABLE \(db).\(t) DELETE WHERE project_id = \(v.string(projectID))", parameters: v.parameters)
+            // Cluster mode lists the shards' local tables (the Distributed ones are not MergeTree).
+            let table = flavor.cluster.map { "\(db).\(t) ON CLUSTER \($0)" } ?? "\(db).\(t)"
+            try await http.execute("ALTER TABLE \(table) DELETE WHERE project_id = \(v.string(projectID))", parameters: v.parameters)
         }
         try await waitForMutations("rows of project \(projectID)")
     }
