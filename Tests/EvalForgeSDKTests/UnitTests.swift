@@ -208,6 +208,25 @@ struct AdapterRobustnessTests {
         #expect(t.record.errorType == "malformed_response")
     }
 
+    /// Chat Completions and the Responses API share one usage reader under their own key names:
+    /// the same figures land in the same places, and a bad figure is named by its own API's path.
+    @Test func openAIUsageUnderBothAPIsKeyNames() {
+        let pipeline = EvalForge.Pipeline(configuration: .default)
+        func problem(_ span: LLMSpan) -> String {
+            guard case .string(let s)? = span.record.attributes.first(where: { $0.0 == GenAIKeys.responseProblem })?.1 else { return "" }
+            return s
+        }
+        var chat = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"))
+        OpenAIChatAdapter.recordResponse(Data(#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":"lots"}}}"#.utf8), into: &chat)
+        #expect(chat.usage.input == 10 && chat.usage.output == 7 && chat.usage.cacheRead == 4 && chat.usage.reasoning == nil)
+        #expect(problem(chat).contains("usage.completion_tokens_details.reasoning_tokens"))
+        var responses = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "gpt-4.1"))
+        OpenAIResponsesAdapter.recordResponse(Data(#"{"status":"completed","output":[],"usage":{"input_tokens":10,"output_tokens":7,"input_tokens_details":{"cached_tokens":-1},"output_tokens_details":{"reasoning_tokens":2}}}"#.utf8), into: &responses)
+        #expect(responses.usage.input == 10 && responses.usage.output == 7 && responses.usage.cacheRead == nil && responses.usage.reasoning == 2)
+        #expect(problem(responses).contains("usage.input_tokens_details.cached_tokens: -1"))
+        #expect(!problem(responses).contains("prompt_tokens"))
+    }
+
     @Test func truncatedStreamIsAnError() {
         let pipeline = EvalForge.Pipeline(configuration: .default)
         var span = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "gpt-4o"))

@@ -107,15 +107,24 @@ public enum OpenAIChatAdapter {
     /// The usage object's token counts; a figure that is not a sane count is left out and named in
     /// the span's `evalforge.response.problem`.
     static func usage(_ u: [String: Any], into span: inout LLMSpan) -> TokenUsage {
-        let prompt = u["prompt_tokens_details"] as? [String: Any]
-        let completion = u["completion_tokens_details"] as? [String: Any]
+        usage(u, inputKey: "prompt_tokens", outputKey: "completion_tokens", into: &span)
+    }
+
+    /// OpenAI's usage object under either API's key names: Chat Completions' `prompt_tokens` /
+    /// `completion_tokens`, the Responses API's `input_tokens` / `output_tokens`. Both keep cached
+    /// and reasoning tokens in `<key>_details`, so one reading serves both.
+    static func usage(_ u: [String: Any], inputKey: String, outputKey: String, into span: inout LLMSpan) -> TokenUsage {
+        let inputDetails = inputKey + "_details"
+        let outputDetails = outputKey + "_details"
+        let input = u[inputDetails] as? [String: Any]
+        let output = u[outputDetails] as? [String: Any]
         var problems: [String] = []
         let usage = TokenUsage(
-            input: JSON.tokenCount(u["prompt_tokens"], field: "usage.prompt_tokens", problems: &problems),
-            output: JSON.tokenCount(u["completion_tokens"], field: "usage.completion_tokens", problems: &problems),
-            cacheRead: JSON.tokenCount(prompt?["cached_tokens"], field: "usage.prompt_tokens_details.cached_tokens", problems: &problems),
+            input: JSON.tokenCount(u[inputKey], field: "usage." + inputKey, problems: &problems),
+            output: JSON.tokenCount(u[outputKey], field: "usage." + outputKey, problems: &problems),
+            cacheRead: JSON.tokenCount(input?["cached_tokens"], field: "usage.\(inputDetails).cached_tokens", problems: &problems),
             cacheCreation: nil,
-            reasoning: JSON.tokenCount(completion?["reasoning_tokens"], field: "usage.completion_tokens_details.reasoning_tokens", problems: &problems))
+            reasoning: JSON.tokenCount(output?["reasoning_tokens"], field: "usage.\(outputDetails).reasoning_tokens", problems: &problems))
         for p in problems { span.noteResponseProblem(p) }
         return usage
     }

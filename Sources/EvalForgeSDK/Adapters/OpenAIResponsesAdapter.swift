@@ -97,20 +97,10 @@ public enum OpenAIResponsesAdapter {
         }
     }
 
-    /// The usage object's token counts; a figure that is not a sane count is left out and named in
-    /// the span's `evalforge.response.problem`.
+    /// The usage object's token counts (`input_tokens`, `output_tokens` and their details), read
+    /// like Chat Completions' under the Responses API's key names.
     static func usage(_ u: [String: Any], into span: inout LLMSpan) -> TokenUsage {
-        let input = u["input_tokens_details"] as? [String: Any]
-        let output = u["output_tokens_details"] as? [String: Any]
-        var problems: [String] = []
-        let usage = TokenUsage(
-            input: JSON.tokenCount(u["input_tokens"], field: "usage.input_tokens", problems: &problems),
-            output: JSON.tokenCount(u["output_tokens"], field: "usage.output_tokens", problems: &problems),
-            cacheRead: JSON.tokenCount(input?["cached_tokens"], field: "usage.input_tokens_details.cached_tokens", problems: &problems),
-            cacheCreation: nil,
-            reasoning: JSON.tokenCount(output?["reasoning_tokens"], field: "usage.output_tokens_details.reasoning_tokens", problems: &problems))
-        for p in problems { span.noteResponseProblem(p) }
-        return usage
+        OpenAIChatAdapter.usage(u, inputKey: "input_tokens", outputKey: "output_tokens", into: &span)
     }
 
     /// The text of a `response.output_text.delta` event; nil for every other event.
