@@ -301,3 +301,65 @@ struct ParentSampledTests {
         #expect(env.configuration.sampling.respectParentSampled == false && env.configuration.sampling.keepTraceOfKeptSpans == false && env.problems.isEmpty)
     }
 }
+
+@Suite("Recording path")
+struct RecordingPathTests {
+    @Test("ending moves the whole record into the buffer; the span keeps its ids, times and figures")
+    func endMovesRecordIntoBuffer() throws {
+        let pipeline = EvalForge.Pipeline(configuration: { var c = EvalForge.Configuration.default; c.content.capture = true; return c }())
+        var request = LLMRequest(provider: LLMProvider.openAI, model: "gpt-4o-mini")
+        request.tags = ["t"]
+        request.metadata = ["k": "v"]
+        var span = pipeline.startLLMCall(request)
+        span.responseModel = "gpt-4o-mini-2024-07-18"
+        span.responseID = "chatcmpl-1"
+        span.finishReasons = ["stop"]
+        span.usage = TokenUsage(input: 3, output: 2)
+        span.setOutput("[]")
+        span.setAttribute("app.feature", "search")
+        let parent = span.traceParent
+        span.end()
+        span.end()  // a second end does nothing
+        #expect(span.traceParent == parent && span.usage == TokenUsage(input: 3, output: 2))
+        #expect(pipeline.statistics.recorded == 1 && pipeline.statistics.buffered == 1)
+
+        var batch: [SpanRecord] = []
+        pipeline.buffer.drain(into: &batch)
+        let r = try #require(batch.first)
+        #expect(batch.count == 1)
+        #expect(r.traceID == parent.traceID && r.spanID == parent.spanID.value)
+        #expect(r.request.model == "gpt-4o-mini" && r.request.provider == "openai" && r.request.tags == ["t"] && r.request.metadata == ["k": "v"])
+        #expect(r.responseModel == "gpt-4o-mini-2024-07-18" && r.responseID == "chatcmpl-1" && r.finishReasons == ["stop"])
+        #expect(r.output == "[]" && r.attributes.count == 1 && r.attributes.first?.0 == "app.feature")
+        #expect(r.endUnixNanos >= r.startUnixNanos && r.spanName == "chat gpt-4o-mini")
+    }
+
+    @Test("span starts are wall-clock times read through the monotonic clock, also after a refresh")
+    func startIsWallClock() {
+        let pipeline = EvalForge.Pipeline(configuration: .default)
+        for refresh in [false, true] {
+            if refresh { pipeline.refreshWallClockOffset() }
+            let before = Clocks.unixNanos()
+            let span = pipeline.startLLMCall(LLMRequest(provider: "openai", model: "m"))
+            let after = Clocks.unixNanos()
+            // Two separate clock reads make the derived time exact only to a few microseconds.
+            #expect(span.record.startUnixNanos &+ 1_000_000 >= before && span.record.startUnixNanos <= after &+ 1_000_000)
+        }
+    }
+
+    @Test("root ids from one counter step stay unique alongside child span ids")
+    func rootIDsUnique() {
+        var spans = Set<UInt64>()
+        var traces = Set<TraceID>()
+        var invalid = 0
+        for _ in 0..<20_000 {
+            let (trace, span) = IDGenerator.rootIDs()
+            let child = IDGenerator.spanID()
+            if !trace.isValid || span == 0 || child == 0 { invalid += 1 }
+            traces.insert(trace)
+            spans.insert(span)
+            spans.insert(child)
+        }
+        #expect(invalid == 0 && traces.count == 20_000 && spans.count == 40_000)
+    }
+}

@@ -172,7 +172,7 @@ let fields: [(String, String)] = [
     ("dropped_buffer_full", "\(oursStats.droppedBufferFull + ours10kStats.droppedBufferFull)"),
     ("ahc_call_us_p50", f(ahc.instrumentedMicros)),
     ("ahc_bare_call_us_p50", f(ahc.bareMicros)),
-    ("ahc_overhead_us", f(ahc.overheadMicros)),
+    ("ahc_overhead_us_per_call", f(ahc.overheadMicros)),
     ("ahc_delivered_fraction_10k", f(ahcFraction, 4)),
     ("ahc_achieved_calls_per_s", f(ahc.achievedRate, 0)),
     ("quick", quick ? "true" : "false"),

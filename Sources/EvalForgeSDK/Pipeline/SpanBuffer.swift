@@ -20,9 +20,12 @@ final class SpanBuffer: Sendable {
         self.batchSize = max(1, min(batchSize, capacity))
     }
 
-    @inline(__always) func append(_ record: SpanRecord) -> AppendOutcome {
-        state.withLock { s in
-            guard s.pending.count < capacity else { return .full }
+    /// Takes `record` (moved in, not copied: no retain of its strings and arrays).
+    @inline(__always) func append(_ record: consuming SpanRecord) -> AppendOutcome {
+        // An optional the closure can move out of (a captured parameter cannot be consumed).
+        var incoming = Optional(consume record)
+        return state.withLock { s in
+            guard s.pending.count < capacity, let record = incoming.take() else { return .full }
             s.pending.append(record)
             if s.pending.count >= batchSize, !s.wakeRequested {
                 s.wakeRequested = true

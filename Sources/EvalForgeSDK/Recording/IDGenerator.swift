@@ -16,14 +16,28 @@ enum IDGenerator {
         return z ^ (z >> 31)
     }
 
-    @inline(__always) static func spanID() -> UInt64 {
-        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+    @inline(__always) private static func next() -> UInt64 {
+        counter.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    @inline(__always) private static func spanID(_ n: UInt64) -> UInt64 {
         let id = mix(n ^ seed.0)
         return id == 0 ? 1 : id
     }
 
-    @inline(__always) static func traceID() -> TraceID {
-        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        return TraceID(high: mix(n ^ seed.1) | 1, low: mix(n ^ seed.0 ^ 0x5555_5555_5555_5555))
+    @inline(__always) private static func traceID(_ n: UInt64) -> TraceID {
+        TraceID(high: mix(n ^ seed.1) | 1, low: mix(n ^ seed.0 ^ 0x5555_5555_5555_5555))
+    }
+
+    @inline(__always) static func spanID() -> UInt64 { spanID(next()) }
+
+    @inline(__always) static func traceID() -> TraceID { traceID(next()) }
+
+    /// A new trace's id and its root span's id from one counter step (one atomic instead of two on
+    /// the recording path). Span ids stay unique: each comes from its own counter value through the
+    /// same bijection; trace ids likewise (their low half is a bijection of the counter).
+    @inline(__always) static func rootIDs() -> (trace: TraceID, span: UInt64) {
+        let n = next()
+        return (traceID(n), spanID(n))
     }
 }

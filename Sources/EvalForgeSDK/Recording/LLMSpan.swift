@@ -11,9 +11,11 @@ public struct LLMSpan: Sendable {
     let pipeline: EvalForge.Pipeline
     private(set) var ended = false
 
-    init(record: SpanRecord, pipeline: EvalForge.Pipeline) {
+    /// `startMonotonic` is the monotonic reading `record.startUnixNanos` was derived from: durations
+    /// (end, time to first chunk) are monotonic, so a stepped wall clock cannot make them negative.
+    init(record: SpanRecord, startMonotonic: UInt64, pipeline: EvalForge.Pipeline) {
         self.record = record
-        self.startMonotonic = Clocks.monotonicNanos()
+        self.startMonotonic = startMonotonic
         self.pipeline = pipeline
     }
 
@@ -100,13 +102,35 @@ public struct LLMSpan: Sendable {
     }
 
     /// Ends the span and hands it to the pipeline. Calling it again does nothing.
+    ///
+    /// The recorded strings and arrays move to the pipeline's buffer rather than being copied; after
+    /// `end()` the span keeps its ids (`traceParent`), times, usage and cost, and reads the rest as empty.
     public mutating func end() {
         guard !ended else { return }
         ended = true
         let elapsed = Clocks.monotonicNanos() &- startMonotonic
         record.endUnixNanos = record.startUnixNanos &+ elapsed
         record.sampling = pipeline.sampler.decide(traceID: record.traceID, isError: record.isError, durationNanos: elapsed, parentDeclined: record.parentDeclined)
-        pipeline.submit(record)
+        pipeline.submit(takeRecord())
+    }
+
+    /// Moves the record out for the buffer, leaving its plain fields (ids, times, figures) behind:
+    /// no retain and release of each string and array on the recording path.
+    @inline(__always)
+    mutating func takeRecord() -> SpanRecord {
+        var left = SpanRecord(
+            traceID: record.traceID, spanID: record.spanID, parentSpanID: record.parentSpanID, kind: record.kind,
+            name: nil, request: LLMRequest(operation: GenAIOperation(""), provider: "", model: ""),
+            startUnixNanos: record.startUnixNanos)
+        left.endUnixNanos = record.endUnixNanos
+        left.firstChunkNanos = record.firstChunkNanos
+        left.usage = record.usage
+        left.costUSD = record.costUSD
+        left.isError = record.isError
+        left.parentDeclined = record.parentDeclined
+        left.sampling = record.sampling
+        swap(&record, &left)
+        return left
     }
 }
 
@@ -118,7 +142,7 @@ extension LLMSpan {
         record.endUnixNanos = max(end, record.startUnixNanos)
         let elapsed = record.endUnixNanos &- record.startUnixNanos
         record.sampling = pipeline.sampler.decide(traceID: record.traceID, isError: record.isError, durationNanos: elapsed, parentDeclined: record.parentDeclined)
-        pipeline.submit(record)
+        pipeline.submit(takeRecord())
     }
 
     /// Notes what could not be used in the provider's answer (`evalforge.response.problem`), beside

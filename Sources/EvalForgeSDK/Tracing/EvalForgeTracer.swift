@@ -132,7 +132,7 @@ extension EvalForge.Pipeline {
             request: request,
             startUnixNanos: startUnixNanos)
         if let parent, !parent.sampled, sampler.respectParent { record.parentDeclined = true }
-        return LLMSpan(record: record, pipeline: self)
+        return LLMSpan(record: record, startMonotonic: Clocks.monotonicNanos(), pipeline: self)
     }
 }
 
