@@ -15,7 +15,8 @@ import OpenAPIRuntime
 /// passes through untouched. A recognised request body is read (up to `maxRequestBytes`) and
 /// recorded through the same adapters as `LLMHTTPClient`, the span's `traceparent` is added, and the
 /// answer is recorded: a JSON answer once read, a stream as the client reads it (the body is teed,
-/// never buffered), with time to first token. The span ends when the stream ends, fails, or the
+/// never buffered), with time to first token. OpenAI Chat Completions streams get
+/// `stream_options.include_usage` unless the request sets it, as with `LLMHTTPClient`. The span ends when the stream ends, fails, or the
 /// client stops reading it ("cancelled"). Transport failures and non-2xx statuses are span errors;
 /// the client sees the same answer or error it would without the middleware.
 public struct EvalForgeOpenAPIMiddleware: ClientMiddleware {
@@ -53,18 +54,25 @@ public struct EvalForgeOpenAPIMiddleware: ClientMiddleware {
     ) async throws -> (HTTPResponse, HTTPBody?) {
         guard let api = recognize(request, operationID) else { return try await next(request, body, baseURL) }
         if let body, case .known(let n) = body.length, n > Int64(Self.maxRequestBytes) { return try await next(request, body, baseURL) }
-        let requestBytes: Data
+        var requestBytes: Data
         if let body {
             requestBytes = try await Data(collecting: body, upTo: Self.maxRequestBytes)
         } else {
             requestBytes = Data()
         }
         let pipeline = self.pipeline ?? EvalForge.pipeline
+        // An OpenAI Chat Completions stream reports usage (and so cost) only when asked: the same
+        // `stream_options.include_usage` as LLMHTTPClient adds, unless the caller set it
+        // (`configuration.cost.requestStreamUsage`).
+        if LLMAPI.bodyRequestsStream(requestBytes) {
+            requestBytes = LLMCallRecording.streamBody(api: api, body: requestBytes, pipeline: pipeline)
+        }
         var span = LLMCallRecording.start(
             api: api, body: requestBytes, provider: provider ?? api.defaultProvider, host: baseURL.host,
             port: baseURL.port ?? (baseURL.scheme == "https" ? 443 : 80), context: context, pipeline: pipeline)
         var request = request
         if let name = HTTPField.Name("traceparent") { request.headerFields[name] = span.traceParent.header }
+        if body != nil, request.headerFields[.contentLength] != nil { request.headerFields[.contentLength] = String(requestBytes.count) }
         let response: HTTPResponse
         let responseBody: HTTPBody?
         do {

@@ -57,6 +57,9 @@ struct OpenAPIMiddlewareTests {
             #expect(sse.contains("response.output_text.delta") && sse.contains("response.completed"))
             _ = try await Self.call(kind, m, baseURL: llm + "/v1", path: "/embeddings", body: ["model": "text-embedding-3-small", "input": "hi"])
             _ = try await Self.call(kind, m, baseURL: llm, path: "/v1/messages", body: ["model": "claude-haiku-4-5", "max_tokens": 30, "messages": [["role": "user", "content": "hi"]]])
+            // A Chat Completions stream that does not ask for usage: the middleware asks for it.
+            let (_, chatEvents) = try await Self.call(kind, m, baseURL: llm + "/v1", path: "/chat/completions", body: ["model": "gpt-4o", "stream": true, "messages": [["role": "user", "content": "hi"]]])
+            #expect(String(decoding: chatEvents, as: UTF8.self).contains("\"usage\""))
             let (r5, _) = try await Self.call(kind, m, baseURL: llm + "/v1", path: "/models", body: [:])
             #expect(r5.status.code == 404 || r5.status.code == 405)
             let (r6, _) = try await Self.call(kind, m, baseURL: llm + "/v1", path: "/chat/completions", headers: ["x-mock-fault": "429"], body: ["model": "gpt-4o", "messages": [["role": "user", "content": "hi"]]])
@@ -64,7 +67,9 @@ struct OpenAPIMiddlewareTests {
 
             await pipeline.forceFlush()
             let spans = receiver.spans.map(\.span)
-            #expect(spans.count == 5)
+            #expect(spans.count == 6)
+            let cs = try #require(spans.first { $0.string(GenAIKeys.requestModel) == "gpt-4o" && $0.string(GenAIKeys.errorType) == nil })
+            #expect((cs.int(GenAIKeys.usageOutputTokens) ?? 0) > 0 && (cs.double(GenAIKeys.costUSD) ?? 0) > 0 && cs.double(GenAIKeys.timeToFirstChunk) != nil)
             let c = try #require(spans.first { $0.string(GenAIKeys.requestModel) == "gpt-4o-mini" })
             #expect((c.int(GenAIKeys.usageInputTokens) ?? 0) > 0 && (c.double(GenAIKeys.costUSD) ?? 0) > 0 && c.string(GenAIKeys.userID) == "api-user")
             let s = try #require(spans.first { $0.string(GenAIKeys.requestModel) == "gpt-4.1" })
