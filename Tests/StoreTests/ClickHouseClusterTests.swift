@@ -19,7 +19,24 @@ enum ClickHouseTestCluster {
     static let skipReason: Comment = "EVALFORGE_TEST_CLICKHOUSE_CLUSTER_URLS not set (scripts/test sets it when scripts/cluster storage-up starts ZooKeeper and 2×2 ClickHouse 18.16; scripts/setup --cluster installs them)"
 
     static func configuration(_ url: String, database: String) -> ClickHouseConfiguration {
-        ClickHouseConfiguration(url: url, database: database, batchRows: 10_000, flushIntervalMilliseconds: 200, maxAttempts: 4, retryBackoffMilliseconds: 50, cluster: name)
+        // ON CLUSTER statements wait for every node (up to 18.16's distributed_ddl_task_timeout,
+        // 180 s): a loaded two-core CI machine ran a DELETE mutation past the 30 s default three times.
+        ClickHouseConfiguration(url: url, database: database, batchRows: 10_000, flushIntervalMilliseconds: 200, timeoutSeconds: 180, maxAttempts: 4, retryBackoffMilliseconds: 50, cluster: name)
+    }
+
+    /// Runs `body` with a store on every node and shuts them all down however it ends: a store
+    /// released without `shutdown()` traps in AsyncHTTPClient's deinit check and takes the whole
+    /// test process with it.
+    static func withNodes<T>(database db: String, _ body: ([Node]) async throws -> T) async throws -> T {
+        let nodes = try await nodes(database: db)
+        do {
+            let result = try await body(nodes)
+            for n in nodes { await n.store.shutdown() }
+            return result
+        } catch {
+            for n in nodes { await n.store.shutdown() }
+            throw error
+        }
     }
 
     static func freshDatabase() -> String { "evalforge_cluster_\(UInt32.random(in: 0...UInt32.max))" }
@@ -297,25 +314,25 @@ struct ClickHouseClusterTests {
     @Test("retention and project deletion mutate every shard's local tables and wait for every replica", .enabled(if: !Cluster.urls.isEmpty, Cluster.skipReason))
     func retentionAndDeletion() async throws {
         let db = Cluster.freshDatabase()
-        let nodes = try await Cluster.nodes(database: db)
-        let store = try #require(nodes.first?.store)
-        try await store.migrate()
-        // Rows deleted, no partition dropped (cluster mode deletes rows only); the rest as on one server.
-        try await RetentionConformance.run(store)
-        #expect(store.retentionPartitionDrops.withLock { $0 } == 0)
-        let p = StoreFixtures.uniqueProject("gone")
-        _ = try await store.insert(StoreFixtures.batch(0..<8, projectID: p, batchID: "d"))
-        try await store.deleteProject(projectID: p)
-        // deleteProject returned: every replica of every shard has finished (not only the one read).
-        let q = ClickHouseSQL.quote(p)
-        for n in nodes {
-            for t in ["spans", "rollups", "trace_index", "trace_summary", "batches"] {
-                #expect(try await n.uint64("SELECT count() FROM \(db).\(t)_local WHERE project_id = \(q)") == 0, "\(n.url): \(t)_local keeps rows of the deleted project")
+        try await Cluster.withNodes(database: db) { nodes in
+            let store = try #require(nodes.first?.store)
+            try await store.migrate()
+            // Rows deleted, no partition dropped (cluster mode deletes rows only); the rest as on one server.
+            try await RetentionConformance.run(store)
+            #expect(store.retentionPartitionDrops.withLock { $0 } == 0)
+            let p = StoreFixtures.uniqueProject("gone")
+            _ = try await store.insert(StoreFixtures.batch(0..<8, projectID: p, batchID: "d"))
+            try await store.deleteProject(projectID: p)
+            // deleteProject returned: every replica of every shard has finished (not only the one read).
+            let q = ClickHouseSQL.quote(p)
+            for n in nodes {
+                for t in ["spans", "rollups", "trace_index", "trace_summary", "batches"] {
+                    #expect(try await n.uint64("SELECT count() FROM \(db).\(t)_local WHERE project_id = \(q)") == 0, "\(n.url): \(t)_local keeps rows of the deleted project")
+                }
             }
+            #expect(try await store.listTraces(TraceFilter(projectID: p), sort: .startDesc, limit: 10, cursor: nil).items.isEmpty)
+            await Cluster.drop(store)
         }
-        #expect(try await store.listTraces(TraceFilter(projectID: p), sort: .startDesc, limit: 10, cursor: nil).items.isEmpty)
-        for n in nodes.dropFirst() { await n.store.shutdown() }
-        await Cluster.drop(store)
     }
 
     @Test("a cluster the servers do not define is refused with its name", .enabled(if: !Cluster.urls.isEmpty, Cluster.skipReason))
