@@ -15,38 +15,18 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import evalforge_harness as h  # noqa: E402
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 EXAMPLE = os.environ.get("EVALFORGE_EXAMPLE_HUMMINGBIRD",
                          os.path.join(ROOT, ".build-examples", "debug", "HummingbirdService"))
 
 
-def spans(capture):
-    out = []
-    with capture.lock:
-        bodies = list(capture.bodies)
-    for body in bodies:
-        req = trace_service_pb2.ExportTraceServiceRequest()
-        req.ParseFromString(body)
-        for rs in req.resource_spans:
-            service = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
-            for ss in rs.scope_spans:
-                for s in ss.spans:
-                    out.append((service, ss.scope.name, s))
-    return out
 
 
 @pytest.fixture
 def mock_llm():
-    port = h.free_port()
-    proc = subprocess.Popen([h.BIN, "mock-llm", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        h.wait_http(f"http://127.0.0.1:{port}/healthz")
+    with h.mock_llm() as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.mark.skipif(not os.path.exists(EXAMPLE), reason=f"{EXAMPLE} not built (scripts/build-examples builds it)")
@@ -78,7 +58,7 @@ def test_llm_spans_are_children_of_hummingbird_request_spans_through_swift_otel(
             proc.wait()
         capture.close()
 
-    got = spans(capture)
+    got = capture.otlp_spans()
     trace_id = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
     server = [s for svc, scope, s in got if s.kind == s.SPAN_KIND_SERVER and s.trace_id == trace_id]
     llm = [s for svc, scope, s in got if s.name.startswith("chat ")]

@@ -14,7 +14,6 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import evalforge_harness as h  # noqa: E402
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 EXAMPLE = os.environ.get("EVALFORGE_EXAMPLE_OPENAPI",
@@ -23,37 +22,14 @@ TTFT_MS = 300
 GAP_MS = 25
 
 
-def spans(capture):
-    out = []
-    with capture.lock:
-        bodies = list(capture.bodies)
-    for body in bodies:
-        req = trace_service_pb2.ExportTraceServiceRequest()
-        req.ParseFromString(body)
-        for rs in req.resource_spans:
-            service = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
-            for ss in rs.scope_spans:
-                for s in ss.spans:
-                    out.append((service, s))
-    return out
-
-
 def attrs(span):
     return {a.key: a.value for a in span.attributes}
 
 
 @pytest.fixture
 def mock_llm():
-    port = h.free_port()
-    proc = subprocess.Popen([h.BIN, "mock-llm", "--port", str(port), "--latency", f"fixed:{TTFT_MS}",
-                             "--inter-token-ms", str(GAP_MS)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        h.wait_http(f"http://127.0.0.1:{port}/healthz")
+    with h.mock_llm("--latency", f"fixed:{TTFT_MS}", "--inter-token-ms", str(GAP_MS)) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.mark.skipif(not os.path.exists(EXAMPLE), reason=f"{EXAMPLE} not built (scripts/build-examples builds it)")
@@ -71,7 +47,7 @@ def test_generated_client_calls_arrive_as_llm_spans_with_tokens_and_streamed_ttf
     # The example printed the generated types' decoding of each answer.
     assert "chat: " in out and "stream: " in out and "responses: " in out, out
 
-    got = [s for svc, s in spans(capture) if svc == "openapi-client"]
+    got = [s for svc, _, s in capture.otlp_spans() if svc == "openapi-client"]
     names = sorted(s.name for s in got)
     agent = [s for s in got if s.name == "invoke_agent openapi-client"]
     llm = [s for s in got if s.name.startswith("chat ")]

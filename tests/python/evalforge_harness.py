@@ -51,8 +51,38 @@ class Capture:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def otlp_spans(self):
+        """Every span of the OTLP/HTTP protobuf bodies received so far, as (service.name, scope
+        name, span)."""
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+        with self.lock:
+            bodies = list(self.bodies)
+        out = []
+        for body in bodies:
+            req = trace_service_pb2.ExportTraceServiceRequest()
+            req.ParseFromString(body)
+            for rs in req.resource_spans:
+                service = next((a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "")
+                for ss in rs.scope_spans:
+                    for sp in ss.spans:
+                        out.append((service, ss.scope.name, sp))
+        return out
+
     def close(self):
         self.server.shutdown()
+
+
+@contextlib.contextmanager
+def mock_llm(*args):
+    """`evalforge mock-llm` on a free port (extra flags in `args`), ready; yields the port."""
+    port = free_port()
+    proc = subprocess.Popen([BIN, "mock-llm", "--port", str(port), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def wait_http(url, timeout=30):
