@@ -29,8 +29,9 @@ struct ContentRedactor: Sendable {
     static let cardMask: StaticString = "[REDACTED_CARD]"
 
     static func maskEmails(_ s: String) -> String {
-        guard s.utf8.contains(UInt8(ascii: "@")) else { return s }
-        return replacing(in: s, with: emailMask) { b in SensitiveTextScanner.emailRanges(b) }
+        replacing(in: s, with: emailMask) { b in
+            SensitiveTextScanner.containsByte(b, UInt8(ascii: "@")) ? SensitiveTextScanner.emailRanges(b) : []
+        }
     }
 
     static func maskAPIKeys(_ s: String) -> String {

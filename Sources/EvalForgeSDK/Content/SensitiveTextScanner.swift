@@ -36,12 +36,33 @@ enum SensitiveTextScanner {
         return true
     }
 
+    /// True when `b` holds `byte`, eight bytes per step (`String.UTF8View.contains` costs several
+    /// times more per byte).
+    static func containsByte(_ b: Bytes, _ byte: UInt8) -> Bool {
+        guard let base = b.baseAddress else { return false }
+        let raw = UnsafeRawPointer(base)
+        var i = 0
+        while i + 8 <= b.count {
+            if hasByte(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self), byte) != 0 { return true }
+            i += 8
+        }
+        while i < b.count {
+            if b[i] == byte { return true }
+            i += 1
+        }
+        return false
+    }
+
     // MARK: API keys
 
     static func apiKeyRanges(_ b: Bytes) -> [Range<Int>] {
         var out: [Range<Int>] = []
         var i = 0
         while i < b.count {
+            if i + 12 <= b.count, !keyMayStart(b, in: i) {
+                i += 8
+                continue
+            }
             if let end = apiKeyMatch(b, at: i) {
                 out.append(i..<end)
                 i = end
@@ -50,6 +71,28 @@ enum SensitiveTextScanner {
             }
         }
         return out
+    }
+
+    /// False when no key can start in `b[i..<i+8]` (reads `b[i..<i+12]`): every key starts with `A`,
+    /// `b` or `B`, or has `-` or `_` within its first five bytes (`sk-`, `gh?_`, `xox?-`). Prose has
+    /// few of these, so most 8-byte blocks are passed over with a few word operations.
+    @inline(__always) static func keyMayStart(_ b: Bytes, in i: Int) -> Bool {
+        guard let base = b.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
+        let head = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        let tail = raw.loadUnaligned(fromByteOffset: i + 4, as: UInt64.self)
+        let marks = hasByte(head, 0x41) | hasByte(head | ones &* 0x20, 0x62)  // A; b or B
+            | hasByte(head, 0x2D) | hasByte(head, 0x5F) | hasByte(tail, 0x2D) | hasByte(tail, 0x5F)  // - _
+        return marks != 0
+    }
+
+    /// 0x01 in every byte.
+    @inline(__always) static var ones: UInt64 { 0x0101_0101_0101_0101 }
+
+    /// Non-zero when a byte of `word` equals `byte` (the exact zero-byte test on `word ^ byte…byte`).
+    @inline(__always) static func hasByte(_ word: UInt64, _ byte: UInt8) -> UInt64 {
+        let v = word ^ (ones &* UInt64(byte))
+        return (v &- ones) & ~v & (ones &* 0x80)
     }
 
     /// The end of an API key starting exactly at `i`, if one does.
@@ -86,8 +129,9 @@ enum SensitiveTextScanner {
             let end = run(b, from: i + 5) { isAlnum($0) || $0 == 0x2D }
             return end - (i + 5) >= 10 ? end : nil
         case UInt8(ascii: "b"), UInt8(ascii: "B"):
-            guard i + 6 <= b.count else { return nil }
-            for (k, c) in "bearer".utf8.enumerated() where b[i + k] | 0x20 != c { return nil }
+            guard i + 6 <= b.count, b[i + 1] | 0x20 == UInt8(ascii: "e"), b[i + 2] | 0x20 == UInt8(ascii: "a"),
+                  b[i + 3] | 0x20 == UInt8(ascii: "r"), b[i + 4] | 0x20 == UInt8(ascii: "e"),
+                  b[i + 5] | 0x20 == UInt8(ascii: "r") else { return nil }
             let tokenStart = run(b, from: i + 6, isSpace)
             guard tokenStart > i + 6 else { return nil }
             let end = run(b, from: tokenStart) { isAlnum($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
@@ -150,8 +194,14 @@ enum SensitiveTextScanner {
     static func cardCandidateRanges(_ b: Bytes) -> [Range<Int>] {
         var out: [Range<Int>] = []
         var i = 0
-        while i < b.count {
-            guard isDigit(b[i]), i == 0 || !isWordChar(b[i - 1]) else { i += 1; continue }
+        let n = b.count
+        while i < n {
+            if i + 8 <= n, !hasDigit(b, in: i) {
+                i += 8
+                continue
+            }
+            guard isDigit(b[i]) else { i += 1; continue }
+            guard i == 0 || !isWordChar(b[i - 1]) else { i += 1; continue }
             var digits = 1
             var j = i + 1
             var best: Int?
@@ -171,6 +221,14 @@ enum SensitiveTextScanner {
             }
         }
         return out
+    }
+
+    /// True when `b[i..<i+8]` holds an ASCII digit (the exact "byte between 0x2F and 0x3A" word test).
+    @inline(__always) static func hasDigit(_ b: Bytes, in i: Int) -> Bool {
+        guard let base = b.baseAddress else { return true }
+        let x = UnsafeRawPointer(base).loadUnaligned(fromByteOffset: i, as: UInt64.self)
+        let low7 = x & (ones &* 0x7F)
+        return ((ones &* (127 + 0x3A)) &- low7) & ~x & (low7 &+ ones &* (127 - 0x2F)) & (ones &* 0x80) != 0
     }
 
     /// True when the digits in `b[r]` pass the Luhn check.
