@@ -240,8 +240,9 @@ struct TransportTests {
             try await receiver.withRunning { collector in
                 var c = EvalForge.Configuration.default
                 c.exporter.endpoint = collector
+                // Generous call limits: no answer here is slow by design, and a loaded machine must not turn one into a timeout.
                 let pipeline = EvalForge.Pipeline(configuration: c)
-                let responses = try transport.client(.openAIResponses, baseURL: url + "/v1", maxCallDuration: .seconds(5), pipeline: pipeline)
+                let responses = try transport.client(.openAIResponses, baseURL: url + "/v1", maxCallDuration: .seconds(30), pipeline: pipeline)
                 // Absurd token counts and Retry-After.
                 peer.set(.init(headers: [("retry-after", "99999999999999999999")], chunks: [#"{"id":"resp_1","model":"gpt-4.1","status":"completed","output":[],"usage":{"input_tokens":1e300,"output_tokens":-5}}"#]))
                 _ = try await responses.send(try JSONEncoder().encode(["model": "gpt-4.1", "input": "x"]), context: LLMCallContext())
@@ -256,7 +257,7 @@ struct TransportTests {
                 let body = SDKAgainstMockLLMTests.body(["model": "gpt-4.1-cut", "input": "x", "stream": true])
                 await #expect(throws: (any Error).self) { for try await _ in responses.stream(body, context: LLMCallContext()) {} }
                 // Non-UTF-8 bytes for a JSON answer.
-                let chat = try transport.client(.openAIChatCompletions, baseURL: url + "/v1", maxCallDuration: .seconds(5), pipeline: pipeline)
+                let chat = try transport.client(.openAIChatCompletions, baseURL: url + "/v1", maxCallDuration: .seconds(30), pipeline: pipeline)
                 peer.set(.init(raw: [0xff, 0xfe, 0x00, 0x7b]))
                 await #expect(throws: LLMHTTPError.self) { _ = try await chat.send(OpenAIChat.Request(model: "gpt-4o", messages: [.user("x")]), as: OpenAIChat.Response.self) }
                 // A valid answer that misses a field the typed response needs: malformed, naming it.
