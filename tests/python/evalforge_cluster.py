@@ -190,6 +190,18 @@ class Cluster:
 
         return Window()
 
+    def dead_letters(self):
+        """Every collector's dead-letter entries (`evalforge inspect --dead-letter`), as
+        "collector-N: reason" strings: what was set aside instead of forwarded."""
+        out = []
+        for i in range(1, len(COLLECTOR_PORTS) + 1):
+            path = os.path.join(self.root, f"collector-{i}", "wal", "dead-letter.log")
+            if not os.path.exists(path):
+                continue
+            r = subprocess.run([self.binary, "inspect", "--dead-letter", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out += [f"collector-{i}: " + json.loads(l).get("reason", l) for l in r.stdout.splitlines() if l.startswith("{")]
+        return out
+
     def collectors_drained(self):
         """True when every collector's WAL queue and pending traces are empty (operator /healthz)."""
         for p in COLLECTOR_PORTS:
@@ -462,10 +474,22 @@ def all_traces(base, query, key=PROJECT_KEY):
             return items
 
 
+def unordered_sorted(summary):
+    """A TraceSummary with `models` and `tags` sorted: docs/openapi.yaml defines no order for them, and
+    the stores differ (ClickHouse sorts them, SQLite keeps the order spans arrived in)."""
+    return dict(summary, models=sorted(summary.get("models", [])), tags=sorted(summary.get("tags", [])))
+
+
 def tie_sorted(items):
     """The list in the API's order (start_desc) with only ties on the start time put in trace-id order:
     the API defines no order among traces that start in the same nanosecond."""
-    return sorted(items, key=lambda t: (-t["start_unix_nanos"], t["trace_id"]))
+    return sorted((unordered_sorted(t) for t in items), key=lambda t: (-t["start_unix_nanos"], t["trace_id"]))
+
+
+def detail(base, trace_id, key=PROJECT_KEY):
+    d = api_get(base, f"/api/traces/{trace_id}", key)
+    d["trace"] = unordered_sorted(d["trace"])
+    return d
 
 
 def compare_api(cluster_url, single_url, services, t_from, t_to, detail_samples=25, key=PROJECT_KEY, rng=None):
@@ -484,7 +508,7 @@ def compare_api(cluster_url, single_url, services, t_from, t_to, detail_samples=
         ids = [t["trace_id"] for t in a]
         sample = ids[:2] + ids[-2:] + rng.sample(ids, min(len(ids), max(0, detail_samples - 4)))
         for tid in dict.fromkeys(sample):
-            problems += [f"trace {tid}{d}" for d in diff(api_get(cluster_url, f"/api/traces/{tid}", key), api_get(single_url, f"/api/traces/{tid}", key))]
+            problems += [f"trace {tid}{d}" for d in diff(detail(cluster_url, tid, key), detail(single_url, tid, key))]
             n_details += 1
         for group in ("none", "model"):
             mq = f"/api/metrics?service={urllib.parse.quote(svc)}&from={t_from}&to={t_to}&interval=60&group_by={group}"

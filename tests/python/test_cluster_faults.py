@@ -40,6 +40,7 @@ def test_acknowledged_spans_survive_replica_backend_and_collector_kills(tmp_path
         pytest.skip(f"the loopback cluster did not start: {e}")
     run = "%08x" % random.getrandbits(32)
     services = [f"faults-{run}-{i}" for i in (1, 2, 3)]
+    dead_before = cluster.dead_letters()
     taps = [ec.Tap(port, str(tmp_path / f"tap-{i}.bin")) for i, port in enumerate(ec.COLLECTOR_PORTS, 1)]
     faults_done, errors = [], []
 
@@ -90,6 +91,8 @@ def test_acknowledged_spans_survive_replica_backend_and_collector_kills(tmp_path
     extra = stored.keys() - acked_set
     ec.log(f"acknowledged {len(acked_set)}, stored {len(stored)}, missing {len(missing)}, duplicated {len(duplicated)}, "
            f"stored but never acknowledged {len(extra)}, acknowledged again after an SDK re-send {resent}; SDK export_failed {sum(s['export_failed'] for s in sent)}")
+    dead = cluster.dead_letters()[len(dead_before):]
+    assert not dead, f"the collectors set aside {len(dead)} batches instead of storing them: {dead[:3]}"
     assert not missing, f"{len(missing)} acknowledged spans are not stored, e.g. {sorted(missing)[:3]}"
     assert not duplicated, f"{len(duplicated)} spans are stored more than once, e.g. {list(duplicated.items())[:3]}"
     assert not extra, f"{len(extra)} stored spans were never acknowledged (the comparison below needs none)"
@@ -123,4 +126,7 @@ def test_comparison_reports_differences():
     assert ec.diff({"x": None}, {"x": 0.0}) == [".x: None vs 0.0"]
     # Ties on the start time are the only reordering the list comparison forgives.
     t = [{"start_unix_nanos": 5, "trace_id": "b"}, {"start_unix_nanos": 5, "trace_id": "a"}, {"start_unix_nanos": 4, "trace_id": "c"}]
-    assert ec.tie_sorted(t) == [t[1], t[0], t[2]]
+    assert [x["trace_id"] for x in ec.tie_sorted(t)] == ["a", "b", "c"]
+    # ... and the order of a summary's models and tags, which the API does not define.
+    assert ec.tie_sorted([{"start_unix_nanos": 1, "trace_id": "a", "models": ["m2", "m1"], "tags": ["t2", "t1"]}]) == \
+        [{"start_unix_nanos": 1, "trace_id": "a", "models": ["m1", "m2"], "tags": ["t1", "t2"]}]
