@@ -108,4 +108,33 @@ struct ClickHouseIsolationTests {
         let parts = ClickHouseHTTP.classify(statusCode: 500, body: "Code: 252, e.displayText() = DB::Exception: Too many parts (300). Merges are processing significantly slower than inserts.", base: "x", what: "insert")
         #expect(parts.isTransient)
     }
+
+    /// Regression: in cluster mode a shard's node restarting made the insert fail with code 32 while
+    /// receiving from it; the backend called it malformed (400) and the collector dead-lettered 48
+    /// acknowledged spans (tests/python/test_cluster_faults.py). Network errors between nodes are
+    /// transient; a syntax error stays permanent.
+    @Test("ClickHouse error classification: a peer node's cut connection, unreachable shard or lost ZooKeeper is transient")
+    func clusterNetworkErrorsAreTransient() {
+        let transient = [
+            "Code: 32, e.displayText() = DB::Exception: Attempt to read after eof: while receiving packet from 127.0.0.1:19231, e.what() = DB::Exception",
+            "Code: 33, e.displayText() = DB::Exception: Cannot read all data. Bytes read: 0. Bytes expected: 8.: while receiving packet from 127.0.0.1:19221",
+            "Code: 24, e.displayText() = DB::Exception: Cannot write to ostream at offset 0",
+            "Code: 279, e.displayText() = DB::NetException: All connection tries failed. Log: Code: 210, Connection refused (127.0.0.1:19231)",
+            "Code: 225, e.displayText() = DB::Exception: Cannot use ZooKeeper: no ZooKeeper",
+            "Code: 1000, e.displayText() = Connection reset by peer, e.what() = Connection reset by peer",
+        ]
+        for body in transient {
+            #expect(ClickHouseHTTP.classify(statusCode: 500, body: body, base: "x", what: "insert").isTransient, "\(body)")
+        }
+        // The same codes for a body ClickHouse cannot parse are the batch's fault.
+        let permanent = [
+            "Code: 62, e.displayText() = DB::Exception: Syntax error",
+            "Code: 33. DB::Exception: Cannot read all data. Bytes read: 2028. Bytes expected: 259465961: (at row 5)",
+            "Code: 32, e.displayText() = DB::Exception: Attempt to read after eof: (at row 3)",
+            "Code: 1000, e.displayText() = Invalid argument",
+        ]
+        for body in permanent {
+            #expect(!ClickHouseHTTP.classify(statusCode: 500, body: body, base: "x", what: "insert").isTransient, "\(body)")
+        }
+    }
 }

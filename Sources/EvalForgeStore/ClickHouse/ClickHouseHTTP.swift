@@ -125,7 +125,21 @@ struct ClickHouseHTTP: Sendable {
     }
 
     /// Error codes after which retrying later may succeed (overload, timeouts, network, read-only).
-    static let transientCodes: Set<Int> = [3, 159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425, 999]
+    /// In cluster mode the node a backend talks to forwards inserts and reads to the other shards over
+    /// the native protocol, so a peer restarting or killed surfaces as that node's error: a cut
+    /// connection (24 CANNOT_WRITE_TO_OSTREAM; 32/33 below), no replica of a shard reachable (279
+    /// ALL_CONNECTION_TRIES_FAILED), ZooKeeper away (225 NO_ZOOKEEPER, 999 KEEPER_EXCEPTION).
+    /// Calling those permanent made the backend answer 400 and the collector dead-letter acknowledged
+    /// spans (the cluster fault test, tests/python/test_cluster_faults.py).
+    static let transientCodes: Set<Int> = [3, 24, 159, 164, 202, 203, 209, 210, 225, 241, 242, 252, 279, 285, 319, 425, 999]
+
+    /// 32 ATTEMPT_TO_READ_AFTER_EOF and 33 CANNOT_READ_ALL_DATA are the insert body's fault when
+    /// ClickHouse parses it (truncated RowBinary: "(at row 5)"), and a peer's when they name the
+    /// connection ("while receiving packet from 127.0.0.1:19231"): only the latter is transient.
+    static func isPeerConnectionError(code: Int?, text: String) -> Bool {
+        guard code == 32 || code == 33 else { return false }
+        return text.contains("while receiving packet from") || text.contains("while reading from socket")
+    }
 
     static func classify(statusCode: UInt, body: String, base: String, what: String) -> StoreError {
         let text = body.split(separator: "\n").first.map(String.init) ?? "HTTP \(statusCode)"
@@ -139,7 +153,10 @@ struct ClickHouseHTTP: Sendable {
         if code == 252, text.localizedCaseInsensitiveContains("partitions") {
             return .rejected("ClickHouse refused the \(what): its rows fall in too many monthly partitions: \(text)")
         }
-        if statusCode == 503 || statusCode == 429 || code.map(transientCodes.contains) == true {
+        // 18.16 reports a refused or reset connection to a peer as a Poco exception (1000) naming it.
+        let pocoNetwork = code == 1000 && ["Connection", "Timeout", "connect"].contains { text.contains($0) }
+        if statusCode == 503 || statusCode == 429 || code.map(transientCodes.contains) == true || pocoNetwork
+            || isPeerConnectionError(code: code, text: text) {
             return .unavailable("ClickHouse at \(base) is overloaded or unavailable (\(what)): \(text)")
         }
         return .rejected("ClickHouse refused the \(what): \(text)")
