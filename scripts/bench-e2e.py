@@ -12,7 +12,7 @@ until the backend has stored everything and compares with what was sent:
 The store is ClickHouse at $EVALFORGE_CLICKHOUSE_URL (or the 18.16 server the test scripts start),
 otherwise the embedded SQLite store. Last line: one JSON object.
 """
-import argparse, json, os, random, resource, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request, urllib.error
+import argparse, json, os, random, resource, shutil, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request, urllib.error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -95,6 +95,19 @@ class Probe(threading.Thread):
         return round(v[min(len(v) - 1, int(0.99 * (len(v) - 1) + 0.5))], 1)
 
 
+def free_ports(n=2):
+    """`n` distinct ports nothing listens on now (the kernel's choice), so this benchmark never measures
+    another process that happens to hold a fixed port (scripts/cluster's collectors use 4411-4413)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return tuple(s.getsockname()[1] for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+
+
 def run_once(binary, mode, rate, duration, clickhouse_url, ports, collector_auth):
     tmp = tempfile.mkdtemp(prefix=f"evalforge-e2e-{mode}-")
     key = "ef_bench_" + "%016x" % random.getrandbits(64)
@@ -111,14 +124,14 @@ def run_once(binary, mode, rate, duration, clickhouse_url, ports, collector_auth
     procs = []
     try:
         procs.append(subprocess.Popen(args, env=env, stdout=open(tmp + "/backend.log", "w"), stderr=subprocess.STDOUT))
-        if not wait_http(backend + "/healthz", 90):
+        if not wait_http(backend + "/healthz", 90) or procs[-1].poll() is not None:
             sys.exit(f"e2e: backend did not start (see {tmp}/backend.log)")
         ratio = "1.0" if mode == "kept" else "0.1"
         cargs = [binary, "collector", "--port", str(collector_port), "--backend-url", backend, "--queue-dir", tmp + "/wal",
                  "--fsync", "interval:100", "--sampling-ratio", ratio, "--log-level", "warning"]
         cenv = dict(env, EVALFORGE_API_KEY=key)
         procs.append(subprocess.Popen(cargs, env=cenv, stdout=open(tmp + "/collector.log", "w"), stderr=subprocess.STDOUT))
-        if not wait_http(collector + "/healthz", 60):
+        if not wait_http(collector + "/healthz", 60) or procs[-1].poll() is not None:
             sys.exit(f"e2e: collector did not start (see {tmp}/collector.log)")
         probe = Probe(collector, backend, key)
         probe.start()
@@ -212,8 +225,8 @@ def main():
         out = subprocess.run([os.path.join(ROOT, "scripts", "clickhouse-server"), "start"], stdout=subprocess.PIPE, text=True)
         ch = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
     log("store:", ch or "sqlite (set EVALFORGE_CLICKHOUSE_URL for ClickHouse)")
-    kept = run_once(binary, "kept", a.kept_rate, a.duration, ch, (3411, 4411), a.collector_auth) if "kept" in modes else None
-    edge = run_once(binary, "edge", a.edge_rate, a.duration, ch, (3412, 4412), a.collector_auth) if "edge" in modes else None
+    kept = run_once(binary, "kept", a.kept_rate, a.duration, ch, free_ports(), a.collector_auth) if "kept" in modes else None
+    edge = run_once(binary, "edge", a.edge_rate, a.duration, ch, free_ports(), a.collector_auth) if "edge" in modes else None
     if kept is None or edge is None:
         one = kept or edge
         print(json.dumps({"bench": "e2e", "mode": one["mode"], "spans_per_sec": one["spans_per_sec"], "sent": one["sent"], "stored": one["stored"],
