@@ -1,7 +1,9 @@
+import Backend
 import EvalForgeModel
 @testable import EvalForgeStore
 import Foundation
 import Testing
+import TestProcesses
 @testable import Evaluation
 
 /// One behaviour for both metadata databases: the same checks, through the real stores (projects,
@@ -43,6 +45,83 @@ import Testing
         #expect(try await b.checkWritable(timeout: .seconds(5)) == names.count)
         await a.shutdown()
         await TestMetadata.close(b)
+    }
+
+    /// `/readyz`'s metadata check fails, naming the server, while Postgres cannot take writes (a role
+    /// whose transactions are read-only; a role that can no longer log in, its connections cut), and
+    /// passes again once it can.
+    @Test("readiness on Postgres", .enabled(if: TestMetadata.postgresURL != nil, TestMetadata.skipReason))
+    func readiness() async throws {
+        let dir = tempDir()
+        let owner = try await TestMetadata.freshPostgres(localDirectory: dir)
+        let schema = try #require(owner.searchPath)
+        let setup = try await PostgresMetadataDatabase(configuration: owner)
+        try await ProjectStore(db: setup).migrate()
+        let role = "evalforge_ro_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        try await setup.write { c in
+            try c.execute("CREATE ROLE \(role) LOGIN; GRANT USAGE ON SCHEMA \(schema) TO \(role); GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA \(schema) TO \(role)")
+        }
+        var config = owner
+        config.username = role
+        let db = try await PostgresMetadataDatabase(configuration: config)
+        #expect(try await db.checkWritable(timeout: .seconds(5)) == ProjectStore.migrations.migrations.count)
+        let store = try SQLiteStore(path: dir + "/telemetry.sqlite", logger: testLogger)
+        try await store.migrate()
+
+        // Read-only transactions: the write check is refused, and /readyz says which store and why.
+        try await setup.write { c in try c.execute("ALTER ROLE \(role) SET default_transaction_read_only = on") }
+        let readOnly = try await PostgresMetadataDatabase(configuration: config)
+        await #expect { _ = try await readOnly.checkWritable(timeout: .seconds(5)) } throws: { e in
+            ((e as? StoreError)?.message ?? "").contains("read-only")
+        }
+        let report = await BackendReadiness(store: store, metadata: readOnly).check()
+        #expect(!report.ready)
+        #expect(report.problems.contains { $0.contains("metadata store (postgres://\(role)@") && $0.contains("cannot take writes") && $0.contains("read-only") }, "\(report.problems)")
+        await readOnly.shutdown()
+        try await setup.write { c in try c.execute("ALTER ROLE \(role) RESET default_transaction_read_only") }
+
+        // Unreachable for this role: its sessions are cut and it may not log in again.
+        try await setup.write { c in
+            try c.execute("ALTER ROLE \(role) NOLOGIN")
+            try c.run("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = ?", [.text(role)])
+        }
+        await #expect { _ = try await db.checkWritable(timeout: .seconds(5)) } throws: { e in
+            let m = (e as? StoreError)?.message ?? ""
+            return m.contains("Postgres postgres://\(role)@")
+        }
+        try await setup.write { c in try c.execute("ALTER ROLE \(role) LOGIN") }
+        #expect(try await db.checkWritable(timeout: .seconds(5)) == ProjectStore.migrations.migrations.count)
+
+        await db.shutdown()
+        await store.shutdown()
+        await TestMetadata.close(setup)
+        var admin = owner
+        admin.searchPath = nil
+        let cleanup = try await PostgresMetadataDatabase(configuration: admin)
+        try? await cleanup.write { c in try c.execute("DROP OWNED BY \(role); DROP ROLE IF EXISTS \(role)") }
+        await cleanup.shutdown()
+    }
+
+    /// `evalforge backend` with a bad or unreachable `--postgres-url` does not start, and says why.
+    @Test func backendStartupNamesABadPostgresURL() throws {
+        try #require(TestProcesses.evalforgeMissing == nil, "\(TestProcesses.evalforgeMissing ?? "")")
+        for (url, expected) in [("http://db/x", "--postgres-url 'http://db/x': the scheme must be postgres://"),
+                                ("postgres://u:hunter2@127.0.0.1:1/x", "cannot connect to Postgres postgres://u@127.0.0.1:1/x")] {
+            let dir = tempDir()
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
+            p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "\(TestProcesses.freeLoopbackPort())", "--data-dir", dir, "--postgres-url", url]
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = err
+            try p.run()
+            let out = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus != 0)
+            #expect(out.contains(expected), "\(out.suffix(600))")
+            #expect(!out.contains("hunter2"))
+            try? FileManager.default.removeItem(atPath: dir)
+        }
     }
 
     /// The URL is checked at start-up, naming what is wrong; the password never appears in messages.

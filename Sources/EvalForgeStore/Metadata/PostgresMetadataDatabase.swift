@@ -113,6 +113,7 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
     private let idle = NIOLockedValueBox<[PostgresConnection]>([])
     private let closed = NIOLockedValueBox(false)
     private let nextID = NIOLockedValueBox(0)
+    private let probing = NIOLockedValueBox(false)
     let logger: Logger
     /// `?`-to-`$n` translations by SQL text (bounded: texts with interpolated limits vary).
     private let translated = NIOLockedValueBox<[String: String]>([:])
@@ -159,15 +160,24 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
         try await transaction(.readCommitted, body)
     }
 
+    /// One write transaction, one attempt: not a standby, not read-only (the no-op UPDATE is refused
+    /// in a read-only transaction), and the applied migrations. At most one check runs at a time:
+    /// a check still waiting on an unreachable server (up to the connect timeout) makes the next
+    /// one fail at once instead of taking another pool thread.
     public func checkWritable(timeout: Duration) async throws -> Int {
-        try await StoreReadiness.withDeadline(timeout, what: "Postgres \(location)") {
-            try await self.write { c in
+        let busy = probing.withLockedValue { p -> Bool in defer { p = true }; return p }
+        guard !busy else { throw StoreError.unavailable("Postgres \(location): the previous readiness check has not finished (server unreachable or slow)") }
+        let task = Task {
+            defer { probing.withLockedValue { $0 = false } }
+            return try await transaction(.serializable, attempts: 1) { c in
                 if try c.scalar("SELECT pg_is_in_recovery()")?.int64 == 1 {
                     throw StoreError.unavailable("the server is a read-only standby")
                 }
+                try c.run("UPDATE schema_migrations SET applied_unix = applied_unix WHERE 1 = 0")
                 return Int(clamping: try c.scalar("SELECT count(*) FROM schema_migrations")?.int64 ?? 0)
             }
         }
+        return try await StoreReadiness.withDeadline(timeout, what: "Postgres \(location)") { try await task.value }
     }
 
     public func shutdown() async {
@@ -191,10 +201,11 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
         }
     }
 
-    private func transaction<T: Sendable>(_ isolation: Isolation, _ body: @escaping @Sendable (any MetadataConnection) throws -> T) async throws -> T {
+    private func transaction<T: Sendable>(_ isolation: Isolation, attempts: Int? = nil, _ body: @escaping @Sendable (any MetadataConnection) throws -> T) async throws -> T {
         guard !closed.withLockedValue({ $0 }) else { throw StoreError.unavailable("the Postgres metadata database \(location) is closed") }
+        let attempts = attempts ?? configuration.attempts
         do {
-            return try await threads.runIfActive { try self.runTransaction(isolation, body) }
+            return try await threads.runIfActive { try self.runTransaction(isolation, attempts: attempts, body) }
         } catch let e as NIOThreadPoolError.ThreadPoolInactive {
             _ = e
             throw StoreError.unavailable("the Postgres metadata database \(location) is closed")
@@ -202,7 +213,7 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
     }
 
     /// Runs on a pool thread: the whole transaction, retried on transient failures.
-    private func runTransaction<T>(_ isolation: Isolation, _ body: (any MetadataConnection) throws -> T) throws -> T {
+    private func runTransaction<T>(_ isolation: Isolation, attempts: Int, _ body: (any MetadataConnection) throws -> T) throws -> T {
         var attempt = 0
         while true {
             attempt += 1
@@ -247,8 +258,8 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
             switch outcome {
             case .success(let v): return v
             case .failure(let e):
-                guard retry, attempt < configuration.attempts, !closed.withLockedValue({ $0 }) else {
-                    if retry { throw StoreError.unavailable("Postgres \(location): \((e as? StoreError)?.message ?? "\(e)") (after \(attempt) attempts)") }
+                guard retry, attempt < attempts, !closed.withLockedValue({ $0 }) else {
+                    if retry, attempts > 1 { throw StoreError.unavailable("\((e as? StoreError)?.message ?? "Postgres \(location): \(e)") (after \(attempt) attempts)") }
                     throw e
                 }
                 // 20 ms, 40 ms, 80 ms … at most 1 s, with jitter so retrying backends spread out.
