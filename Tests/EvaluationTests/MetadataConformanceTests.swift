@@ -47,6 +47,36 @@ import TestProcesses
         await TestMetadata.close(b)
     }
 
+    /// Connections cut by the server (a restart, a failover, `pg_terminate_backend`) cost a retry, not
+    /// a failed request: the pooled connections are dead, the transaction runs again on new ones.
+    @Test("lost connections are retried on Postgres", .enabled(if: TestMetadata.postgresURL != nil, TestMetadata.skipReason))
+    func lostConnectionsAreRetried() async throws {
+        var config = try await TestMetadata.freshPostgres(localDirectory: tempDir())
+        config.applicationName = "evalforge-test-" + UUID().uuidString.prefix(8).lowercased()
+        let db = try await PostgresMetadataDatabase(configuration: config)
+        let projects = ProjectStore(db: db)
+        try await projects.migrate()
+        // Every pool thread holds a connection afterwards.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<8 { group.addTask { _ = try await projects.createProject(name: "p\(i)", actor: "t") } }
+            try await group.waitForAll()
+        }
+        var admin = config
+        admin.applicationName = "evalforge-test-admin"
+        let killer = try await PostgresMetadataDatabase(configuration: admin)
+        let name = config.applicationName
+        let killed = try await killer.write { c in
+            try c.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = ?", [.text(name)])?.int64 ?? 0
+        }
+        #expect(killed >= 1)
+        // Writes and reads go on: each ran again on a new connection.
+        for i in 8..<12 { _ = try await projects.createProject(name: "p\(i)", actor: "t") }
+        #expect(try await projects.projects().count == 12)
+        #expect(try await projects.auditLog(projectID: nil, limit: 100).filter { $0.action == "project.create" }.count == 12, "each project created once")
+        await killer.shutdown()
+        await TestMetadata.close(db)
+    }
+
     /// `/readyz`'s metadata check fails, naming the server, while Postgres cannot take writes (a role
     /// whose transactions are read-only; a role that can no longer log in, its connections cut), and
     /// passes again once it can.
@@ -110,7 +140,7 @@ import TestProcesses
             let dir = tempDir()
             let p = Process()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-            p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "\(TestProcesses.freeLoopbackPort())", "--data-dir", dir, "--postgres-url", url]
+            p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir, "--postgres-url", url]
             let err = Pipe()
             p.standardError = err
             p.standardOutput = err
@@ -128,7 +158,7 @@ import TestProcesses
     @Test func badURLsAreRefusedByName() throws {
         for (url, why) in [("http://h/db", "scheme"), ("postgres:///db", "no host"), ("postgres://h:0/db", "port"),
                            ("postgres://h/db?sslmode=require", "sslmode"), ("postgres://h/db?bogus=1", "unknown parameter"),
-                           ("postgres://h/a/b", "one database"), ("postgres://h/db?search_path=Bad-Name", "search_path")] {
+                           ("postgres://h/a/b", "one database"), ("postgres://h/db?search_path=Bad-Name", "search_path"), ("postgres://h/db?application_name=a%20b", "application_name")] {
             #expect { try PostgresMetadataConfiguration(url: url) } throws: { e in
                 ((e as? StoreError)?.message ?? "").contains(why)
             }

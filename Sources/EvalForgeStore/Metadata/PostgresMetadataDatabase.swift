@@ -26,6 +26,8 @@ public struct PostgresMetadataConfiguration: Sendable, Equatable {
     public var localDirectory: String?
     /// The schema the tables live in (URL parameter `search_path`; default: the server's, `public`).
     public var searchPath: String?
+    /// How the connections appear in `pg_stat_activity` (URL parameter `application_name`).
+    public var applicationName = "evalforge-backend"
 
     public static let poolSizeRange = 1...256
     public static let attemptsRange = 1...20
@@ -62,7 +64,10 @@ public struct PostgresMetadataConfiguration: Sendable, Equatable {
                 guard let v = item.value.flatMap({ Int($0) }), (1...600).contains(v) else { throw bad("connect_timeout must be 1 to 600 seconds") }
                 connectTimeout = .seconds(v)
             case "application_name":
-                break
+                guard let v = item.value, (1...63).contains(v.utf8.count), v.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
+                    throw bad("application_name must be 1 to 63 printable ASCII characters without spaces")
+                }
+                applicationName = v
             case "search_path":
                 guard let v = item.value, (1...63).contains(v.utf8.count), v.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 95 }) else {
                     throw bad("search_path must be one schema name of lower-case letters, digits and '_'")
@@ -278,7 +283,7 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
                                                  password: configuration.password, database: configuration.database, tls: .disable)
         pg.options.connectTimeout = .nanoseconds(StoreReadiness.nanoseconds(configuration.connectTimeout))
         let timeoutMs = max(1, StoreReadiness.nanoseconds(configuration.statementTimeout) / 1_000_000)
-        pg.options.additionalStartupParameters = [("statement_timeout", "\(timeoutMs)"), ("application_name", "evalforge-backend")]
+        pg.options.additionalStartupParameters = [("statement_timeout", "\(timeoutMs)"), ("application_name", configuration.applicationName)]
             + (configuration.searchPath.map { [("search_path", $0)] } ?? [])
         do {
             return try PostgresConnection.connect(on: group.next(), configuration: pg, id: id, logger: logger).wait()
