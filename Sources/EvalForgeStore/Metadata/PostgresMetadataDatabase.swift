@@ -102,7 +102,8 @@ public struct PostgresMetadataConfiguration: Sendable, Equatable {
 ///
 /// Transient failures — a connection refused, reset or closed, serialization failure (40001),
 /// deadlock (40P01), admin shutdown (57P01…), too many connections (53300) — run the whole body
-/// again, up to `attempts` times with exponential backoff, but only when COMMIT had not been sent
+/// again, up to `attempts` times with exponential backoff (conflicts up to four times as often,
+/// with short jittered waits), but only when COMMIT had not been sent
 /// or the server answered it with an error (nothing committed). A connection lost while COMMIT was
 /// in flight fails with `StoreError.unavailable` instead: the outcome is unknown and re-running a
 /// non-idempotent body could apply it twice. Bodies must therefore touch nothing but the connection
@@ -220,10 +221,12 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
     /// Runs on a pool thread: the whole transaction, retried on transient failures.
     private func runTransaction<T>(_ isolation: Isolation, attempts: Int, _ body: (any MetadataConnection) throws -> T) throws -> T {
         var attempt = 0
+        var conflicts = 0
         while true {
             attempt += 1
             let outcome: Result<T, any Error>
             var retry = false
+            var conflict = false
             var connection: PostgresConnection?
             do {
                 let conn = try checkout()
@@ -244,6 +247,7 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
                     if let t = c.lastTransient {
                         // Safe to run again: nothing committed (commit never sent, or refused by the server).
                         retry = !c.commitSent || t == .conflict
+                        conflict = t == .conflict
                         if !retry {
                             outcome = .failure(StoreError.unavailable("Postgres \(location): the connection was lost while committing; the outcome is unknown (\((error as? StoreError)?.message ?? "\(error)"))"))
                         } else {
@@ -263,13 +267,23 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
             switch outcome {
             case .success(let v): return v
             case .failure(let e):
-                guard retry, attempt < attempts, !closed.withLockedValue({ $0 }) else {
+                if conflict { conflicts += 1 }
+                // Serialization conflicts are expected when transactions touch the same rows (one of
+                // them always commits), so they get four times the budget, with short full-jitter
+                // waits; connection failures get `attempts`, backing off up to 1 s.
+                let failures = attempt - conflicts
+                guard retry, failures < attempts, conflicts < attempts * 4, !closed.withLockedValue({ $0 }) else {
                     if retry, attempts > 1 { throw StoreError.unavailable("\((e as? StoreError)?.message ?? "Postgres \(location): \(e)") (after \(attempt) attempts)") }
                     throw e
                 }
-                // 20 ms, 40 ms, 80 ms … at most 1 s, with jitter so retrying backends spread out.
-                let base = min(1_000_000, 20_000 << min(attempt - 1, 10))
-                usleep(UInt32(base / 2 + Int.random(in: 0...(base / 2))))
+                if conflict {
+                    // Up to 5 ms, 10 ms, 20 ms … 250 ms, uniformly: contenders spread out.
+                    usleep(UInt32(Int.random(in: 0...min(250_000, 5_000 << min(conflicts - 1, 10)))))
+                } else {
+                    // 20 ms, 40 ms, 80 ms … at most 1 s, with jitter so retrying backends spread out.
+                    let base = min(1_000_000, 20_000 << min(max(failures - 1, 0), 10))
+                    usleep(UInt32(base / 2 + Int.random(in: 0...(base / 2))))
+                }
             }
         }
     }
