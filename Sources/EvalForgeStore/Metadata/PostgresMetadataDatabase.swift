@@ -161,8 +161,10 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
 
     /// A write in READ COMMITTED: each statement sees what committed before it, which migrations
     /// need after waiting on their advisory lock (a serializable snapshot would predate the other
-    /// backend's migration and run it again).
-    func writeReadCommitted<T: Sendable>(_ body: @escaping @Sendable (any MetadataConnection) throws -> T) async throws -> T {
+    /// backend's migration and run it again), and which work claims with `FOR UPDATE SKIP LOCKED`
+    /// want (rows locked by another claimer are skipped instead of failing the transaction).
+    @discardableResult
+    public func writeReadCommitted<T: Sendable>(_ body: @escaping @Sendable (any MetadataConnection) throws -> T) async throws -> T {
         try await transaction(.readCommitted, body)
     }
 
@@ -243,7 +245,7 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
                     }
                     outcome = .success(result)
                 } catch {
-                    if !c.commitSent || c.lastTransient == .conflict { try? c.command("ROLLBACK") }
+                    if !c.commitSent || c.lastTransient == .conflict { _ = try? c.command("ROLLBACK") }
                     if let t = c.lastTransient {
                         // Safe to run again: nothing committed (commit never sent, or refused by the server).
                         retry = !c.commitSent || t == .conflict
@@ -355,12 +357,12 @@ final class PostgresMetadataConnection: MetadataConnection {
 
     @discardableResult
     func run(_ sql: String, _ binds: [MetadataValue]) throws -> Int {
-        let r = try wait(conn.query(PostgresQuery(unsafeSQL: database.postgresSQL(sql), binds: try Self.bindings(binds)), logger: database.logger), sql)
+        let r = try wait(conn.query(PostgresQuery(unsafeSQL: database.postgresSQL(sql), binds: Self.bindings(binds)), logger: database.logger), sql)
         return r.metadata.rows ?? 0
     }
 
     func forEach(_ sql: String, _ binds: [MetadataValue], _ body: (MetadataRow) throws -> Void) throws {
-        let r = try wait(conn.query(PostgresQuery(unsafeSQL: database.postgresSQL(sql), binds: try Self.bindings(binds)), logger: database.logger), sql)
+        let r = try wait(conn.query(PostgresQuery(unsafeSQL: database.postgresSQL(sql), binds: Self.bindings(binds)), logger: database.logger), sql)
         var columns: [String]?
         for row in r.rows {
             var values: [MetadataValue] = []
@@ -375,6 +377,7 @@ final class PostgresMetadataConnection: MetadataConnection {
     }
 
     /// A statement without parameters through the extended protocol; returns its command tag.
+    @discardableResult
     func command(_ sql: String) throws -> String {
         try wait(conn.query(PostgresQuery(unsafeSQL: sql), logger: database.logger), sql).metadata.command
     }
@@ -436,15 +439,15 @@ final class PostgresMetadataConnection: MetadataConnection {
         return "\(error)"
     }
 
-    static func bindings(_ values: [MetadataValue]) throws -> PostgresBindings {
+    static func bindings(_ values: [MetadataValue]) -> PostgresBindings {
         var b = PostgresBindings(capacity: values.count)
         for v in values {
             switch v {
             case .null: b.appendNull()
-            case .integer(let i): try b.append(i)
-            case .real(let d): try b.append(d)
-            case .text(let s): try b.append(s)
-            case .blob(let bytes): try b.append(ByteBuffer(bytes: bytes))
+            case .integer(let i): b.append(i)
+            case .real(let d): b.append(d)
+            case .text(let s): b.append(s)
+            case .blob(let bytes): b.append(ByteBuffer(bytes: bytes))
             }
         }
         return b
