@@ -65,6 +65,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
         // AES-GCM for secrets at rest (already in the graph through swift-certificates and swift-nio-extras).
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        // The Postgres metadata store (`--postgres-url`): projects, keys, evaluations beside the telemetry.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // System zlib (Debian: zlib1g-dev) for gzip of OTLP bodies and batches.
@@ -197,12 +199,13 @@ let package = Package(
         ),
 
         // Telemetry storage behind one interface (SpanStore): ClickHouse over HTTP and embedded
-        // SQLite; plus the SQLite metadata file (projects, API keys).
+        // SQLite; plus the metadata database (projects, API keys, evaluations): a SQLite file or Postgres.
         .target(
             name: "EvalForgeStore",
             dependencies: [
                 "EvalForgeCore", "EvalForgeModel", "EvalForgeIngest", "EvalForgeCrypto", "CSQLite",
                 server("AsyncHTTPClient", "async-http-client"),
+                server("PostgresNIO", "postgres-nio"),
                 server("NIOCore", "swift-nio"),
                 server("NIOPosix", "swift-nio"),
                 server("NIOConcurrencyHelpers", "swift-nio"),

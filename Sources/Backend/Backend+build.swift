@@ -26,7 +26,7 @@ public enum BackendApp {
     ) async throws -> (app: some ApplicationProtocol, services: BackendServices) {
         let services = try await makeServices(configuration: configuration, logger: logger)
         let router = buildRouter(services: services)
-        var background: [any Service] = closesStoreAtShutdown ? [StoreCloseService(store: services.store)] : []  // first: stopped last
+        var background: [any Service] = closesStoreAtShutdown ? [StoreCloseService(store: services.store, metadata: services.metadata)] : []  // first: stopped last
         if let operatorPort = configuration.operatorPort {
             background.append(Application(
                 router: buildOperatorRouter(services: services, metricsRegistry: metricsRegistry),
@@ -48,7 +48,13 @@ public enum BackendApp {
 
     /// Opens and migrates the stores and the evaluation runner without an HTTP server.
     public static func makeServices(configuration: BackendConfiguration, logger: Logger) async throws -> BackendServices {
-        let metadata = try SQLiteDatabase(path: configuration.metadataPath)
+        let metadata: any MetadataDatabase
+        if var pg = configuration.postgres {
+            pg.localDirectory = pg.localDirectory ?? configuration.dataDirectory
+            metadata = try await PostgresMetadataDatabase(configuration: pg, logger: logger)
+        } else {
+            metadata = try SQLiteDatabase(path: configuration.metadataPath)
+        }
         let projects = ProjectStore(db: metadata)
         try await projects.migrate()
         let sessionStore = SessionStore(db: metadata)
@@ -83,13 +89,14 @@ public enum BackendApp {
             if configuration.rateLimits.enabled { evaluationSettings.usageGate = RateLimitEvaluationGate(limiter: rateLimiter) }
             let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: evaluationSettings)
             let ingest = IngestService(store: store, evaluation: evaluation, maxInflight: configuration.maxInflightIngest, logger: logger)
-            logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(configuration.metadataPath)"])
+            logger.info("backend storage ready", metadata: ["store": "\(store.description)", "metadata": "\(metadata.location)"])
             var services = BackendServices(configuration: configuration, store: store, metadata: metadata, projects: projects, sessions: UISessions(store: sessionStore, configuration: configuration),
                                            ingest: ingest, evaluation: evaluation, logger: logger, rateLimiter: rateLimiter)
             services.generatedAdminToken = generatedAdminToken
             return services
         } catch {
             await store.shutdown()
+            if metadata.dialect == .postgres { await metadata.shutdown() }
             throw error
         }
     }

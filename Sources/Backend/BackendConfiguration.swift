@@ -22,6 +22,13 @@ public struct BackendConfiguration: Sendable, Equatable {
     public var dataDirectory: String
     /// ClickHouse for telemetry; nil uses the embedded SQLite store. Env `EVALFORGE_CLICKHOUSE_URL`.
     public var clickHouse: ClickHouseConfiguration?
+    /// Postgres for metadata (projects, keys, sessions, rate-limit counters, the audit log,
+    /// evaluations, webhooks, the online-evaluation queue) instead of the SQLite metadata file, so
+    /// several backends share it; telemetry storage is unchanged. Flag `--postgres-url` (env
+    /// `EVALFORGE_POSTGRES_URL`), pool `--postgres-pool-size` (`EVALFORGE_POSTGRES_POOL_SIZE`,
+    /// default 8), `EVALFORGE_POSTGRES_CONNECT_TIMEOUT_S` (10) and
+    /// `EVALFORGE_POSTGRES_STATEMENT_TIMEOUT_S` (30). Default nil. docs/storage.md, "Postgres metadata".
+    public var postgres: PostgresMetadataConfiguration?
     /// Largest accepted request body (compressed and inflated), bytes. Env `EVALFORGE_MAX_BODY_BYTES`.
     /// Default 16 MiB.
     public var maxBodyBytes: Int

@@ -7,7 +7,7 @@ import Logging
 public struct BackendServices: Sendable {
     public let configuration: BackendConfiguration
     public let store: any SpanStore
-    public let metadata: SQLiteDatabase
+    public let metadata: any MetadataDatabase
     public let projects: ProjectStore
     /// Web UI sessions (the store and the cookie settings).
     public let sessions: UISessions

@@ -6,7 +6,7 @@ import Foundation
 import Synchronization
 
 /// `/healthz` and `/readyz`. `/healthz` is liveness: the process serves HTTP (no I/O, always 200).
-/// `/readyz` is readiness: the telemetry store (ClickHouse or SQLite) and the metadata file can take
+/// `/readyz` is readiness: the telemetry store (ClickHouse or SQLite) and the metadata database (SQLite file or Postgres) can take
 /// writes now — 503 naming the cause otherwise, so load balancers and collectors stop sending here
 /// at once instead of waiting out the store's retries (~9 s) on every request. Both carry the
 /// release and the schema versions (this binary's, and on `/readyz` the database's: they differ
@@ -28,7 +28,7 @@ public final class BackendReadiness: Sendable {
     static let reuseFor: Duration = .seconds(1)
 
     let store: any SpanStore
-    let metadata: SQLiteDatabase
+    let metadata: any MetadataDatabase
     let storeDescription: String
     /// This binary's schema versions.
     public let telemetrySchema: Int
@@ -40,7 +40,7 @@ public final class BackendReadiness: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(store: any SpanStore, metadata: SQLiteDatabase) {
+    public init(store: any SpanStore, metadata: any MetadataDatabase) {
         self.store = store
         self.metadata = metadata
         storeDescription = store.description
@@ -76,7 +76,7 @@ public final class BackendReadiness: Sendable {
 
     private func probe() async -> Report {
         async let telemetry = Self.capture { try await self.store.checkReady(timeout: Self.checkTimeout) }
-        async let meta = Self.capture { try await StoreReadiness.checkWritable(self.metadata, timeout: Self.checkTimeout) }
+        async let meta = Self.capture { try await self.metadata.checkWritable(timeout: Self.checkTimeout) }
         var report = Report(problems: [])
         switch await telemetry {
         case .success(let v): report.telemetrySchema = v
@@ -84,7 +84,7 @@ public final class BackendReadiness: Sendable {
         }
         switch await meta {
         case .success(let v): report.metadataSchema = v
-        case .failure(let e): report.problems.append("metadata store (\(metadata.path)) cannot take writes: \(Self.message(e))")
+        case .failure(let e): report.problems.append("metadata store (\(metadata.location)) cannot take writes: \(Self.message(e))")
         }
         return report
     }

@@ -43,6 +43,12 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "ClickHouse cluster (from the servers' remote_servers; env EVALFORGE_CLICKHOUSE_CLUSTER): tables are created ON CLUSTER as Replicated tables on every shard with Distributed tables over them (docs/storage.md, \"Cluster\"). Without it: one server.")
     var clickhouseCluster: String?
 
+    @Option(help: "Postgres for metadata (projects, keys, evaluations, the online queue), e.g. postgres://evalforge@db:5432/evalforge (env EVALFORGE_POSTGRES_URL). Without it: the SQLite metadata file in --data-dir. Telemetry storage is unchanged (docs/storage.md, \"Postgres metadata\").")
+    var postgresURL: String?
+
+    @Option(help: "Postgres connections (and transaction threads) at most, 1…256 (default 8; env EVALFORGE_POSTGRES_POOL_SIZE).")
+    var postgresPoolSize: Int?
+
     @Option(help: "API key registered for the default project at start-up (env EVALFORGE_API_KEY).")
     var apiKey: String?
 
@@ -89,6 +95,7 @@ struct BackendCommand: AsyncParsableCommand {
         var c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
             host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, clickhouseCluster: clickhouseCluster, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
+            postgresURL: postgresURL, postgresPoolSize: postgresPoolSize,
             sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
             secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
         let env = ProcessInfo.processInfo.environment
@@ -139,6 +146,7 @@ enum BackendConfigurationLoader {
     }
 
     static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, clickhouseCluster: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil, priceFile: String? = nil,
+                     postgresURL: String? = nil, postgresPoolSize: Int? = nil,
                      sessions: SessionFlags = .init(), secrets: SecretsFlags = .init()) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
         func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
@@ -241,6 +249,20 @@ enum BackendConfigurationLoader {
             c.clickHouse = ch
         } else if clickhouseCluster != nil || !(env["EVALFORGE_CLICKHOUSE_CLUSTER"] ?? "").isEmpty {
             throw ValidationError("--clickhouse-cluster / EVALFORGE_CLICKHOUSE_CLUSTER needs --clickhouse-url (any node of the cluster)")
+        }
+        if let url = postgresURL ?? env["EVALFORGE_POSTGRES_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            var pg: PostgresMetadataConfiguration
+            do { pg = try PostgresMetadataConfiguration(url: url) } catch let e as StoreError { throw ValidationError(e.message) }
+            if let v = try int("EVALFORGE_POSTGRES_POOL_SIZE", PostgresMetadataConfiguration.poolSizeRange) { pg.poolSize = v }
+            if let v = postgresPoolSize {
+                guard PostgresMetadataConfiguration.poolSizeRange.contains(v) else { throw ValidationError("--postgres-pool-size \(v): expected 1…256") }
+                pg.poolSize = v
+            }
+            if let v = try int("EVALFORGE_POSTGRES_CONNECT_TIMEOUT_S", 1...600) { pg.connectTimeout = .seconds(v) }
+            if let v = try int("EVALFORGE_POSTGRES_STATEMENT_TIMEOUT_S", 1...3600) { pg.statementTimeout = .seconds(v) }
+            c.postgres = pg
+        } else if postgresPoolSize != nil {
+            throw ValidationError("--postgres-pool-size needs --postgres-url (or EVALFORGE_POSTGRES_URL)")
         }
         return c
     }

@@ -63,7 +63,7 @@ public struct EvaluationSettings: Sendable {
 /// experiments, run comparison and webhooks (docs/evaluation.md).
 public final class EvaluationService: Sendable {
     public let store: any SpanStore
-    public let metadata: SQLiteDatabase
+    public let metadata: any MetadataDatabase
     public let logger: Logger
     public let settings: EvaluationSettings
     let repo: EvalRepository
@@ -72,15 +72,17 @@ public final class EvaluationService: Sendable {
     let webhooks: WebhookDispatcher
     let online: OnlineEvaluator
 
-    /// `metadata` is the backend's SQLite metadata file (datasets, runs and webhooks live there);
+    /// `metadata` is the backend's metadata database (datasets, runs and webhooks live there);
     /// `store` holds spans and scores.
-    public init(store: any SpanStore, metadata: SQLiteDatabase, logger: Logger, settings: EvaluationSettings = .default) async throws {
+    public init(store: any SpanStore, metadata: any MetadataDatabase, logger: Logger, settings: EvaluationSettings = .default) async throws {
         self.store = store
         self.metadata = metadata
         self.logger = logger
         self.settings = settings
         try await EvalSchema.migrator.apply(to: metadata)
-        let secrets = try settings.secrets ?? SecretKeyring(current: SecretKeyring.loadOrCreateKeyFile((metadata.path as NSString).deletingLastPathComponent + "/secrets.key").key)
+        guard let secrets = try settings.secrets ?? metadata.localDirectory.map({ try SecretKeyring(current: SecretKeyring.loadOrCreateKeyFile($0 + "/secrets.key").key) }) else {
+            throw EvaluationError.invalidArgument("the metadata database \(metadata.location) has no local folder for the secrets key: configure one (--secrets-key-file or EVALFORGE_SECRETS_KEY)")
+        }
         // Seals plain-text secrets of older versions and re-seals those of an old key; a secret
         // that does not open with the configured keys stops the start with what to do.
         let resealed = try await SecretsAtRest.resealAll(metadata, secrets)

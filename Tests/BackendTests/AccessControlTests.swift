@@ -311,7 +311,7 @@ struct AccessControlTests {
         do {
             // The schema as the previous version created it, with one key.
             let old = try SQLiteDatabase(path: path)
-            try await SQLiteMigrator([ProjectStore.migrations.migrations[0]]).apply(to: old)
+            try await MetadataMigrator([ProjectStore.migrations.migrations[0]]).apply(to: old)
             try await old.write { c in
                 try c.run("INSERT INTO projects (id, name, retention_days, created_unix_nanos) VALUES ('legacy', 'legacy', 0, 1)")
                 try c.run("INSERT INTO api_keys (id, project_id, key_hash, prefix, name, created_unix_nanos) VALUES ('k1', 'legacy', ?, 'ef_old…', 'old', 1)", [.text(ProjectStore.keyHash("ef_old_key_from_before"))])

@@ -31,7 +31,7 @@ struct SecretsKeyTests {
             #expect(list.body.contains("••••8765") && list.body.contains("••••0042"))
         }
         await services.store.shutdown()
-        services.metadata.close()
+        await services.metadata.shutdown()
         // A restart reads the same key file: the provider's key opens.
         services = try await BackendApp.makeServices(configuration: c, logger: TestBackend.logger)
         #expect(try SecretKeyring.readKeyFile(c.defaultSecretsKeyPath) == key)

@@ -11,8 +11,8 @@ import Testing
 /// fix, `maxMs: 1e300` and `minLength: 1e300` trapped (Double → Int) and ended the process.
 @Suite(.serialized) struct HostileInputTests {
     /// The issue's example: `POST /api/evaluate` with a latency spec whose maxMs is 1e300.
-    @Test func latencyMaxMs1e300IsRefused() async throws {
-        try await LiveBackend.run { port, _ in
+    @Test(arguments: TestMetadata.available) func latencyMaxMs1e300IsRefused(_ metadata: TestMetadata) async throws {
+        try await LiveBackend.run(metadata: metadata) { port, _ in
             let r = try await call(port, "POST", "/api/evaluate", #"{"specs": [{"name": "fast", "type": "latency", "maxMs": 1e300}], "items": [{"output": "x", "latencyMs": 12}]}"#)
             #expect(r.status == 400)
             #expect(r.error.contains("maxMs"), "\(r.body)")
@@ -28,8 +28,8 @@ import Testing
     }
 
     /// The issue's other example: an evaluator with `minLength: 1e300` in its schema.
-    @Test func schemaMinLength1e300IsRefusedWhenStored() async throws {
-        try await LiveBackend.run { port, _ in
+    @Test(arguments: TestMetadata.available) func schemaMinLength1e300IsRefusedWhenStored(_ metadata: TestMetadata) async throws {
+        try await LiveBackend.run(metadata: metadata) { port, _ in
             let spec = #"{"name": "shape", "type": "json_schema", "schema": {"type": "object", "properties": {"name": {"type": "string", "minLength": 1e300}}}}"#
             let r = try await call(port, "POST", "/api/evaluators", spec)
             #expect(r.status == 400)
@@ -47,10 +47,10 @@ import Testing
         #"{"name": "s", "type": "json_schema", "schema": {"type": "object", "properties": {"x": {"\#(keyword)": \#(v)}}}}"#
     }
 
-    @Test func everyNumericFieldOfASpecIsChecked() async throws {
+    @Test(arguments: TestMetadata.available) func everyNumericFieldOfASpecIsChecked(_ metadata: TestMetadata) async throws {
         let schema = Self.schema
         let hostile = ["1e300", "-1e300", "-1", "9223372036854775807", "-9223372036854775808", "1.5", "\"7\"", "1e19"]
-        try await LiveBackend.run { port, _ in
+        try await LiveBackend.run(metadata: metadata) { port, _ in
             var cases: [(body: String, field: String)] = []
             for v in hostile {
                 cases.append((#"{"name": "l", "type": "length", "min": \#(v)}"#, "min"))
@@ -92,8 +92,8 @@ import Testing
     }
 
     /// Provider settings, experiment targets and online rules: the same, 400 naming the field.
-    @Test func providerTargetAndRuleSettingsAreChecked() async throws {
-        try await LiveBackend.run { port, _ in
+    @Test(arguments: TestMetadata.available) func providerTargetAndRuleSettingsAreChecked(_ metadata: TestMetadata) async throws {
+        try await LiveBackend.run(metadata: metadata) { port, _ in
             func provider(_ extra: String) -> String {
                 #"{"name": "p", "kind": "openai", "baseURL": "http://127.0.0.1:9/v1", "model": "m", \#(extra)}"#
             }

@@ -31,19 +31,21 @@ extension OutboundPolicy {
     static let testLoopback: OutboundPolicy = (try? OutboundPolicy(allowList: testLoopbackList)) ?? .publicOnly
 }
 
-/// An EvaluationService over SQLite files in `dir`, with its background services running.
+/// An EvaluationService over SQLite files in `dir` (or the given metadata database, e.g. Postgres),
+/// with its background services running.
 final class Runner: Sendable {
     let store: SQLiteStore
-    let metadata: SQLiteDatabase
+    let metadata: any MetadataDatabase
     let service: EvaluationService
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    init(dir: String, settings: EvaluationSettings = .init(webhooks: .init(retrySchedule: [.milliseconds(50), .milliseconds(100), .milliseconds(200)], timeout: .milliseconds(400)), outbound: .testLoopback)) async throws {
+    init(dir: String, settings: EvaluationSettings = .init(webhooks: .init(retrySchedule: [.milliseconds(50), .milliseconds(100), .milliseconds(200)], timeout: .milliseconds(400)), outbound: .testLoopback),
+         metadata: (any MetadataDatabase)? = nil) async throws {
         store = try SQLiteStore(path: dir + "/telemetry.sqlite", logger: testLogger)
         try await store.migrate()
-        metadata = try SQLiteDatabase(path: dir + "/meta.sqlite")
-        service = try await EvaluationService(store: store, metadata: metadata, logger: testLogger, settings: settings)
+        self.metadata = try metadata ?? SQLiteDatabase(path: dir + "/meta.sqlite")
+        service = try await EvaluationService(store: store, metadata: self.metadata, logger: testLogger, settings: settings)
         let group = ServiceGroup(configuration: .init(services: service.services.map { .init(service: $0) }, logger: testLogger))
         self.group = group
         task = Task { try await group.run() }
@@ -54,7 +56,7 @@ final class Runner: Sendable {
         await group.triggerGracefulShutdown()
         _ = await task.result
         await store.shutdown()
-        metadata.close()
+        await metadata.shutdown()
     }
 
     func waitForRun(_ project: String, _ id: String, timeout: Duration = .seconds(60), until: (Run) -> Bool = { $0.status == .completed || $0.status == .failed || $0.status == .cancelled }) async throws -> Run {
@@ -145,14 +147,21 @@ func items(_ n: Int, prefix: String = "q") -> [DatasetItem] {
 enum LiveBackend {
     static let apiKey = "ef_eval_test_key_0123456789"
 
-    static func run<T: Sendable>(allowList: String = OutboundPolicy.testLoopbackList, _ body: @Sendable (Int, BackendServices) async throws -> T) async throws -> T {
+    static func run<T: Sendable>(allowList: String = OutboundPolicy.testLoopbackList, metadata: TestMetadata = .sqlite, _ body: @Sendable (Int, BackendServices) async throws -> T) async throws -> T {
         let dir = tempDir()
-        let configuration = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey, outboundAllowList: allowList)
+        var configuration = BackendConfiguration(host: "127.0.0.1", port: 0, dataDirectory: dir, bootstrapAPIKey: apiKey, outboundAllowList: allowList)
+        if metadata == .postgres { configuration.postgres = try await TestMetadata.freshPostgres(localDirectory: dir) }
         let (app, services) = try await BackendApp.build(configuration: configuration, logger: testLogger, closesStoreAtShutdown: false)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try await app.test(.live) { client in try await body(try #require(client.port), services) }
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await app.test(.live) { client in try await body(try #require(client.port), services) })
+        } catch {
+            result = .failure(error)
+        }
         await services.store.shutdown()
-        return result
+        if metadata == .postgres { await TestMetadata.close(services.metadata) }
+        return try result.get()
     }
 }
 

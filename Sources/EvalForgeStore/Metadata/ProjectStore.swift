@@ -143,11 +143,11 @@ public struct AuditEntry: Sendable, Hashable, Codable {
     public var detail: String
 }
 
-/// Projects, their API keys, the instance admin token and the audit log, in the backend's SQLite
-/// metadata file (kept in SQLite whichever store holds the telemetry). Keys and the admin token are
+/// Projects, their API keys, the instance admin token and the audit log, in the backend's metadata
+/// database (the SQLite metadata file, or Postgres with `--postgres-url`, whichever store holds the telemetry). Keys and the admin token are
 /// stored as SHA-256 hashes; a plaintext is shown once, when it is created.
 public final class ProjectStore: Sendable {
-    public let db: SQLiteDatabase
+    public let db: any MetadataDatabase
     /// `last_used` is written at most once per this interval per key (not once per request).
     public let lastUsedResolutionNanos: Int64
     private let lastUsedWritten = Mutex<[String: Int64]>([:])
@@ -161,12 +161,12 @@ public final class ProjectStore: Sendable {
     /// Longest key expiry and rotation overlap: ten years, in seconds.
     public static let maxLifetimeSeconds: Int64 = 10 * 366 * 86_400
 
-    public init(db: SQLiteDatabase, lastUsedResolutionNanos: Int64 = 60_000_000_000) {
+    public init(db: any MetadataDatabase, lastUsedResolutionNanos: Int64 = 60_000_000_000) {
         self.db = db
         self.lastUsedResolutionNanos = lastUsedResolutionNanos
     }
 
-    static let migrations = SQLiteMigrator([
+    static let migrations = MetadataMigrator([
         .init("meta.001_projects", """
             CREATE TABLE projects (
                 id TEXT PRIMARY KEY,
@@ -311,15 +311,15 @@ public final class ProjectStore: Sendable {
             guard try c.scalar("SELECT 1 FROM projects WHERE id = ?", [.text(id)]) != nil else {
                 throw AccessError.notFound("no project with id '\(id.prefix(64))'")
             }
-            let tables = try c.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").compactMap { $0["name"].string }
+            let tables = try c.query(Self.catalog(c.dialect).tables).compactMap { $0["name"].string }
             var owned: Set<String> = []
             for t in tables where t != "audit_log" && t != "projects" {
-                let columns = try c.query("SELECT name FROM pragma_table_info(?)", [.text(t)]).compactMap { $0["name"].string }
+                let columns = try c.query(Self.catalog(c.dialect).columns, [.text(t)]).compactMap { $0["name"].string }
                 if columns.contains("project_id") { owned.insert(t) }
             }
             // Children first: rows referencing an owned table's rows, when they have no project_id.
             for t in tables where !owned.contains(t) && t != "audit_log" && t != "projects" {
-                for fk in try c.query("SELECT \"table\" AS parent, \"from\" AS col, \"to\" AS pcol FROM pragma_foreign_key_list(?)", [.text(t)]) {
+                for fk in try c.query(Self.catalog(c.dialect).foreignKeys, [.text(t)]) {
                     guard let parent = fk["parent"].string, owned.contains(parent), let col = fk["col"].string else { continue }
                     let pcol = fk["pcol"].string ?? "id"
                     try c.run("DELETE FROM \(Self.ident(t)) WHERE \(Self.ident(col)) IN (SELECT \(Self.ident(pcol)) FROM \(Self.ident(parent)) WHERE project_id = ?)", [.text(id)])
@@ -482,7 +482,7 @@ public final class ProjectStore: Sendable {
             }
             let hash = Digest.sha256Hex(configured)
             try await db.write { c in
-                _ = try c.run("INSERT INTO admin_tokens (id, token_hash, created_unix_nanos) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET token_hash = excluded.token_hash, created_unix_nanos = excluded.created_unix_nanos WHERE token_hash <> excluded.token_hash", [.text(hash), .integer(now)])
+                _ = try c.run("INSERT INTO admin_tokens (id, token_hash, created_unix_nanos) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET token_hash = excluded.token_hash, created_unix_nanos = excluded.created_unix_nanos WHERE admin_tokens.token_hash <> excluded.token_hash", [.text(hash), .integer(now)])
             }
             adminTokenHash.withLock { $0 = .some(hash) }
             return nil
@@ -529,7 +529,7 @@ public final class ProjectStore: Sendable {
         let limit = min(1000, max(1, limit))
         return try await db.read { c in
             var sql = "SELECT seq, at_unix_nanos, actor, action, project_id, target, detail FROM audit_log WHERE 1 = 1"
-            var binds: [SQLiteValue] = []
+            var binds: [MetadataValue] = []
             if let projectID { sql += " AND project_id = ?"; binds.append(.text(projectID)) }
             if let beforeSeq { sql += " AND seq < ?"; binds.append(.integer(beforeSeq)) }
             sql += " ORDER BY seq DESC LIMIT \(limit)"
@@ -541,7 +541,7 @@ public final class ProjectStore: Sendable {
     }
 
     /// Writes an audit row inside the caller's transaction (so an action and its entry commit together).
-    static func audit(_ c: SQLiteConnection, actor: String, action: String, projectID: String, target: String, detail: String) throws {
+    static func audit(_ c: any MetadataConnection, actor: String, action: String, projectID: String, target: String, detail: String) throws {
         try c.run("INSERT INTO audit_log (at_unix_nanos, actor, action, project_id, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
                   [.integer(nowNanos()), .text(bounded(actor, 128)), .text(bounded(action, 128)), .text(bounded(projectID, 128)), .text(bounded(target, 512)), .text(bounded(detail, 1024))])
     }
@@ -607,12 +607,12 @@ public final class ProjectStore: Sendable {
         return (key, record)
     }
 
-    static func insert(_ c: SQLiteConnection, _ r: APIKeyRecord, hash: String) throws {
+    static func insert(_ c: any MetadataConnection, _ r: APIKeyRecord, hash: String) throws {
         try c.run("INSERT INTO api_keys (id, project_id, key_hash, prefix, name, created_unix_nanos, scopes, expires_unix_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                   [.text(r.id), .text(r.projectID), .text(hash), .text(r.prefix), .text(r.name), .integer(r.createdUnixNanos), .text(Scope.text(Set(r.scopes))), r.expiresUnixNanos.map { .integer($0) } ?? .null])
     }
 
-    static func keyRecord(_ r: SQLiteRow) -> APIKeyRecord {
+    static func keyRecord(_ r: MetadataRow) -> APIKeyRecord {
         APIKeyRecord(id: r["id"].string ?? "", projectID: r["project_id"].string ?? "", name: r["name"].string ?? "", prefix: r["prefix"].string ?? "",
                      scopes: Scope.sorted(Scope.fromText(r["scopes"].string)), createdUnixNanos: r["created_unix_nanos"].int64 ?? 0,
                      expiresUnixNanos: r["expires_unix_nanos"].int64, lastUsedUnixNanos: r["last_used_unix_nanos"].int64, revoked: (r["revoked"].int64 ?? 0) != 0)
@@ -621,10 +621,31 @@ public final class ProjectStore: Sendable {
     /// How a key is stored: its SHA-256, hex.
     static func keyHash(_ key: String) -> String { Digest.sha256Hex(key) }
 
-    /// A table or column name as an SQL identifier (names come from sqlite_master, quoted anyway).
+    /// Catalog queries of `deleteProject`: the tables, a table's columns (`name`), and a table's
+    /// foreign keys (`parent`, `col`, `pcol`), in each dialect.
+    static func catalog(_ d: MetadataDialect) -> (tables: String, columns: String, foreignKeys: String) {
+        switch d {
+        case .sqlite:
+            ("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+             "SELECT name FROM pragma_table_info(?)",
+             "SELECT \"table\" AS parent, \"from\" AS col, \"to\" AS pcol FROM pragma_foreign_key_list(?)")
+        case .postgres:
+            ("SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+             "SELECT column_name::text AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
+             """
+             SELECT p.relname::text AS parent, a.attname::text AS col, pa.attname::text AS pcol FROM pg_constraint k
+             JOIN pg_class t ON t.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+             JOIN pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = k.confkey[1]
+             WHERE k.contype = 'f' AND t.relname = ? AND t.relnamespace = current_schema()::regnamespace
+             """)
+        }
+    }
+
+    /// A table or column name as an SQL identifier (names come from the catalog, quoted anyway).
     static func ident(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
-    static func project(_ r: SQLiteRow) -> Project {
+    static func project(_ r: MetadataRow) -> Project {
         Project(id: r["id"].string ?? "", name: r["name"].string ?? "", retentionDays: Int(clamping: r["retention_days"].int64 ?? 0), createdUnixNanos: r["created_unix_nanos"].int64 ?? 0)
     }
 

@@ -7,16 +7,16 @@ import Foundation
 /// `lease` call and spends it locally, so the file is written once per chunk (docs/access-control.md,
 /// "Rate limits").
 public final class RateLimitStore: Sendable {
-    public let db: SQLiteDatabase
+    public let db: any MetadataDatabase
 
-    public init(db: SQLiteDatabase) {
+    public init(db: any MetadataDatabase) {
         self.db = db
     }
 
     /// Counter rows are keyed by subject (`project:<id>`, `key:<id>`, `admin`), dimension
     /// (`requests`, `spans`…), window kind (`minute`, `day`) and the window's start (Unix seconds).
     /// Rows of past windows are deleted as new windows open.
-    static let migrations = SQLiteMigrator([
+    static let migrations = MetadataMigrator([
         .init("meta.ratelimits.001", """
             CREATE TABLE project_tiers (
                 project_id TEXT PRIMARY KEY,
@@ -33,12 +33,12 @@ public final class RateLimitStore: Sendable {
             CREATE TABLE rate_limit_counters (
                 subject TEXT NOT NULL,
                 dimension TEXT NOT NULL,
-                window TEXT NOT NULL,
+                "window" TEXT NOT NULL,
                 window_start INTEGER NOT NULL,
                 used INTEGER NOT NULL,
-                PRIMARY KEY (subject, dimension, window, window_start)
+                PRIMARY KEY (subject, dimension, "window", window_start)
             );
-            CREATE INDEX rate_limit_counters_start ON rate_limit_counters(window, window_start);
+            CREATE INDEX rate_limit_counters_start ON rate_limit_counters("window", window_start);
             """),
     ])
 
@@ -142,16 +142,16 @@ public final class RateLimitStore: Sendable {
         let limit = max(0, limit)
         return try await db.write { c in
             if let expireBefore {
-                try c.run("DELETE FROM rate_limit_counters WHERE window = ? AND window_start < ?", [.text(window.kind), .integer(expireBefore)])
+                try c.run("DELETE FROM rate_limit_counters WHERE \"window\" = ? AND window_start < ?", [.text(window.kind), .integer(expireBefore)])
             }
-            let used = try c.scalar("SELECT used FROM rate_limit_counters WHERE subject = ? AND dimension = ? AND window = ? AND window_start = ?",
+            let used = try c.scalar("SELECT used FROM rate_limit_counters WHERE subject = ? AND dimension = ? AND \"window\" = ? AND window_start = ?",
                                     [.text(window.subject), .text(window.dimension), .text(window.kind), .integer(window.start)])?.int64 ?? 0
             let granted = force ? want : min(want, max(0, limit.subtractingSaturated(used)))
             let after = used.addingSaturated(granted)
             if granted > 0 {
                 try c.run("""
-                    INSERT INTO rate_limit_counters (subject, dimension, window, window_start, used) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT(subject, dimension, window, window_start) DO UPDATE SET used = excluded.used
+                    INSERT INTO rate_limit_counters (subject, dimension, "window", window_start, used) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(subject, dimension, "window", window_start) DO UPDATE SET used = excluded.used
                     """, [.text(window.subject), .text(window.dimension), .text(window.kind), .integer(window.start), .integer(after)])
             }
             return (granted, after)
@@ -167,8 +167,8 @@ public final class RateLimitStore: Sendable {
             var out: [String: [String: [String: Int64]]] = [:]
             let marks = subjects.map { _ in "?" }.joined(separator: ",")
             let rows = try c.query("""
-                SELECT subject, dimension, window, used FROM rate_limit_counters
-                WHERE subject IN (\(marks)) AND ((window = 'minute' AND window_start = ?) OR (window = 'day' AND window_start = ?))
+                SELECT subject, dimension, "window", used FROM rate_limit_counters
+                WHERE subject IN (\(marks)) AND ((\"window\" = 'minute' AND window_start = ?) OR (\"window\" = 'day' AND window_start = ?))
                 """, subjects.map { .text($0) } + [.integer(minuteStart), .integer(dayStart)])
             for r in rows {
                 guard let s = r["subject"].string, let d = r["dimension"].string, let w = r["window"].string else { continue }

@@ -22,13 +22,13 @@ public struct UISessionRecord: Sendable, Hashable {
 /// at its idle expiry (extended by use, never past the absolute expiry), at its absolute expiry,
 /// at logout (the row is deleted), or when its key is revoked or deleted.
 public final class SessionStore: Sendable {
-    public let db: SQLiteDatabase
+    public let db: any MetadataDatabase
 
-    public init(db: SQLiteDatabase) {
+    public init(db: any MetadataDatabase) {
         self.db = db
     }
 
-    static let migrations = SQLiteMigrator([
+    static let migrations = MetadataMigrator([
         .init("meta.sessions.001", """
             CREATE TABLE ui_sessions (
                 id_hash TEXT PRIMARY KEY,

@@ -8,7 +8,7 @@
 /// - `batches`: the ledger of stored batch ids (idempotent ingest).
 /// - `scores`: evaluation results and feedback.
 enum SQLiteSchema {
-    static let migrations = SQLiteMigrator([
+    static let migrations = MetadataMigrator([
         .init("store.001_spans", """
             CREATE TABLE spans (
                 project_id TEXT NOT NULL,

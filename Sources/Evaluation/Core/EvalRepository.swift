@@ -27,7 +27,7 @@ func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String?) -> T? {
 /// `http` target header values and webhook secrets are sealed with `secrets` on the way in and
 /// opened on the way out (`SecretsAtRest`); nothing else sees the ciphertext.
 struct EvalRepository: Sendable {
-    let db: SQLiteDatabase
+    let db: any MetadataDatabase
     let secrets: SecretKeyring
 
     // MARK: providers
@@ -156,7 +156,7 @@ struct EvalRepository: Sendable {
         }
     }
 
-    static func item(_ r: SQLiteRow) -> DatasetItem {
+    static func item(_ r: MetadataRow) -> DatasetItem {
         DatasetItem(id: r[0].string ?? "", input: JSON.parse(r[1].string ?? "") ?? .string(r[1].string ?? ""), expected: r[2].string, output: r[3].string, context: r[4].string,
                     metadata: JSON.parse(r[5].string ?? "{}") ?? .object([:]), sourceTraceID: r[6].string ?? "", sourceSpanID: r[7].string ?? "")
     }
@@ -206,7 +206,7 @@ struct EvalRepository: Sendable {
 
     static let runColumns = "id, experiment_id, dataset_id, name, status, total, done, errors, judge_calls, judge_input_tokens, judge_output_tokens, judge_cost_usd, judge_latency_ms, cache_hits, error, created_unix_ms, started_unix_ms, finished_unix_ms, project_id"
 
-    static func runRow(_ r: SQLiteRow) -> Run {
+    static func runRow(_ r: MetadataRow) -> Run {
         let calls = Int(r[8].int64 ?? 0)
         return Run(id: r[0].string ?? "", experimentID: r[1].string ?? "", datasetID: r[2].string ?? "", name: r[3].string ?? "", status: RunStatus(rawValue: r[4].string ?? "") ?? .failed,
                    total: Int(r[5].int64 ?? 0), done: Int(r[6].int64 ?? 0), errors: Int(r[7].int64 ?? 0),
@@ -283,7 +283,7 @@ struct EvalRepository: Sendable {
         }
     }
 
-    static func delivery(_ r: SQLiteRow) -> Delivery {
+    static func delivery(_ r: MetadataRow) -> Delivery {
         Delivery(id: r[0].string ?? "", webhookID: r[1].string ?? "", event: r[2].string ?? "", status: r[3].string ?? "", attempts: Int(r[4].int64 ?? 0), lastStatusCode: r[5].int64.map { Int($0) },
                  lastError: r[6].string ?? "", log: JSON.parse(r[7].string ?? "[]") ?? .array([]), payload: r[8].string ?? "", createdUnixMs: r[9].int64 ?? 0, updatedUnixMs: r[10].int64 ?? 0)
     }

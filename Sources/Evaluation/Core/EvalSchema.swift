@@ -2,7 +2,7 @@ import EvalForgeStore
 
 /// The evaluation runner's tables in the backend's metadata file.
 enum EvalSchema {
-    static let migrator = SQLiteMigrator([
+    static let migrator = MetadataMigrator([
         .init("eval.001_core", """
             CREATE TABLE eval_providers (
                 project_id TEXT NOT NULL, name TEXT NOT NULL, config TEXT NOT NULL, created_unix_ms INTEGER NOT NULL,

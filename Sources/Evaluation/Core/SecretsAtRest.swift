@@ -37,11 +37,12 @@ enum SecretsAtRest {
     /// text (rows from before encryption) or sealed with an old key (rotation), in one transaction.
     /// Returns how many values were (re-)sealed. A value that does not open (a key that is not
     /// configured, or damage) throws, naming the row, before anything is changed.
-    static func resealAll(_ db: SQLiteDatabase, _ k: SecretKeyring) async throws -> Int {
+    static func resealAll(_ db: any MetadataDatabase, _ k: SecretKeyring) async throws -> Int {
         let count = try await db.write { c in
-            // Freed cell space is zeroed, so the plain text replaced here does not linger in pages.
-            try c.execute("PRAGMA secure_delete = ON")
-            defer { try? c.execute("PRAGMA secure_delete = OFF") }
+            // SQLite: freed cell space is zeroed, so the plain text replaced here does not linger in
+            // pages. (Postgres keeps old row versions until VACUUM: docs/storage.md says so.)
+            if c.dialect == .sqlite { try c.execute("PRAGMA secure_delete = ON") }
+            defer { if c.dialect == .sqlite { try? c.execute("PRAGMA secure_delete = OFF") } }
             var count = 0
             /// The value to store for `stored`: itself when sealed with the current key (after
             /// checking it opens), else its plaintext sealed anew.
@@ -85,7 +86,7 @@ enum SecretsAtRest {
             return count
         }
         // The replaced plain text must not stay behind in the WAL's old frames either.
-        if count > 0 { try await db.checkpointTruncatingWAL() }
+        if count > 0, let file = db as? SQLiteDatabase { try await file.checkpointTruncatingWAL() }
         return count
     }
 }

@@ -13,7 +13,7 @@ import EvalForgeStore
 /// a lease and counts itself; a row whose claim ended with the process (kill -9) is claimed again
 /// after the restart, alone, and after `maxClaims` such claims it is dropped with that reason.
 struct OnlineQueue: Sendable {
-    let db: SQLiteDatabase
+    let db: any MetadataDatabase
     let perProjectLimit: Int
     let maxClaims: Int
     /// How long an evaluated span is remembered against resends of its batch (a collector resends
@@ -74,8 +74,9 @@ struct OnlineQueue: Sendable {
             guard out.queued > 0 || out.skippedOverShare > 0 else { return out }
             try c.run("""
                 INSERT INTO eval_online_projects (project_id, queued, enqueued, skipped_over_share, last_skip_unix_ms) VALUES (?1, ?2, ?2, ?3, ?4)
-                ON CONFLICT (project_id) DO UPDATE SET queued = MIN(queued + ?2, ?5), enqueued = MIN(enqueued + ?2, ?5),
-                    skipped_over_share = MIN(skipped_over_share + ?3, ?5), last_skip_unix_ms = COALESCE(?4, last_skip_unix_ms)
+                ON CONFLICT (project_id) DO UPDATE SET queued = MIN(eval_online_projects.queued + ?2, ?5), enqueued = MIN(eval_online_projects.enqueued + ?2, ?5),
+                    skipped_over_share = MIN(eval_online_projects.skipped_over_share + ?3, ?5),
+                    last_skip_unix_ms = COALESCE(?4, eval_online_projects.last_skip_unix_ms)
                 """, [.text(projectID), .integer(Int64(out.queued)), .integer(Int64(out.skippedOverShare)), out.skippedOverShare > 0 ? .integer(now) : .null, .integer(Self.counterCap)])
             return out
         }

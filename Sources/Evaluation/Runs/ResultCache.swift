@@ -5,7 +5,7 @@ import EvalForgeStore
 /// sha256(project, evaluator name, evaluator version, input, output, expected, context, conversation),
 /// kept in `eval_cache`: re-evaluating the same answer costs nothing.
 struct ResultCache: Sendable {
-    let db: SQLiteDatabase
+    let db: any MetadataDatabase
 
     static func key(projectID: String, evaluator: any Evaluator, input x: EvaluationInput) -> String {
         var s = projectID + "\u{0}" + evaluator.name + "\u{0}\(evaluator.version)\u{0}" + x.input + "\u{0}" + x.output + "\u{0}" + (x.expected ?? "") + "\u{0}" + (x.context ?? "")
@@ -23,9 +23,9 @@ struct ResultCache: Sendable {
     }
 
     /// Inside a write transaction.
-    static func put(_ c: SQLiteConnection, key: String, result: EvaluationResult) throws {
+    static func put(_ c: any MetadataConnection, key: String, result: EvaluationResult) throws {
         var r = result
         r.calls = []
-        try c.run("INSERT OR REPLACE INTO eval_cache (key, result, created_unix_ms) VALUES (?, ?, ?)", [.text(key), .text(encodeJSON(r)), .integer(nowMs())])
+        try c.run("INSERT INTO eval_cache (key, result, created_unix_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET result = excluded.result, created_unix_ms = excluded.created_unix_ms", [.text(key), .text(encodeJSON(r)), .integer(nowMs())])
     }
 }

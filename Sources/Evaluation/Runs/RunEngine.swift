@@ -23,7 +23,7 @@ final class RunEngine: Service, Sendable {
         var runID: String
     }
 
-    private let db: SQLiteDatabase
+    private let db: any MetadataDatabase
     private let repo: EvalRepository
     private let store: any SpanStore
     private let http: OutboundHTTP

@@ -55,7 +55,7 @@ public struct WebhookSettings: Sendable {
 /// Durable webhook delivery: events are written to `eval_deliveries` (with the webhook's secret
 /// applied at send time) and a background loop sends due deliveries, retrying on the schedule.
 final class WebhookDispatcher: Service, Sendable {
-    private let db: SQLiteDatabase
+    private let db: any MetadataDatabase
     private let repo: EvalRepository
     private let http: OutboundHTTP
     private let settings: WebhookSettings
