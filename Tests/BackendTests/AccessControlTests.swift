@@ -107,9 +107,10 @@ struct AccessControlTests {
 
     // MARK: Admin API
 
-    @Test("admin API: projects and keys (create shows the secret once, list, rotate with overlap, revoke), audit log")
-    func adminAPI() async throws {
-        let (app, services) = try await BackendApp.build(configuration: Self.configuration(), logger: TestBackend.logger, closesStoreAtShutdown: false)
+    @Test("admin API: projects and keys (create shows the secret once, list, rotate with overlap, revoke), audit log", arguments: TestMetadata.available)
+    func adminAPI(_ metadata: TestMetadata) async throws {
+        let (app, services) = try await BackendApp.build(configuration: try await metadata.configure(Self.configuration()), logger: TestBackend.logger, closesStoreAtShutdown: false)
+        #expect(services.metadata.dialect.rawValue == metadata.rawValue)
         try await app.test(.router) { client in
             // Authentication of the admin API.
             let none = try await client.execute(uri: "/api/admin/projects", method: .get)

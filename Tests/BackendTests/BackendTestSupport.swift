@@ -78,12 +78,13 @@ enum TestStore: String, CaseIterable, Sendable, CustomTestStringConvertible {
         }
     }
 
-    /// Drops the test's ClickHouse database (if any), shuts the store down and removes the data
-    /// directory.
+    /// Drops the test's ClickHouse database and Postgres schema (if any), shuts the stores down and
+    /// removes the data directory.
     static func tearDown(_ services: BackendServices) async {
         if let ch = services.store as? ClickHouseStore {
             try? await ch.http.execute("DROP DATABASE IF EXISTS \(ch.db)")
         }
+        await TestMetadata.tearDown(services.metadata)
         await services.store.shutdown()
         try? FileManager.default.removeItem(atPath: services.configuration.dataDirectory)
     }
@@ -177,5 +178,45 @@ enum OTLPFixtures {
         rs.scopeSpans = [ss]
         r.resourceSpans = [rs]
         return r
+    }
+}
+
+/// The metadata database a backend test runs on: the SQLite file always; Postgres when scripts/test
+/// has started one (`scripts/cluster postgres-up`) and set EVALFORGE_TEST_POSTGRES_URL, each test in
+/// a fresh schema. (The conformance suite itself is Tests/EvaluationTests/MetadataConformanceTests.swift.)
+enum TestMetadata: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    static var postgresURL: String? { ProcessInfo.processInfo.environment["EVALFORGE_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    /// The databases configured for this run, SQLite first.
+    static var available: [TestMetadata] { postgresURL == nil ? [.sqlite] : [.sqlite, .postgres] }
+    var testDescription: String { self == .sqlite ? "SQLite metadata" : "Postgres metadata" }
+
+    /// `c` with its metadata on this database: unchanged for SQLite; a new schema for Postgres.
+    func configure(_ c: BackendConfiguration) async throws -> BackendConfiguration {
+        guard self == .postgres else { return c }
+        let url = try #require(Self.postgresURL, "EVALFORGE_TEST_POSTGRES_URL not set")
+        let base = try PostgresMetadataConfiguration(url: url)
+        let admin = try await PostgresMetadataDatabase(configuration: base)
+        let schema = "evalforge_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        try await admin.write { db in try db.execute("CREATE SCHEMA \(schema)") }
+        await admin.shutdown()
+        var c = c
+        c.postgres = base
+        c.postgres?.searchPath = schema
+        c.postgres?.poolSize = 4
+        return c
+    }
+
+    /// Closes a test's Postgres metadata database and drops its schema; nothing for SQLite.
+    static func tearDown(_ metadata: any MetadataDatabase) async {
+        guard let pg = metadata as? PostgresMetadataDatabase, let schema = pg.configuration.searchPath else { return }
+        await pg.shutdown()
+        var base = pg.configuration
+        base.searchPath = nil
+        guard let admin = try? await PostgresMetadataDatabase(configuration: base) else { return }
+        _ = try? await admin.write { db in try db.execute("DROP SCHEMA IF EXISTS \(schema) CASCADE") }
+        await admin.shutdown()
     }
 }
