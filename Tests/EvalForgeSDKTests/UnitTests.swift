@@ -362,4 +362,37 @@ struct RecordingPathTests {
         }
         #expect(invalid == 0 && traces.count == 20_000 && spans.count == 40_000)
     }
+
+    @Test("what an ended span keeps is plain data: its fields carry no references")
+    func plainFieldsArePOD() {
+        // `LLMSpan.takeRecord()` leaves `SpanRecord.Plain` behind; a String or class field there would be
+        // retained on every end().
+        #expect(_isPOD(SpanRecord.Plain.self))
+        #expect(MemoryLayout<LLMRequest>.size == MemoryLayout<Int>.size)
+    }
+
+    @Test("requests keep value semantics behind their shared storage")
+    func requestCopyOnWrite() {
+        let pipeline = EvalForge.Pipeline(configuration: .default)
+        var request = LLMRequest(provider: LLMProvider.openAI, model: "m")
+        request.tags = ["a"]
+        var copy = request
+        copy.tags.append("b")
+        copy.model = "n"
+        copy.metadata["k"] = "v"
+        #expect(request.tags == ["a"] && request.model == "m" && request.metadata.isEmpty)
+        #expect(copy.tags == ["a", "b"] && copy.model == "n" && copy.metadata == ["k": "v"])
+
+        var span = pipeline.startLLMCall(request)
+        span.request.model = "late"
+        span.request.tags.append("c")
+        #expect(request.model == "m" && request.tags == ["a"])
+        #expect(span.request.model == "late" && span.request.tags == ["a", "c"])
+        span.end()
+        #expect(span.request.model.isEmpty && span.request.tags.isEmpty)
+        var batch: [SpanRecord] = []
+        pipeline.buffer.drain(into: &batch)
+        #expect(batch.first?.request.model == "late" && batch.first?.request.tags == ["a", "c"])
+        #expect(LLMRequest.empty.model.isEmpty && LLMRequest.empty.provider.isEmpty)
+    }
 }

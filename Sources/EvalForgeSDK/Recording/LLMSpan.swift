@@ -27,7 +27,7 @@ public struct LLMSpan: Sendable {
     /// The request as recorded; changes before `end()` are kept (e.g. a model chosen late).
     public var request: LLMRequest {
         get { record.request }
-        set { record.request = newValue }
+        _modify { yield &record.request }
     }
 
     /// `gen_ai.response.model`.
@@ -118,17 +118,7 @@ public struct LLMSpan: Sendable {
     /// no retain and release of each string and array on the recording path.
     @inline(__always)
     mutating func takeRecord() -> SpanRecord {
-        var left = SpanRecord(
-            traceID: record.traceID, spanID: record.spanID, parentSpanID: record.parentSpanID, kind: record.kind,
-            name: nil, request: LLMRequest(operation: GenAIOperation(""), provider: "", model: ""),
-            startUnixNanos: record.startUnixNanos)
-        left.endUnixNanos = record.endUnixNanos
-        left.firstChunkNanos = record.firstChunkNanos
-        left.usage = record.usage
-        left.costUSD = record.costUSD
-        left.isError = record.isError
-        left.parentDeclined = record.parentDeclined
-        left.sampling = record.sampling
+        var left = SpanRecord(keeping: record.plain)
         swap(&record, &left)
         return left
     }
