@@ -371,6 +371,32 @@ struct RecordingPathTests {
         #expect(MemoryLayout<LLMRequest>.size == MemoryLayout<Int>.size)
     }
 
+    @Test("a span the buffer refuses (full) or that is sampled out is emptied like a buffered one and counted; the buffer keeps what it took")
+    func refusedSpansAreEmptiedAndCounted() throws {
+        let full = EvalForge.Pipeline(configuration: { var c = EvalForge.Configuration.default; c.buffer.maxSpans = 2; return c }())
+        var ids: [UInt64] = []
+        for i in 0..<3 {
+            var span = full.startLLMCall(LLMRequest(provider: LLMProvider.openAI, model: "m\(i)"))
+            span.responseID = "r\(i)"
+            span.usage = TokenUsage(input: i, output: 1)
+            ids.append(span.traceParent.spanID.value)
+            span.end()
+            #expect(span.responseID == nil && span.request.model.isEmpty && span.usage == TokenUsage(input: i, output: 1))
+        }
+        #expect(full.statistics.recorded == 3 && full.statistics.droppedBufferFull == 1 && full.statistics.buffered == 2)
+        var batch: [SpanRecord] = []
+        full.buffer.drain(into: &batch)
+        #expect(batch.map(\.spanID) == Array(ids.prefix(2)) && batch.map(\.request.model) == ["m0", "m1"] && batch.map(\.responseID) == ["r0", "r1"])
+        #expect(full.statistics.buffered == 0)
+
+        let none = EvalForge.Pipeline(configuration: { var c = EvalForge.Configuration.default; c.sampling.ratio = 0; c.sampling.keepErrors = false; c.sampling.keepSlowerThan = nil; return c }())
+        var span = none.startLLMCall(LLMRequest(provider: LLMProvider.openAI, model: "m"))
+        span.responseID = "r"
+        span.end()
+        #expect(span.responseID == nil && span.request.model.isEmpty)
+        #expect(none.statistics.recorded == 1 && none.statistics.sampledOut == 1 && none.statistics.buffered == 0)
+    }
+
     @Test("requests keep value semantics behind their shared storage")
     func requestCopyOnWrite() {
         let pipeline = EvalForge.Pipeline(configuration: .default)

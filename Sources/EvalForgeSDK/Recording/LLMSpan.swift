@@ -13,8 +13,8 @@ public struct LLMSpan: Sendable {
 
     /// `startMonotonic` is the monotonic reading `record.startUnixNanos` was derived from: durations
     /// (end, time to first chunk) are monotonic, so a stepped wall clock cannot make them negative.
-    init(record: SpanRecord, startMonotonic: UInt64, pipeline: EvalForge.Pipeline) {
-        self.record = record
+    init(record: consuming SpanRecord, startMonotonic: UInt64, pipeline: EvalForge.Pipeline) {
+        self.record = consume record
         self.startMonotonic = startMonotonic
         self.pipeline = pipeline
     }
@@ -111,16 +111,7 @@ public struct LLMSpan: Sendable {
         let elapsed = Clocks.monotonicNanos() &- startMonotonic
         record.endUnixNanos = record.startUnixNanos &+ elapsed
         record.sampling = pipeline.sampler.decide(traceID: record.traceID, isError: record.isError, durationNanos: elapsed, parentDeclined: record.parentDeclined)
-        pipeline.submit(takeRecord())
-    }
-
-    /// Moves the record out for the buffer, leaving its plain fields (ids, times, figures) behind:
-    /// no retain and release of each string and array on the recording path.
-    @inline(__always)
-    mutating func takeRecord() -> SpanRecord {
-        var left = SpanRecord(keeping: record.plain)
-        swap(&record, &left)
-        return left
+        pipeline.submit(from: &record)
     }
 }
 
@@ -132,7 +123,7 @@ extension LLMSpan {
         record.endUnixNanos = max(end, record.startUnixNanos)
         let elapsed = record.endUnixNanos &- record.startUnixNanos
         record.sampling = pipeline.sampler.decide(traceID: record.traceID, isError: record.isError, durationNanos: elapsed, parentDeclined: record.parentDeclined)
-        pipeline.submit(takeRecord())
+        pipeline.submit(from: &record)
     }
 
     /// Notes what could not be used in the provider's answer (`evalforge.response.problem`), beside

@@ -5,8 +5,8 @@ import EvalForgeCore
 ///
 /// Its plain fields (ids, times, figures: no reference counting) live in `plain`, read and written
 /// as `record.traceID` etc. through dynamic member lookup; the strings and arrays sit beside it. An
-/// ended span keeps `plain` and hands the rest to the buffer (`LLMSpan.takeRecord()`), so a new plain
-/// field is kept after `end()` without being listed anywhere.
+/// ended span keeps `plain` and hands the rest to the buffer (`SpanBuffer.append(from:)`), so a new
+/// plain field is kept after `end()` without being listed anywhere.
 @dynamicMemberLookup
 struct SpanRecord: Sendable {
     /// OTLP span kinds (`Span.SpanKind` numbers).
@@ -45,10 +45,13 @@ struct SpanRecord: Sendable {
     var systemInstructions: String?
     var attributes: [(String, AttributeValue)] = []
 
-    init(traceID: TraceID, spanID: UInt64, parentSpanID: UInt64, kind: Kind, name: String?, request: LLMRequest, startUnixNanos: UInt64) {
-        plain = Plain(traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, kind: kind, startUnixNanos: startUnixNanos)
+    init(
+        traceID: TraceID, spanID: UInt64, parentSpanID: UInt64, kind: Kind, name: String?, request: consuming LLMRequest, startUnixNanos: UInt64,
+        parentDeclined: Bool = false
+    ) {
+        plain = Plain(traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, kind: kind, startUnixNanos: startUnixNanos, parentDeclined: parentDeclined)
         self.name = name
-        self.request = request
+        self.request = consume request
     }
 
     /// A record with `plain` and nothing else (empty request, no strings): what an ended span keeps.
