@@ -98,17 +98,19 @@ extension EvalForge {
             } else {
                 (traceID, spanID) = IDGenerator.rootIDs()
             }
-            // The parent's `sampled=0` is decided up front: the record is not mutated after it is built.
+            // Through the memberwise init (see `SpanRecord`), with the parent's `sampled=0` decided up
+            // front: the record is built in place, not copied.
             return LLMSpan(
                 record: SpanRecord(
-                    traceID: traceID,
-                    spanID: spanID,
-                    parentSpanID: parent?.spanID.value ?? 0,
-                    kind: kind,
+                    plain: SpanRecord.Plain(
+                        traceID: traceID,
+                        spanID: spanID,
+                        parentSpanID: parent?.spanID.value ?? 0,
+                        kind: kind,
+                        startUnixNanos: unixNanos(atMonotonic: now),
+                        parentDeclined: parent.map { !$0.sampled && sampler.respectParent } ?? false),
                     name: name,
-                    request: request,
-                    startUnixNanos: unixNanos(atMonotonic: now),
-                    parentDeclined: parent.map { !$0.sampled && sampler.respectParent } ?? false),
+                    request: request),
                 startMonotonic: now, pipeline: self)
         }
 

@@ -45,6 +45,23 @@ struct SpanRecord: Sendable {
     var systemInstructions: String?
     var attributes: [(String, AttributeValue)] = []
 
+    @inline(__always)
+    subscript<T>(dynamicMember field: WritableKeyPath<Plain, T>) -> T {
+        get { plain[keyPath: field] }
+        set { plain[keyPath: field] = newValue }
+    }
+
+    var spanName: String {
+        if let name { return name }
+        return request.model.isEmpty ? request.operation.name : "\(request.operation.name) \(request.model)"
+    }
+}
+
+// The inits live in an extension so the struct keeps its memberwise init: built through it (as
+// `Pipeline.start` does), the record is written straight into its destination; built through an init
+// of the struct's body, the optimizer made it on the stack, then copied it (a retain per field) and
+// destroyed the original.
+extension SpanRecord {
     init(
         traceID: TraceID, spanID: UInt64, parentSpanID: UInt64, kind: Kind, name: String?, request: consuming LLMRequest, startUnixNanos: UInt64,
         parentDeclined: Bool = false
@@ -58,16 +75,5 @@ struct SpanRecord: Sendable {
     init(keeping plain: Plain) {
         self.plain = plain
         request = .empty
-    }
-
-    @inline(__always)
-    subscript<T>(dynamicMember field: WritableKeyPath<Plain, T>) -> T {
-        get { plain[keyPath: field] }
-        set { plain[keyPath: field] = newValue }
-    }
-
-    var spanName: String {
-        if let name { return name }
-        return request.model.isEmpty ? request.operation.name : "\(request.operation.name) \(request.model)"
     }
 }
