@@ -150,11 +150,13 @@ public enum EvalForge {
         currentParent(resolver: pipeline.configuration.parentResolver)
     }
 
+    /// `resolver` is read only inside a service context: a span start outside any (the common case)
+    /// does not retain and release the configured closure.
     @inline(__always)
-    static func currentParent(resolver: (@Sendable (ServiceContext) -> TraceParent?)?) -> TraceParent? {
+    static func currentParent(resolver: @autoclosure () -> (@Sendable (ServiceContext) -> TraceParent?)?) -> TraceParent? {
         guard let context = ServiceContext.current else { return nil }
         if let p = context[EvalForgeParentKey.self] { return p }
-        if let resolver { return resolver(context) }
+        if let resolver = resolver() { return resolver(context) }
         return W3CInjection.traceParent(from: context)
     }
 }

@@ -364,4 +364,63 @@ struct RecordingPathTests {
         }
         #expect(invalid == 0 && traces.count == 20_000 && spans.count == 40_000)
     }
+
+    @Test("what an ended span keeps is plain data: its fields carry no references")
+    func plainFieldsArePOD() {
+        // `LLMSpan.takeRecord()` leaves `SpanRecord.Plain` behind; a String or class field there would be
+        // retained on every end().
+        #expect(_isPOD(SpanRecord.Plain.self))
+        #expect(MemoryLayout<LLMRequest>.size == MemoryLayout<Int>.size)
+    }
+
+    @Test("a span the buffer refuses (full) or that is sampled out is emptied like a buffered one and counted; the buffer keeps what it took")
+    func refusedSpansAreEmptiedAndCounted() throws {
+        let full = EvalForge.Pipeline(configuration: { var c = EvalForge.Configuration.default; c.buffer.maxSpans = 2; return c }())
+        var ids: [UInt64] = []
+        for i in 0..<3 {
+            var span = full.startLLMCall(LLMRequest(provider: LLMProvider.openAI, model: "m\(i)"))
+            span.responseID = "r\(i)"
+            span.usage = TokenUsage(input: i, output: 1)
+            ids.append(span.traceParent.spanID.value)
+            span.end()
+            #expect(span.responseID == nil && span.request.model.isEmpty && span.usage == TokenUsage(input: i, output: 1))
+        }
+        #expect(full.statistics.recorded == 3 && full.statistics.droppedBufferFull == 1 && full.statistics.buffered == 2)
+        var batch: [SpanRecord] = []
+        full.buffer.drain(into: &batch)
+        #expect(batch.map(\.spanID) == Array(ids.prefix(2)) && batch.map(\.request.model) == ["m0", "m1"] && batch.map(\.responseID) == ["r0", "r1"])
+        #expect(full.statistics.buffered == 0)
+
+        let none = EvalForge.Pipeline(configuration: { var c = EvalForge.Configuration.default; c.sampling.ratio = 0; c.sampling.keepErrors = false; c.sampling.keepSlowerThan = nil; return c }())
+        var span = none.startLLMCall(LLMRequest(provider: LLMProvider.openAI, model: "m"))
+        span.responseID = "r"
+        span.end()
+        #expect(span.responseID == nil && span.request.model.isEmpty)
+        #expect(none.statistics.recorded == 1 && none.statistics.sampledOut == 1 && none.statistics.buffered == 0)
+    }
+
+    @Test("requests keep value semantics behind their shared storage")
+    func requestCopyOnWrite() {
+        let pipeline = EvalForge.Pipeline(configuration: .default)
+        var request = LLMRequest(provider: LLMProvider.openAI, model: "m")
+        request.tags = ["a"]
+        var copy = request
+        copy.tags.append("b")
+        copy.model = "n"
+        copy.metadata["k"] = "v"
+        #expect(request.tags == ["a"] && request.model == "m" && request.metadata.isEmpty)
+        #expect(copy.tags == ["a", "b"] && copy.model == "n" && copy.metadata == ["k": "v"])
+
+        var span = pipeline.startLLMCall(request)
+        span.request.model = "late"
+        span.request.tags.append("c")
+        #expect(request.model == "m" && request.tags == ["a"])
+        #expect(span.request.model == "late" && span.request.tags == ["a", "c"])
+        span.end()
+        #expect(span.request.model.isEmpty && span.request.tags.isEmpty)
+        var batch: [SpanRecord] = []
+        pipeline.buffer.drain(into: &batch)
+        #expect(batch.first?.request.model == "late" && batch.first?.request.tags == ["a", "c"])
+        #expect(LLMRequest.empty.model.isEmpty && LLMRequest.empty.provider.isEmpty)
+    }
 }

@@ -157,6 +157,17 @@ public struct LLMCallContext: Sendable, Hashable {
 
     /// The context of the enclosing `EvalForge.withContext` / `withStep(…, context:)` blocks.
     @TaskLocal static var current: LLMCallContext?
+
+    /// How many `withContext` blocks are running in the process. While none is, `current` is nil
+    /// everywhere, so a span start skips the task-local lookup (`currentIfAny`).
+    static let openScopes = Atomic<Int>(0)
+
+    /// `current`, looked up only when some block set one: a span start outside any `withContext`
+    /// (the common case) costs one relaxed load instead of a task-local search. A task inside a
+    /// block counted the block before its body ran, so it always sees a non-zero count.
+    @inline(__always) static var currentIfAny: LLMCallContext? {
+        openScopes.load(ordering: .relaxed) == 0 ? nil : current
+    }
 }
 
 extension EvalForge {
@@ -168,6 +179,8 @@ extension EvalForge {
         _ body: () async throws -> T
     ) async rethrows -> T {
         let merged = LLMCallContext.current.map { $0.merging(context) } ?? context
+        LLMCallContext.openScopes.add(1, ordering: .relaxed)
+        defer { LLMCallContext.openScopes.subtract(1, ordering: .relaxed) }
         return try await LLMCallContext.$current.withValue(merged, operation: body, isolation: isolation)
     }
 }

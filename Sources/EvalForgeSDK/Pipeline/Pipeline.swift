@@ -87,7 +87,7 @@ extension EvalForge {
         private func start(_ request: LLMRequest, name: String?, kind: SpanRecord.Kind, parent: TraceParent?) -> LLMSpan {
             let parent = parent ?? EvalForge.currentParent(resolver: configuration.parentResolver)
             var request = request
-            if let context = LLMCallContext.current { context.apply(to: &request) }
+            if let context = LLMCallContext.currentIfAny { context.apply(to: &request) }
             // One clock read: the wall-clock start is derived from it (see `wallClockOffset`).
             let now = Clocks.monotonicNanos()
             let traceID: TraceID
@@ -98,16 +98,20 @@ extension EvalForge {
             } else {
                 (traceID, spanID) = IDGenerator.rootIDs()
             }
-            var record = SpanRecord(
-                traceID: traceID,
-                spanID: spanID,
-                parentSpanID: parent?.spanID.value ?? 0,
-                kind: kind,
-                name: name,
-                request: request,
-                startUnixNanos: unixNanos(atMonotonic: now))
-            if let parent, !parent.sampled, sampler.respectParent { record.parentDeclined = true }
-            return LLMSpan(record: record, startMonotonic: now, pipeline: self)
+            // Through the memberwise init (see `SpanRecord`), with the parent's `sampled=0` decided up
+            // front: the record is built in place, not copied.
+            return LLMSpan(
+                record: SpanRecord(
+                    plain: SpanRecord.Plain(
+                        traceID: traceID,
+                        spanID: spanID,
+                        parentSpanID: parent?.spanID.value ?? 0,
+                        kind: kind,
+                        startUnixNanos: unixNanos(atMonotonic: now),
+                        parentDeclined: parent.map { !$0.sampled && sampler.respectParent } ?? false),
+                    name: name,
+                    request: request),
+                startMonotonic: now, pipeline: self)
         }
 
         /// The wall-clock time of a monotonic reading: one clock read per span start instead of two.
@@ -122,20 +126,23 @@ extension EvalForge {
             wallClockOffset.store(Clocks.wallClockOffset(), ordering: .relaxed)
         }
 
-        /// Hands an ended span (its `sampling` decided by `LLMSpan.end()`) to the buffer. An unsampled
-        /// span is dropped here unless a local rule may still keep its trace (`TraceKeeper`).
+        /// Hands an ended span's record (its `sampling` decided by `LLMSpan.end()`) to the buffer,
+        /// moving it out of the span, which keeps only its plain fields. An unsampled span is dropped
+        /// here unless a local rule may still keep its trace (`TraceKeeper`).
         @inline(__always)
-        func submit(_ record: consuming SpanRecord) {
-            guard enabled else { return }
+        func submit(from record: inout SpanRecord) {
+            guard enabled else { return record = SpanRecord(keeping: record.plain) }
             counters.recorded.add(1, ordering: .relaxed)
             if record.sampling == .notSampled, traceKeeper == nil {
                 counters.sampledOut.add(1, ordering: .relaxed)
-                return
+                return record = SpanRecord(keeping: record.plain)
             }
-            switch buffer.append(consume record) {
+            switch buffer.append(from: &record) {
             case .accepted: break
             case .acceptedBatchReady: signal.signal()
-            case .full: counters.droppedBufferFull.add(1, ordering: .relaxed)
+            case .full:
+                counters.droppedBufferFull.add(1, ordering: .relaxed)
+                record = SpanRecord(keeping: record.plain)
             }
         }
 

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// The bounded hand-off between recording threads and the exporter: one short critical section per
-/// span (append a record), one per batch (swap arrays). Never grows past `capacity`; a full buffer
+/// span (move a record in), one per batch (swap arrays). Never grows past `capacity`; a full buffer
 /// refuses the span and the caller counts the drop.
 final class SpanBuffer: Sendable {
     private struct State {
@@ -12,6 +12,9 @@ final class SpanBuffer: Sendable {
     enum AppendOutcome { case accepted, acceptedBatchReady, full }
 
     private let state = Mutex(State())
+    /// `pending.count`, published for readers (statistics, the export loop's "more to send?") so
+    /// they do not take the lock recording threads need.
+    private let pendingCount = Atomic<Int>(0)
     let capacity: Int
     let batchSize: Int
 
@@ -20,18 +23,24 @@ final class SpanBuffer: Sendable {
         self.batchSize = max(1, min(batchSize, capacity))
     }
 
-    /// Takes `record` (moved in, not copied: no retain of its strings and arrays).
-    @inline(__always) func append(_ record: consuming SpanRecord) -> AppendOutcome {
-        // An optional the closure can move out of (a captured parameter cannot be consumed).
-        var incoming = Optional(consume record)
-        return state.withLock { s in
-            guard s.pending.count < capacity, let record = incoming.take() else { return .full }
-            s.pending.append(record)
-            if s.pending.count >= batchSize, !s.wakeRequested {
-                s.wakeRequested = true
-                return .acceptedBatchReady
+    /// Moves `record` into the buffer, leaving only its plain fields behind (`SpanRecord(keeping:)`):
+    /// no copy of the record, no retain of its strings and arrays. When the buffer is full `record`
+    /// is left as it was.
+    @inline(__always) func append(from record: inout SpanRecord) -> AppendOutcome {
+        let plain = record.plain
+        return withUnsafeMutablePointer(to: &record) { slot in
+            state.withLock { s in
+                guard s.pending.count < capacity else { return .full }
+                // Moved out and re-initialized at once: nothing can observe `slot` in between.
+                s.pending.append(slot.move())
+                slot.initialize(to: SpanRecord(keeping: plain))
+                pendingCount.store(s.pending.count, ordering: .relaxed)
+                if s.pending.count >= batchSize, !s.wakeRequested {
+                    s.wakeRequested = true
+                    return .acceptedBatchReady
+                }
+                return .accepted
             }
-            return .accepted
         }
     }
 
@@ -40,8 +49,10 @@ final class SpanBuffer: Sendable {
         state.withLock { s in
             swap(&s.pending, &batch)
             s.wakeRequested = false
+            pendingCount.store(s.pending.count, ordering: .relaxed)
         }
     }
 
-    var count: Int { state.withLock { $0.pending.count } }
+    /// Records waiting now (a moment's snapshot, read without the lock).
+    var count: Int { pendingCount.load(ordering: .relaxed) }
 }

@@ -1,37 +1,144 @@
 /// What is known about an LLM call before it is sent: the `gen_ai.request.*` attributes and
 /// EvalForge's user, session, tags and metadata.
+///
+/// A value type whose fields live behind one copy-on-write reference: starting a span takes the
+/// request with one retain instead of a retain per string and array, and the span's record stays
+/// small to move. Mutating a shared request copies its fields first (value semantics as before).
 public struct LLMRequest: Sendable {
-    public var operation: GenAIOperation
-    /// `gen_ai.provider.name`, e.g. "openai", "anthropic", "aws.bedrock".
-    public var provider: String
-    public var model: String
-    public var temperature: Double?
-    public var maxTokens: Int?
-    public var topP: Double?
-    public var topK: Int?
-    public var frequencyPenalty: Double?
-    public var presencePenalty: Double?
-    public var stopSequences: [String] = []
-    public var seed: Int?
-    public var choiceCount: Int?
-    public var stream: Bool = false
-    public var serverAddress: String?
-    public var serverPort: Int?
-    /// `gen_ai.conversation.id`.
-    public var conversationID: String?
-    /// `user.id`.
-    public var userID: String?
-    /// `session.id`.
-    public var sessionID: String?
-    /// `evalforge.tags`.
-    public var tags: [String] = []
-    /// `evalforge.metadata.<key>`.
-    public var metadata: [String: String] = [:]
+    /// The stored fields (one home: the properties below only forward to them).
+    struct Fields: Sendable {
+        var operation: GenAIOperation
+        var provider: String
+        var model: String
+        var temperature: Double?
+        var maxTokens: Int?
+        var topP: Double?
+        var topK: Int?
+        var frequencyPenalty: Double?
+        var presencePenalty: Double?
+        var stopSequences: [String] = []
+        var seed: Int?
+        var choiceCount: Int?
+        var stream: Bool = false
+        var serverAddress: String?
+        var serverPort: Int?
+        var conversationID: String?
+        var userID: String?
+        var sessionID: String?
+        var tags: [String] = []
+        var metadata: [String: String] = [:]
+    }
+
+    /// Mutated only while uniquely referenced (`fields`' `_modify` copies a shared one first), so it
+    /// is never written while another thread can read it; hence unchecked Sendable and no dynamic
+    /// exclusivity check on each field access.
+    final class Storage: @unchecked Sendable {
+        @exclusivity(unchecked) var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var storage: Storage
+
+    private var fields: Fields {
+        @inline(__always) _read { yield storage.fields }
+        @inline(__always) _modify {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+            yield &storage.fields
+        }
+    }
 
     public init(operation: GenAIOperation = .chat, provider: String, model: String) {
-        self.operation = operation
-        self.provider = provider
-        self.model = model
+        storage = Storage(Fields(operation: operation, provider: provider, model: model))
+    }
+
+    /// An empty request (no operation, provider or model), shared: what an ended span reads.
+    static let empty = LLMRequest(operation: .none, provider: "", model: "")
+
+    public var operation: GenAIOperation {
+        get { fields.operation }
+        _modify { yield &fields.operation }
+    }
+    /// `gen_ai.provider.name`, e.g. "openai", "anthropic", "aws.bedrock".
+    public var provider: String {
+        get { fields.provider }
+        _modify { yield &fields.provider }
+    }
+    public var model: String {
+        get { fields.model }
+        _modify { yield &fields.model }
+    }
+    public var temperature: Double? {
+        get { fields.temperature }
+        _modify { yield &fields.temperature }
+    }
+    public var maxTokens: Int? {
+        get { fields.maxTokens }
+        _modify { yield &fields.maxTokens }
+    }
+    public var topP: Double? {
+        get { fields.topP }
+        _modify { yield &fields.topP }
+    }
+    public var topK: Int? {
+        get { fields.topK }
+        _modify { yield &fields.topK }
+    }
+    public var frequencyPenalty: Double? {
+        get { fields.frequencyPenalty }
+        _modify { yield &fields.frequencyPenalty }
+    }
+    public var presencePenalty: Double? {
+        get { fields.presencePenalty }
+        _modify { yield &fields.presencePenalty }
+    }
+    public var stopSequences: [String] {
+        get { fields.stopSequences }
+        _modify { yield &fields.stopSequences }
+    }
+    public var seed: Int? {
+        get { fields.seed }
+        _modify { yield &fields.seed }
+    }
+    public var choiceCount: Int? {
+        get { fields.choiceCount }
+        _modify { yield &fields.choiceCount }
+    }
+    public var stream: Bool {
+        get { fields.stream }
+        _modify { yield &fields.stream }
+    }
+    public var serverAddress: String? {
+        get { fields.serverAddress }
+        _modify { yield &fields.serverAddress }
+    }
+    public var serverPort: Int? {
+        get { fields.serverPort }
+        _modify { yield &fields.serverPort }
+    }
+    /// `gen_ai.conversation.id`.
+    public var conversationID: String? {
+        get { fields.conversationID }
+        _modify { yield &fields.conversationID }
+    }
+    /// `user.id`.
+    public var userID: String? {
+        get { fields.userID }
+        _modify { yield &fields.userID }
+    }
+    /// `session.id`.
+    public var sessionID: String? {
+        get { fields.sessionID }
+        _modify { yield &fields.sessionID }
+    }
+    /// `evalforge.tags`.
+    public var tags: [String] {
+        get { fields.tags }
+        _modify { yield &fields.tags }
+    }
+    /// `evalforge.metadata.<key>`.
+    public var metadata: [String: String] {
+        get { fields.metadata }
+        _modify { yield &fields.metadata }
     }
 }
 

@@ -13,8 +13,8 @@ public struct LLMSpan: Sendable {
 
     /// `startMonotonic` is the monotonic reading `record.startUnixNanos` was derived from: durations
     /// (end, time to first chunk) are monotonic, so a stepped wall clock cannot make them negative.
-    init(record: SpanRecord, startMonotonic: UInt64, pipeline: EvalForge.Pipeline) {
-        self.record = record
+    init(record: consuming SpanRecord, startMonotonic: UInt64, pipeline: EvalForge.Pipeline) {
+        self.record = consume record
         self.startMonotonic = startMonotonic
         self.pipeline = pipeline
     }
@@ -27,7 +27,7 @@ public struct LLMSpan: Sendable {
     /// The request as recorded; changes before `end()` are kept (e.g. a model chosen late).
     public var request: LLMRequest {
         get { record.request }
-        set { record.request = newValue }
+        _modify { yield &record.request }
     }
 
     /// `gen_ai.response.model`.
@@ -111,26 +111,7 @@ public struct LLMSpan: Sendable {
         let elapsed = Clocks.monotonicNanos() &- startMonotonic
         record.endUnixNanos = record.startUnixNanos &+ elapsed
         record.sampling = pipeline.sampler.decide(traceID: record.traceID, isError: record.isError, durationNanos: elapsed, parentDeclined: record.parentDeclined)
-        pipeline.submit(takeRecord())
-    }
-
-    /// Moves the record out for the buffer, leaving its plain fields (ids, times, figures) behind:
-    /// no retain and release of each string and array on the recording path.
-    @inline(__always)
-    mutating func takeRecord() -> SpanRecord {
-        var left = SpanRecord(
-            traceID: record.traceID, spanID: record.spanID, parentSpanID: record.parentSpanID, kind: record.kind,
-            name: nil, request: LLMRequest(operation: GenAIOperation(""), provider: "", model: ""),
-            startUnixNanos: record.startUnixNanos)
-        left.endUnixNanos = record.endUnixNanos
-        left.firstChunkNanos = record.firstChunkNanos
-        left.usage = record.usage
-        left.costUSD = record.costUSD
-        left.isError = record.isError
-        left.parentDeclined = record.parentDeclined
-        left.sampling = record.sampling
-        swap(&record, &left)
-        return left
+        pipeline.submit(from: &record)
     }
 }
 
@@ -142,7 +123,7 @@ extension LLMSpan {
         record.endUnixNanos = max(end, record.startUnixNanos)
         let elapsed = record.endUnixNanos &- record.startUnixNanos
         record.sampling = pipeline.sampler.decide(traceID: record.traceID, isError: record.isError, durationNanos: elapsed, parentDeclined: record.parentDeclined)
-        pipeline.submit(takeRecord())
+        pipeline.submit(from: &record)
     }
 
     /// Notes what could not be used in the provider's answer (`evalforge.response.problem`), beside
