@@ -56,7 +56,7 @@ extension ClickHouseStore {
     /// mode `distributed_product_mode=local` runs the `NOT IN` subquery per shard on the local tables,
     /// exact because a trace's index and summary rows live on one shard. The cost when nothing is
     /// missing is one pass over two days of `trace_index` and the `t_last_day` column of
-    /// `trace_summary`, with a set of the window's (project, hash) pairs.
+    /// `trace_summary`, with a set of the window's traces (one UInt64 each) per shard.
     ///
     /// Settle delay: a trace is repaired only once it has been seen missing for `settle` (two passes
     /// at least that far apart). An extra summary row is harmless (readers aggregate a trace with
@@ -106,11 +106,16 @@ extension ClickHouseStore {
 
     /// The (project, trace) pairs with a `trace_index` row of the last 2 days and no `trace_summary`
     /// row reaching those days, at most `limit`.
+    ///
+    /// The pair is compared as one UInt64, `cityHash64(project_id, t_hash)`: a set of integers is about
+    /// 5 times cheaper than one of (String, UInt64) tuples (250,000 traces on 18.16: 0.6 s against
+    /// 2.9 s on the loaded test machine). A collision with a present trace of the same window would
+    /// leave a missing trace unrepaired: about n² / 2⁶⁴, nil for any real n.
     func missingTraceSummaries(limit: Int) async throws -> [SummaryRepairState.Key] {
         let sql = """
             SELECT toString(project_id), trace_id FROM \(db).trace_index
-            WHERE day >= today() - 1 AND (project_id, cityHash64(trace_id)) NOT IN (
-                SELECT project_id, t_hash FROM \(db).trace_summary WHERE t_last_day >= today() - 1)
+            WHERE day >= today() - 1 AND cityHash64(project_id, cityHash64(trace_id)) NOT IN (
+                SELECT cityHash64(project_id, t_hash) FROM \(db).trace_summary WHERE t_last_day >= today() - 1)
             GROUP BY project_id, trace_id
             LIMIT \(max(1, limit))
             """
