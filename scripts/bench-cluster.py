@@ -168,6 +168,15 @@ def faults_phase(cluster, load_binary, rate, seconds, run, tmp, single_ch):
          "stored": len(stored), "lost": len(missing), "duplicates": duplicates, "never_acknowledged_stored": len(stored.keys() - acked_set),
          "spans_per_sec": round(len(acked_set) / total_s, 1)}
     t_from, t_to = min(s["start_unix"] for s in sent) - 120, int(time.time()) + 120
+    # Traces whose summary block the replica kill lost are listed again once the backends' repair pass
+    # (every 30 s, after 60 s missing: the production defaults) gave them their row.
+    deadline, expected = time.time() + 180, len(acked_set) // 3
+    while True:
+        listed = sum(len(ec.all_traces(f"http://127.0.0.1:{ec.BACKEND_PORTS[0]}", f"service={svc}&from={t_from}&to={t_to}")) for svc in services)
+        if listed >= expected or time.time() > deadline:
+            break
+        time.sleep(5)
+    r["traces_listed"], r["traces_expected"] = listed, expected
     with ec.single_node(cluster.binary, clickhouse_url=single_ch) as (backend, collector, operator):
         log(f"faults: replaying {sum(t.acked_requests for t in taps)} acknowledged requests into a single node ({single_ch or 'sqlite'})")
         ec.replay([t.path for t in taps], collector)

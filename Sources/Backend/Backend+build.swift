@@ -36,6 +36,11 @@ public enum BackendApp {
         }
         background += services.evaluation.services
         background.append(RetentionService(store: services.store, projects: services.projects, interval: .seconds(max(60, configuration.retentionIntervalSeconds)), defaultDays: configuration.defaultRetentionDays, logger: logger))
+        if let store = services.store as? ClickHouseStore {
+            background.append(TraceSummaryRepairService(
+                store: store, interval: .seconds(min(max(1, configuration.traceSummaryRepairIntervalSeconds), 86_400)),
+                settle: .seconds(min(max(0, configuration.traceSummaryRepairSettleSeconds), 86_400)), logger: logger))
+        }
         background += additionalServices
         let app = Application(
             router: router,

@@ -50,6 +50,14 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// `evalforge admin projects set-retention`); 0 keeps everything. Flag `--retention-days`; env
     /// `EVALFORGE_RETENTION_DAYS`. Default 0. docs/storage.md, "Retention".
     public var defaultRetentionDays: Int = 0
+    /// How often the ClickHouse store gives traces missing from `trace_summary` their row
+    /// (`TraceSummaryRepairService`), seconds. Env `EVALFORGE_TRACE_SUMMARY_REPAIR_INTERVAL_S`
+    /// (1…86,400). Default 30.
+    public var traceSummaryRepairIntervalSeconds: Int = 30
+    /// How long a trace must be seen missing from `trace_summary` before it is repaired, seconds:
+    /// longer than an insert and replication take, so no partial row is written. Env
+    /// `EVALFORGE_TRACE_SUMMARY_REPAIR_SETTLE_S` (0…86,400). Default 60.
+    public var traceSummaryRepairSettleSeconds: Int = 60
     /// Spans one project may have queued for online evaluation; beyond it a batch's spans are
     /// skipped and counted (`GET /api/online-queue`). Env `EVALFORGE_ONLINE_QUEUE_PER_PROJECT`.
     /// Default 10,000.

@@ -160,6 +160,8 @@ enum BackendConfigurationLoader {
         if let v = try int("EVALFORGE_MAX_BODY_BYTES", 1024...(1 << 30)) { c.maxBodyBytes = v }
         if let v = try int("EVALFORGE_MAX_INFLIGHT_INGEST", 1...1024) { c.maxInflightIngest = v }
         if let v = try int("EVALFORGE_RETENTION_INTERVAL_S", 60...86_400 * 7) { c.retentionIntervalSeconds = v }
+        if let v = try int("EVALFORGE_TRACE_SUMMARY_REPAIR_INTERVAL_S", 1...86_400) { c.traceSummaryRepairIntervalSeconds = v }
+        if let v = try int("EVALFORGE_TRACE_SUMMARY_REPAIR_SETTLE_S", 0...86_400) { c.traceSummaryRepairSettleSeconds = v }
         if let v = try int("EVALFORGE_RETENTION_DAYS", 0...Project.retentionDaysRange.upperBound) { c.defaultRetentionDays = v }
         if let v = try int("EVALFORGE_ONLINE_QUEUE_PER_PROJECT", 1...1_000_000) { c.onlineQueuePerProject = v }
         if let v = env["EVALFORGE_API_KEY"], !v.isEmpty { c.bootstrapAPIKey = v }

@@ -90,13 +90,14 @@ class Cluster:
     PROCESSES = ["zookeeper", "clickhouse-s1r1", "clickhouse-s1r2", "clickhouse-s2r1", "clickhouse-s2r2",
                  "backend-1", "backend-2", "collector-1", "collector-2", "collector-3"]
 
-    def __init__(self, root, binary):
+    def __init__(self, root, binary, env=None):
         self.root, self.binary = root, binary
+        self.env = env or {}  # extra environment for the processes scripts/cluster starts
         self.cpu = {}  # name -> {pid: (first, last)}
         self._sampling = None
 
     def script(self, *args, collector_args="", timeout=600):
-        env = dict(os.environ, EVALFORGE_CLUSTER_DIR=self.root, EVALFORGE_BIN=self.binary, EVALFORGE_CLUSTER_COLLECTOR_ARGS=collector_args)
+        env = dict(os.environ, **self.env, EVALFORGE_CLUSTER_DIR=self.root, EVALFORGE_BIN=self.binary, EVALFORGE_CLUSTER_COLLECTOR_ARGS=collector_args)
         return subprocess.run([os.path.join(ROOT, "scripts", "cluster"), *args], env=env, cwd=ROOT, timeout=timeout,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -28,6 +28,8 @@ public final class ClickHouseStore: SpanStore {
     let rollupHours = RollupHourCache()
     /// Traces with several `trace_summary` rows, per project (ClickHouseStore+TraceSummary.swift).
     let multiRows = MultiRowTraceCache()
+    /// Traces seen without a `trace_summary` row, waiting out the settle delay (ClickHouseStore+SummaryRepair.swift).
+    let summaryRepair = SummaryRepairState()
     /// Trace lists that found a trace twice among the single-row traces (it gained a summary row
     /// during the request, or the multi-row check missed it) and were answered from spans instead.
     let traceListRestarts = Mutex<Int>(0)
