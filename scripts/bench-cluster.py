@@ -154,13 +154,7 @@ def faults_phase(cluster, load_binary, rate, seconds, run, tmp, single_ch):
     drained = cluster.wait_drained(600)
     acked = ec.span_keys([t.path for t in taps])
     acked_set = set(acked)
-    deadline = time.time() + 300
-    while True:
-        stored = ec.stored_span_counts(services)
-        missing = acked_set - stored.keys()
-        if not missing or time.time() > deadline:
-            break
-        time.sleep(2)
+    stored, missing = ec.wait_stored(acked_set, services, 300)
     total_s = time.time() - t0
     duplicates = sum(c - 1 for c in stored.values() if c > 1)
     r = {"services": services, "dead_letters": cluster.dead_letters()[len(dead_before):][:5], "faults_done": done, "fault_errors": errors, "drained": drained, "acknowledged": len(acked_set),

@@ -125,12 +125,7 @@ class Cluster:
             raise AssertionError(f"{name} is not running")
         self.sample_cpu()  # its CPU up to now counts
         os.kill(pid, signal.SIGKILL)
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                break
-            time.sleep(0.05)
+        wait_gone(pid, 5)
         log(f"kill -9 {name} (pid {pid})")
 
     def stop(self, name):
@@ -140,13 +135,8 @@ class Cluster:
             return
         self.sample_cpu()
         os.kill(pid, signal.SIGTERM)
-        for _ in range(600):
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                return
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
+        if not wait_gone(pid, 60):
+            os.kill(pid, signal.SIGKILL)
 
     # CPU accounting: utime+stime of every incarnation of every process, sampled every second.
     def sample_cpu(self):
@@ -376,6 +366,30 @@ def stored_span_counts(services, port=CLICKHOUSE["s1r1"]):
         t, s, c = line.split("\t")
         counts[(t, s)] = int(c)
     return counts
+
+
+def wait_gone(pid, seconds):
+    """True once process `pid` no longer exists (polled every 50 ms), False after `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def wait_stored(acknowledged, services, seconds):
+    """Polls `stored_span_counts` until every acknowledged (trace id, span id) is stored or `seconds`
+    pass; returns (counts, missing)."""
+    deadline = time.time() + seconds
+    while True:
+        stored = stored_span_counts(services)
+        missing = acknowledged - stored.keys()
+        if not missing or time.time() > deadline:
+            return stored, missing
+        time.sleep(2)
 
 
 def load(binary, collector_url, rate, seconds, service, key=PROJECT_KEY):

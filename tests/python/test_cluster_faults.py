@@ -85,13 +85,7 @@ def test_acknowledged_spans_survive_replica_backend_and_collector_kills(tmp_path
     resent = len(acked) - len(acked_set)
     assert len(acked_set) >= sum(s["exported"] for s in sent), "the tap saw fewer acknowledged spans than the SDK counted"
     assert len(acked) > SECONDS * RATE, f"too little got through to mean anything: {len(acked)} spans acknowledged"
-    deadline = time.time() + 120
-    while True:
-        stored = ec.stored_span_counts(services)
-        missing = acked_set - stored.keys()
-        if not missing or time.time() > deadline:
-            break
-        time.sleep(2)
+    stored, missing = ec.wait_stored(acked_set, services, 120)
     duplicated = {k: c for k, c in stored.items() if c != 1}
     extra = stored.keys() - acked_set
     ec.log(f"acknowledged {len(acked_set)}, stored {len(stored)}, missing {len(missing)}, duplicated {len(duplicated)}, "
