@@ -100,7 +100,7 @@ public struct PostgresMetadataConfiguration: Sendable, Equatable {
 /// read-check-write bodies such as rate-limit leases stay exact); reads run on a `REPEATABLE READ
 /// READ ONLY` snapshot.
 ///
-/// Transient failures — a connection refused, reset or closed, serialization failure (40001),
+/// Transient failures — a connection refused, reset or closed, serialization failure (40001, and 23505 from a check-then-insert race),
 /// deadlock (40P01), admin shutdown (57P01…), too many connections (53300) — run the whole body
 /// again, up to `attempts` times with exponential backoff (conflicts up to four times as often,
 /// with short jittered waits), but only when COMMIT had not been sent
@@ -408,7 +408,11 @@ final class PostgresMetadataConnection: MetadataConnection {
         }
         if pg.code == .server {
             let state = pg.serverInfo?[.sqlState] ?? ""
-            if state == "40001" || state == "40P01" {
+            // 23505 too: a body that checks before it inserts (addKey, the bootstrap rows) is atomic on
+            // SQLite's one writer, but two SERIALIZABLE transactions on Postgres can both find nothing
+            // and one then fails the unique index (seen: two backends starting at once on a fresh
+            // database). Run again, the body finds the row; a real duplicate fails again, the same.
+            if state == "40001" || state == "40P01" || state == "23505" {
                 lastTransient = .conflict
                 return .io("Postgres: \(text)")
             }
