@@ -297,7 +297,7 @@ struct HostileInputTests {
         for bad in ["inf", "1e300", "-5", "nan", ""] {
             #expect(RetryAfter.parse(bad, nowUnixSeconds: 0, maximum: cap) == nil, "\(bad)")
         }
-        #expect(Forwarder.backoff(attempt: .max, initial: .seconds(Int64.max / 2), max: .seconds(Int64.max)) > .zero)
+        #expect(Backoff.delay(attempt: .max, initial: .seconds(Int64.max / 2), max: .seconds(Int64.max)) > .zero)
         #expect(Forwarder.nanoseconds(.seconds(Int64.max)) == .max)
     }
 }

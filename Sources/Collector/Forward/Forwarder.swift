@@ -229,7 +229,7 @@ final class Forwarder: Service, Sendable {
                         logger.error("cannot write outbox file; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
                     }
                     if self.stopping.load(ordering: .relaxed) { self.writeFailed.store(true, ordering: .relaxed); break }
-                    let pause = Self.backoff(attempt: attempt, initial: initial, max: maxBackoff)
+                    let pause = Backoff.delay(attempt: attempt, initial: initial, max: maxBackoff)
                     usleep(useconds_t(clamping: Self.milliseconds(pause).multipliedSaturated(by: 1000)))
                 }
             }
@@ -384,7 +384,7 @@ final class Forwarder: Service, Sendable {
                     logger.error("forwarding degraded", metadata: ["batch_id": "\(id)", "reason": "\(failure)"])
                 }
             }
-            let backoff = retryAfter ?? Self.backoff(attempt: attempt, initial: c.initialBackoff, max: c.maxBackoff)
+            let backoff = retryAfter ?? Backoff.delay(attempt: attempt, initial: c.initialBackoff, max: c.maxBackoff)
             if attempt == 1 || attempt % 10 == 0 {
                 logger.warning("forward failed; retrying", metadata: ["batch_id": "\(id)", "attempt": "\(attempt)", "reason": "\(failure)"])
             }
@@ -396,13 +396,6 @@ final class Forwarder: Service, Sendable {
             if Task.isCancelled { return .gaveUp }
             try? await Task.sleep(for: backoff)
         }
-    }
-
-    static func backoff(attempt: Int, initial: Duration, max maxDelay: Duration) -> Duration {
-        let initialMs = Swift.max(1, milliseconds(initial))
-        let base = initialMs.multipliedSaturated(by: Int64(1) << Int64(Swift.max(0, Swift.min(attempt - 1, 20))))
-        let ms = Swift.max(1, Swift.min(base, milliseconds(maxDelay)))
-        return .milliseconds(Int64.random(in: ms / 2...ms))
     }
 
     /// A duration in whole nanoseconds, saturating (no trap for huge durations).

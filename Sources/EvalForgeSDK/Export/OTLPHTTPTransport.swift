@@ -95,13 +95,4 @@ extension Duration {
         let (s, a) = components
         return Double(s) + Double(a) / 1e18
     }
-
-    /// Whole milliseconds, clamped to Int64 (never traps).
-    var saturatingMilliseconds: Int64 {
-        let (s, a) = components
-        let (ms, o) = s.multipliedReportingOverflow(by: 1000)
-        if o { return s < 0 ? .min : .max }
-        let (r, o2) = ms.addingReportingOverflow(a / 1_000_000_000_000_000)
-        return o2 ? (a < 0 ? .min : .max) : r
-    }
 }

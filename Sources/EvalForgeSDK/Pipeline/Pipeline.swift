@@ -336,16 +336,6 @@ extension EvalForge {
     }
 }
 
-/// Exponential backoff with full jitter.
-enum Backoff {
-    static func delay(attempt: Int, initial: Duration, max maxDelay: Duration) -> Duration {
-        let base = initial * (1 << min(attempt - 1, 16))
-        let cap = min(base, maxDelay)
-        let ms = Swift.max(1, cap.saturatingMilliseconds)
-        return .milliseconds(Int64.random(in: ms / 2...ms))
-    }
-}
-
 /// Opens after `threshold` consecutive failures; while open, the next attempt waits out the cooldown
 /// (then one probe decides).
 final class CircuitBreaker: Sendable {

@@ -283,8 +283,8 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
                     usleep(UInt32(Int.random(in: 0...min(250_000, 5_000 << min(conflicts - 1, 10)))))
                 } else {
                     // 20 ms, 40 ms, 80 ms … at most 1 s, with jitter so retrying backends spread out.
-                    let base = min(1_000_000, 20_000 << min(max(failures - 1, 0), 10))
-                    usleep(UInt32(base / 2 + Int.random(in: 0...(base / 2))))
+                    let pause = Backoff.delay(attempt: failures, initial: .milliseconds(20), max: .seconds(1))
+                    usleep(UInt32(clamping: Backoff.milliseconds(pause).multipliedSaturated(by: 1000)))
                 }
             }
         }
