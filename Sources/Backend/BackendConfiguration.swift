@@ -17,6 +17,17 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// defaults to 127.0.0.1:3001; nil (the library's default) serves no operator listener.
     public var operatorHost: String = "127.0.0.1"
     public var operatorPort: Int? = nil
+    /// What this backend serves and runs: `ingest` (`/v1/batches`, `/v1/traces`), `query` (the API,
+    /// export, UI, evaluation and admin API), `worker` (evaluation runs, webhooks, online evaluation,
+    /// retention, trace summary repair); health and readiness in every role. Env `EVALFORGE_ROLE`;
+    /// flag `--role` (`all`, one role, or a comma list such as `ingest,query`). Default all.
+    /// docs/deployment.md, "Roles".
+    public var roles: BackendRoles = .all
+    /// How often the backend reads the metadata database's cache generations, milliseconds: a
+    /// change made through another backend (the admin token, a rate-limit tier, telemetry deleted)
+    /// reaches this backend's caches within it. Env `EVALFORGE_CACHE_POLL_MS` (100…60,000).
+    /// Default 1,000. docs/scaling.md, "Caches with several backends".
+    public var cacheGenerationPollMilliseconds: Int = 1_000
     /// Directory of the SQLite files (metadata, and telemetry when no ClickHouse is configured).
     /// Env `EVALFORGE_DATA_DIR`; flag `--data-dir`. Default "data".
     public var dataDirectory: String

@@ -5,7 +5,7 @@ import Evaluation
 import Foundation
 import Synchronization
 
-/// `/healthz` and `/readyz`. `/healthz` is liveness: the process serves HTTP (no I/O, always 200).
+/// `/healthz` and `/readyz`, each naming the backend's roles (`--role`). `/healthz` is liveness: the process serves HTTP (no I/O, always 200).
 /// `/readyz` is readiness: the telemetry store (ClickHouse or SQLite) and the metadata database (SQLite file or Postgres) can take
 /// writes now — 503 naming the cause otherwise, so load balancers and collectors stop sending here
 /// at once instead of waiting out the store's retries (~9 s) on every request. Both carry the
@@ -30,6 +30,8 @@ public final class BackendReadiness: Sendable {
     let store: any SpanStore
     let metadata: any MetadataDatabase
     let storeDescription: String
+    /// What this backend serves and runs (`--role`), in both answers.
+    public let roles: BackendRoles
     /// This binary's schema versions.
     public let telemetrySchema: Int
     public let metadataSchema: Int
@@ -40,9 +42,10 @@ public final class BackendReadiness: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(store: any SpanStore, metadata: any MetadataDatabase) {
+    public init(store: any SpanStore, metadata: any MetadataDatabase, roles: BackendRoles = .all) {
         self.store = store
         self.metadata = metadata
+        self.roles = roles
         storeDescription = store.description
         telemetrySchema = store.schemaVersion
         metadataSchema = Self.metadataSchemaVersion
@@ -97,7 +100,7 @@ public final class BackendReadiness: Sendable {
 
     /// `/healthz`'s body.
     public func livenessJSON(includingStore: Bool) -> String {
-        "{\"status\":\"ok\",\"version\":" + JSONString.quote(EvalForgeVersion.release)
+        "{\"status\":\"ok\",\"version\":" + JSONString.quote(EvalForgeVersion.release) + ",\"roles\":" + roles.json
             + (includingStore ? ",\"store\":" + JSONString.quote(storeDescription) : "")
             + ",\"schema\":" + schemaJSON(telemetrySchema, metadataSchema) + "}"
     }
@@ -106,7 +109,7 @@ public final class BackendReadiness: Sendable {
     public func readinessJSON(_ report: Report, includingStore: Bool) -> String {
         var s = "{\"status\":" + (report.ready ? "\"ready\"" : "\"not ready\"")
         if !report.ready { s += ",\"reason\":" + JSONString.quote(report.problems.joined(separator: "; ")) }
-        s += ",\"version\":" + JSONString.quote(EvalForgeVersion.release)
+        s += ",\"version\":" + JSONString.quote(EvalForgeVersion.release) + ",\"roles\":" + roles.json
         if includingStore { s += ",\"store\":" + JSONString.quote(storeDescription) }
         s += ",\"schema\":" + schemaJSON(telemetrySchema, metadataSchema)
         s += ",\"database_schema\":" + schemaJSON(report.telemetrySchema, report.metadataSchema, binary: false) + "}"

@@ -32,8 +32,19 @@ struct RetentionService: Service {
             let cutoffs = Self.cutoffs(all, defaultDays: defaultDays, now: now)
             guard !cutoffs.isEmpty else { return }
             // Every project expires data: whole partitions older than the shortest-lived may go.
-            let n = try await store.deleteExpired(cutoffs, everyProject: cutoffs.count == all.count)
-            if n > 0 { logger.info("retention deleted rows", metadata: ["projects": "\(cutoffs.count)", "rows": "\(n)"]) }
+            let n: Int
+            do {
+                n = try await store.deleteExpired(cutoffs, everyProject: cutoffs.count == all.count)
+            } catch {
+                // Some rows may be gone: other backends forget what they merged of them.
+                try? await CacheGenerations.bump(projects.db, .telemetryDeletes)
+                throw error
+            }
+            if n > 0 {
+                logger.info("retention deleted rows", metadata: ["projects": "\(cutoffs.count)", "rows": "\(n)"])
+                // Every backend forgets its merged metric hours and multi-row trace sets (docs/scaling.md).
+                try await CacheGenerations.bump(projects.db, .telemetryDeletes)
+            }
         } catch {
             logger.warning("retention run failed", metadata: ["error": "\(error)"])
         }

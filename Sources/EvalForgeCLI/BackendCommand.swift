@@ -19,6 +19,9 @@ struct BackendCommand: AsyncParsableCommand {
             <data-dir>/evalforge-meta.sqlite. Every setting is listed in docs/backend-configuration.md.
             """)
 
+    @Option(help: "What this backend serves and runs: ingest (/v1/batches, /v1/traces), query (API, export, UI, evaluation and admin API), worker (evaluation runs, webhooks, online evaluation, retention, trace summary repair), all, or a comma list such as ingest,query (default all; env EVALFORGE_ROLE). docs/deployment.md, \"Roles\".")
+    var role: String?
+
     @Option(help: "Listen host (default 127.0.0.1; env EVALFORGE_BACKEND_HOST).")
     var host: String?
 
@@ -94,7 +97,7 @@ struct BackendCommand: AsyncParsableCommand {
     func run() async throws {
         var c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, clickhouseCluster: clickhouseCluster, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
+            role: role, host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, clickhouseCluster: clickhouseCluster, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
             postgresURL: postgresURL, postgresPoolSize: postgresPoolSize,
             sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
             secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
@@ -123,7 +126,7 @@ struct BackendCommand: AsyncParsableCommand {
             // Shown once: only its hash is stored. Not logged.
             say("evalforge backend: generated the instance admin token (shown only now; keep it, e.g. in EVALFORGE_ADMIN_TOKEN):\n\(token)")
         }
-        logger.info("backend listening", metadata: ["address": "http://\(c.host):\(c.port)", "store": "\(services.store.description)"])
+        logger.info("backend listening", metadata: ["address": "http://\(c.host):\(c.port)", "store": "\(services.store.description)", "roles": "\(c.roles)"])
         try await app.runService()
     }
 }
@@ -145,7 +148,7 @@ enum BackendConfigurationLoader {
         var oldKeyFiles: [String] = []
     }
 
-    static func load(environment env: [String: String], host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, clickhouseCluster: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil, priceFile: String? = nil,
+    static func load(environment env: [String: String], role: String? = nil, host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, clickhouseCluster: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil, priceFile: String? = nil,
                      postgresURL: String? = nil, postgresPoolSize: Int? = nil,
                      sessions: SessionFlags = .init(), secrets: SecretsFlags = .init()) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
@@ -154,6 +157,12 @@ enum BackendConfigurationLoader {
             guard let v = Int(text), range.contains(v) else { throw ValidationError("\(name)=\(text): expected an integer in \(range.lowerBound)…\(range.upperBound)") }
             return v
         }
+        if let text = role ?? env["EVALFORGE_ROLE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            do { c.roles = try BackendRoles(parsing: text) } catch {
+                throw ValidationError("\(role == nil ? "EVALFORGE_ROLE" : "--role"): \(error.message)")
+            }
+        }
+        if let v = try int("EVALFORGE_CACHE_POLL_MS", 100...60_000) { c.cacheGenerationPollMilliseconds = v }
         if let v = env["EVALFORGE_BACKEND_HOST"] { c.host = v }
         if let v = try int("EVALFORGE_BACKEND_PORT", 1...65535) { c.port = v }
         if let v = env["EVALFORGE_DATA_DIR"] { c.dataDirectory = v }

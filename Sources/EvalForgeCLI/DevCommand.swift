@@ -76,7 +76,9 @@ struct DevCommand: AsyncParsableCommand {
         do { try OwnerOnlyFiles.createDirectory(dataDir) } catch { throw ValidationError(error.message) }
         let key = try apiKey ?? Self.persistentKey(dataDir: dataDir, file: "dev-api-key", prefix: "ef_dev_")
 
-        var backendConfig = try BackendConfigurationLoader.load(environment: ProcessInfo.processInfo.environment, host: "127.0.0.1", port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, apiKey: key)
+        var environment = ProcessInfo.processInfo.environment
+        environment["EVALFORGE_ROLE"] = nil  // dev is one process doing everything
+        var backendConfig = try BackendConfigurationLoader.load(environment: environment, host: "127.0.0.1", port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, apiKey: key)
         backendConfig.bootstrapAPIKey = key
         backendConfig.operatorPort = operatorPort
         // Dev keeps the admin token beside the key (printed in the banner at every start) unless

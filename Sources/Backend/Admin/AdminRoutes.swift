@@ -55,7 +55,10 @@ enum AdminRoutes {
                 try await projects.deleteProject(id: id, actor: actor)
                 // A request authenticated just before its key was revoked may have stored rows since.
                 do {
-                    if try await store.countSpans(projectID: id, fromUnixNanos: nil, toUnixNanos: nil) > 0 { try await store.deleteProject(projectID: id) }
+                    if try await store.countSpans(projectID: id, fromUnixNanos: nil, toUnixNanos: nil) > 0 {
+                        try await store.deleteProject(projectID: id)
+                        try await CacheGenerations.bump(projects.db, .telemetryDeletes)
+                    }
                 } catch {
                     ctx.logger.warning("rows of a deleted project stored during its deletion remain", metadata: ["project": "\(id)", "error": "\(error)"])
                 }

@@ -20,7 +20,10 @@ struct RollupDims: Hashable, Sendable {
 /// handled below), and a row count that can only grow by new distinct rows or by duplicate copies
 /// (which merges may later collapse) can come back to the recorded value only if neither happened.
 /// Deletes: `deleteExpired` forgets the project's hours in this process; a delete by another
-/// backend lowers an hour's count (retention deletes whole days), so the hour is merged again.
+/// backend lowers an hour's count (retention deletes whole days), so the hour is merged again — and
+/// the other backend's delete also bumps `CacheGeneration.telemetryDeletes`, on which every backend
+/// forgets all hours (`forgetCachedAggregates`, within its poll interval), so rows arriving for a
+/// deleted hour after the delete cannot bring its count back to a remembered value unnoticed.
 final class RollupHourCache: Sendable {
     struct Entry: Sendable {
         var rows: UInt64
@@ -80,6 +83,10 @@ final class RollupHourCache: Sendable {
                 s.size += max(1, e.values.count)
             }
         }
+    }
+
+    func forgetAll() {
+        state.withLock { $0 = ([:], 0) }
     }
 
     func forget(project: String) {

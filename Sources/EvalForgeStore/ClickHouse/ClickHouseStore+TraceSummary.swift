@@ -10,7 +10,8 @@ import Synchronization
 /// day and re-checks only the days whose count changed. Exact because summary rows are only added
 /// between deletes: a new row raises its day's count, and a trace that gains a row has that row in a
 /// changed day, where the check finds it. `deleteExpired` forgets the project; a day whose count went
-/// down (TTL, another backend's delete) makes the whole project be checked again.
+/// down (TTL, another backend's delete) makes the whole project be checked again, and another
+/// backend's delete also reaches here through `forgetCachedAggregates` (docs/scaling.md).
 final class MultiRowTraceCache: Sendable {
     /// One multi-row trace, merged over its summary rows: the idempotent values are exact (start,
     /// end, error flag, sets), the cost is an upper bound (positive costs of every row, copies
@@ -54,6 +55,20 @@ final class MultiRowTraceCache: Sendable {
 
     func forget(project: String) {
         _ = state.withLock { $0.removeValue(forKey: project) }
+    }
+
+    func forgetAll() {
+        state.withLock { $0.removeAll() }
+    }
+}
+
+extension ClickHouseStore {
+    /// Forgets the merged metric hours and the multi-row trace sets of every project: telemetry was
+    /// deleted, possibly by another backend (`CacheGeneration.telemetryDeletes`). The next query
+    /// merges and checks again (what a restarted backend does).
+    public func forgetCachedAggregates() {
+        rollupHours.forgetAll()
+        multiRows.forgetAll()
     }
 }
 

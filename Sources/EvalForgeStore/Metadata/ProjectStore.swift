@@ -151,7 +151,9 @@ public final class ProjectStore: Sendable {
     /// `last_used` is written at most once per this interval per key (not once per request).
     public let lastUsedResolutionNanos: Int64
     private let lastUsedWritten = Mutex<[String: Int64]>([:])
-    /// SHA-256 hex of the admin token once loaded (`.some(nil)`: none stored).
+    /// SHA-256 hex of the admin token once loaded (`.some(nil)`: none stored). Per process: a
+    /// replacement by another backend reaches it through `forgetAdminToken` (the backend's cache
+    /// generation poll, docs/scaling.md).
     private let adminTokenHash = Mutex<String??>(nil)
 
     /// Longest project or key name, in bytes.
@@ -206,6 +208,13 @@ public final class ProjectStore: Sendable {
                 detail TEXT NOT NULL DEFAULT ''
             );
             CREATE INDEX audit_log_project ON audit_log(project_id, seq);
+            """),
+        // Generation counters of the caches every backend keeps (CacheGenerations).
+        .init("meta.003_cache_generations", """
+            CREATE TABLE cache_generations (
+                name TEXT PRIMARY KEY,
+                generation INTEGER NOT NULL
+            );
             """),
     ])
 
@@ -330,6 +339,8 @@ public final class ProjectStore: Sendable {
             }
             try c.run("DELETE FROM projects WHERE id = ?", [.text(id)])
             try Self.audit(c, actor: actor, action: "project.delete", projectID: id, target: id, detail: "")
+            // Its telemetry was deleted before: other backends forget what they merged of it.
+            try CacheGenerations.bump(c, .telemetryDeletes)
         }
     }
 
@@ -482,7 +493,9 @@ public final class ProjectStore: Sendable {
             }
             let hash = Digest.sha256Hex(configured)
             try await db.write { c in
-                _ = try c.run("INSERT INTO admin_tokens (id, token_hash, created_unix_nanos) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET token_hash = excluded.token_hash, created_unix_nanos = excluded.created_unix_nanos WHERE admin_tokens.token_hash <> excluded.token_hash", [.text(hash), .integer(now)])
+                let changed = try c.run("INSERT INTO admin_tokens (id, token_hash, created_unix_nanos) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET token_hash = excluded.token_hash, created_unix_nanos = excluded.created_unix_nanos WHERE admin_tokens.token_hash <> excluded.token_hash", [.text(hash), .integer(now)])
+                // Other backends still hold the old hash: they reload it at their next poll.
+                if changed > 0 { try CacheGenerations.bump(c, .adminToken) }
             }
             adminTokenHash.withLock { $0 = .some(hash) }
             return nil
@@ -496,6 +509,12 @@ public final class ProjectStore: Sendable {
         }
         adminTokenHash.withLock { $0 = .some(stored) }
         return stored == hash ? token : nil
+    }
+
+    /// Forgets the admin token's hash (another backend replaced it: `CacheGeneration.adminToken`);
+    /// the next check reads it again.
+    public func forgetAdminToken() {
+        adminTokenHash.withLock { $0 = nil }
     }
 
     /// True when `token` is the instance admin token (compared by hash, in constant time).

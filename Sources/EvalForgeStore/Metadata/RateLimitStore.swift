@@ -79,6 +79,7 @@ public final class RateLimitStore: Sendable {
             try c.run("INSERT INTO project_tiers (project_id, tier, updated_unix_nanos) VALUES (?, ?, ?) ON CONFLICT(project_id) DO UPDATE SET tier = excluded.tier, updated_unix_nanos = excluded.updated_unix_nanos",
                       [.text(projectID), .text(tier), .integer(now)])
             try ProjectStore.audit(c, actor: actor, action: "project.set_tier", projectID: projectID, target: projectID, detail: "tier=\(old) -> \(tier)")
+            try CacheGenerations.bump(c, .rateLimitTiers)
         }
     }
 
@@ -98,6 +99,7 @@ public final class RateLimitStore: Sendable {
                 try c.run("DELETE FROM key_tiers WHERE key_id = ?", [.text(keyID)])
             }
             try ProjectStore.audit(c, actor: actor, action: "key.set_tier", projectID: owner, target: keyID, detail: "tier=\(tier ?? "(project's)")")
+            try CacheGenerations.bump(c, .rateLimitTiers)
             return owner
         }
     }
