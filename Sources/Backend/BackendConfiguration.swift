@@ -101,9 +101,11 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// Mark cookies `Secure` on every answer (HTTPS terminated in front without
     /// `X-Forwarded-Proto`). Env `EVALFORGE_SECURE_COOKIES=1`; flag `--secure-cookies`. Default off.
     public var secureCookies: Bool = false
-    /// Sign-in attempts per client address per minute. Env `EVALFORGE_SIGNIN_PER_CLIENT_PER_MIN`. Default 10.
+    /// Sign-in attempts per client address per minute, across every backend sharing the metadata
+    /// database. Env `EVALFORGE_SIGNIN_PER_CLIENT_PER_MIN`. Default 10.
     public var signInPerClientPerMinute: Int = 10
-    /// Sign-in attempts per minute in total (per backend process). Env `EVALFORGE_SIGNIN_PER_MIN`. Default 100.
+    /// Sign-in attempts per minute in total, across every backend sharing the metadata database
+    /// (each process also holds itself to it). Env `EVALFORGE_SIGNIN_PER_MIN`. Default 100.
     public var signInPerMinute: Int = 100
 
     /// The file holding the secrets key (32 random bytes, base64) provider API keys and headers,

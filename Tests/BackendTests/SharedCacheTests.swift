@@ -27,10 +27,12 @@ struct SharedCacheTests {
 
     /// Builds A (every role) and B (ingest, query) on one fresh Postgres schema and one fresh
     /// ClickHouse database, runs `body` with a router client on each, and tears everything down.
-    static func withPair(_ body: @Sendable (BackendServices, any TestClientProtocol, BackendServices, any TestClientProtocol) async throws -> Void) async throws {
+    static func withPair(configure: (inout BackendConfiguration) -> Void = { _ in },
+                         _ body: @Sendable (BackendServices, any TestClientProtocol, BackendServices, any TestClientProtocol) async throws -> Void) async throws {
         var a = try await TestMetadata.postgres.configure(AccessControlTests.configuration(store: .clickHouseLegacy))
         a.secretsKey = secretsKey()
         a.cacheGenerationPollMilliseconds = 200
+        configure(&a)
         var b = a
         b.dataDirectory = a.dataDirectory + "-b"
         b.roles = try BackendRoles([.ingest, .query])
@@ -150,6 +152,25 @@ struct SharedCacheTests {
             let took = try await Self.within(Self.bound) { try await input(b) == 777 }
             let seen = try await input(b)
             #expect(took != nil, "B still answers \(seen) input tokens from the hour it merged before the delete")
+        }
+    }
+
+    @Test("sign-in limits hold across backends: attempts through A and B together stop at the per-client limit", .timeLimit(.minutes(3)))
+    func signInLimits() async throws {
+        try await Self.withPair(configure: { $0.signInPerClientPerMinute = 4; $0.signInPerMinute = 1_000; $0.trustProxy = true }) { _, clientA, _, clientB in
+            // The shared windows are clock minutes: not across a boundary.
+            let second = Int(Date().timeIntervalSince1970) % 60
+            if second > 50 { try await Task.sleep(for: .seconds(61 - second)) }
+            func attempt(_ client: any TestClientProtocol, from ip: String) async throws -> HTTPResponse.Status {
+                let form = try await client.loginForm()
+                return try await client.postLogin("api_key=wrong-key-123&csrf_token=\(form.token)", cookie: form.cookie, headers: [HTTPField.Name("X-Forwarded-For")!: ip]).status
+            }
+            var statuses: [HTTPResponse.Status] = []
+            // Each backend alone would admit its three (its own limit is 4).
+            for i in 0..<6 { statuses.append(try await attempt(i % 2 == 0 ? clientA : clientB, from: "198.51.100.7")) }
+            #expect(statuses == [.unauthorized, .unauthorized, .unauthorized, .unauthorized, .tooManyRequests, .tooManyRequests], "\(statuses)")
+            let other = try await attempt(clientB, from: "198.51.100.8")
+            #expect(other == .unauthorized, "another client has its own budget")
         }
     }
 

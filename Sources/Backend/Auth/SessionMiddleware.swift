@@ -41,6 +41,8 @@ public struct UISessions: Sendable {
     let trustProxy: Bool
     let secureCookies: Bool
     let signInLimiter: SignInRateLimiter
+    /// The same limits across every backend sharing the metadata database.
+    let sharedSignInLimit: SharedSignInLimit
 
     init(store: SessionStore, configuration c: BackendConfiguration) {
         self.store = store
@@ -49,6 +51,7 @@ public struct UISessions: Sendable {
         trustProxy = c.trustProxy
         secureCookies = c.secureCookies
         signInLimiter = SignInRateLimiter(perClientPerMinute: c.signInPerClientPerMinute, perMinute: c.signInPerMinute)
+        sharedSignInLimit = SharedSignInLimit(store: RateLimitStore(db: store.db), perClientPerMinute: c.signInPerClientPerMinute, perMinute: c.signInPerMinute)
     }
 
     static func csrfToken(sessionID: String) -> String {
@@ -175,9 +178,10 @@ struct SessionMiddleware: RouterMiddleware {
 }
 
 /// Sign-in attempts per client address and in total, per one-minute window; over either limit the
-/// attempt is refused with 429 and Retry-After before the key is looked at. Per process (each
-/// replica counts its own). Only admitted attempts are counted, so at most `perMinute` addresses
-/// are tracked per window.
+/// attempt is refused with 429 and Retry-After before the key is looked at. Per process: the first
+/// gate, with no I/O, so a flood costs each backend at most `perMinute` database writes a minute;
+/// `SharedSignInLimit` then holds the same limits across backends. Only admitted attempts are
+/// counted, so at most `perMinute` addresses are tracked per window.
 final class SignInRateLimiter: Sendable {
     let perClientPerMinute: Int
     let perMinute: Int
@@ -207,6 +211,39 @@ final class SignInRateLimiter: Sendable {
             }
             s.perClient[client] = used + 1
             s.total += 1
+            return nil
+        }
+    }
+}
+
+/// The sign-in limits across backends: an attempt the process's own `SignInRateLimiter` admitted is
+/// counted in the shared rate-limit counters (`RateLimitStore`, clock-minute windows, subjects
+/// `signin:*` and `signin:<SHA-256 of the client address>`), so N backends together admit at most
+/// the configured limits, not N times them (docs/scaling.md, "Caches with several backends"). When
+/// the metadata database cannot count, the process's own limit stands (the key lookup that follows
+/// needs that database too).
+struct SharedSignInLimit: Sendable {
+    let store: RateLimitStore
+    let perClientPerMinute: Int64
+    let perMinute: Int64
+
+    init(store: RateLimitStore, perClientPerMinute: Int, perMinute: Int) {
+        self.store = store
+        self.perClientPerMinute = Int64(max(1, perClientPerMinute))
+        self.perMinute = Int64(max(1, perMinute))
+    }
+
+    /// nil when the attempt is admitted (and counted), else the seconds until the window ends.
+    func admit(client: String, nowUnix: Int64 = Int64(Date().timeIntervalSince1970)) async -> Int? {
+        let start = nowUnix - nowUnix % 60
+        let wait = Int(max(1, min(60, start + 60 - nowUnix)))
+        let subject = "signin:" + String(Digest.sha256Hex(client).prefix(32))
+        do {
+            let total = try await store.lease(.init(subject: "signin:*", dimension: "signin", kind: "minute", start: start), want: 1, limit: perMinute, expireBefore: start - 3_600)
+            guard total.granted == 1 else { return wait }
+            let own = try await store.lease(.init(subject: subject, dimension: "signin", kind: "minute", start: start), want: 1, limit: perClientPerMinute)
+            return own.granted == 1 ? nil : wait
+        } catch {
             return nil
         }
     }

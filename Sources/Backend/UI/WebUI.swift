@@ -102,7 +102,9 @@ struct UIAuth: RouterMiddleware {
 
     func login(_ request: Request, context: Context) async throws -> Response {
         let client = sessions.clientAddress(request, context: context)
-        if let wait = sessions.signInLimiter.admit(client: client) {
+        var refusal = sessions.signInLimiter.admit(client: client)
+        if refusal == nil { refusal = await sessions.sharedSignInLimit.admit(client: client) }
+        if let wait = refusal {
             let (token, cookie) = loginToken(request)
             var headers: HTTPFields = [.retryAfter: String(wait)]
             if let cookie { headers[.setCookie] = cookie }
