@@ -157,7 +157,7 @@ public enum BackendApp {
         let roles = services.configuration.roles
         // First, so it also answers paths whose routes this backend does not register.
         if roles != .all { router.add(middleware: RoleGateMiddleware(roles: roles)) }
-        let readiness = BackendReadiness(store: services.store, metadata: services.metadata, roles: services.configuration.roles)
+        let readiness = BackendReadiness(store: services.store, metadata: services.metadata, roles: roles)
         let liveness = readiness.livenessJSON(includingStore: false)
         router.get("/healthz") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: liveness)))
