@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Synchronization
 import TestProcesses
 import Testing
 
@@ -157,5 +158,38 @@ struct BackendRolesTests {
             #expect(text.contains(environment.isEmpty ? "--role" : "EVALFORGE_ROLE"), "\(text)")
             #expect(text.contains(environment.isEmpty ? "'reader'" : "'querry'"), "\(text)")
         }
+    }
+}
+
+/// The cache generation poll (`CacheGenerationService`): what it forgets when.
+@Suite("Cache generations")
+struct CacheGenerationTests {
+    @Test("the first poll forgets every cache, later ones only those whose generation moved, a failed one all of them")
+    func pollForgets() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-gen-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try SQLiteDatabase(path: dir + "/meta.sqlite")
+        try await ProjectStore(db: db).migrate()
+        let forgotten = Mutex<[CacheGeneration]>([])
+        let service = CacheGenerationService(metadata: db, interval: .seconds(1), forget: { kind in forgotten.withLock { $0.append(kind) } }, logger: TestBackend.logger)
+        func poll(_ known: [CacheGeneration: Int64]?) async -> (known: [CacheGeneration: Int64]?, forgot: Set<CacheGeneration>) {
+            forgotten.withLock { $0 = [] }
+            var failing = false
+            let next = await service.pollOnce(known: known, failing: &failing)
+            return (next, Set(forgotten.withLock { $0 }))
+        }
+        let first = await poll(nil)
+        #expect(first.forgot == Set(CacheGeneration.allCases))
+        let quiet = await poll(first.known)
+        #expect(quiet.forgot.isEmpty)
+        try await CacheGenerations.bump(db, .telemetryDeletes)
+        try await CacheGenerations.bump(db, .telemetryDeletes)
+        let moved = await poll(quiet.known)
+        #expect(moved.forgot == [.telemetryDeletes])
+        #expect(moved.known?[.telemetryDeletes] == 2)
+        await db.shutdown()
+        let failed = await poll(moved.known)
+        #expect(failed.known == nil && failed.forgot == Set(CacheGeneration.allCases), "a cache that cannot be checked is not trusted")
     }
 }
