@@ -21,8 +21,8 @@ struct ClusterBackendTests {
         (ProcessInfo.processInfo.environment["EVALFORGE_TEST_CLICKHOUSE_CLUSTER_URLS"] ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
     }
 
-    static func start(_ args: [String], dir: String) throws -> (Process, Pipe) {
-        let p = Process()
+    static func start(_ args: [String], dir: String) throws -> (ChildProcess, Pipe) {
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         p.arguments = ["backend", "--operator-port", "0", "--data-dir", dir, "--log-level", "error"] + args
         var env = ProcessInfo.processInfo.environment
@@ -61,7 +61,7 @@ struct ClusterBackendTests {
         let db = "evalforge_cluster_backend_\(UInt32.random(in: 0...UInt32.max))"
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-cluster-backends-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
-        var backends: [Process] = []
+        var backends: [ChildProcess] = []
         defer {
             for b in backends where b.isRunning { kill(b.processIdentifier, SIGKILL); b.waitUntilExit() }
         }
