@@ -45,6 +45,8 @@ struct ClusterBackendTests {
             (["--port", port, "--clickhouse-cluster", "evalforge"], "needs --clickhouse-url"),
             (["--port", port, "--clickhouse-url", "http://127.0.0.1:9", "--clickhouse-cluster", "two words"], "'two words': expected the cluster's name"),
             (["--port", port, "--clickhouse-url", "http://127.0.0.1:9", "--clickhouse-cluster", "x`; DROP DATABASE evalforge"], "expected the cluster's name"),
+            (["--port", port, "--clickhouse-url", "http://127.0.0.1:9", "--clickhouse-mutation-cluster", "evalforge_mutations"], "needs --clickhouse-cluster"),
+            (["--port", port, "--clickhouse-url", "http://127.0.0.1:9", "--clickhouse-cluster", "evalforge", "--clickhouse-mutation-cluster", "a b"], "'a b': expected a cluster's name"),
         ] {
             let (p, err) = try Self.start(args, dir: dir)
             let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -68,7 +70,8 @@ struct ClusterBackendTests {
         var ports: [Int] = []
         for (i, url) in [urls[0], urls[urls.count - 1]].enumerated() {
             let port = TestProcesses.freeLoopbackPort()
-            let (p, _) = try Self.start(["--port", "\(port)", "--api-key", TestBackend.apiKey, "--clickhouse-url", url, "--clickhouse-database", db, "--clickhouse-cluster", "evalforge"], dir: root + "/\(i)")
+            let (p, _) = try Self.start(["--port", "\(port)", "--api-key", TestBackend.apiKey, "--clickhouse-url", url, "--clickhouse-database", db, "--clickhouse-cluster", "evalforge",
+                                         "--clickhouse-mutation-cluster", "evalforge_mutations"], dir: root + "/\(i)")
             backends.append(p)
             ports.append(port)
         }
