@@ -334,7 +334,7 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "EvalForgeStore", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "EvalForgeOTLP", "EvalForgeCore",
+                "EvalForgeStore", "EvalForgeModel", "EvalForgeIngest", "IngestOracle", "EvalForgeOTLP", "EvalForgeCore", "TestProcesses",
                 server("AsyncHTTPClient", "async-http-client"),
                 server("SwiftProtobuf", "swift-protobuf"),
             ],

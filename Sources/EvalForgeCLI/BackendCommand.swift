@@ -46,6 +46,9 @@ struct BackendCommand: AsyncParsableCommand {
     @Option(help: "ClickHouse cluster (from the servers' remote_servers; env EVALFORGE_CLICKHOUSE_CLUSTER): tables are created ON CLUSTER as Replicated tables on every shard with Distributed tables over them (docs/storage.md, \"Cluster\"). Without it: one server.")
     var clickhouseCluster: String?
 
+    @Option(help: "With --clickhouse-cluster: a cluster in remote_servers naming one replica of each shard, on which deletes (retention, project deletion) run ON CLUSTER; replication takes them to the other replicas. On 18.16 set it: run on every replica, the DDL worker can die when two replicas race (env EVALFORGE_CLICKHOUSE_MUTATION_CLUSTER; docs/storage.md, \"Cluster\").")
+    var clickhouseMutationCluster: String?
+
     @Option(help: "Postgres for metadata (projects, keys, evaluations, the online queue), e.g. postgres://evalforge@db:5432/evalforge (env EVALFORGE_POSTGRES_URL). Without it: the SQLite metadata file in --data-dir. Telemetry storage is unchanged (docs/storage.md, \"Postgres metadata\").")
     var postgresURL: String?
 
@@ -97,7 +100,7 @@ struct BackendCommand: AsyncParsableCommand {
     func run() async throws {
         var c = try BackendConfigurationLoader.load(
             environment: ProcessInfo.processInfo.environment,
-            role: role, host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, clickhouseCluster: clickhouseCluster, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
+            role: role, host: host, port: port, dataDir: dataDir, clickhouseURL: clickhouseURL, clickhouseDatabase: clickhouseDatabase, clickhouseCluster: clickhouseCluster, clickhouseMutationCluster: clickhouseMutationCluster, apiKey: apiKey, outboundAllow: outboundAllow, adminTokenFile: adminTokenFile, priceFile: priceFile,
             postgresURL: postgresURL, postgresPoolSize: postgresPoolSize,
             sessions: .init(idleSeconds: sessionIdle, maxSeconds: sessionMax, trustProxy: trustProxy, secureCookies: secureCookies),
             secrets: .init(keyFile: secretsKeyFile, oldKeyFiles: secretsOldKeyFile))
@@ -148,7 +151,7 @@ enum BackendConfigurationLoader {
         var oldKeyFiles: [String] = []
     }
 
-    static func load(environment env: [String: String], role: String? = nil, host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, clickhouseCluster: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil, priceFile: String? = nil,
+    static func load(environment env: [String: String], role: String? = nil, host: String? = nil, port: Int? = nil, dataDir: String? = nil, clickhouseURL: String? = nil, clickhouseDatabase: String? = nil, clickhouseCluster: String? = nil, clickhouseMutationCluster: String? = nil, apiKey: String? = nil, outboundAllow: String? = nil, adminTokenFile: String? = nil, priceFile: String? = nil,
                      postgresURL: String? = nil, postgresPoolSize: Int? = nil,
                      sessions: SessionFlags = .init(), secrets: SecretsFlags = .init()) throws -> BackendConfiguration {
         var c = BackendConfiguration.default
@@ -256,6 +259,16 @@ enum BackendConfigurationLoader {
             if let v = clickhouseCluster { ch.cluster = v }
             if let v = ch.cluster, !ClickHouseConfiguration.validClusterName(v) {
                 throw ValidationError("--clickhouse-cluster / EVALFORGE_CLICKHOUSE_CLUSTER '\(v)': expected the cluster's name from remote_servers, 1 to 64 letters, digits and underscores")
+            }
+            if let v = env["EVALFORGE_CLICKHOUSE_MUTATION_CLUSTER"], !v.isEmpty { ch.mutationCluster = v }
+            if let v = clickhouseMutationCluster { ch.mutationCluster = v }
+            if let v = ch.mutationCluster {
+                guard ch.cluster != nil else {
+                    throw ValidationError("--clickhouse-mutation-cluster / EVALFORGE_CLICKHOUSE_MUTATION_CLUSTER needs --clickhouse-cluster")
+                }
+                guard ClickHouseConfiguration.validClusterName(v) else {
+                    throw ValidationError("--clickhouse-mutation-cluster / EVALFORGE_CLICKHOUSE_MUTATION_CLUSTER '\(v)': expected a cluster's name from remote_servers, 1 to 64 letters, digits and underscores")
+                }
             }
             c.clickHouse = ch
         } else if clickhouseCluster != nil || !(env["EVALFORGE_CLICKHOUSE_CLUSTER"] ?? "").isEmpty {

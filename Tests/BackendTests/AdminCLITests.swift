@@ -19,7 +19,7 @@ struct AdminCLITests {
 
     /// Runs the evalforge binary with `arguments`, waiting for it to exit (at most 60 s).
     static func evalforge(_ arguments: [String], token: String?, port: Int) async throws -> Run {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         p.arguments = arguments + ["--backend", "http://127.0.0.1:\(port)"]
         var env = ProcessInfo.processInfo.environment
@@ -40,8 +40,8 @@ struct AdminCLITests {
         return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
-    static func startBackend(port: Int, dir: String, log: String) throws -> Process {
-        let p = Process()
+    static func startBackend(port: Int, dir: String, log: String) throws -> ChildProcess {
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         p.arguments = ["backend", "--operator-port", "0", "--port", "\(port)", "--data-dir", dir, "--log-level", "error"]
         var env = ProcessInfo.processInfo.environment

@@ -21,8 +21,8 @@ import TestProcesses
 @Suite("kill -9 of the backend during ingest", .serialized)
 struct BackendCrashTests {
 
-    static func startBackend(port: Int, dir: String, clickHouse: ClickHouseConfiguration?) throws -> Process {
-        let p = Process()
+    static func startBackend(port: Int, dir: String, clickHouse: ClickHouseConfiguration?) throws -> ChildProcess {
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         var arguments = ["backend", "--operator-port", "0", "--port", "\(port)", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error"]
         var environment = ProcessInfo.processInfo.environment
@@ -154,15 +154,15 @@ final class AckedSpans: Sendable {
 /// The backend process of a test, replaced after a kill (shared with the collector's test closure).
 final class RunningBackend: @unchecked Sendable {
     private let lock = NSLock()
-    private var process: Process
+    private var process: ChildProcess
 
-    init(_ process: Process) { self.process = process }
+    init(_ process: ChildProcess) { self.process = process }
 
-    func replace(_ p: Process) { lock.withLock { process = p } }
+    func replace(_ p: ChildProcess) { lock.withLock { process = p } }
 
     /// Sends `signal` when still running and waits for the exit; returns how the process ended.
     @discardableResult
-    func kill(_ signal: Int32) -> (reason: Process.TerminationReason, status: Int32) {
+    func kill(_ signal: Int32) -> (reason: ChildProcess.TerminationReason, status: Int32) {
         let p = lock.withLock { process }
         if p.isRunning { Foundation.kill(p.processIdentifier, signal) }
         p.waitUntilExit()

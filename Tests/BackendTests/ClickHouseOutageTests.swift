@@ -5,6 +5,7 @@ import EvalForgeModel
 import EvalForgeOTLP
 @testable import EvalForgeStore
 import Foundation
+import TestProcesses
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -32,7 +33,7 @@ struct ClickHouseOutageTests {
     /// Runs `legacy-server.sh action backend-outage 18153`.
     static func control(_ action: String) throws {
         let script = try #require(controlScript)
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [script, action, serverName, String(port)]
         p.standardOutput = FileHandle.nullDevice

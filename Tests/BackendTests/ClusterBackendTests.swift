@@ -21,8 +21,8 @@ struct ClusterBackendTests {
         (ProcessInfo.processInfo.environment["EVALFORGE_TEST_CLICKHOUSE_CLUSTER_URLS"] ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
     }
 
-    static func start(_ args: [String], dir: String) throws -> (Process, Pipe) {
-        let p = Process()
+    static func start(_ args: [String], dir: String) throws -> (ChildProcess, Pipe) {
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         p.arguments = ["backend", "--operator-port", "0", "--data-dir", dir, "--log-level", "error"] + args
         var env = ProcessInfo.processInfo.environment
@@ -45,6 +45,8 @@ struct ClusterBackendTests {
             (["--port", port, "--clickhouse-cluster", "evalforge"], "needs --clickhouse-url"),
             (["--port", port, "--clickhouse-url", "http://127.0.0.1:9", "--clickhouse-cluster", "two words"], "'two words': expected the cluster's name"),
             (["--port", port, "--clickhouse-url", "http://127.0.0.1:9", "--clickhouse-cluster", "x`; DROP DATABASE evalforge"], "expected the cluster's name"),
+            (["--port", port, "--clickhouse-url", "http://127.0.0.1:9", "--clickhouse-mutation-cluster", "evalforge_mutations"], "needs --clickhouse-cluster"),
+            (["--port", port, "--clickhouse-url", "http://127.0.0.1:9", "--clickhouse-cluster", "evalforge", "--clickhouse-mutation-cluster", "a b"], "'a b': expected a cluster's name"),
         ] {
             let (p, err) = try Self.start(args, dir: dir)
             let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -61,14 +63,15 @@ struct ClusterBackendTests {
         let db = "evalforge_cluster_backend_\(UInt32.random(in: 0...UInt32.max))"
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-cluster-backends-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
-        var backends: [Process] = []
+        var backends: [ChildProcess] = []
         defer {
             for b in backends where b.isRunning { kill(b.processIdentifier, SIGKILL); b.waitUntilExit() }
         }
         var ports: [Int] = []
         for (i, url) in [urls[0], urls[urls.count - 1]].enumerated() {
             let port = TestProcesses.freeLoopbackPort()
-            let (p, _) = try Self.start(["--port", "\(port)", "--api-key", TestBackend.apiKey, "--clickhouse-url", url, "--clickhouse-database", db, "--clickhouse-cluster", "evalforge"], dir: root + "/\(i)")
+            let (p, _) = try Self.start(["--port", "\(port)", "--api-key", TestBackend.apiKey, "--clickhouse-url", url, "--clickhouse-database", db, "--clickhouse-cluster", "evalforge",
+                                         "--clickhouse-mutation-cluster", "evalforge_mutations"], dir: root + "/\(i)")
             backends.append(p)
             ports.append(port)
         }

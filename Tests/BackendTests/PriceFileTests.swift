@@ -51,7 +51,7 @@ struct BackendPriceFileTests {
     /// Runs `evalforge <arguments>` until it exits or `timeout`; returns the exit status (nil when it
     /// was still running and was stopped) and what it wrote to stderr.
     static func run(_ arguments: [String], timeout: Duration = .seconds(20)) async throws -> (status: Int32?, stderr: String) {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment

@@ -18,8 +18,8 @@ import TestProcesses
 struct RateLimitReplicaTests {
     static let adminToken = "replica-admin-token-0123456789abcdef"
 
-    static func start(port: Int, dir: String, tiers: String) throws -> Process {
-        let p = Process()
+    static func start(port: Int, dir: String, tiers: String) throws -> ChildProcess {
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         p.arguments = ["backend", "--port", "\(port)", "--operator-port", "0", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error",
                        "--rate-limit-tiers", tiers, "--default-tier", "replica-test"]
@@ -122,7 +122,7 @@ struct RateLimitReplicaTests {
         let bad = dir + "/bad.json"
         try Data(#"{"tiers":{"free":{"requests":{"per_minute":-5}}}}"#.utf8).write(to: URL(fileURLWithPath: bad))
         for (args, message) in [(["--rate-limit-tiers", bad], "requests.per_minute: -5.0 is below 1"), (["--default-tier", "gold"], "unknown tier 'gold'")] {
-            let p = Process()
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir + "/refused"] + args
             let err = Pipe()

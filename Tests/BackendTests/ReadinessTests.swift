@@ -2,6 +2,7 @@
 import EvalForgeCore
 @testable import EvalForgeStore
 import Foundation
+import TestProcesses
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -72,7 +73,7 @@ struct ReadinessTests {
     }
 
     static func control(_ action: String) throws {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [script, action, serverName, String(port)]
         p.standardOutput = FileHandle.nullDevice

@@ -171,7 +171,7 @@ struct RetentionTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let port = TestProcesses.freeLoopbackPort()
         let token = "efadmin_retention_test_token_0123456789"
-        let backend = Process()
+        let backend = ChildProcess()
         backend.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         backend.arguments = ["backend", "--port", "\(port)", "--operator-port", "0", "--data-dir", dir, "--log-level", "error", "--retention-days", "60"]
         var env = ProcessInfo.processInfo.environment
@@ -200,7 +200,7 @@ struct RetentionTests {
         #expect(ghost.status != 0 && ghost.stderr.contains("ghost"))
 
         // A bad server default is refused at start, naming the flag.
-        let refused = Process()
+        let refused = ChildProcess()
         refused.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         refused.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir + "/2", "--retention-days", "5000"]
         refused.environment = env

@@ -14,8 +14,8 @@ import TestProcesses
 @Suite("Crash recovery of the real `evalforge collector` process")
 struct CrashRecoveryTests {
 
-    static func start(port: Int, backend: Int, queue: String) throws -> Process {
-        let p = Process()
+    static func start(port: Int, backend: Int, queue: String) throws -> ChildProcess {
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         p.arguments = ["collector", "--open", "--operator-port", "0", "--port", "\(port)", "--backend-url", "http://127.0.0.1:\(backend)", "--queue-dir", queue, "--fsync", "always", "--log-level", "warning"]
         p.standardOutput = FileHandle.nullDevice

@@ -230,7 +230,7 @@ struct ForwardingSafetyTests {
                     """.write(toFile: config, atomically: true, encoding: .utf8)
             }
             try write(key: "old")
-            let p = Process()
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["collector", "--open", "--config", config, "--port", "\(port)", "--operator-port", "\(operatorPort)", "--log-level", "error"]
             p.standardOutput = FileHandle.nullDevice

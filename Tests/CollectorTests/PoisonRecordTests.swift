@@ -84,7 +84,7 @@ struct PoisonRecordTests {
 
         // `evalforge inspect --dead-letter` lists the entries with their reasons.
         if FileManager.default.isExecutableFile(atPath: TestProcesses.evalforge) {
-            let p = Process()
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["inspect", "--dead-letter", queue + "/" + DeadLetterFile.fileName]
             let out = Pipe()

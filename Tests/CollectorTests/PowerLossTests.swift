@@ -59,7 +59,7 @@ struct PowerLossTests {
 
     /// Runs a program to completion, returning its exit status and its output (stdout and stderr).
     static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         let pipe = Pipe()
@@ -108,8 +108,8 @@ struct PowerLossTests {
         }
 
         /// Starts `evalforge collector`, under the shim unless `underShim` is false.
-        func start(underShim: Bool, failSyncs: String? = nil) throws -> Process {
-            let p = Process()
+        func start(underShim: Bool, failSyncs: String? = nil) throws -> ChildProcess {
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["collector", "--open", "--config", config, "--port", "\(port)", "--operator-port", "\(operatorPort)", "--log-level", "error"]
             var env = ProcessInfo.processInfo.environment
@@ -127,7 +127,7 @@ struct PowerLossTests {
 
         /// The power fails: kill -9, then the disk is cut back to what was synced. Returns the
         /// restore tool's summary and the shim's log of syncs.
-        func powerFails(_ collector: Process) -> (restore: String, syncLog: [Substring]) {
+        func powerFails(_ collector: ChildProcess) -> (restore: String, syncLog: [Substring]) {
             kill(collector.processIdentifier, SIGKILL)
             collector.waitUntilExit()
             let restore = PowerLossTests.run(shim.tool, ["restore", state, root])

@@ -1,6 +1,7 @@
 import EvalForgeCompression
 import EvalForgeCore
 import Foundation
+import TestProcesses
 import Testing
 
 @Suite("Zstd (EvalForgeCompression)")
@@ -166,7 +167,7 @@ struct ZstdTests {
 
     /// `input` compressed by the `zstd` CLI from a pipe: no content size in the frame header.
     static func zstdCLI(_ input: [UInt8]) throws -> [UInt8] {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", "command -v zstd >/dev/null && exec zstd -q -1 -c"]
         let stdin = Pipe(), stdout = Pipe()

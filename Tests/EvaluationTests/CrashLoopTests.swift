@@ -132,8 +132,8 @@ import TestProcesses
         }
     }
 
-    static func startBackend(_ binary: String, port: Int, dir: String) throws -> Process {
-        let p = Process()
+    static func startBackend(_ binary: String, port: Int, dir: String) throws -> ChildProcess {
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = ["backend", "--operator-port", "0", "--port", "\(port)", "--data-dir", dir, "--api-key", LiveBackend.apiKey, "--log-level", "error", "--outbound-allow", OutboundPolicy.testLoopbackList]
         p.standardOutput = FileHandle.nullDevice

@@ -145,7 +145,7 @@ import TestProcesses
         for (url, expected) in [("http://db/x", "--postgres-url 'http://db/x': the scheme must be postgres://"),
                                 ("postgres://u:hunter2@127.0.0.1:1/x", "cannot connect to Postgres postgres://u@127.0.0.1:1/x")] {
             let dir = tempDir()
-            let p = Process()
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir, "--postgres-url", url]
             let err = Pipe()

@@ -22,7 +22,7 @@ import Testing
 
     /// Runs `openssl arguments` to completion; returns its exit status.
     static func run(_ arguments: [String], in dir: String) throws -> Int32 {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: openssl)
         p.arguments = arguments
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
@@ -57,7 +57,7 @@ import Testing
         let port = TestProcesses.freeLoopbackPort()
         let log = dir + "/server.txt"
         FileManager.default.createFile(atPath: log, contents: nil)
-        let server = Process()
+        let server = ChildProcess()
         server.executableURL = URL(fileURLWithPath: Self.openssl)
         // Bound to 127.0.0.1 only: a connection it sees went to that address.
         server.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", "cert.pem", "-key", "key.pem", "-tlsextdebug", "-www"]

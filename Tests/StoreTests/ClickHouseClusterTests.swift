@@ -21,7 +21,13 @@ enum ClickHouseTestCluster {
     static func configuration(_ url: String, database: String) -> ClickHouseConfiguration {
         // ON CLUSTER statements wait for every node (up to 18.16's distributed_ddl_task_timeout,
         // 180 s): a loaded two-core CI machine ran a DELETE mutation past the 30 s default three times.
-        ClickHouseConfiguration(url: url, database: database, batchRows: 10_000, flushIntervalMilliseconds: 200, timeoutSeconds: 180, maxAttempts: 4, retryBackoffMilliseconds: 50, cluster: name)
+        ClickHouseConfiguration(url: url, database: database, batchRows: 10_000, flushIntervalMilliseconds: 200, timeoutSeconds: 180, maxAttempts: 4, retryBackoffMilliseconds: 50, cluster: name,
+                                mutationCluster: mutationCluster)
+    }
+
+    /// Replica 1 of each shard (scripts/cluster's `evalforge_mutations`): where deletes run ON CLUSTER.
+    static var mutationCluster: String {
+        ProcessInfo.processInfo.environment["EVALFORGE_TEST_CLICKHOUSE_MUTATION_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 } ?? "evalforge_mutations"
     }
 
     /// Runs `body` with a store on every node and shuts them all down however it ends: a store
@@ -341,6 +347,20 @@ struct ClickHouseClusterTests {
         c.cluster = "no_such_cluster"
         await #expect(throws: StoreError.self) { _ = try await ClickHouseStore(configuration: c, logger: Logger(label: "test")) }
         c.cluster = "bad name; DROP"
+        await #expect(throws: StoreError.self) { _ = try await ClickHouseStore(configuration: c, logger: Logger(label: "test")) }
+    }
+
+    @Test("a mutation cluster must name one replica of every shard: the full cluster, a missing one and a bad name are refused",
+          .enabled(if: !Cluster.urls.isEmpty, Cluster.skipReason))
+    func mutationClusterShape() async throws {
+        var c = Cluster.configuration(try #require(Cluster.urls.first), database: Cluster.freshDatabase())
+        for (name, says) in [(Cluster.name, "exactly one replica of each"), ("no_such_cluster", "is not defined"), ("bad name; DROP", "letters, digits and underscores")] {
+            c.mutationCluster = name
+            let error = await #expect(throws: StoreError.self) { _ = try await ClickHouseStore(configuration: c, logger: Logger(label: "test")) }
+            #expect(String(describing: try #require(error)).contains(says), "\(name): \(String(describing: error))")
+        }
+        c.cluster = nil
+        c.mutationCluster = Cluster.mutationCluster
         await #expect(throws: StoreError.self) { _ = try await ClickHouseStore(configuration: c, logger: Logger(label: "test")) }
     }
 }

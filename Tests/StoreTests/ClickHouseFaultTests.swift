@@ -1,6 +1,7 @@
 @testable import EvalForgeStore
 import EvalForgeModel
 import Foundation
+import TestProcesses
 import Logging
 import Testing
 
@@ -13,7 +14,7 @@ struct ClickHouseFaultTests {
 
     static func control(_ action: String) throws {
         guard let script = ClickHouseTestServers.control else { return }
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [script, action, "fault", String(port)]
         p.standardOutput = FileHandle.nullDevice

@@ -11,6 +11,13 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     /// Distributed tables over them, sharded by trace (docs/storage.md, "Cluster"); the server at
     /// `url` is any node of the cluster (it routes reads and writes to the shards).
     public var cluster: String?
+    /// Cluster mode: a second cluster in `remote_servers` naming one replica of each shard of
+    /// `cluster`, on which deletes (retention, project deletion: `ALTER … DELETE`) run `ON CLUSTER`;
+    /// the other replicas of each shard get the mutation through replication. Run on every replica,
+    /// 18.16's DDL worker can die when two replicas of a shard race for the same statement
+    /// (docs/storage.md, "Cluster"). Env `EVALFORGE_CLICKHOUSE_MUTATION_CLUSTER`; flag
+    /// `--clickhouse-mutation-cluster`. Default nil: deletes run on `cluster` (a warning at start on 18.x).
+    public var mutationCluster: String?
     /// User. Env `EVALFORGE_CLICKHOUSE_USER`. Default "default".
     public var user: String
     /// Password. Env `EVALFORGE_CLICKHOUSE_PASSWORD`. Default "".
@@ -35,7 +42,7 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
     /// `StoreError.unavailable` (backpressure). Default 4 × `batchRows`.
     public var maxBufferedRows: Int
 
-    public init(url: String, database: String = "evalforge", user: String = "default", password: String = "", batchRows: Int = 10_000, flushIntervalMilliseconds: Int = 1_000, timeoutSeconds: Int = 30, connectTimeoutMilliseconds: Int = 2_000, maxAttempts: Int = 4, retryBackoffMilliseconds: Int = 100, maxConcurrentInserts: Int = 2, maxBufferedRows: Int? = nil, cluster: String? = nil) {
+    public init(url: String, database: String = "evalforge", user: String = "default", password: String = "", batchRows: Int = 10_000, flushIntervalMilliseconds: Int = 1_000, timeoutSeconds: Int = 30, connectTimeoutMilliseconds: Int = 2_000, maxAttempts: Int = 4, retryBackoffMilliseconds: Int = 100, maxConcurrentInserts: Int = 2, maxBufferedRows: Int? = nil, cluster: String? = nil, mutationCluster: String? = nil) {
         self.url = url
         self.database = database
         self.user = user
@@ -49,6 +56,7 @@ public struct ClickHouseConfiguration: Sendable, Equatable {
         self.maxConcurrentInserts = maxConcurrentInserts
         self.maxBufferedRows = maxBufferedRows ?? 4 * max(1, batchRows)
         self.cluster = cluster
+        self.mutationCluster = mutationCluster
     }
 
     /// True when `name` can be a cluster name here: 1 to 64 ASCII letters, digits and underscores

@@ -52,6 +52,10 @@ public final class ClickHouseStore: SpanStore {
         if let c = configuration.cluster, !ClickHouseConfiguration.validClusterName(c) {
             throw StoreError.invalidArgument("ClickHouse cluster name '\(c)' must be 1 to 64 letters, digits and underscores")
         }
+        if let m = configuration.mutationCluster {
+            guard configuration.cluster != nil else { throw StoreError.invalidArgument("a ClickHouse mutation cluster ('\(m)') needs cluster mode (a cluster name)") }
+            guard ClickHouseConfiguration.validClusterName(m) else { throw StoreError.invalidArgument("ClickHouse mutation cluster name '\(m)' must be 1 to 64 letters, digits and underscores") }
+        }
         self.configuration = configuration
         self.logger = logger
         db = configuration.database
@@ -71,6 +75,11 @@ public final class ClickHouseStore: SpanStore {
                 guard try n.uint64() > 0 else {
                     throw StoreError.invalidArgument("ClickHouse cluster '\(c)' is not defined on \(configuration.url) (remote_servers in the server's config; SELECT cluster FROM system.clusters lists them)")
                 }
+                if let m = configuration.mutationCluster {
+                    try await Self.checkMutationCluster(m, of: c, http: http, values: SQLValues(useParameters: flavor.modern), url: configuration.url)
+                } else if !flavor.modern {
+                    logger.warning("deletes (retention, project deletion) run ON CLUSTER on every replica: 18.16's DDL worker can die when two replicas of a shard race for one; name a cluster with one replica per shard in --clickhouse-mutation-cluster (docs/storage.md, Cluster)", metadata: ["clickhouse.cluster": "\(c)"])
+                }
             }
             // toDate(start), the spans table's day: UTC for DateTime64(9, 'UTC'), the server's time
             // zone for the legacy DateTime column.
@@ -85,6 +94,27 @@ public final class ClickHouseStore: SpanStore {
                          traceIndex: "\(db).trace_index", traceIndexColumns: flavor.traceIndexInsertColumns, batches: "\(db).batches"),
             configuration: configuration, logger: logger)
         logger.info("clickhouse connected", metadata: ["clickhouse.version": "\(flavor.version)", "clickhouse.schema": "\(flavor.name)"])
+    }
+
+    /// The mutation cluster must name exactly one replica of each shard of `cluster` (the same shard
+    /// numbers): two replicas of a shard would race as on the main cluster, a missing shard would
+    /// keep its rows.
+    static func checkMutationCluster(_ m: String, of cluster: String, http: ClickHouseHTTP, values: SQLValues, url: String) async throws {
+        func shards(_ name: String) async throws -> [UInt32: UInt64] {
+            var v = values
+            var r = try await http.query("SELECT toUInt32(shard_num), count() FROM system.clusters WHERE cluster = \(v.string(name)) GROUP BY shard_num", parameters: v.parameters)
+            var out: [UInt32: UInt64] = [:]
+            while !r.isAtEnd { out[try r.integer(UInt32.self)] = try r.uint64() }
+            return out
+        }
+        let main = try await shards(cluster), mutations = try await shards(m)
+        guard !mutations.isEmpty else {
+            throw StoreError.invalidArgument("ClickHouse mutation cluster '\(m)' is not defined on \(url) (remote_servers; it names one replica of each shard of '\(cluster)')")
+        }
+        guard Set(mutations.keys) == Set(main.keys), mutations.values.allSatisfy({ $0 == 1 }) else {
+            let shape = mutations.keys.sorted().map { "shard \($0): \(mutations[$0] ?? 0) replica(s)" }.joined(separator: ", ")
+            throw StoreError.invalidArgument("ClickHouse mutation cluster '\(m)' must name exactly one replica of each of the \(main.count) shard(s) of '\(cluster)'; it has \(shape)")
+        }
     }
 
     public func shutdown() async {
@@ -378,10 +408,16 @@ public final class ClickHouseStore: SpanStore {
     }
 
     /// What a delete mutates for `table`: the table, or in cluster mode every shard's local table
-    /// (`ON CLUSTER`; Distributed tables take no mutations, and a replicated mutation runs on each
-    /// replica of its shard).
+    /// (`ON CLUSTER` the mutation cluster; Distributed tables take no mutations, and a replicated
+    /// mutation reaches every replica of its shard).
     func mutable(_ table: String) -> String {
-        flavor.cluster.map { "\(db).\(table)_local ON CLUSTER \($0)" } ?? "\(db).\(table)"
+        mutationCluster.map { "\(db).\(table)_local ON CLUSTER \($0)" } ?? "\(db).\(table)"
+    }
+
+    /// Where deletes run `ON CLUSTER`: the mutation cluster (one replica per shard) when configured,
+    /// else the cluster; nil on one server.
+    var mutationCluster: String? {
+        flavor.cluster.map { configuration.mutationCluster ?? $0 }
     }
 
     /// Where mutations are listed: this server's `system.mutations`, or in cluster mode every node's
@@ -435,7 +471,7 @@ extension ClickHouseStore {
         for t in tables where t.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
             var v = values()
             // Cluster mode lists the shards' local tables (the Distributed ones are not MergeTree).
-            let table = flavor.cluster.map { "\(db).\(t) ON CLUSTER \($0)" } ?? "\(db).\(t)"
+            let table = mutationCluster.map { "\(db).\(t) ON CLUSTER \($0)" } ?? "\(db).\(t)"
             try await http.execute("ALTER TABLE \(table) DELETE WHERE project_id = \(v.string(projectID))", parameters: v.parameters)
         }
         try await waitForMutations("rows of project \(projectID)")
