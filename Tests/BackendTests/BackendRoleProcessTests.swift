@@ -15,7 +15,7 @@ import TestProcesses
 @Suite("Backend roles as separate processes", .serialized)
 struct BackendRoleProcessTests {
     static func start(role: String, port: Int, dir: String) throws -> RunningBackend {
-        let p = Process()
+        let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
         p.arguments = ["backend", "--role", role, "--port", "\(port)", "--operator-port", "0", "--data-dir", dir, "--api-key", TestBackend.apiKey, "--log-level", "error"]
         var environment = ProcessInfo.processInfo.environment

@@ -138,7 +138,7 @@ struct BackendRolesTests {
         for (arguments, environment) in cases {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-role-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let p = Process()
+            let p = ChildProcess()
             p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
             p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir] + arguments
             var env = ProcessInfo.processInfo.environment
