@@ -106,6 +106,7 @@ public enum BackendApp {
             }
             var evaluationSettings = EvaluationSettings(onlineQueuePerProject: configuration.onlineQueuePerProject, outbound: outbound)
             evaluationSettings.secrets = try configuration.secretsKeyring(logger: logger)
+            evaluationSettings.leases.duration = .seconds(min(max(1, configuration.workLeaseSeconds), 3600))
             evaluationSettings.priceTable = configuration.priceTable
             if configuration.rateLimits.enabled { evaluationSettings.usageGate = RateLimitEvaluationGate(limiter: rateLimiter) }
             let evaluation = try await EvaluationService(store: store, metadata: metadata, logger: logger, settings: evaluationSettings)

@@ -73,6 +73,10 @@ public struct BackendConfiguration: Sendable, Equatable {
     /// skipped and counted (`GET /api/online-queue`). Env `EVALFORGE_ONLINE_QUEUE_PER_PROJECT`.
     /// Default 10,000.
     public var onlineQueuePerProject: Int
+    /// Leases on the evaluation work backends share (run items, webhook deliveries, queued online
+    /// spans): how long a claim holds without its backend's heartbeat, seconds. Env
+    /// `EVALFORGE_WORK_LEASE_S` (1…3,600). Default 30.
+    public var workLeaseSeconds: Int = 30
 
     /// Private, loopback and other non-public addresses (and endpoints) webhooks, `http` targets and
     /// providers may reach, comma-separated: `10.0.0.0/8,llm.internal:8000,[::1]:8080`. Env

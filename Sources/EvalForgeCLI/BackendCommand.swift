@@ -176,6 +176,7 @@ enum BackendConfigurationLoader {
         if let v = try int("EVALFORGE_TRACE_SUMMARY_REPAIR_SETTLE_S", 0...86_400) { c.traceSummaryRepairSettleSeconds = v }
         if let v = try int("EVALFORGE_RETENTION_DAYS", 0...Project.retentionDaysRange.upperBound) { c.defaultRetentionDays = v }
         if let v = try int("EVALFORGE_ONLINE_QUEUE_PER_PROJECT", 1...1_000_000) { c.onlineQueuePerProject = v }
+        if let v = try int("EVALFORGE_WORK_LEASE_S", 1...3600) { c.workLeaseSeconds = v }
         if let v = env["EVALFORGE_API_KEY"], !v.isEmpty { c.bootstrapAPIKey = v }
         if let v = env["EVALFORGE_ADMIN_TOKEN"], !v.isEmpty { c.adminToken = v }
         if let adminTokenFile {

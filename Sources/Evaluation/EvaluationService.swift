@@ -21,14 +21,15 @@ public struct EvaluationSettings: Sendable {
     public var onlineConcurrentBatches: Int
     /// Spans of one project claimed together. Default 64.
     public var onlineClaimSpans: Int
-    /// How long a claim of queued spans is held before another worker may take them again (a
-    /// restart takes them at once). Default 15 minutes.
-    public var onlineLease: Duration
+    /// Leases on run items, webhook deliveries and queued online spans, which every backend on the
+    /// metadata database shares (`WorkLeaseSettings`: `EVALFORGE_WORK_LEASE_S`, default 30 s).
+    public var leases: WorkLeaseSettings
     /// Items in flight per run when an experiment does not say. Default 256.
     public var defaultConcurrency: Int
-    /// Times a run item, or a queued online span, may be claimed without its result being recorded
-    /// (each time the backend stopped while evaluating it, e.g. crashed) before it fails with that
-    /// reason and the rest goes on. Default 3.
+    /// Times a run item may be claimed without its result being recorded (each time the backend
+    /// evaluating it stopped, e.g. crashed) before it fails with that reason and the rest goes on;
+    /// at most 2 for an item whose evaluation pays for model calls (a judge or a provider target)
+    /// and for queued online spans, so a paid call is paid at most twice. Default 3.
     public var maxItemClaims: Int
     /// Which addresses webhooks, `http` targets and providers may reach. Default: public
     /// addresses only (docs/backend-configuration.md, "Outbound calls").
@@ -45,13 +46,13 @@ public struct EvaluationSettings: Sendable {
     public var usageGate: (any EvaluationUsageGate)? = nil
 
     public init(webhooks: WebhookSettings = WebhookSettings(), onlineQueuePerProject: Int = 10_000, onlineConcurrentBatches: Int = 8, onlineClaimSpans: Int = 64,
-                onlineLease: Duration = .seconds(900), defaultConcurrency: Int = 256, maxItemClaims: Int = 3, outbound: OutboundPolicy = .publicOnly) {
+                leases: WorkLeaseSettings = .default, defaultConcurrency: Int = 256, maxItemClaims: Int = 3, outbound: OutboundPolicy = .publicOnly) {
         self.outbound = outbound
         self.webhooks = webhooks
         self.onlineQueuePerProject = onlineQueuePerProject
         self.onlineConcurrentBatches = onlineConcurrentBatches
         self.onlineClaimSpans = onlineClaimSpans
-        self.onlineLease = onlineLease
+        self.leases = leases
         self.defaultConcurrency = defaultConcurrency
         self.maxItemClaims = maxItemClaims
     }
@@ -90,11 +91,14 @@ public final class EvaluationService: Sendable {
         repo = EvalRepository(db: metadata, secrets: secrets)
         let http = OutboundHTTP(policy: settings.outbound)
         providers = ProviderRegistry(repo: repo, http: http, priceTable: settings.priceTable, usageGate: settings.usageGate, logger: logger)
-        webhooks = WebhookDispatcher(repo: repo, http: http, settings: settings.webhooks, logger: logger)
-        engine = RunEngine(repo: repo, store: store, http: http, providers: providers, webhooks: webhooks, maxClaims: settings.maxItemClaims, logger: logger)
+        // One worker id for this process: the owner of every claim it takes.
+        let lease = WorkLease(settings.leases)
+        webhooks = WebhookDispatcher(repo: repo, http: http, settings: settings.webhooks, lease: lease, logger: logger)
+        engine = RunEngine(repo: repo, store: store, http: http, providers: providers, webhooks: webhooks, maxClaims: settings.maxItemClaims, lease: lease,
+                           pollInterval: settings.leases.runPollInterval, logger: logger)
         online = OnlineEvaluator(repo: repo, store: store, providers: providers, cache: ResultCache(db: metadata), perProjectLimit: settings.onlineQueuePerProject,
-                                 maxClaims: settings.maxItemClaims, maxConcurrentBatches: settings.onlineConcurrentBatches, claimSpans: settings.onlineClaimSpans,
-                                 lease: settings.onlineLease, logger: logger)
+                                 maxClaims: min(settings.maxItemClaims, 2), maxConcurrentBatches: settings.onlineConcurrentBatches, claimSpans: settings.onlineClaimSpans,
+                                 lease: lease, logger: logger)
     }
 
     /// What ingest did with a batch's spans for online evaluation.

@@ -9,8 +9,8 @@ import Testing
 import TestProcesses
 
 /// An item whose evaluation ends the process (a crash, kill -9) is claimed at most `maxItemClaims`
-/// times; then it fails with its reason and the run goes on. Before, the run engine returned it to
-/// pending at every start: a crash loop.
+/// times (its lease runs out after each crash and it is claimed again); then it fails with its
+/// reason and the run goes on, instead of a crash loop.
 @Suite(.serialized) struct CrashLoopTests {
     let project = "p1"
 
@@ -136,6 +136,10 @@ import TestProcesses
         let p = ChildProcess()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = ["backend", "--operator-port", "0", "--port", "\(port)", "--data-dir", dir, "--api-key", LiveBackend.apiKey, "--log-level", "error", "--outbound-allow", OutboundPolicy.testLoopbackList]
+        // The killed process's claims run out after 3 s (the restarted one takes them up then).
+        var environment = ProcessInfo.processInfo.environment
+        environment["EVALFORGE_WORK_LEASE_S"] = "3"
+        p.environment = environment
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         return p

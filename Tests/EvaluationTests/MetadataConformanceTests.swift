@@ -199,6 +199,7 @@ enum MetadataConformance {
             try await rateLimits(db)
             try await values(db)
             try await evaluation(db, dir: dir)
+            try await leases(db)
         } catch {
             await TestMetadata.close(db)
             throw error
@@ -414,5 +415,86 @@ enum MetadataConformance {
             _ = await r.task.result
             await r.store.shutdown()
         }
+    }
+
+    /// Leases on shared work between two workers (owners "A" and "B") on one database: claims skip
+    /// each other's live leases, a lease that ran out is claimable by the other, only the holder
+    /// of a claim records its result, the heartbeat extends only the worker's own claims, a paid
+    /// item's third claim fails it naming the rule, and the online queue's rows behave the same.
+    static func leases(_ db: any MetadataDatabase) async throws {
+        let settings = WorkLeaseSettings(duration: .milliseconds(400))
+        let a = RunItemClaims(db: db, lease: WorkLease(settings, owner: "A"))
+        let b = RunItemClaims(db: db, lease: WorkLease(settings, owner: "B"))
+        let runID = "run_leases"
+        try await db.write { c in
+            try c.run("INSERT INTO eval_runs (id, project_id, experiment_id, dataset_id, name, status, config, total, created_unix_ms) VALUES (?, 'lease-p', 'e', 'd', 'n', 'running', '{}', 5, 1)", [.text(runID)])
+            for i in 0..<5 { try c.run("INSERT INTO eval_run_items (run_id, item_id, seq, state) VALUES (?, ?, ?, 'pending')", [.text(runID), .text("item\(i)"), .integer(Int64(i))]) }
+        }
+        func row(_ item: String) async throws -> (state: String, owner: String?, claims: Int64, error: String?) {
+            try await db.read { c in
+                let r = try c.query("SELECT state, owner, claims, error FROM eval_run_items WHERE run_id = ? AND item_id = ?", [.text(runID), .text(item)]).first
+                return (r?[0].string ?? "", r?[1].string, r?[2].int64 ?? -1, r?[3].string)
+            }
+        }
+        func done(_ w: RunItemClaims, _ item: String, claim: Int64) async throws -> Int {
+            let owner = w.lease.owner
+            return try await db.write { c in
+                try RunItemClaims.markDone(c, runID: runID, itemID: item, owner: owner, claim: claim, output: "o", latencyMs: nil, error: nil, results: "[]", finishedMs: 1)
+            }
+        }
+        let first = try await a.claim(runID: runID, limit: 3, maxClaims: 2, paid: true)
+        #expect(first.items.map(\.item.id) == ["item0", "item1", "item2"] && first.items.allSatisfy { $0.claim == 1 } && !first.isolated)
+        let second = try await b.claim(runID: runID, limit: 10, maxClaims: 2, paid: true)
+        #expect(second.items.map(\.item.id) == ["item3", "item4"], "B skips A's live claims")
+        #expect(try await b.claim(runID: runID, limit: 10, maxClaims: 2, paid: true).items.isEmpty)
+        #expect(try await a.extend() == 3, "each heartbeat extends its own claims only")
+        #expect(try await b.extend() == 2)
+        #expect(try await row("item0").owner == "A")
+        #expect(try await row("item3").owner == "B")
+        #expect(try await a.claimableRuns().isEmpty, "every item is held under a live lease")
+
+        // A's leases run out (A stopped): B claims A's items again, one suspect at a time.
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(try await b.claimableRuns().map(\.runID) == [runID])
+        let again = try await b.claim(runID: runID, limit: 10, maxClaims: 2, paid: true)
+        #expect(again.isolated && again.items.map(\.item.id) == ["item0"] && again.items.first?.claim == 2)
+        #expect(try await done(a, "item0", claim: 1) == 0, "A's late result is not recorded: B holds the item")
+        #expect(try await done(b, "item0", claim: 2) == 1)
+        #expect(try await done(b, "item0", claim: 2) == 0, "recorded once")
+        #expect(try await row("item0").state == "done")
+
+        // A paid item claimed twice without a result fails at its third claim, naming the rule.
+        try await db.write { c in try c.run("UPDATE eval_run_items SET claims = 2, lease_until_ms = 0 WHERE run_id = ? AND item_id = 'item1'", [.text(runID)]) }
+        let third = try await a.claim(runID: runID, limit: 10, maxClaims: 2, paid: true)
+        #expect(third.failed == 1)
+        let failed = try await row("item1")
+        #expect(failed.state == "done" && failed.claims == 2 && failed.error?.contains("paid at most twice") == true, "\(failed)")
+        #expect(try await db.read { c in try c.scalar("SELECT errors FROM eval_runs WHERE id = ?", [.text(runID)])?.int64 } == 1)
+        // A graceful stop gives back only the stopping worker's claims, uncounted.
+        let held = try await row(third.items.first?.item.id ?? "")
+        #expect(held.owner == "A")
+        try await b.release(runID: runID)
+        #expect(try await row(third.items.first?.item.id ?? "").owner == "A", "B's release leaves A's claim alone")
+        try await a.release(runID: runID)
+        let released = try await row(third.items.first?.item.id ?? "")
+        #expect(released.state == "pending" && released.owner == nil && released.claims == held.claims - 1)
+
+        // The online queue: the same rules for its rows.
+        let qa = OnlineQueue(db: db, perProjectLimit: 100, maxClaims: 2, lease: WorkLease(settings, owner: "A"))
+        let qb = OnlineQueue(db: db, perProjectLimit: 100, maxClaims: 2, lease: WorkLease(settings, owner: "B"))
+        let refs = (1...3).map { OnlineQueue.Ref(traceID: "t\($0)", spanID: "s\($0)", startUnixNanos: 1) }
+        #expect(try await qa.enqueue(projectID: "lease-q", refs: refs).queued == 3)
+        let qc = try #require(try await qa.claim(after: nil, limit: 10).claim)
+        #expect(qc.rows.count == 3 && !qc.suspect)
+        #expect(try await qb.claim(after: nil, limit: 10).claim == nil, "B skips A's live claims")
+        #expect(try await qb.extend() == 0)
+        #expect(try await qa.extend() == 3)
+        try await Task.sleep(for: .milliseconds(600))
+        let taken = try #require(try await qb.claim(after: nil, limit: 10).claim)
+        #expect(taken.suspect && taken.rows.count == 1, "a row whose lease ran out is claimed again, alone")
+        #expect(try await qa.complete(projectID: "lease-q", ids: taken.rows.map(\.id), evaluated: 1, missing: 0) == 0, "A no longer holds it")
+        #expect(try await qb.complete(projectID: "lease-q", ids: taken.rows.map(\.id), evaluated: 1, missing: 0, callsRepeated: 1) == 1)
+        let stats = try await qb.stats(projectID: "lease-q")
+        #expect(stats.evaluated == 1 && stats.queued == 2 && stats.judgeCallsRepeated == 1, "\(stats)")
     }
 }

@@ -103,3 +103,28 @@ extension SQLiteDatabase: MetadataDatabase {
 
     public func shutdown() async { close() }
 }
+
+extension MetadataDialect {
+    /// The locking clause of a work claim's `SELECT` (`of`: the table alias to lock, for a query
+    /// that joins): on Postgres `FOR UPDATE [OF …] SKIP LOCKED`, so backends claiming at once take
+    /// different rows instead of waiting on (or conflicting over) each other's; nothing on SQLite,
+    /// whose single writer serializes claims already.
+    public func skipLocked(of alias: String? = nil) -> String {
+        switch self {
+        case .sqlite: ""
+        case .postgres: " FOR UPDATE" + (alias.map { " OF " + $0 } ?? "") + " SKIP LOCKED"
+        }
+    }
+}
+
+extension MetadataDatabase {
+    /// A write transaction for claiming shared work with `skipLocked(of:)`: READ COMMITTED on
+    /// Postgres (rows locked by another claimer are skipped, and a row another claimer changed is
+    /// re-checked against the statement's conditions instead of failing the transaction), the
+    /// ordinary write on SQLite.
+    @discardableResult
+    public func claimWrite<T: Sendable>(_ body: @escaping @Sendable (any MetadataConnection) throws -> T) async throws -> T {
+        if let pg = self as? PostgresMetadataDatabase { return try await pg.writeReadCommitted(body) }
+        return try await write(body)
+    }
+}

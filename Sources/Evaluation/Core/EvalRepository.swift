@@ -204,13 +204,16 @@ struct EvalRepository: Sendable {
         return id
     }
 
-    static let runColumns = "id, experiment_id, dataset_id, name, status, total, done, errors, judge_calls, judge_input_tokens, judge_output_tokens, judge_cost_usd, judge_latency_ms, cache_hits, error, created_unix_ms, started_unix_ms, finished_unix_ms, project_id"
+    static let runColumns = "id, experiment_id, dataset_id, name, status, total, done, errors, judge_calls, judge_input_tokens, judge_output_tokens, judge_cost_usd, judge_latency_ms, cache_hits, error, created_unix_ms, started_unix_ms, finished_unix_ms, project_id, judge_calls_repeated"
+    /// Columns in `runColumns` (the index of a column selected after them).
+    static let runColumnCount = 20
 
     static func runRow(_ r: MetadataRow) -> Run {
         let calls = Int(r[8].int64 ?? 0)
         return Run(id: r[0].string ?? "", experimentID: r[1].string ?? "", datasetID: r[2].string ?? "", name: r[3].string ?? "", status: RunStatus(rawValue: r[4].string ?? "") ?? .failed,
                    total: Int(r[5].int64 ?? 0), done: Int(r[6].int64 ?? 0), errors: Int(r[7].int64 ?? 0),
-                   judge: .init(calls: calls, inputTokens: r[9].int64 ?? 0, outputTokens: r[10].int64 ?? 0, costUSD: r[11].double ?? 0, meanLatencyMs: calls > 0 ? (r[12].double ?? 0) / Double(calls) : 0),
+                   judge: .init(calls: calls, inputTokens: r[9].int64 ?? 0, outputTokens: r[10].int64 ?? 0, costUSD: r[11].double ?? 0, meanLatencyMs: calls > 0 ? (r[12].double ?? 0) / Double(calls) : 0,
+                                callsRepeated: Int(r[19].int64 ?? 0)),
                    cacheHits: Int(r[13].int64 ?? 0), error: r[14].string ?? "", createdUnixMs: r[15].int64 ?? 0, startedUnixMs: r[16].int64, finishedUnixMs: r[17].int64, aggregates: nil)
     }
 
@@ -223,13 +226,6 @@ struct EvalRepository: Sendable {
     func run(_ projectID: String, _ id: String) async throws -> Run? {
         try await db.read { c in
             try c.query("SELECT \(Self.runColumns) FROM eval_runs WHERE project_id = ? AND id = ?", [.text(projectID), .text(id)]).first.map(Self.runRow)
-        }
-    }
-
-    /// Runs a restarted backend must continue: (project, run id, config).
-    func unfinishedRuns() async throws -> [(projectID: String, runID: String)] {
-        try await db.read { c in
-            try c.query("SELECT project_id, id FROM eval_runs WHERE status IN ('pending', 'running') ORDER BY created_unix_ms").map { ($0[0].string ?? "", $0[1].string ?? "") }
         }
     }
 

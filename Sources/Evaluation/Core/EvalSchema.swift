@@ -90,6 +90,22 @@ enum EvalSchema {
             CREATE INDEX eval_online_queue_suspect ON eval_online_queue (project_id, id) WHERE claims > 0 AND done_unix_ms IS NULL;
             CREATE INDEX eval_online_queue_done ON eval_online_queue (done_unix_ms) WHERE done_unix_ms IS NOT NULL;
             """),
+        // Leases (`WorkLease`): several backends share runs, deliveries and the online queue. A
+        // claim records its owner (the claiming process's worker id) and an expiry the owner's
+        // heartbeat extends; a row whose lease ran out is claimable by any backend, and a result is
+        // recorded only by the row's owner. Model calls made by a re-claim (an item evaluated
+        // again after its claim was lost) are counted per run and per project.
+        .init("eval.005_work_leases", """
+            ALTER TABLE eval_run_items ADD COLUMN owner TEXT;
+            ALTER TABLE eval_run_items ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE eval_runs ADD COLUMN judge_calls_repeated INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE eval_deliveries ADD COLUMN owner TEXT;
+            ALTER TABLE eval_deliveries ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE eval_online_queue ADD COLUMN owner TEXT;
+            ALTER TABLE eval_online_projects ADD COLUMN judge_calls_repeated INTEGER NOT NULL DEFAULT 0;
+            CREATE INDEX eval_run_items_owner ON eval_run_items (owner) WHERE state = 'claimed';
+            CREATE INDEX eval_deliveries_owner ON eval_deliveries (owner) WHERE status = 'sending';
+            """),
     ])
 }
 

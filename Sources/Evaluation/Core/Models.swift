@@ -177,6 +177,9 @@ public struct Run: Sendable, Codable, Hashable {
         public var outputTokens: Int64
         public var costUSD: Double
         public var meanLatencyMs: Double
+        /// Model calls (judges, a provider target) made while evaluating items again after their
+        /// first claim was lost (the backend evaluating them stopped): what a crash cost twice.
+        public var callsRepeated: Int
     }
 }
 

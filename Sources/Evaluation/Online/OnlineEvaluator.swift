@@ -23,7 +23,6 @@ final class OnlineEvaluator: Service, Sendable {
     let queue: OnlineQueue
     private let maxConcurrentBatches: Int
     private let claimSpans: Int
-    private let leaseMs: Int64
     private let rulesCache = Mutex<[String: (at: ContinuousClock.Instant, rules: [OnlineRule], specs: [VersionedSpec])]>([:])
     /// The project claimed last: the next claim starts after it (round-robin).
     private let cursor = Mutex<String?>(nil)
@@ -35,18 +34,18 @@ final class OnlineEvaluator: Service, Sendable {
     private let missingSpans = Counter(label: "evalforge_eval_online_skipped_spans_total", dimensions: [("reason", "span_missing")])
     private let retries = Counter(label: "evalforge_eval_online_retries_total")
     private let evaluated = Counter(label: "evalforge_eval_online_evaluations_total")
+    private let callsRepeated = Counter(label: "evalforge_eval_judge_calls_repeated_total", dimensions: [("work", "online")])
 
     init(repo: EvalRepository, store: any SpanStore, providers: ProviderRegistry, cache: ResultCache, perProjectLimit: Int, maxClaims: Int, maxConcurrentBatches: Int,
-         claimSpans: Int, lease: Duration, logger: Logger) {
+         claimSpans: Int, lease: WorkLease, logger: Logger) {
         self.repo = repo
         self.store = store
         self.providers = providers
         self.cache = cache
         self.logger = logger
-        queue = OnlineQueue(db: repo.db, perProjectLimit: max(1, perProjectLimit), maxClaims: max(1, maxClaims))
+        queue = OnlineQueue(db: repo.db, perProjectLimit: max(1, perProjectLimit), maxClaims: max(1, maxClaims), lease: lease)
         self.maxConcurrentBatches = max(1, maxConcurrentBatches)
         self.claimSpans = min(1000, max(1, claimSpans))
-        leaseMs = max(1000, Checked.nanoseconds(lease) / 1_000_000)
     }
 
     /// Enqueues the spans of a stored (or duplicate) batch that match an enabled rule, durably, in
@@ -96,6 +95,7 @@ final class OnlineEvaluator: Service, Sendable {
         if queued > 0 { logger.info("online evaluation resumes queued spans", metadata: ["spans": "\(queued)"]) }
         try await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
+                group.addTask { await self.queue.lease.heartbeat("online queue", logger: self.logger) { try await self.queue.extend() } }
                 let slots = AsyncSemaphore(limit: self.maxConcurrentBatches)
                 while !Task.isCancelled {
                     guard await slots.acquire() else { break }
@@ -127,7 +127,7 @@ final class OnlineEvaluator: Service, Sendable {
     private func claimNext() async -> OnlineQueue.Claim? {
         let after = cursor.withLock { $0 }
         do {
-            let (claim, exhausted) = try await queue.claim(after: after, limit: claimSpans, leaseUntilMs: (nowMs()).addingSaturated(leaseMs))
+            let (claim, exhausted) = try await queue.claim(after: after, limit: claimSpans)
             for e in exhausted {
                 failedAfterClaims.increment(by: e.count)
                 logger.error("online evaluation: spans dropped after repeated claims (the backend stopped each time while evaluating them; did evaluating them crash it?)",
@@ -180,10 +180,14 @@ final class OnlineEvaluator: Service, Sendable {
         do {
             let (rules, specs) = try await rules(claim.projectID)
             let stored = try await storedSpans(claim.projectID, claim.rows.map(\.ref))
-            let done = try await evaluate(claim.projectID, stored, rules: rules, specs: specs)
+            let (done, calls) = try await evaluate(claim.projectID, stored, rules: rules, specs: specs)
             try Task.checkCancellation()
             let missing = claim.rows.count - stored.count
-            try await queue.complete(projectID: claim.projectID, ids: ids, evaluated: done, missing: missing)
+            // A suspect claim is a re-claim (the rows were claimed before, their results never
+            // recorded): the judge calls it made are counted as repeated.
+            let repeated = claim.suspect ? calls : 0
+            let marked = try await queue.complete(projectID: claim.projectID, ids: ids, evaluated: done, missing: missing, callsRepeated: repeated)
+            if marked > 0, repeated > 0 { callsRepeated.increment(by: repeated) }
             if missing > 0 {
                 missingSpans.increment(by: missing)
                 logger.warning("online evaluation: queued spans are no longer stored (skipped; counted in GET /api/online-queue)", metadata: ["project": "\(claim.projectID)", "spans": "\(missing)"])
@@ -194,8 +198,12 @@ final class OnlineEvaluator: Service, Sendable {
                 retries.increment()
                 logger.warning("online evaluation failed; the spans stay queued and are retried in 5 s", metadata: ["project": "\(claim.projectID)", "spans": "\(ids.count)", "error": "\(error)"])
             }
-            do { try await queue.release(ids: ids, dueMs: stopping ? 0 : (nowMs()).addingSaturated(5000)) } catch {
-                logger.warning("online evaluation: giving claimed spans back failed; they are due again when their lease ends or at the next start", metadata: ["error": "\(error)"])
+            // In a task of its own: at a stop this task is cancelled, and a cancelled task's
+            // metadata writes are dropped before they run.
+            let queue = self.queue
+            let release = Task { try await queue.release(ids: ids, dueMs: stopping ? 0 : (nowMs()).addingSaturated(5000)) }
+            do { try await release.value } catch {
+                logger.warning("online evaluation: giving claimed spans back failed; any backend claims them again when their lease runs out", metadata: ["error": "\(error)"])
             }
         }
     }
@@ -226,9 +234,11 @@ final class OnlineEvaluator: Service, Sendable {
         return refs.compactMap { found[$0.traceID + "/" + $0.spanID] }
     }
 
-    /// Evaluates `stored` against the rules and stores the results; returns the spans evaluated.
-    private func evaluate(_ projectID: String, _ stored: [SpanRow], rules: [OnlineRule], specs: [VersionedSpec]) async throws -> Int {
-        guard !rules.isEmpty, !stored.isEmpty else { return 0 }
+    /// Evaluates `stored` against the rules and stores the results; returns the spans evaluated and
+    /// the judge calls made (not served from the result cache).
+    private func evaluate(_ projectID: String, _ stored: [SpanRow], rules: [OnlineRule], specs: [VersionedSpec]) async throws -> (spans: Int, calls: Int) {
+        guard !rules.isEmpty, !stored.isEmpty else { return (0, 0) }
+        var calls = 0
         var evaluatedKeys: [String] = []
         var evaluatedSpans = Set<String>()
         let now = nowNanos()
@@ -258,7 +268,8 @@ final class OnlineEvaluator: Service, Sendable {
                             let key = e.isCacheable ? ResultCache.key(projectID: projectID, evaluator: e, input: x) : nil
                             if let key, let hit = await self.cache.get(key) { results.append(hit); continue }
                             let r = await e.evaluate(x)
-                            if let key, r.error == nil { try? await self.cache.db.write { c in try ResultCache.put(c, key: key, result: r) } }
+                            // Kept right after the call: a re-claim of the span reuses it.
+                            if let key, r.error == nil { await self.cache.put(key, result: r) }
                             results.append(r)
                         }
                         return (span, results, start)
@@ -271,6 +282,7 @@ final class OnlineEvaluator: Service, Sendable {
             let end = nowNanos()
             for (span, results, start) in outcomes {
                 evaluated.increment(by: results.count)
+                for r in results where !r.cached { calls = calls.addingSaturated(max(0, r.usage.calls)) }
                 evaluatedKeys.append(rule.id + ":" + span.traceID + "/" + span.spanID)
                 evaluatedSpans.insert(span.traceID + "/" + span.spanID)
                 let evalSpanID = EvaluationSpans.hex("online:" + rule.id + span.traceID + span.spanID, 16)
@@ -289,13 +301,13 @@ final class OnlineEvaluator: Service, Sendable {
             }
         }
         try Task.checkCancellation()
-        guard !scores.isEmpty || !spans.isEmpty else { return 0 }
+        guard !scores.isEmpty || !spans.isEmpty else { return (0, calls) }
         // The same work stores under the same batch id (the evaluation spans' ids are deterministic
         // too), so a repeat after a crash between these two inserts adds nothing twice.
         let batchID = "online-" + EvaluationSpans.hex(projectID + "\n" + evaluatedKeys.sorted().joined(separator: ","), 32)
         // Spans first: a visible score means its evaluation span is stored too.
         if !spans.isEmpty { _ = try await store.insert(StoreBatch(projectID: projectID, batchID: batchID, spans: spans, rollups: [])) }
         try await store.insertScores(scores)
-        return evaluatedSpans.count
+        return (evaluatedSpans.count, calls)
     }
 }

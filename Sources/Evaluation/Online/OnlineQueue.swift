@@ -9,13 +9,16 @@ import EvalForgeStore
 /// resend that arrives after the evaluation (its acknowledgement was lost) does not evaluate them
 /// again; later rows are pruned. Each project holds at most `perProjectLimit` rows: what exceeds it
 /// is skipped and counted (never silently). The evaluator claims rows one project at a time in
-/// round-robin order, so a flooding project gets one claim in turn like every other; a claim sets
-/// a lease and counts itself; a row whose claim ended with the process (kill -9) is claimed again
-/// after the restart, alone, and after `maxClaims` such claims it is dropped with that reason.
+/// round-robin order, so a flooding project gets one claim in turn like every other. The queue is
+/// shared by every backend on the metadata database: a claim records its owner (this process's
+/// worker id) and a lease the owner's heartbeat extends (`extend`), and counts itself; a row whose
+/// lease ran out (its backend was killed) is claimed again by any backend, alone, and after
+/// `maxClaims` such claims it is dropped with that reason. Only the owner completes or releases a row.
 struct OnlineQueue: Sendable {
     let db: any MetadataDatabase
     let perProjectLimit: Int
     let maxClaims: Int
+    let lease: WorkLease
     /// How long an evaluated span is remembered against resends of its batch (a collector resends
     /// an unacknowledged batch within its retry schedule, minutes to hours during an outage).
     var doneRetentionMs: Int64 = 24 * 3600 * 1000
@@ -82,12 +85,12 @@ struct OnlineQueue: Sendable {
         }
     }
 
-    /// At start-up: this process is the only user of the metadata file, so every lease belongs to a
-    /// process that is gone (its rows are due now; their claim counts stay). The per-project counts
-    /// are recomputed from the rows. Returns the number of rows queued.
+    /// At start-up: prunes done rows past their retention and recomputes the per-project counts from
+    /// the rows (in one transaction, so a backend enqueueing meanwhile is counted once). Leases are
+    /// left alone: another backend may hold them, and those of a process that stopped run out.
+    /// Returns the number of rows queued.
     func recover() async throws -> Int {
         try await db.write { c in
-            try c.run("UPDATE eval_online_queue SET lease_until_ms = 0 WHERE lease_until_ms != 0 AND done_unix_ms IS NULL")
             try c.run("DELETE FROM eval_online_queue WHERE done_unix_ms IS NOT NULL AND done_unix_ms < ?", [.integer((nowMs()).addingSaturated(-doneRetentionMs))])
             try c.run("UPDATE eval_online_projects SET queued = 0")
             try c.run("""
@@ -99,18 +102,20 @@ struct OnlineQueue: Sendable {
     }
 
     /// Claims up to `limit` due rows of the first project after `after` (round-robin by project id)
-    /// that has any, with a lease until `leaseUntilMs`. Rows of that project claimed `maxClaims`
-    /// times already are marked done first (a resend does not start their crash loop again) and
-    /// returned in `exhausted` (the caller logs and counts them).
-    func claim(after: String?, limit: Int, leaseUntilMs: Int64) async throws -> (claim: Claim?, exhausted: [(projectID: String, count: Int)]) {
+    /// that has any, under this process's lease. Rows of that project claimed `maxClaims` times
+    /// already are marked done first (a resend does not start their crash loop again) and returned
+    /// in `exhausted` (the caller logs and counts them). On Postgres, rows another backend is
+    /// claiming at the same moment are skipped (`FOR UPDATE SKIP LOCKED`).
+    func claim(after: String?, limit: Int) async throws -> (claim: Claim?, exhausted: [(projectID: String, count: Int)]) {
         let now = nowMs()
+        let (owner, leaseUntilMs) = (lease.owner, lease.until(now))
         let maxClaims = Int64(self.maxClaims)
-        return try await db.write { c in
+        return try await db.claimWrite { c in
             let projects = try c.query("SELECT project_id FROM eval_online_projects WHERE queued > 0 ORDER BY project_id").compactMap { $0[0].string }
             let split = after.map { a in projects.firstIndex { $0 > a } ?? projects.count } ?? 0
             var exhausted: [(projectID: String, count: Int)] = []
             for p in projects[split...] + projects[..<split] {
-                let dropped = try c.run("UPDATE eval_online_queue SET done_unix_ms = ?, lease_until_ms = 0 WHERE project_id = ? AND claims > 0 AND claims >= ? AND lease_until_ms <= ? AND done_unix_ms IS NULL",
+                let dropped = try c.run("UPDATE eval_online_queue SET done_unix_ms = ?, lease_until_ms = 0, owner = NULL WHERE project_id = ? AND claims > 0 AND claims >= ? AND lease_until_ms <= ? AND done_unix_ms IS NULL",
                                         [.integer(now), .text(p), .integer(maxClaims), .integer(now)])
                 if dropped > 0 {
                     exhausted.append((p, dropped))
@@ -118,16 +123,17 @@ struct OnlineQueue: Sendable {
                               [.integer(Int64(dropped)), .integer(Self.counterCap), .text(p)])
                 }
                 let columns = "SELECT id, trace_id, span_id, start_ns FROM eval_online_queue"
-                var rows = try c.query(columns + " WHERE project_id = ? AND claims > 0 AND lease_until_ms <= ? AND done_unix_ms IS NULL ORDER BY id LIMIT 1", [.text(p), .integer(now)])
+                let lock = c.dialect.skipLocked()
+                var rows = try c.query(columns + " WHERE project_id = ? AND claims > 0 AND lease_until_ms <= ? AND done_unix_ms IS NULL ORDER BY id LIMIT 1" + lock, [.text(p), .integer(now)])
                 let suspect = !rows.isEmpty
                 if !suspect {
-                    rows = try c.query(columns + " WHERE project_id = ? AND lease_until_ms <= ? AND done_unix_ms IS NULL ORDER BY id LIMIT ?", [.text(p), .integer(now), .integer(Int64(max(1, limit)))])
+                    rows = try c.query(columns + " WHERE project_id = ? AND lease_until_ms <= ? AND done_unix_ms IS NULL ORDER BY id LIMIT ?" + lock, [.text(p), .integer(now), .integer(Int64(max(1, limit)))])
                 }
                 guard !rows.isEmpty else { continue }
                 var claimed: [Row] = []
                 for r in rows {
                     guard let id = r[0].int64 else { continue }
-                    try c.run("UPDATE eval_online_queue SET claims = MIN(claims + 1, 1000000), lease_until_ms = ? WHERE id = ?", [.integer(leaseUntilMs), .integer(id)])
+                    try c.run("UPDATE eval_online_queue SET claims = MIN(claims + 1, 1000000), lease_until_ms = ?, owner = ? WHERE id = ?", [.integer(leaseUntilMs), .text(owner), .integer(id)])
                     claimed.append(Row(id: id, ref: Ref(traceID: r[1].string ?? "", spanID: r[2].string ?? "", startUnixNanos: r[3].int64 ?? 0)))
                 }
                 return (Claim(projectID: p, rows: claimed, suspect: suspect), exhausted)
@@ -141,35 +147,59 @@ struct OnlineQueue: Sendable {
         try await db.read { c in try c.scalar("SELECT MIN(lease_until_ms) FROM eval_online_queue WHERE lease_until_ms > 0 AND done_unix_ms IS NULL")?.int64 }
     }
 
-    /// Marks evaluated rows done: `evaluated` spans had results stored, `missing` were not found in
-    /// the store. Prunes a bounded number of done rows older than `doneRetentionMs` on the way.
-    func complete(projectID: String, ids: [Int64], evaluated: Int, missing: Int) async throws {
+    /// Marks evaluated rows done — only those this process still holds: `evaluated` spans had
+    /// results stored, `missing` were not found in the store, `callsRepeated` model calls were made
+    /// for spans claimed before (counted per project). Returns the rows marked (0 when another
+    /// claim took them after this lease ran out: that claim counts them). Prunes a bounded number
+    /// of done rows older than `doneRetentionMs` on the way.
+    @discardableResult
+    func complete(projectID: String, ids: [Int64], evaluated: Int, missing: Int, callsRepeated: Int = 0) async throws -> Int {
         let now = nowMs()
         let pruneBefore = now.addingSaturated(-doneRetentionMs)
-        try await db.write { c in
-            var deleted = 0
+        let owner = lease.owner
+        return try await db.write { c in
+            var marked = 0
             for id in ids {
-                deleted += try c.run("UPDATE eval_online_queue SET done_unix_ms = ?, lease_until_ms = 0 WHERE id = ? AND done_unix_ms IS NULL", [.integer(now), .integer(id)])
+                marked += try c.run("UPDATE eval_online_queue SET done_unix_ms = ?, lease_until_ms = 0, owner = NULL WHERE id = ? AND done_unix_ms IS NULL AND owner = ?", [.integer(now), .integer(id), .text(owner)])
             }
             try c.run("DELETE FROM eval_online_queue WHERE id IN (SELECT id FROM eval_online_queue WHERE done_unix_ms IS NOT NULL AND done_unix_ms < ? LIMIT 1000)", [.integer(pruneBefore)])
-            try c.run("UPDATE eval_online_projects SET queued = MAX(0, queued - ?1), evaluated = MIN(evaluated + ?2, ?4), missing = MIN(missing + ?3, ?4) WHERE project_id = ?5",
-                      [.integer(Int64(deleted)), .integer(Int64(evaluated)), .integer(Int64(missing)), .integer(Self.counterCap), .text(projectID)])
+            guard marked > 0 else { return 0 }
+            // Counted for the rows this process marked (all of them, but for a lease that ran out).
+            let share = { (n: Int) -> Int64 in Int64(marked == ids.count ? n : min(n, marked)) }
+            try c.run("""
+                UPDATE eval_online_projects SET queued = MAX(0, queued - ?1), evaluated = MIN(evaluated + ?2, ?4), missing = MIN(missing + ?3, ?4),
+                  judge_calls_repeated = MIN(judge_calls_repeated + ?6, ?4) WHERE project_id = ?5
+                """, [.integer(Int64(marked)), .integer(share(evaluated)), .integer(share(missing)), .integer(Self.counterCap), .text(projectID), .integer(Int64(max(0, callsRepeated)))])
+            return marked
         }
     }
 
-    /// Gives claimed rows back without counting the claim (the failure was not theirs: a graceful
-    /// stop, the store unavailable), due again at `dueMs`.
+    /// Gives rows this process holds back without counting the claim (the failure was not theirs:
+    /// a graceful stop, the store unavailable), due again at `dueMs`.
     func release(ids: [Int64], dueMs: Int64) async throws {
+        let owner = lease.owner
         try await db.write { c in
-            for id in ids { try c.run("UPDATE eval_online_queue SET claims = MAX(0, claims - 1), lease_until_ms = ? WHERE id = ? AND done_unix_ms IS NULL", [.integer(dueMs), .integer(id)]) }
+            for id in ids {
+                try c.run("UPDATE eval_online_queue SET claims = MAX(0, claims - 1), lease_until_ms = ?, owner = NULL WHERE id = ? AND done_unix_ms IS NULL AND owner = ?", [.integer(dueMs), .integer(id), .text(owner)])
+            }
+        }
+    }
+
+    /// The heartbeat: extends the lease of every row this process holds.
+    @discardableResult
+    func extend() async throws -> Int {
+        let (owner, until) = (lease.owner, lease.until())
+        return try await db.claimWrite { c in
+            try c.run("UPDATE eval_online_queue SET lease_until_ms = ? WHERE owner = ? AND done_unix_ms IS NULL", [.integer(until), .text(owner)])
         }
     }
 
     func stats(projectID: String) async throws -> OnlineQueueStats {
         try await db.read { c in
-            let r = try c.query("SELECT queued, enqueued, evaluated, skipped_over_share, failed_after_claims, missing, last_skip_unix_ms FROM eval_online_projects WHERE project_id = ?", [.text(projectID)]).first
+            let r = try c.query("SELECT queued, enqueued, evaluated, skipped_over_share, failed_after_claims, missing, last_skip_unix_ms, judge_calls_repeated FROM eval_online_projects WHERE project_id = ?",
+                                [.text(projectID)]).first
             return OnlineQueueStats(limit: perProjectLimit, queued: r?[0].int64 ?? 0, enqueued: r?[1].int64 ?? 0, evaluated: r?[2].int64 ?? 0, skippedOverShare: r?[3].int64 ?? 0,
-                         failedAfterClaims: r?[4].int64 ?? 0, missingSpans: r?[5].int64 ?? 0, lastSkipUnixMs: r?[6].int64)
+                                    failedAfterClaims: r?[4].int64 ?? 0, missingSpans: r?[5].int64 ?? 0, lastSkipUnixMs: r?[6].int64, judgeCallsRepeated: r?[7].int64 ?? 0)
         }
     }
 }
@@ -185,10 +215,13 @@ public struct OnlineQueueStats: Sendable, Codable, Equatable {
     public var evaluated: Int64
     /// Spans not queued because the project had `limit` spans queued already.
     public var skippedOverShare: Int64
-    /// Spans dropped after being claimed `maxItemClaims` times without finishing (the backend
-    /// stopped while evaluating them each time).
+    /// Spans dropped after being claimed twice (`maxItemClaims`, at most 2) without finishing (the
+    /// backend evaluating them stopped each time).
     public var failedAfterClaims: Int64
     /// Queued spans no longer in the store when their turn came (e.g. removed by retention).
     public var missingSpans: Int64
     public var lastSkipUnixMs: Int64?
+    /// Judge calls made for spans evaluated again after their first claim was lost (the backend
+    /// evaluating them stopped): what crashes cost twice.
+    public var judgeCallsRepeated: Int64 = 0
 }

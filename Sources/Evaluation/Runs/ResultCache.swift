@@ -3,7 +3,10 @@ import EvalForgeStore
 
 /// Results of cacheable (judge) evaluators keyed by
 /// sha256(project, evaluator name, evaluator version, input, output, expected, context, conversation),
-/// kept in `eval_cache`: re-evaluating the same answer costs nothing.
+/// kept in `eval_cache`: re-evaluating the same answer costs nothing. A result is kept right after
+/// its call succeeded (not when the item's result is recorded), so an item evaluated again after its
+/// claim was lost (the backend stopped) pays for the calls already made only once. A provider
+/// target's answer is kept the same way, per run and item (`targetKey`).
 struct ResultCache: Sendable {
     let db: any MetadataDatabase
 
@@ -20,6 +23,45 @@ struct ResultCache: Sendable {
         r.usage = JudgeUsage()
         r.calls = []
         return r
+    }
+
+    /// Keeps `result` now, in its own transaction. Best effort: when it fails the result is still
+    /// used; only a re-claim of the item would pay for the call again.
+    func put(_ key: String, result: EvaluationResult) async {
+        _ = try? await db.write { c in try Self.put(c, key: key, result: result) }
+    }
+
+    /// A provider target's answer to one dataset item.
+    struct TargetAnswer: Sendable {
+        var text: String
+        var toolCalls: [EvaluationInput.ToolCall]
+        var costUSD: Double?
+        var latencyMs: Double?
+    }
+
+    /// The key of a provider target's answer to one item of one run: per run (another run of the
+    /// same experiment asks the model again), so only a re-claim of the item within the run reuses it.
+    static func targetKey(runID: String, itemID: String) -> String {
+        Digest.sha256Hex("target\u{0}" + runID + "\u{0}" + itemID)
+    }
+
+    func target(_ key: String) async -> TargetAnswer? {
+        guard let text = try? await db.read({ c in try c.scalar("SELECT result FROM eval_cache WHERE key = ?", [.text(key)])?.string }), let j = JSON.parse(text ?? ""),
+              let answer = j["text"]?.stringValue else { return nil }
+        let calls = (j["toolCalls"]?.arrayValue ?? []).map { EvaluationInput.ToolCall(name: $0["name"]?.stringValue ?? "", arguments: $0["arguments"]?.stringValue ?? "") }
+        func number(_ name: String) -> Double? { j[name]?.doubleValue.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } }
+        return TargetAnswer(text: answer, toolCalls: calls, costUSD: number("costUSD"), latencyMs: number("latencyMs"))
+    }
+
+    func putTarget(_ key: String, _ a: TargetAnswer) async {
+        var j: [String: JSON] = ["text": .string(a.text), "toolCalls": .array(a.toolCalls.map { ["name": .string($0.name), "arguments": .string($0.arguments)] })]
+        if let v = a.costUSD, v.isFinite { j["costUSD"] = .number(v) }
+        if let v = a.latencyMs, v.isFinite { j["latencyMs"] = .number(v) }
+        let text = JSON.object(j).text
+        _ = try? await db.write { c in
+            try c.run("INSERT INTO eval_cache (key, result, created_unix_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET result = excluded.result, created_unix_ms = excluded.created_unix_ms",
+                      [.text(key), .text(text), .integer(nowMs())])
+        }
     }
 
     /// Inside a write transaction.

@@ -8,15 +8,18 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// Executes experiment runs durably.
+/// Executes experiment runs durably, shared by every backend on the metadata database.
 ///
 /// Every dataset item of a run has a row in `eval_run_items` (pending → claimed → done). Workers
-/// claim items in batches inside a write transaction; results are committed in batches: scores and
-/// spans go to the store first (score ids are deterministic per run, item and evaluator, so a
-/// repeat overwrites), then one transaction moves the items from claimed to done (only if still
-/// claimed), adds the run's counters and fills the result cache. When the backend stops, claimed
-/// items are returned to pending at the next start and evaluated then: no item is skipped, and each
-/// item's result is recorded exactly once (a judge call in flight at the moment of a stop is repeated).
+/// claim items in batches under a lease (`RunItemClaims`: owner, expiry, a heartbeat every third of
+/// the lease); results are committed in batches: scores and spans go to the store first (score
+/// ids are deterministic per run, item and evaluator, so a repeat overwrites), then one transaction
+/// moves the items from claimed to done (only while this process still holds their claim) and adds
+/// the run's counters. Any worker takes up a run with claimable items (it polls for them, and is
+/// woken by a start in this process): items of a backend that stopped are claimed again once
+/// their leases ran out, each item's result is recorded exactly once, and the model calls of an
+/// item (judges, a provider target) are paid at most twice — their results are kept in the result
+/// cache right after each call, and an item that pays for calls is claimed at most twice.
 final class RunEngine: Service, Sendable {
     struct Request: Sendable {
         var projectID: String
@@ -31,20 +34,25 @@ final class RunEngine: Service, Sendable {
     private let webhooks: WebhookDispatcher
     private let cache: ResultCache
     private let logger: Logger
+    private let claims: RunItemClaims
+    private let pollInterval: Duration
     private let requests: AsyncStream<Request>
     private let continuation: AsyncStream<Request>.Continuation
     private let active = Mutex<Set<String>>([])
     private let itemsDone = Counter(label: "evalforge_eval_run_items_total", dimensions: [("result", "done")])
     private let itemsFailed = Counter(label: "evalforge_eval_run_items_total", dimensions: [("result", "error")])
+    private let callsRepeated = Counter(label: "evalforge_eval_judge_calls_repeated_total", dimensions: [("work", "run")])
     /// Results committed per transaction at most.
     let flushSize = 64
     /// Largest value of a run's counters (done, errors, tokens, …).
     static let counterCap: Int64 = 1 << 62
 
-    /// Times an item may be claimed without its result being recorded before it fails.
+    /// Times an item may be claimed without its result being recorded before it fails (at most
+    /// twice when its evaluation pays for model calls).
     let maxClaims: Int
 
-    init(repo: EvalRepository, store: any SpanStore, http: OutboundHTTP, providers: ProviderRegistry, webhooks: WebhookDispatcher, maxClaims: Int, logger: Logger) {
+    init(repo: EvalRepository, store: any SpanStore, http: OutboundHTTP, providers: ProviderRegistry, webhooks: WebhookDispatcher, maxClaims: Int, lease: WorkLease,
+         pollInterval: Duration, logger: Logger) {
         let db = repo.db
         self.db = db
         self.maxClaims = max(1, maxClaims)
@@ -54,41 +62,29 @@ final class RunEngine: Service, Sendable {
         self.providers = providers
         self.webhooks = webhooks
         cache = ResultCache(db: db)
+        claims = RunItemClaims(db: db, lease: lease)
+        self.pollInterval = max(.milliseconds(20), pollInterval)
         self.logger = logger
         let (stream, continuation) = AsyncStream.makeStream(of: Request.self)
         requests = stream
         self.continuation = continuation
     }
 
-    /// Queues a run for execution (no-op when it is already executing).
+    /// Queues a run for execution in this process (no-op when it is already executing here).
     func start(projectID: String, runID: String) {
         continuation.yield(Request(projectID: projectID, runID: runID))
     }
 
+    /// Most resumes of a running run without progress (a crash outside item evaluation) before it fails.
+    private var resumeLimit: Int64 { Int64(maxClaims) }
+
     func run() async throws {
-        // Items claimed by a previous process were not finished: they go back to pending (their
-        // claim counts stay: see `claim`). A run resumed more than `maxClaims` times without any
-        // progress in between (a crash outside item evaluation) fails instead of looping.
-        let limit = Int64(maxClaims)
-        let stalled: [(projectID: String, runID: String)] = try await db.write { c in
-            try c.run("UPDATE eval_run_items SET state = 'pending' WHERE state = 'claimed' AND run_id IN (SELECT id FROM eval_runs WHERE status IN ('pending', 'running'))")
-            try c.run("UPDATE eval_runs SET resumes = MIN(resumes + 1, 1000000) WHERE status = 'running'")
-            let rows: [(projectID: String, runID: String)] = try c.query("SELECT project_id, id FROM eval_runs WHERE status = 'running' AND resumes > ?", [.integer(limit)])
-                .map { (projectID: $0[0].string ?? "", runID: $0[1].string ?? "") }
-            try c.run("UPDATE eval_runs SET status = 'failed', error = ?, finished_unix_ms = ? WHERE status = 'running' AND resumes > ?",
-                      [.text("not_finished: the run was resumed \(limit) times without progress (did the backend crash while running it?); it is not resumed again"), .integer(nowMs()), .integer(limit)])
-            return rows
-        }
-        for r in stalled {
-            logger.error("evaluation run failed after repeated resumes without progress", metadata: ["run": "\(r.runID)"])
-            if let run = try? await repo.run(r.projectID, r.runID) { await webhooks.enqueue(projectID: r.projectID, event: "run.failed", data: runJSON(run)) }
-        }
-        for r in try await repo.unfinishedRuns() {
-            logger.info("resuming evaluation run", metadata: ["run": "\(r.runID)"])
-            start(projectID: r.projectID, runID: r.runID)
-        }
+        // No reset at start: items a stopped process had claimed are claimed again when their
+        // leases run out, by whichever backend comes first.
         try await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
+                group.addTask { await self.claims.lease.heartbeat("run items", logger: self.logger) { try await self.claims.extend() } }
+                group.addTask { await self.poll() }
                 for await request in self.requests {
                     let fresh = self.active.withLock { $0.insert(request.runID).inserted }
                     guard fresh else { continue }
@@ -97,27 +93,42 @@ final class RunEngine: Service, Sendable {
                         _ = self.active.withLock { $0.remove(request.runID) }
                     }
                 }
+                group.cancelAll()
             }
+        }
+    }
+
+    /// Every `pollInterval`: runs with claimable items, started anywhere, are taken up here too.
+    private func poll() async {
+        while !Task.isCancelled {
+            do {
+                for r in try await claims.claimableRuns() where !active.withLock({ $0.contains(r.runID) }) {
+                    start(projectID: r.projectID, runID: r.runID)
+                }
+            } catch {
+                logger.warning("looking for evaluation runs to work on failed; retrying", metadata: ["error": "\(error)"])
+            }
+            do { try await Task.sleep(for: pollInterval) } catch { return }
         }
     }
 
     // MARK: execution
 
-    struct Claimed: Sendable {
-        var item: DatasetItem
-        var seq: Int
-    }
+    typealias Claimed = RunItemClaims.Claimed
 
     struct Outcome: Sendable {
         var itemID: String
         var seq: Int
+        /// The claim number the result is recorded under (`RunItemClaims.markDone`).
+        var claim: Int64
         var item: DatasetItem
         var output: String?
         var latencyMs: Double?
         var error: String?
         var results: [EvaluationResult]
         var calls: [ModelCall]
-        var cacheKeys: [String: String]  // evaluator → key (fresh cacheable results)
+        /// Model calls this evaluation made although the item was claimed before (a re-claim).
+        var callsRepeated: Int
         var start: Int64
         var end: Int64
     }
@@ -126,10 +137,34 @@ final class RunEngine: Service, Sendable {
         let (projectID, runID) = (request.projectID, request.runID)
         do {
             guard let config = try await repo.runConfig(runID) else { return }
-            let started: Bool = try await db.write { c in
-                try c.run("UPDATE eval_runs SET status = 'running', started_unix_ms = ? WHERE id = ? AND status = 'pending'", [.integer(nowMs()), .text(runID)]) == 1
+            let now = nowMs()
+            let limit = resumeLimit
+            let claims = self.claims
+            // Started here (pending → running: run.started once across backends), or taken up while
+            // running: then, when it started more than a lease ago and no backend holds a live
+            // claim on it, whoever ran it stopped — a resume, counted; a run resumed more than
+            // `maxClaims` times without progress in between (a crash outside item evaluation)
+            // fails instead of looping.
+            let leaseMs = claims.lease.durationMs
+            let (started, resumed, stalled): (Bool, Bool, Bool) = try await db.write { c in
+                if try c.run("UPDATE eval_runs SET status = 'running', started_unix_ms = ? WHERE id = ? AND status = 'pending'", [.integer(now), .text(runID)]) == 1 {
+                    try Self.enqueueEvent(c, projectID: projectID, runID: runID, event: "run.started")
+                    return (true, false, false)
+                }
+                guard let r = try c.query("SELECT status, started_unix_ms FROM eval_runs WHERE id = ?", [.text(runID)]).first, r[0].string == "running",
+                      (r[1].int64 ?? 0) <= now.addingSaturated(-leaseMs), try !claims.hasLiveClaims(c, runID: runID, now: now) else { return (false, false, false) }
+                try c.run("UPDATE eval_runs SET resumes = MIN(resumes + 1, 1000000) WHERE id = ?", [.text(runID)])
+                let stalled = try c.run("UPDATE eval_runs SET status = 'failed', error = ?, finished_unix_ms = ? WHERE id = ? AND status = 'running' AND resumes > ?",
+                                        [.text("not_finished: the run was resumed \(limit) times without progress (did the backend crash while running it?); it is not resumed again"), .integer(now), .text(runID), .integer(limit)]) == 1
+                if stalled { try Self.enqueueEvent(c, projectID: projectID, runID: runID, event: "run.failed") }
+                return (false, true, stalled)
             }
-            if started, let r = try await repo.run(projectID, runID) { await webhooks.enqueue(projectID: projectID, event: "run.started", data: runJSON(r)) }
+            if started || stalled { webhooks.wake() }
+            if stalled {
+                logger.error("evaluation run failed after repeated resumes without progress", metadata: ["run": "\(runID)"])
+                return
+            }
+            if resumed { logger.info("resuming evaluation run", metadata: ["run": "\(runID)"]) }
             let evaluators: [any Evaluator]
             let targetClient: ProviderClient?
             do {
@@ -142,9 +177,18 @@ final class RunEngine: Service, Sendable {
                 try await finish(projectID: projectID, runID: runID, failure: "cannot start: \(error)")
                 return
             }
-            let context = ItemContext(projectID: projectID, runID: runID, config: config, evaluators: evaluators, targetClient: targetClient)
-            try await loop(context)
-            if Task.isCancelled { return }
+            // Judges and a provider target cost money: such an item is claimed at most twice.
+            let paid = targetClient != nil || evaluators.contains { $0.isCacheable }
+            let context = ItemContext(projectID: projectID, runID: runID, config: config, evaluators: evaluators, targetClient: targetClient,
+                                      maxClaims: paid ? min(maxClaims, 2) : maxClaims, paid: paid, resumed: resumed)
+            do { try await loop(context) } catch where Task.isCancelled {
+                await giveBack(runID: runID, resumed: resumed)
+                return
+            }
+            if Task.isCancelled {
+                await giveBack(runID: runID, resumed: resumed)
+                return
+            }
             try await finish(projectID: projectID, runID: runID, failure: nil)
         } catch {
             if Task.isCancelled { return }
@@ -159,6 +203,12 @@ final class RunEngine: Service, Sendable {
         var config: RunConfig
         var evaluators: [any Evaluator]
         var targetClient: ProviderClient?
+        /// Claims an item may take (`maxClaims`, at most 2 when `paid`).
+        var maxClaims: Int
+        /// The evaluation makes paid model calls (a judge or a provider target).
+        var paid: Bool
+        /// This execution counted a resume of the run (given back at a graceful stop).
+        var resumed: Bool
     }
 
     private func loop(_ ctx: ItemContext) async throws {
@@ -184,7 +234,7 @@ final class RunEngine: Service, Sendable {
                         pending.removeAll(keepingCapacity: true)
                         lastFlush = .now
                     }
-                    let claimed = try await claim(runID: ctx.runID, limit: max(concurrency, 32))
+                    let claimed = try await claim(ctx, limit: max(concurrency, 32))
                     buffer = claimed.items
                     isolated = claimed.isolated
                     next = 0
@@ -221,68 +271,46 @@ final class RunEngine: Service, Sendable {
                     lastFlush = .now
                 }
             }
-            // Results of items cut short by a stop are not recorded: those items are evaluated again
-            // after the restart. A graceful stop is not the items' fault: their claims are given back
-            // (a crash cannot do this, so a crash counts against every item it interrupted).
+            // Results of items cut short by a stop are not recorded: those items are evaluated again.
+            // A graceful stop is not the items' fault: their claims are given back (`giveBack`; a
+            // crash cannot do this, so a crash counts against every item it interrupted).
             if Task.isCancelled {
                 group.cancelAll()
-                let runID = ctx.runID
-                _ = try? await db.write { c in
-                    try c.run("UPDATE eval_run_items SET state = 'pending', claims = MAX(0, claims - 1) WHERE run_id = ? AND state = 'claimed'", [.text(runID)])
-                    try c.run("UPDATE eval_runs SET resumes = MAX(0, resumes - 1) WHERE id = ?", [.text(runID)])
-                }
-                return
+                return  // `execute` gives the claims back
             }
             if !pending.isEmpty { try await flush(pending, ctx) }
         }
     }
 
-    struct ClaimedBatch: Sendable {
-        var items: [Claimed]
-        /// True when `items` is a single suspect item to evaluate alone.
-        var isolated: Bool
+    /// A graceful stop: this process's claims on the run go back to pending, uncounted, so another
+    /// backend (or this one after its restart) takes them at once; a resume this execution counted
+    /// is given back too. In a task of its own: the stopping task is cancelled, and a cancelled
+    /// task's metadata writes are dropped before they run.
+    private func giveBack(runID: String, resumed: Bool) async {
+        let (claims, db, logger) = (self.claims, self.db, self.logger)
+        await Task {
+            do { try await claims.release(runID: runID) } catch {
+                logger.warning("giving claimed run items back at the stop failed; they are claimed again when their leases run out", metadata: ["run": "\(runID)", "error": "\(error)"])
+            }
+            if resumed { _ = try? await db.write { c in try c.run("UPDATE eval_runs SET resumes = MAX(0, resumes - 1) WHERE id = ?", [.text(runID)]) } }
+        }.value
     }
 
-    /// Claims pending items, in one transaction: first every item already claimed `maxClaims` times
-    /// is finished as failed with the reason (a crash loop ends there, the run goes on); then, when
-    /// an item was claimed before by a process that stopped without finishing it (a suspect), that
-    /// one item alone; else up to `limit` fresh items.
-    private func claim(runID: String, limit: Int) async throws -> ClaimedBatch {
-        let maxClaims = Int64(self.maxClaims)
-        let (batch, failed): (ClaimedBatch, Int) = try await db.write { c in
-            // A cancelled run claims nothing more (items in flight finish).
-            guard try c.scalar("SELECT status FROM eval_runs WHERE id = ?", [.text(runID)])?.string == "running" else { return (ClaimedBatch(items: [], isolated: false), 0) }
-            let reason = "not_finished: the item was claimed \(maxClaims) times and the backend stopped each time before its result was recorded (did evaluating it crash the process?); it is not tried again"
-            let failed = try c.run("UPDATE eval_run_items SET state = 'done', error = ?, results = '[]', finished_unix_ms = ? WHERE run_id = ? AND state = 'pending' AND claims >= ?",
-                                   [.text(reason), .integer(nowMs()), .text(runID), .integer(maxClaims)])
-            if failed > 0 {
-                try c.run("UPDATE eval_runs SET done = MIN(done + ?, \(Self.counterCap)), errors = MIN(errors + ?, \(Self.counterCap)), resumes = 0 WHERE id = ?", [.integer(Int64(failed)), .integer(Int64(failed)), .text(runID)])
-            }
-            let columns = "SELECT ri.item_id, ri.seq, i.input, i.expected, i.output, i.context, i.metadata, i.source_trace_id, i.source_span_id FROM eval_run_items ri LEFT JOIN eval_items i ON i.id = ri.item_id WHERE ri.run_id = ? AND ri.state = 'pending'"
-            var rows = try c.query(columns + " AND ri.claims > 0 ORDER BY ri.seq LIMIT 1", [.text(runID)])
-            let isolated = !rows.isEmpty
-            if !isolated { rows = try c.query(columns + " ORDER BY ri.seq LIMIT ?", [.text(runID), .integer(Int64(limit))]) }
-            for r in rows {
-                try c.run("UPDATE eval_run_items SET state = 'claimed', claims = claims + 1 WHERE run_id = ? AND item_id = ?", [.text(runID), r[0]])
-            }
-            let items = rows.map { r in
-                var item = DatasetItem(id: r[0].string ?? "", input: JSON.parse(r[2].string ?? "") ?? .string(r[2].string ?? ""), expected: r[3].string, output: r[4].string, context: r[5].string,
-                                       metadata: JSON.parse(r[6].string ?? "{}") ?? .object([:]), sourceTraceID: r[7].string ?? "", sourceSpanID: r[8].string ?? "")
-                if r[2].isNull { item.input = .null }
-                return Claimed(item: item, seq: Int(r[1].int64 ?? 0))
-            }
-            return (ClaimedBatch(items: items, isolated: isolated), failed)
-        }
-        if failed > 0 {
-            itemsFailed.increment(by: failed)
-            logger.error("evaluation items failed after repeated claims", metadata: ["run": "\(runID)", "items": "\(failed)", "maxClaims": "\(maxClaims)"])
+    /// Claims the next items of the run (`RunItemClaims.claim`); logs and counts the items it
+    /// failed because they were claimed `ctx.maxClaims` times.
+    private func claim(_ ctx: ItemContext, limit: Int) async throws -> RunItemClaims.Batch {
+        let batch = try await claims.claim(runID: ctx.runID, limit: limit, maxClaims: ctx.maxClaims, paid: ctx.paid)
+        if batch.failed > 0 {
+            itemsFailed.increment(by: batch.failed)
+            logger.error("evaluation items failed after repeated claims", metadata: ["run": "\(ctx.runID)", "items": "\(batch.failed)", "maxClaims": "\(ctx.maxClaims)"])
         }
         return batch
     }
 
     private func process(_ c: Claimed, _ ctx: ItemContext) async -> Outcome {
         let start = nowNanos()
-        var outcome = Outcome(itemID: c.item.id, seq: c.seq, item: c.item, output: nil, latencyMs: nil, error: nil, results: [], calls: [], cacheKeys: [:], start: start, end: start)
+        var outcome = Outcome(itemID: c.item.id, seq: c.seq, claim: c.claim, item: c.item, output: nil, latencyMs: nil, error: nil, results: [], calls: [], callsRepeated: 0, start: start, end: start)
+        let reclaim = c.claim > 1
         if c.item.input == .null {
             outcome.error = "invalid_argument: the dataset item was deleted"
             return outcome
@@ -298,6 +326,15 @@ final class RunEngine: Service, Sendable {
             var messages = Array(base.conversation.dropLast())
             if let p = t.prompt, !p.isEmpty { messages = [.init(role: "user", content: p.replacingOccurrences(of: "{{input}}", with: base.input))] }
             if messages.isEmpty { messages = [.init(role: "user", content: base.input)] }
+            // The answer is kept right after the call: a re-claim of the item reuses it (paid once).
+            let key = ResultCache.targetKey(runID: ctx.runID, itemID: c.item.id)
+            if let kept = await cache.target(key) {
+                outcome.output = kept.text
+                outcome.latencyMs = kept.latencyMs
+                toolCalls = kept.toolCalls
+                cost = kept.costUSD
+                break
+            }
             do {
                 let answer = try await client.chat(system: t.system, messages: messages, model: t.model, jsonMode: false, maxTokens: t.clampedMaxTokens, temperature: t.temperature.flatMap { $0.isFinite ? min(max($0, 0), 2) : nil }, purpose: "target")
                 outcome.output = answer.text
@@ -305,10 +342,12 @@ final class RunEngine: Service, Sendable {
                 outcome.calls.append(answer.call)
                 toolCalls = answer.toolCalls
                 cost = answer.call.costUSD
+                await cache.putTarget(key, ResultCache.TargetAnswer(text: answer.text, toolCalls: answer.toolCalls, costUSD: answer.call.costUSD, latencyMs: outcome.latencyMs))
             } catch {
                 outcome.calls.append(error.call)
                 outcome.error = "target: \(error.error)"
             }
+            if reclaim { outcome.callsRepeated = outcome.calls.count }
         case "http":
             let t0 = ContinuousClock.now
             switch await callHTTP(ctx.config.target, c.item) {
@@ -326,28 +365,30 @@ final class RunEngine: Service, Sendable {
             return outcome
         }
         let x = InputConversion.item(c.item, output: output, toolCalls: toolCalls, latencyMs: outcome.latencyMs, costUSD: cost)
-        // 2. Every evaluator (judges concurrently), through the result cache.
-        let results = await withTaskGroup(of: (Int, EvaluationResult, String?).self) { group in
+        // 2. Every evaluator (judges concurrently), through the result cache: a judge's result is
+        // kept right after its call, so a re-claim of the item (its claim was lost) reuses it.
+        let results = await withTaskGroup(of: (Int, EvaluationResult).self) { group in
             for (i, e) in ctx.evaluators.enumerated() {
                 if let h = e as? any HeuristicEvaluator {
-                    group.addTask { (i, h.evaluateNow(x), nil) }
+                    group.addTask { (i, h.evaluateNow(x)) }
                     continue
                 }
                 group.addTask {
                     let key = e.isCacheable ? ResultCache.key(projectID: ctx.projectID, evaluator: e, input: x) : nil
-                    if let key, let hit = await self.cache.get(key) { return (i, hit, nil) }
+                    if let key, let hit = await self.cache.get(key) { return (i, hit) }
                     let r = await e.evaluate(x)
-                    return (i, r, r.error == nil ? key : nil)
+                    if let key, r.error == nil { await self.cache.put(key, result: r) }
+                    return (i, r)
                 }
             }
-            var out: [(Int, EvaluationResult, String?)] = []
+            var out: [(Int, EvaluationResult)] = []
             for await r in group { out.append(r) }
             return out.sorted { $0.0 < $1.0 }
         }
-        for (_, r, key) in results {
+        for (_, r) in results {
             outcome.results.append(r)
             outcome.calls += r.calls
-            if let key { outcome.cacheKeys[r.evaluator] = key }
+            if reclaim, !r.cached { outcome.callsRepeated = outcome.callsRepeated.addingSaturated(max(0, r.usage.calls)) }
         }
         outcome.end = nowNanos()
         return outcome
@@ -434,15 +475,18 @@ final class RunEngine: Service, Sendable {
             }
         }
         let finishedMs = nowMs()
-        let row: Run? = try await db.write { c in
-            var done = 0, errors = 0, hits = 0, calls = 0
+        let owner = claims.lease.owner
+        let (row, recorded, recordedErrors, repeated): (Run?, Int, Int, Int) = try await db.write { c in
+            var done = 0, errors = 0, hits = 0, calls = 0, repeated = 0
             var inTok: Int64 = 0, outTok: Int64 = 0, cost = 0.0, latency = 0.0
             for o in outcomes {
-                let changed = try c.run("UPDATE eval_run_items SET state = 'done', output = ?, latency_ms = ?, error = ?, results = ?, finished_unix_ms = ? WHERE run_id = ? AND item_id = ? AND state = 'claimed'",
-                                        [o.output.map(SQLiteValue.text) ?? .null, o.latencyMs.map(SQLiteValue.real) ?? .null, o.error.map(SQLiteValue.text) ?? .null, .text(encodeJSON(o.results)), .integer(finishedMs), .text(runID), .text(o.itemID)])
+                // Only while this process still holds the item's claim: each result is recorded once.
+                let changed = try RunItemClaims.markDone(c, runID: runID, itemID: o.itemID, owner: owner, claim: o.claim, output: o.output, latencyMs: o.latencyMs, error: o.error,
+                                                         results: encodeJSON(o.results), finishedMs: finishedMs)
                 guard changed == 1 else { continue }
                 done += 1
                 if o.error != nil || o.results.contains(where: { $0.error != nil }) { errors += 1 }
+                repeated = repeated.addingSaturated(max(0, o.callsRepeated))
                 for r in o.results {
                     if r.cached { hits += 1 }
                     calls = calls.addingSaturated(max(0, r.usage.calls))
@@ -450,65 +494,89 @@ final class RunEngine: Service, Sendable {
                     outTok = outTok.addingSaturated(max(0, r.usage.outputTokens))
                     cost = Checked.add(cost, max(0, r.usage.costUSD))
                     latency = Checked.add(latency, max(0, r.usage.latencyMs))
-                    if let key = o.cacheKeys[r.evaluator] { try ResultCache.put(c, key: key, result: r) }
                 }
             }
+            guard done > 0 else { return (nil, 0, 0, 0) }
             // Counters saturate at 2^62 (and each increment is far below it): SQLite would turn an
             // overflowing sum into a REAL that no longer reads back as an integer.
             let cap = Self.counterCap
             try c.run("""
                 UPDATE eval_runs SET done = MIN(done + ?, \(cap)), errors = MIN(errors + ?, \(cap)), cache_hits = MIN(cache_hits + ?, \(cap)),
                   judge_calls = MIN(judge_calls + ?, \(cap)), judge_input_tokens = MIN(judge_input_tokens + ?, \(cap)), judge_output_tokens = MIN(judge_output_tokens + ?, \(cap)),
-                  judge_cost_usd = MIN(judge_cost_usd + ?, 1e300), judge_latency_ms = MIN(judge_latency_ms + ?, 1e300), resumes = 0 WHERE id = ?
+                  judge_cost_usd = MIN(judge_cost_usd + ?, 1e300), judge_latency_ms = MIN(judge_latency_ms + ?, 1e300),
+                  judge_calls_repeated = MIN(judge_calls_repeated + ?, \(cap)), resumes = 0 WHERE id = ?
                 """,
-                      [.integer(Int64(done)), .integer(Int64(errors)), .integer(Int64(hits)), .integer(Int64(min(calls, Int(cap)))), .integer(min(inTok, cap)), .integer(min(outTok, cap)), .real(cost), .real(latency), .text(runID)])
-            // Progress webhooks at every 10 %.
-            guard let r = try c.query("SELECT \(EvalRepository.runColumns), progress_notified FROM eval_runs WHERE id = ?", [.text(runID)]).first else { return nil }
+                      [.integer(Int64(done)), .integer(Int64(errors)), .integer(Int64(hits)), .integer(Int64(min(calls, Int(cap)))), .integer(min(inTok, cap)), .integer(min(outTok, cap)), .real(cost), .real(latency),
+                       .integer(Int64(min(repeated, Int(cap)))), .text(runID)])
+            // Progress webhooks at every 10 %: the decile is moved and the event recorded in the same
+            // transaction, so each is recorded once whichever backend records the results.
+            guard let r = try c.query("SELECT \(EvalRepository.runColumns), progress_notified FROM eval_runs WHERE id = ?", [.text(runID)]).first else { return (nil, done, errors, repeated) }
             let run = EvalRepository.runRow(r)
             let decile: Int64 = run.total > 0 ? Int64(min(10, max(0, Double(run.done) * 10 / Double(run.total))).rounded(.down)) : 10
-            if decile > (r[19].int64 ?? 0), decile < 10 {
+            if decile > (r[EvalRepository.runColumnCount].int64 ?? 0), decile < 10 {
                 try c.run("UPDATE eval_runs SET progress_notified = ? WHERE id = ?", [.integer(decile), .text(runID)])
-                return run
+                try WebhookDispatcher.enqueue(c, projectID: projectID, event: "run.progress", data: Self.runJSON(run))
+                return (run, done, errors, repeated)
             }
-            return nil
+            return (nil, done, errors, repeated)
         }
-        let failedCount = outcomes.filter { $0.error != nil || $0.results.contains(where: { $0.error != nil }) }.count
-        itemsDone.increment(by: outcomes.count - failedCount)
-        itemsFailed.increment(by: failedCount)
-        if let row { await webhooks.enqueue(projectID: projectID, event: "run.progress", data: runJSON(row)) }
+        itemsDone.increment(by: recorded - recordedErrors)
+        itemsFailed.increment(by: recordedErrors)
+        if repeated > 0 { callsRepeated.increment(by: repeated) }
+        if recorded < outcomes.count {
+            logger.info("results not recorded: another claim took the items after this process's lease ran out", metadata: ["run": "\(runID)", "items": "\(outcomes.count - recorded)"])
+        }
+        if row != nil { webhooks.wake() }
     }
 
-    /// Marks the run completed (or failed) once no item is left; emits the final webhook.
+    /// Marks the run completed (or failed) once no item is left (the status guard: once across
+    /// backends), recording the final webhook event in the same transaction.
     private func finish(projectID: String, runID: String, failure: String?) async throws {
-        let updated: Bool = try await db.write { c in
-            if let failure {
-                return try c.run("UPDATE eval_runs SET status = 'failed', error = ?, finished_unix_ms = ? WHERE id = ? AND status IN ('pending', 'running')", [.text(failure), .integer(nowMs()), .text(runID)]) == 1
-            }
-            let left = try c.scalar("SELECT COUNT(*) FROM eval_run_items WHERE run_id = ? AND state != 'done'", [.text(runID)])?.int64 ?? 0
-            guard left == 0 else { return false }
-            // Failed when no item produced a usable result (target errors, or every evaluator errored).
-            var total = 0, unusable = 0
-            var firstReason = ""
-            try c.forEach("SELECT error, results FROM eval_run_items WHERE run_id = ? ORDER BY seq", [.text(runID)]) { row in
-                total += 1
-                let results = decodeJSON([EvaluationResult].self, row[1].string) ?? []
-                let reason = row[0].string ?? (results.allSatisfy { $0.error != nil } ? results.first?.error : nil)
-                if let reason {
-                    unusable += 1
-                    if firstReason.isEmpty { firstReason = reason }
-                }
-            }
-            if total > 0 && unusable == total {
-                return try c.run("UPDATE eval_runs SET status = 'failed', error = ?, finished_unix_ms = ? WHERE id = ? AND status = 'running'", [.text("every item failed; first: \(firstReason.prefix(300))"), .integer(nowMs()), .text(runID)]) == 1
-            }
-            return try c.run("UPDATE eval_runs SET status = 'completed', finished_unix_ms = ? WHERE id = ? AND status = 'running'", [.integer(nowMs()), .text(runID)]) == 1
+        let finished: Run? = try await db.write { c in
+            guard try Self.finishRow(c, runID: runID, failure: failure) else { return nil }
+            return try Self.enqueueEvent(c, projectID: projectID, runID: runID, event: nil)
         }
-        guard updated, let run = try await repo.run(projectID, runID) else { return }
+        guard let run = finished else { return }
+        webhooks.wake()
         logger.info("evaluation run finished", metadata: ["run": "\(runID)", "status": "\(run.status.rawValue)", "done": "\(run.done)", "errors": "\(run.errors)"])
-        await webhooks.enqueue(projectID: projectID, event: run.status == .completed ? "run.completed" : "run.failed", data: runJSON(run))
     }
 
-    func runJSON(_ r: Run) -> JSON {
+    /// Enqueues a webhook event with the run as it is now, inside the caller's transaction (nil
+    /// `event`: run.completed or run.failed by the run's status). Returns the run.
+    @discardableResult
+    static func enqueueEvent(_ c: any MetadataConnection, projectID: String, runID: String, event: String?) throws -> Run? {
+        guard let r = try c.query("SELECT \(EvalRepository.runColumns) FROM eval_runs WHERE id = ?", [.text(runID)]).first else { return nil }
+        let run = EvalRepository.runRow(r)
+        try WebhookDispatcher.enqueue(c, projectID: projectID, event: event ?? (run.status == .completed ? "run.completed" : "run.failed"), data: runJSON(run))
+        return run
+    }
+
+    /// The status change of `finish`: true when this call finished the run.
+    private static func finishRow(_ c: any MetadataConnection, runID: String, failure: String?) throws -> Bool {
+        if let failure {
+            return try c.run("UPDATE eval_runs SET status = 'failed', error = ?, finished_unix_ms = ? WHERE id = ? AND status IN ('pending', 'running')", [.text(failure), .integer(nowMs()), .text(runID)]) == 1
+        }
+        let left = try c.scalar("SELECT COUNT(*) FROM eval_run_items WHERE run_id = ? AND state != 'done'", [.text(runID)])?.int64 ?? 0
+        guard left == 0 else { return false }
+        // Failed when no item produced a usable result (target errors, or every evaluator errored).
+        var total = 0, unusable = 0
+        var firstReason = ""
+        try c.forEach("SELECT error, results FROM eval_run_items WHERE run_id = ? ORDER BY seq", [.text(runID)]) { row in
+            total += 1
+            let results = decodeJSON([EvaluationResult].self, row[1].string) ?? []
+            let reason = row[0].string ?? (results.allSatisfy { $0.error != nil } ? results.first?.error : nil)
+            if let reason {
+                unusable += 1
+                if firstReason.isEmpty { firstReason = reason }
+            }
+        }
+        if total > 0 && unusable == total {
+            return try c.run("UPDATE eval_runs SET status = 'failed', error = ?, finished_unix_ms = ? WHERE id = ? AND status = 'running'", [.text("every item failed; first: \(firstReason.prefix(300))"), .integer(nowMs()), .text(runID)]) == 1
+        }
+        return try c.run("UPDATE eval_runs SET status = 'completed', finished_unix_ms = ? WHERE id = ? AND status = 'running'", [.integer(nowMs()), .text(runID)]) == 1
+    }
+
+    static func runJSON(_ r: Run) -> JSON {
         JSON.parse(encodeJSON(r)) ?? .object(["id": .string(r.id)])
     }
 }

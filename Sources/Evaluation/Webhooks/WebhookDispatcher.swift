@@ -54,44 +54,54 @@ public struct WebhookSettings: Sendable {
 
 /// Durable webhook delivery: events are written to `eval_deliveries` (with the webhook's secret
 /// applied at send time) and a background loop sends due deliveries, retrying on the schedule.
+/// Every backend on the metadata database runs the loop: a delivery is claimed ('sending') under a
+/// lease (owner, expiry, a heartbeat every third of it), so no other backend sends it while its
+/// sender lives; a sender that stopped mid-send leaves its lease to run out and the delivery is sent
+/// again (deliveries are at least once: receivers dedupe by `X-EvalForge-Delivery`). Only the
+/// owner records an attempt's outcome.
 final class WebhookDispatcher: Service, Sendable {
     private let db: any MetadataDatabase
     private let repo: EvalRepository
     private let http: OutboundHTTP
     private let settings: WebhookSettings
+    private let lease: WorkLease
     private let logger: Logger
     /// Set when a delivery was enqueued; the loop checks it between short sleeps.
     private let woken = Mutex(false)
     private let delivered = Counter(label: "evalforge_eval_webhook_deliveries_total", dimensions: [("result", "delivered")])
     private let failedAttempts = Counter(label: "evalforge_eval_webhook_deliveries_total", dimensions: [("result", "attempt_failed")])
 
-    init(repo: EvalRepository, http: OutboundHTTP, settings: WebhookSettings, logger: Logger) {
+    init(repo: EvalRepository, http: OutboundHTTP, settings: WebhookSettings, lease: WorkLease, logger: Logger) {
         self.db = repo.db
+        self.lease = lease
         self.repo = repo
         self.http = http
         self.settings = settings
         self.logger = logger
     }
 
-    /// Records one delivery per enabled webhook of the project subscribed to `event`.
-    func enqueue(projectID: String, event: String, data: JSON) async {
-        do {
-            let hooks = try await repo.webhooks(projectID).filter { $0.enabled && ($0.events.isEmpty || $0.events.contains(event)) }
-            guard !hooks.isEmpty else { return }
-            let now = nowMs()
-            try await db.write { c in
-                for h in hooks {
-                    let id = newID("dlv")
-                    let payload = JSON.object(["id": .string(id), "event": .string(event), "createdAt": .number(Double(now)), "data": data]).text
-                    try c.run("INSERT INTO eval_deliveries (id, webhook_id, project_id, event, payload, status, next_attempt_unix_ms, created_unix_ms, updated_unix_ms) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                              [.text(id), .text(h.id), .text(projectID), .text(event), .text(payload), .integer(now), .integer(now), .integer(now)])
-                }
-            }
-            wakeUp()
-        } catch {
-            logger.error("webhook enqueue failed", metadata: ["event": "\(event)", "error": "\(error)"])
+    /// Records one delivery per enabled webhook of the project subscribed to `event`, inside the
+    /// caller's write transaction: the run engine enqueues a run's events in the transaction that
+    /// changes the run, so each is recorded once across backends and none is lost to a crash right
+    /// after the change. Returns the deliveries recorded (the caller wakes the loop with `wake`).
+    @discardableResult
+    static func enqueue(_ c: any MetadataConnection, projectID: String, event: String, data: JSON) throws -> Int {
+        let now = nowMs()
+        var n = 0
+        for r in try c.query("SELECT id, events FROM eval_webhooks WHERE project_id = ? AND enabled = 1 ORDER BY created_unix_ms", [.text(projectID)]) {
+            let events = decodeJSON([String].self, r[1].string) ?? []
+            guard events.isEmpty || events.contains(event) else { continue }
+            let id = newID("dlv")
+            let payload = JSON.object(["id": .string(id), "event": .string(event), "createdAt": .number(Double(now)), "data": data]).text
+            try c.run("INSERT INTO eval_deliveries (id, webhook_id, project_id, event, payload, status, next_attempt_unix_ms, created_unix_ms, updated_unix_ms) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                      [.text(id), r[0], .text(projectID), .text(event), .text(payload), .integer(now), .integer(now), .integer(now)])
+            n += 1
         }
+        return n
     }
+
+    /// Wakes the delivery loop (deliveries were recorded).
+    func wake() { wakeUp() }
 
     /// Sends a `webhook.test` event now (one attempt, answered synchronously); retries follow the schedule.
     func test(projectID: String, webhookID: String) async throws -> Delivery {
@@ -99,9 +109,12 @@ final class WebhookDispatcher: Service, Sendable {
         let id = newID("dlv")
         let now = nowMs()
         let payload = JSON.object(["id": .string(id), "event": "webhook.test", "createdAt": .number(Double(now)), "data": ["webhookId": .string(hook.id)]]).text
+        let (owner, until) = (lease.owner, lease.until(now))
         try await db.write { c in
-            try c.run("INSERT INTO eval_deliveries (id, webhook_id, project_id, event, payload, status, next_attempt_unix_ms, created_unix_ms, updated_unix_ms) VALUES (?, ?, ?, 'webhook.test', ?, 'sending', ?, ?, ?)",
-                      [.text(id), .text(hook.id), .text(projectID), .text(payload), .integer(now), .integer(now), .integer(now)])
+            try c.run("""
+                INSERT INTO eval_deliveries (id, webhook_id, project_id, event, payload, status, next_attempt_unix_ms, created_unix_ms, updated_unix_ms, owner, lease_until_ms)
+                VALUES (?, ?, ?, 'webhook.test', ?, 'sending', ?, ?, ?, ?, ?)
+                """, [.text(id), .text(hook.id), .text(projectID), .text(payload), .integer(now), .integer(now), .integer(now), .text(owner), .integer(until)])
         }
         await attempt(Pending(id: id, url: hook.url, secret: hook.secret, event: "webhook.test", payload: payload, attempts: 0, log: "[]"))
         guard let d = try await repo.deliveries(projectID, webhookID: webhookID, limit: 1000).first(where: { $0.id == id }) else { throw EvaluationError.notFound("delivery vanished") }
@@ -115,9 +128,31 @@ final class WebhookDispatcher: Service, Sendable {
     }
 
     func run() async throws {
-        // A delivery left 'sending' by a stopped process is due again.
-        _ = try? await db.write { c in try c.run("UPDATE eval_deliveries SET status = 'pending' WHERE status = 'sending'") }
-        try await cancelWhenGracefulShutdown { await self.loop() }
+        // No reset at start: a delivery left 'sending' by a stopped process is claimed again when
+        // its lease runs out, by whichever backend comes first.
+        try await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.lease.heartbeat("webhook deliveries", logger: self.logger) { try await self.extend() } }
+                await self.loop()
+                group.cancelAll()
+            }
+        }
+        // A graceful stop: deliveries this process still holds are due again at once, elsewhere (in
+        // a task of its own: a cancelled task's metadata writes are dropped before they run).
+        let (owner, db) = (lease.owner, self.db)
+        await Task {
+            _ = try? await db.write { c in
+                try c.run("UPDATE eval_deliveries SET status = 'pending', owner = NULL, lease_until_ms = 0 WHERE status = 'sending' AND owner = ?", [.text(owner)])
+            }
+        }.value
+    }
+
+    /// The heartbeat: extends the lease of every delivery this process is sending.
+    private func extend() async throws {
+        let (owner, until) = (lease.owner, lease.until())
+        try await db.claimWrite { c in
+            try c.run("UPDATE eval_deliveries SET lease_until_ms = ? WHERE status = 'sending' AND owner = ?", [.integer(until), .text(owner)])
+        }
     }
 
     private func loop() async {
@@ -153,13 +188,20 @@ final class WebhookDispatcher: Service, Sendable {
         try await db.read { c in try c.scalar("SELECT MIN(next_attempt_unix_ms) FROM eval_deliveries WHERE status = 'pending'")?.int64 }
     }
 
-    /// Marks due deliveries 'sending' and returns them with their webhook's URL and secret.
+    /// Claims due deliveries — pending ones whose attempt is due, and 'sending' ones whose lease ran
+    /// out (their sender stopped) — under this process's lease, and returns them with their
+    /// webhook's URL and secret. On Postgres, rows another backend is claiming are skipped.
     private func claimDue() async throws -> [Pending] {
         let now = nowMs()
+        let (owner, until) = (lease.owner, lease.until(now))
         let secrets = repo.secrets
-        return try await db.write { c in
-            let rows = try c.query("SELECT d.id, w.url, w.secret, d.event, d.payload, d.attempts, d.log FROM eval_deliveries d JOIN eval_webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' AND d.next_attempt_unix_ms <= ? ORDER BY d.next_attempt_unix_ms LIMIT 64", [.integer(now)])
-            for r in rows { try c.run("UPDATE eval_deliveries SET status = 'sending' WHERE id = ?", [r[0]]) }
+        return try await db.claimWrite { c in
+            let rows = try c.query("""
+                SELECT d.id, w.url, w.secret, d.event, d.payload, d.attempts, d.log FROM eval_deliveries d JOIN eval_webhooks w ON w.id = d.webhook_id
+                WHERE (d.status = 'pending' AND d.next_attempt_unix_ms <= ?) OR (d.status = 'sending' AND d.lease_until_ms <= ?)
+                ORDER BY d.next_attempt_unix_ms LIMIT 64
+                """ + c.dialect.skipLocked(of: "d"), [.integer(now), .integer(now)])
+            for r in rows { try c.run("UPDATE eval_deliveries SET status = 'sending', owner = ?, lease_until_ms = ? WHERE id = ?", [.text(owner), .integer(until), r[0]]) }
             // The secret is sealed at rest (a delivery row never holds it): opened here, at send time.
             return try rows.map { Pending(id: $0[0].string ?? "", url: $0[1].string ?? "", secret: try secrets.open($0[2].string ?? ""), event: $0[3].string ?? "", payload: $0[4].string ?? "", attempts: Int($0[5].int64 ?? 0), log: $0[6].string ?? "[]") }
         }
@@ -222,9 +264,14 @@ final class WebhookDispatcher: Service, Sendable {
         let nextAt = next
         let code = status
         let reason = failure
+        let owner = lease.owner
+        // Only while this process still holds the delivery (its lease did not run out and another
+        // backend did not claim it meanwhile): each attempt is recorded by its sender alone.
         _ = try? await db.write { c in
-            try c.run("UPDATE eval_deliveries SET status = ?, attempts = ?, next_attempt_unix_ms = ?, last_status_code = ?, last_error = ?, log = ?, updated_unix_ms = ? WHERE id = ?",
-                      [.text(finalStatus), .integer(Int64(attempts)), .integer(nextAt), code.map { .integer(Int64($0)) } ?? .null, .text(reason), .text(logText), .integer(nowMs()), .text(d.id)])
+            try c.run("""
+                UPDATE eval_deliveries SET status = ?, attempts = ?, next_attempt_unix_ms = ?, last_status_code = ?, last_error = ?, log = ?, updated_unix_ms = ?, owner = NULL, lease_until_ms = 0
+                WHERE id = ? AND status = 'sending' AND owner = ?
+                """, [.text(finalStatus), .integer(Int64(attempts)), .integer(nextAt), code.map { .integer(Int64($0)) } ?? .null, .text(reason), .text(logText), .integer(nowMs()), .text(d.id), .text(owner)])
         }
         if newStatus == "pending" { wakeUp() }
     }

@@ -131,7 +131,9 @@ enum EvalUI {
     /// Judge calls, tokens and cost; on separate lines in narrow table cells.
     static func judge(_ r: Run, lines: Bool = false) -> HTML {
         guard r.judge.calls > 0 else { return "<span class=\"sub\">no judge calls</span>" }
-        let parts = ["\(r.judge.calls) calls", "\(Fmt.count(r.judge.inputTokens)) in / \(Fmt.count(r.judge.outputTokens)) out", Fmt.cost(r.judge.costUSD)]
+        var parts = ["\(r.judge.calls) calls", "\(Fmt.count(r.judge.inputTokens)) in / \(Fmt.count(r.judge.outputTokens)) out", Fmt.cost(r.judge.costUSD)]
+        // Calls made again for items whose first claim was lost (a backend stopped mid-item).
+        if r.judge.callsRepeated > 0 { parts.append("\(r.judge.callsRepeated) repeated after a stop") }
         return lines ? HTML.join(parts.map { p -> HTML in "<div>\(p)</div>" }) : HTML(raw: HTML.escape(parts.joined(separator: " · ")))
     }
 
