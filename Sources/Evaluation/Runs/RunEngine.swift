@@ -65,7 +65,9 @@ final class RunEngine: Service, Sendable {
         claims = RunItemClaims(db: db, lease: lease)
         self.pollInterval = max(.milliseconds(20), pollInterval)
         self.logger = logger
-        let (stream, continuation) = AsyncStream.makeStream(of: Request.self)
+        // Bounded: on a backend without the worker role nothing reads it, and a request dropped
+        // here is found by the poll of some worker within `pollInterval` anyway.
+        let (stream, continuation) = AsyncStream.makeStream(of: Request.self, bufferingPolicy: .bufferingNewest(1024))
         requests = stream
         self.continuation = continuation
     }
