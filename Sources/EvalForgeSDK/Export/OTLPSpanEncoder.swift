@@ -83,7 +83,12 @@ struct OTLPSpanEncoder {
         if !q.model.isEmpty { attr(GenAIKeys.requestModel, q.model) }
         if let v = r.responseModel { attr(GenAIKeys.responseModel, v) }
         if let v = r.responseID { attr(GenAIKeys.responseID, v) }
-        if !r.finishReasons.isEmpty { attr(GenAIKeys.responseFinishReasons, r.finishReasons) }
+        // One reason (the usual case) is encoded without building an array.
+        if let one = r.singleFinishReason {
+            attr(GenAIKeys.responseFinishReasons, CollectionOfOne(one))
+        } else if r.hasFinishReasons {
+            attr(GenAIKeys.responseFinishReasons, r.finishReasons)
+        }
         let u = r.usage
         if let v = u.input { attr(GenAIKeys.usageInputTokens, Int64(v)) }
         if let v = u.output { attr(GenAIKeys.usageOutputTokens, Int64(v)) }
@@ -184,7 +189,7 @@ struct OTLPSpanEncoder {
         span.varintField(2, value ? 1 : 0)
     }
 
-    private mutating func attr(_ key: String, _ values: [String]) {
+    private mutating func attr<Values: Collection<String>>(_ key: String, _ values: Values) {
         // AnyValue{5: ArrayValue{1: AnyValue{1: string}...}}
         var arrayLen = 0
         for v in values {
