@@ -373,6 +373,7 @@ struct RecordingPathTests {
         #expect(MemoryLayout<LLMRequest>.size == MemoryLayout<Int>.size)
         // Every byte of a record is moved into the buffer on the calling thread: three cache lines at most.
         #expect(MemoryLayout<SpanRecord>.size <= 192)
+        #expect(MemoryLayout<SpanRecord.Plain>.size % 16 == 0)
     }
 
     @Test("packed usage and cost, the single finish reason and the rare fields read back as written, copies keep value semantics")

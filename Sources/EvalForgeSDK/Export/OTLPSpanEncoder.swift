@@ -42,8 +42,10 @@ struct OTLPSpanEncoder {
         scopeMsg.stringField(1, scopeName)
         scopeMsg.stringField(2, scopeVersion)
         scope.messageField(1, scopeMsg.bytes)
-        for r in records {
-            encodeSpan(r)
+        // Borrowed in place: copying a record would retain and release its request and strings on
+        // this thread, on the same cache lines the recording threads retain them on.
+        for i in records.indices {
+            encodeSpan(records[i])
             scope.messageField(2, span.bytes)
         }
         var resource = ProtobufWriter()
@@ -65,7 +67,7 @@ struct OTLPSpanEncoder {
         return request.bytes
     }
 
-    private mutating func encodeSpan(_ r: SpanRecord) {
+    private mutating func encodeSpan(_ r: borrowing SpanRecord) {
         span.bytes.removeAll(keepingCapacity: true)
         withUnsafeBytes(of: (r.traceID.high.bigEndian, r.traceID.low.bigEndian)) { span.bytesField(1, $0) }
         withUnsafeBytes(of: r.spanID.bigEndian) { span.bytesField(2, $0) }

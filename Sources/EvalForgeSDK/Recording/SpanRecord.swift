@@ -39,6 +39,9 @@ struct SpanRecord: Sendable {
         var parentDeclined = false
         /// Set when the span ends (`LLMSpan.end()`), from `Sampler.decide`.
         var sampling: SamplingDecision = .sampled
+        /// Rounds the size up to a multiple of 16 bytes (a test checks it): an odd size was copied with
+        /// overlapping 16-byte moves, and reading back the overlap stalled `end()` on each span.
+        private var reserved: UInt16 = 0
 
         init(traceID: TraceID, spanID: UInt64, parentSpanID: UInt64, kind: Kind, startUnixNanos: UInt64, parentDeclined: Bool = false) {
             self.traceID = traceID
