@@ -43,23 +43,13 @@ public struct LLMRequest: Sendable {
         init(_ fields: Fields) { self.fields = fields }
     }
 
-    /// nil for `LLMRequest.empty`, so the request an ended span keeps costs no retain or release.
-    private var storage: Storage?
-
-    private static let emptyFields = Fields(operation: .none, provider: "", model: "")
+    private var storage: Storage
 
     private var fields: Fields {
-        @inline(__always) _read {
-            if let storage { yield storage.fields } else { yield Self.emptyFields }
-        }
+        @inline(__always) _read { yield storage.fields }
         @inline(__always) _modify {
-            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage?.fields ?? Self.emptyFields) }
-            if let storage {
-                yield &storage.fields
-            } else {
-                var unreachable = Self.emptyFields  // not reached: `storage` was set just above
-                yield &unreachable
-            }
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+            yield &storage.fields
         }
     }
 
@@ -67,10 +57,8 @@ public struct LLMRequest: Sendable {
         storage = Storage(Fields(operation: operation, provider: provider, model: model))
     }
 
-    private init() { storage = nil }
-
-    /// An empty request (no operation, provider or model) without storage: what an ended span reads.
-    static var empty: LLMRequest { LLMRequest() }
+    /// An empty request (no operation, provider or model), shared: what an ended span reads.
+    static let empty = LLMRequest(operation: .none, provider: "", model: "")
 
     public var operation: GenAIOperation {
         get { fields.operation }
