@@ -371,6 +371,45 @@ struct RecordingPathTests {
         // retained on every end().
         #expect(_isPOD(SpanRecord.Plain.self))
         #expect(MemoryLayout<LLMRequest>.size == MemoryLayout<Int>.size)
+        // Every byte of a record is moved into the buffer on the calling thread: three cache lines at most.
+        #expect(MemoryLayout<SpanRecord>.size <= 192)
+        #expect(MemoryLayout<SpanRecord.Plain>.size % 16 == 0)
+    }
+
+    @Test("packed usage and cost, the single finish reason and the rare fields read back as written, copies keep value semantics")
+    func compactRecordRoundTrips() throws {
+        let pipeline = EvalForge.Pipeline(configuration: { var c = EvalForge.Configuration.default; c.content.capture = true; return c }())
+        var span = pipeline.startLLMCall(LLMRequest(provider: LLMProvider.anthropic, model: "claude"))
+        #expect(span.usage == TokenUsage() && span.costUSD == nil && span.finishReasons.isEmpty)
+        for u in [TokenUsage(input: 0, output: nil, cacheRead: 5, cacheCreation: nil, reasoning: 7), TokenUsage(input: .max, output: .min, cacheRead: nil, cacheCreation: 3, reasoning: nil)] {
+            span.usage = u
+            #expect(span.usage == u)
+        }
+        span.costUSD = 0
+        #expect(span.costUSD == 0)
+        span.costUSD = nil
+        #expect(span.costUSD == nil)
+        span.finishReasons = ["stop", "length"]
+        #expect(span.finishReasons == ["stop", "length"])
+        span.finishReasons = ["end_turn"]
+        #expect(span.finishReasons == ["end_turn"] && span.record.rare?.finishReasons.isEmpty != false)
+        var copy = span
+        copy.recordError(type: "timeout", message: "slow")
+        copy.setAttribute("k", .int(1))
+        #expect(span.record.errorType == nil && span.record.attributes.isEmpty && !span.record.isError)
+        span.setSystemInstructions("[]")
+        span.setInput("[1]")
+        span.setOutput("[2]")
+        #expect(copy.record.errorType == "timeout" && copy.record.errorMessage == "slow" && copy.record.attributes.count == 1 && copy.record.input == nil)
+        span.finishReasons = ["a", "b", "c"]
+        span.costUSD = 1.25
+        span.end()
+        var batch: [SpanRecord] = []
+        pipeline.buffer.drain(into: &batch)
+        let r = try #require(batch.first)
+        #expect(r.usage == TokenUsage(input: .max, output: .min, cacheRead: nil, cacheCreation: 3, reasoning: nil) && r.costUSD == 1.25)
+        #expect(r.finishReasons == ["a", "b", "c"] && r.systemInstructions == "[]" && r.input == "[1]" && r.output == "[2]" && r.errorType == nil)
+        #expect(span.usage == r.usage && span.finishReasons.isEmpty && span.record.input == nil)
     }
 
     @Test("a span the buffer refuses (full) or that is sampled out is emptied like a buffered one and counted; the buffer keeps what it took")

@@ -42,8 +42,10 @@ struct OTLPSpanEncoder {
         scopeMsg.stringField(1, scopeName)
         scopeMsg.stringField(2, scopeVersion)
         scope.messageField(1, scopeMsg.bytes)
-        for r in records {
-            encodeSpan(r)
+        // Borrowed in place: copying a record would retain and release its request and strings on
+        // this thread, on the same cache lines the recording threads retain them on.
+        for i in records.indices {
+            encodeSpan(records[i])
             scope.messageField(2, span.bytes)
         }
         var resource = ProtobufWriter()
@@ -65,7 +67,7 @@ struct OTLPSpanEncoder {
         return request.bytes
     }
 
-    private mutating func encodeSpan(_ r: SpanRecord) {
+    private mutating func encodeSpan(_ r: borrowing SpanRecord) {
         span.bytes.removeAll(keepingCapacity: true)
         withUnsafeBytes(of: (r.traceID.high.bigEndian, r.traceID.low.bigEndian)) { span.bytesField(1, $0) }
         withUnsafeBytes(of: r.spanID.bigEndian) { span.bytesField(2, $0) }
@@ -83,7 +85,12 @@ struct OTLPSpanEncoder {
         if !q.model.isEmpty { attr(GenAIKeys.requestModel, q.model) }
         if let v = r.responseModel { attr(GenAIKeys.responseModel, v) }
         if let v = r.responseID { attr(GenAIKeys.responseID, v) }
-        if !r.finishReasons.isEmpty { attr(GenAIKeys.responseFinishReasons, r.finishReasons) }
+        // One reason (the usual case) is encoded without building an array.
+        if let one = r.singleFinishReason {
+            attr(GenAIKeys.responseFinishReasons, CollectionOfOne(one))
+        } else if r.hasFinishReasons {
+            attr(GenAIKeys.responseFinishReasons, r.finishReasons)
+        }
         let u = r.usage
         if let v = u.input { attr(GenAIKeys.usageInputTokens, Int64(v)) }
         if let v = u.output { attr(GenAIKeys.usageOutputTokens, Int64(v)) }
@@ -184,7 +191,7 @@ struct OTLPSpanEncoder {
         span.varintField(2, value ? 1 : 0)
     }
 
-    private mutating func attr(_ key: String, _ values: [String]) {
+    private mutating func attr<Values: Collection<String>>(_ key: String, _ values: Values) {
         // AnyValue{5: ArrayValue{1: AnyValue{1: string}...}}
         var arrayLen = 0
         for v in values {

@@ -132,9 +132,11 @@ extension EvalForge {
         @inline(__always)
         func submit(from record: inout SpanRecord) {
             guard enabled else { return record = SpanRecord(keeping: record.plain) }
-            counters.recorded.add(1, ordering: .relaxed)
+            // `recorded` is not counted here: it is the sum of the three outcomes below (the buffer
+            // counts what it accepts under its lock), one atomic read-modify-write fewer per span.
             if record.sampling == .notSampled, traceKeeper == nil {
                 counters.sampledOut.add(1, ordering: .relaxed)
+                counters.sampledOutAtEnd.add(1, ordering: .relaxed)
                 return record = SpanRecord(keeping: record.plain)
             }
             switch buffer.append(from: &record) {
@@ -148,10 +150,11 @@ extension EvalForge {
 
         /// Counters since start.
         public var statistics: Statistics {
-            Statistics(
-                recorded: counters.recorded.load(ordering: .relaxed),
+            let droppedBufferFull = counters.droppedBufferFull.load(ordering: .relaxed)
+            return Statistics(
+                recorded: buffer.accepted &+ counters.sampledOutAtEnd.load(ordering: .relaxed) &+ droppedBufferFull,
                 sampledOut: counters.sampledOut.load(ordering: .relaxed),
-                droppedBufferFull: counters.droppedBufferFull.load(ordering: .relaxed),
+                droppedBufferFull: droppedBufferFull,
                 exported: counters.exported.load(ordering: .relaxed),
                 exportFailed: counters.exportFailed.load(ordering: .relaxed),
                 exportRequests: counters.exportRequests.load(ordering: .relaxed),

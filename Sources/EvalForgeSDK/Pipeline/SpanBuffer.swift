@@ -7,6 +7,7 @@ final class SpanBuffer: Sendable {
     private struct State {
         var pending: [SpanRecord] = []
         var wakeRequested = false
+        var accepted = 0
     }
 
     enum AppendOutcome { case accepted, acceptedBatchReady, full }
@@ -15,6 +16,9 @@ final class SpanBuffer: Sendable {
     /// `pending.count`, published for readers (statistics, the export loop's "more to send?") so
     /// they do not take the lock recording threads need.
     private let pendingCount = Atomic<Int>(0)
+    /// Records accepted since creation, counted under the lock and published like `pendingCount`
+    /// (a plain store, not a second atomic read-modify-write per span).
+    private let acceptedCount = Atomic<Int>(0)
     let capacity: Int
     let batchSize: Int
 
@@ -35,6 +39,8 @@ final class SpanBuffer: Sendable {
                 s.pending.append(slot.move())
                 slot.initialize(to: SpanRecord(keeping: plain))
                 pendingCount.store(s.pending.count, ordering: .relaxed)
+                s.accepted &+= 1
+                acceptedCount.store(s.accepted, ordering: .relaxed)
                 if s.pending.count >= batchSize, !s.wakeRequested {
                     s.wakeRequested = true
                     return .acceptedBatchReady
@@ -55,4 +61,7 @@ final class SpanBuffer: Sendable {
 
     /// Records waiting now (a moment's snapshot, read without the lock).
     var count: Int { pendingCount.load(ordering: .relaxed) }
+
+    /// Records accepted since creation (a moment's snapshot, read without the lock).
+    var accepted: Int { acceptedCount.load(ordering: .relaxed) }
 }

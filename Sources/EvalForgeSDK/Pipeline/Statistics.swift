@@ -25,8 +25,10 @@ extension EvalForge {
 
 /// Lock-free counters behind `EvalForge.Statistics`.
 final class PipelineCounters: Sendable {
-    let recorded = Atomic<Int>(0)
     let sampledOut = Atomic<Int>(0)
+    /// The part of `sampledOut` dropped when the span ended (not held for its trace): with the buffer's
+    /// accepted count and `droppedBufferFull`, it makes `Statistics.recorded`.
+    let sampledOutAtEnd = Atomic<Int>(0)
     let droppedBufferFull = Atomic<Int>(0)
     let exported = Atomic<Int>(0)
     let exportFailed = Atomic<Int>(0)

@@ -32,7 +32,13 @@ public struct LLMRequest: Sendable {
     /// Mutated only while uniquely referenced (`fields`' `_modify` copies a shared one first), so it
     /// is never written while another thread can read it; hence unchecked Sendable and no dynamic
     /// exclusivity check on each field access.
+    ///
+    /// The fields start a cache line after the object's reference count (`padding`): a request
+    /// reused for many calls is retained by the recording thread at each span start while the export
+    /// loop reads its fields, and sharing one line made every such retain wait for the line to come
+    /// back from the other core.
     final class Storage: @unchecked Sendable {
+        private let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         @exclusivity(unchecked) var fields: Fields
         init(_ fields: Fields) { self.fields = fields }
     }
