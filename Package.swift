@@ -67,6 +67,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
         // The Postgres metadata store (`--postgres-url`): projects, keys, evaluations beside the telemetry.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // TLS to Postgres (already in the graph through postgres-nio and async-http-client).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.36.0"),
     ],
     targets: [
         // System zlib (Debian: zlib1g-dev) for gzip of OTLP bodies and batches.
@@ -206,6 +208,7 @@ let package = Package(
                 "EvalForgeCore", "EvalForgeModel", "EvalForgeIngest", "EvalForgeCrypto", "CSQLite",
                 server("AsyncHTTPClient", "async-http-client"),
                 server("PostgresNIO", "postgres-nio"),
+                server("NIOSSL", "swift-nio-ssl"),
                 server("NIOCore", "swift-nio"),
                 server("NIOPosix", "swift-nio"),
                 server("NIOConcurrencyHelpers", "swift-nio"),

@@ -164,19 +164,60 @@ import TestProcesses
     /// The URL is checked at start-up, naming what is wrong; the password never appears in messages.
     @Test func badURLsAreRefusedByName() throws {
         for (url, why) in [("http://h/db", "scheme"), ("postgres:///db", "no host"), ("postgres://h:0/db", "port"),
-                           ("postgres://h/db?sslmode=require", "sslmode"), ("postgres://h/db?bogus=1", "unknown parameter"),
+                           ("postgres://h/db?sslmode=required", "sslmode"), ("postgres://h/db?bogus=1", "unknown parameter"),
+                           ("postgres://h/db?sslmode=verify-full&sslrootcert=ca.pem", "absolute path"), ("postgres://h/db?sslmode=require&sslrootcert=/ca.pem", "verify-ca or verify-full"),
                            ("postgres://h/a/b", "one database"), ("postgres://h/db?search_path=Bad-Name", "search_path"), ("postgres://h/db?application_name=a%20b", "application_name")] {
             #expect { try PostgresMetadataConfiguration(url: url) } throws: { e in
                 ((e as? StoreError)?.message ?? "").contains(why)
             }
         }
-        #expect { try PostgresMetadataConfiguration(url: "postgres://u:hunter2@h/db?sslmode=verify-full") } throws: { e in
+        #expect { try PostgresMetadataConfiguration(url: "postgres://u:hunter2@h/db?sslmode=verify-everything") } throws: { e in
             let m = (e as? StoreError)?.message ?? "hunter2"
             return !m.contains("hunter2") && m.contains("sslmode")
         }
         let ok = try PostgresMetadataConfiguration(url: "postgresql://ev:pw@127.0.0.1:15442/meta?sslmode=disable&connect_timeout=3")
         #expect(ok.host == "127.0.0.1" && ok.port == 15442 && ok.username == "ev" && ok.password == "pw" && ok.database == "meta" && ok.connectTimeout == .seconds(3))
         #expect(!ok.redactedURL.contains("pw"))
+    }
+
+    /// TLS to Postgres, against the test server (scripts/cluster postgres-up turns TLS on with a
+    /// self-signed certificate for 127.0.0.1, EVALFORGE_TEST_POSTGRES_CA): `pg_stat_ssl` says whether
+    /// this very connection is encrypted; verification accepts that certificate and refuses the
+    /// server when another CA is named.
+    @Test(.enabled(if: TestMetadata.postgresURL != nil && ProcessInfo.processInfo.environment["EVALFORGE_TEST_POSTGRES_CA"] != nil,
+                   "EVALFORGE_TEST_POSTGRES_URL and EVALFORGE_TEST_POSTGRES_CA not set (scripts/test sets both)"))
+    func tlsModes() async throws {
+        let url = try #require(TestMetadata.postgresURL)
+        let ca = try #require(ProcessInfo.processInfo.environment["EVALFORGE_TEST_POSTGRES_CA"])
+        let joiner = url.contains("?") ? "&" : "?"
+        func encrypted(_ query: String) async throws -> Bool {
+            let db = try await PostgresMetadataDatabase(configuration: try PostgresMetadataConfiguration(url: url + joiner + query))
+            let ssl = try await db.read { c in try c.scalar("SELECT ssl::int FROM pg_stat_ssl WHERE pid = pg_backend_pid()")?.int64 }
+            await db.shutdown()
+            return ssl == 1
+        }
+        #expect(try await encrypted("sslmode=disable") == false)
+        #expect(try await encrypted("sslmode=prefer") == true)
+        #expect(try await encrypted("sslmode=require") == true)
+        #expect(try await encrypted("sslmode=verify-ca&sslrootcert=\(ca)") == true)
+        #expect(try await encrypted("sslmode=verify-full&sslrootcert=\(ca)") == true)
+        // Another CA (a fresh self-signed certificate): the server's certificate does not verify.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-pg-ca-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let openssl = ChildProcess()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other", "-keyout", dir + "/other.key", "-out", dir + "/other.crt"]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0)
+        await #expect(throws: StoreError.self) { _ = try await encrypted("sslmode=verify-full&sslrootcert=\(dir)/other.crt&connect_timeout=5") }
+        // A root certificate path that is not a certificate is refused by name at start.
+        await #expect { _ = try await encrypted("sslmode=verify-ca&sslrootcert=\(dir)/missing.crt") } throws: { e in
+            ((e as? StoreError)?.message ?? "").contains("sslrootcert")
+        }
     }
 
     /// `?` placeholders become `$n` outside strings, identifiers and comments; `?N` keeps its number.

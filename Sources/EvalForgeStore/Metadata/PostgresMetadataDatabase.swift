@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 
 /// How the backend reaches its Postgres metadata database (`--postgres-url`).
@@ -28,13 +29,26 @@ public struct PostgresMetadataConfiguration: Sendable, Equatable {
     public var searchPath: String?
     /// How the connections appear in `pg_stat_activity` (URL parameter `application_name`).
     public var applicationName = "evalforge-backend"
+    /// TLS to the server, libpq's `sslmode` (URL parameter): `disable` and `allow` connect without
+    /// TLS, `prefer` (libpq's default) uses TLS when the server offers it, `require` insists on it
+    /// without checking the certificate, `verify-ca` checks the chain, `verify-full` the chain and
+    /// the host name. Default `prefer`.
+    public var sslMode: SSLMode = .prefer
+    /// CA certificates (PEM) that verify the server for `verify-ca` and `verify-full` (URL parameter
+    /// `sslrootcert`); nil: the system's trust store.
+    public var sslRootCertificate: String?
+
+    /// libpq's `sslmode` values.
+    public enum SSLMode: String, Sendable, Equatable, CaseIterable {
+        case disable, allow, prefer, require
+        case verifyCA = "verify-ca"
+        case verifyFull = "verify-full"
+    }
 
     public static let poolSizeRange = 1...256
     public static let attemptsRange = 1...20
 
-    /// Parses `postgres://user[:password]@host[:port]/database[?sslmode=disable]`. TLS is not built
-    /// in yet: `sslmode` may be `disable`, `allow` or `prefer` (all connect without TLS); anything
-    /// else is refused rather than silently sent in plain text.
+    /// Parses `postgres://user[:password]@host[:port]/database[?sslmode=verify-full&sslrootcert=/path]`.
     public init(url: String) throws {
         func bad(_ why: String) -> StoreError { .invalidArgument("--postgres-url '\(Self.redact(url))': \(why)") }
         guard url.utf8.count <= 2048, let c = URLComponents(string: url) else { throw bad("not a URL") }
@@ -57,9 +71,13 @@ public struct PostgresMetadataConfiguration: Sendable, Equatable {
         for item in c.queryItems ?? [] {
             switch item.name {
             case "sslmode":
-                guard let v = item.value, ["disable", "allow", "prefer"].contains(v) else {
-                    throw bad("sslmode=\(item.value ?? "") is not supported: TLS to Postgres is not built in yet; use sslmode=disable on a trusted network, or a local TLS proxy")
+                guard let v = item.value.flatMap(SSLMode.init(rawValue:)) else {
+                    throw bad("sslmode=\(item.value?.prefix(32) ?? "") is not one of \(SSLMode.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
+                sslMode = v
+            case "sslrootcert":
+                guard let v = item.value, (1...1024).contains(v.utf8.count), v.hasPrefix("/") else { throw bad("sslrootcert must be an absolute path to a PEM file") }
+                sslRootCertificate = v
             case "connect_timeout":
                 guard let v = item.value.flatMap({ Int($0) }), (1...600).contains(v) else { throw bad("connect_timeout must be 1 to 600 seconds") }
                 connectTimeout = .seconds(v)
@@ -74,14 +92,45 @@ public struct PostgresMetadataConfiguration: Sendable, Equatable {
                 }
                 searchPath = v
             default:
-                throw bad("unknown parameter '\(item.name.prefix(64))' (known: sslmode, connect_timeout, application_name, search_path)")
+                throw bad("unknown parameter '\(item.name.prefix(64))' (known: sslmode, sslrootcert, connect_timeout, application_name, search_path)")
             }
         }
+        if sslRootCertificate != nil, ![.verifyCA, .verifyFull].contains(sslMode) {
+            throw bad("sslrootcert is used with sslmode=verify-ca or verify-full (it is sslmode=\(sslMode.rawValue))")
+        }
+    }
+
+    /// What postgres-nio connects with: the TLS context is made once (reading `sslRootCertificate`)
+    /// and shared by every connection.
+    func makeTLS() throws -> PostgresConnection.Configuration.TLS {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        switch sslMode {
+        case .disable, .allow:
+            return .disable
+        case .prefer, .require:
+            tls.certificateVerification = .none
+        case .verifyCA, .verifyFull:
+            tls.certificateVerification = sslMode == .verifyFull ? .fullVerification : .noHostnameVerification
+            if let path = sslRootCertificate {
+                do {
+                    tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
+                } catch {
+                    throw StoreError.invalidArgument("--postgres-url sslrootcert '\(path)': not a readable PEM certificate file (\(error))")
+                }
+            }
+        }
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: tls)
+        } catch {
+            throw StoreError.invalidArgument("--postgres-url: cannot set up TLS (\(error))")
+        }
+        return sslMode == .prefer ? .prefer(context) : .require(context)
     }
 
     /// The URL without its password, for messages and logs.
     public var redactedURL: String {
-        "postgres://\(username)@\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)" + (searchPath.map { "?search_path=\($0)" } ?? "")
+        "postgres://\(username)@\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)?sslmode=\(sslMode.rawValue)" + (searchPath.map { "&search_path=\($0)" } ?? "")
     }
 
     static func redact(_ url: String) -> String {
@@ -120,6 +169,7 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
     private let closed = NIOLockedValueBox(false)
     private let nextID = NIOLockedValueBox(0)
     private let probing = NIOLockedValueBox(false)
+    private let tls: PostgresConnection.Configuration.TLS
     let logger: Logger
     /// `?`-to-`$n` translations by SQL text (bounded: texts with interpolated limits vary).
     private let translated = NIOLockedValueBox<[String: String]>([:])
@@ -133,6 +183,7 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
         self.configuration = configuration
         self.logger = logger
         self.group = group
+        tls = try configuration.makeTLS()
         threads = NIOThreadPool(numberOfThreads: configuration.poolSize)
         threads.start()
         do {
@@ -296,7 +347,7 @@ public final class PostgresMetadataDatabase: MetadataDatabase {
         }
         let id = nextID.withLockedValue { n -> Int in n = n &+ 1; return n }
         var pg = PostgresConnection.Configuration(host: configuration.host, port: configuration.port, username: configuration.username,
-                                                 password: configuration.password, database: configuration.database, tls: .disable)
+                                                 password: configuration.password, database: configuration.database, tls: tls)
         pg.options.connectTimeout = .nanoseconds(StoreReadiness.nanoseconds(configuration.connectTimeout))
         let timeoutMs = max(1, StoreReadiness.nanoseconds(configuration.statementTimeout) / 1_000_000)
         pg.options.additionalStartupParameters = [("statement_timeout", "\(timeoutMs)"), ("application_name", configuration.applicationName)]
