@@ -138,22 +138,13 @@ struct BackendRolesTests {
         for (arguments, environment) in cases {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evalforge-role-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let p = ChildProcess()
-            p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-            p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir] + arguments
             var env = ProcessInfo.processInfo.environment
             env["EVALFORGE_CLICKHOUSE_URL"] = nil
             env["EVALFORGE_POSTGRES_URL"] = nil
             env["EVALFORGE_ROLE"] = nil
             for (k, v) in environment { env[k] = v }
-            p.environment = env
-            let err = Pipe()
-            p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            #expect(p.terminationStatus != 0, "\(arguments) \(environment): exit \(p.terminationStatus)")
+            let (status, text) = try ChildProcess.runToExit(TestProcesses.evalforge, ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir] + arguments, environment: env)
+            #expect(status != 0, "\(arguments) \(environment): exit \(status)")
             #expect(text.contains("ingest, query, worker, all"), "\(text)")
             #expect(text.contains(environment.isEmpty ? "--role" : "EVALFORGE_ROLE"), "\(text)")
             #expect(text.contains(environment.isEmpty ? "'reader'" : "'querry'"), "\(text)")

@@ -122,16 +122,8 @@ struct RateLimitReplicaTests {
         let bad = dir + "/bad.json"
         try Data(#"{"tiers":{"free":{"requests":{"per_minute":-5}}}}"#.utf8).write(to: URL(fileURLWithPath: bad))
         for (args, message) in [(["--rate-limit-tiers", bad], "requests.per_minute: -5.0 is below 1"), (["--default-tier", "gold"], "unknown tier 'gold'")] {
-            let p = ChildProcess()
-            p.executableURL = URL(fileURLWithPath: TestProcesses.evalforge)
-            p.arguments = ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir + "/refused"] + args
-            let err = Pipe()
-            p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            #expect(p.terminationStatus != 0)
+            let (status, text) = try ChildProcess.runToExit(TestProcesses.evalforge, ["backend", "--port", "\(TestProcesses.freeLoopbackPort())", "--operator-port", "0", "--data-dir", dir + "/refused"] + args)
+            #expect(status != 0)
             #expect(text.contains(message), "\(text)")
         }
 

@@ -156,6 +156,24 @@ public final class ChildProcess: @unchecked Sendable {
     private static let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: AddChdir.self) }
 }
 
+extension ChildProcess {
+    /// Runs `executable` with `arguments` to its end (standard output discarded) and returns its exit
+    /// status and standard error: the shape of every "this configuration is refused, naming why" test.
+    public static func runToExit(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, standardError: String) {
+        let p = ChildProcess()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.environment = environment
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+}
+
 /// Why a child process could not be started.
 public struct SpawnError: Error, CustomStringConvertible {
     public let description: String
