@@ -26,7 +26,7 @@ public struct EvaluationInput: Sendable, Hashable {
         }
     }
 
-    public struct ToolCall: Sendable, Hashable {
+    public struct ToolCall: Sendable, Hashable, Codable {
         public var name: String
         /// The arguments as the model sent them (JSON text).
         public var arguments: String

@@ -17,8 +17,7 @@ struct ResultCache: Sendable {
     }
 
     func get(_ key: String) async -> EvaluationResult? {
-        let text = try? await db.read { c in try c.scalar("SELECT result FROM eval_cache WHERE key = ?", [.text(key)])?.string }
-        guard var r = decodeJSON(EvaluationResult.self, text ?? nil) else { return nil }
+        guard var r = decodeJSON(EvaluationResult.self, await text(key)) else { return nil }
         r.cached = true
         r.usage = JudgeUsage()
         r.calls = []
@@ -32,7 +31,7 @@ struct ResultCache: Sendable {
     }
 
     /// A provider target's answer to one dataset item.
-    struct TargetAnswer: Sendable {
+    struct TargetAnswer: Sendable, Codable {
         var text: String
         var toolCalls: [EvaluationInput.ToolCall]
         var costUSD: Double?
@@ -45,29 +44,35 @@ struct ResultCache: Sendable {
         Digest.sha256Hex("target\u{0}" + runID + "\u{0}" + itemID)
     }
 
+    /// A kept target answer; a stored row is read back, not trusted (costs and latencies finite, ≥ 0).
     func target(_ key: String) async -> TargetAnswer? {
-        guard let text = try? await db.read({ c in try c.scalar("SELECT result FROM eval_cache WHERE key = ?", [.text(key)])?.string }), let j = JSON.parse(text ?? ""),
-              let answer = j["text"]?.stringValue else { return nil }
-        let calls = (j["toolCalls"]?.arrayValue ?? []).map { EvaluationInput.ToolCall(name: $0["name"]?.stringValue ?? "", arguments: $0["arguments"]?.stringValue ?? "") }
-        func number(_ name: String) -> Double? { j[name]?.doubleValue.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } }
-        return TargetAnswer(text: answer, toolCalls: calls, costUSD: number("costUSD"), latencyMs: number("latencyMs"))
+        guard var a = decodeJSON(TargetAnswer.self, await text(key)) else { return nil }
+        a.costUSD = a.costUSD.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
+        a.latencyMs = a.latencyMs.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
+        return a
     }
 
-    func putTarget(_ key: String, _ a: TargetAnswer) async {
-        var j: [String: JSON] = ["text": .string(a.text), "toolCalls": .array(a.toolCalls.map { ["name": .string($0.name), "arguments": .string($0.arguments)] })]
-        if let v = a.costUSD, v.isFinite { j["costUSD"] = .number(v) }
-        if let v = a.latencyMs, v.isFinite { j["latencyMs"] = .number(v) }
-        let text = JSON.object(j).text
-        _ = try? await db.write { c in
-            try c.run("INSERT INTO eval_cache (key, result, created_unix_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET result = excluded.result, created_unix_ms = excluded.created_unix_ms",
-                      [.text(key), .text(text), .integer(nowMs())])
-        }
+    func putTarget(_ key: String, _ answer: TargetAnswer) async {
+        var a = answer
+        a.costUSD = a.costUSD.flatMap { $0.isFinite ? $0 : nil }  // JSON has no NaN or infinity
+        a.latencyMs = a.latencyMs.flatMap { $0.isFinite ? $0 : nil }
+        let text = encodeJSON(a)
+        _ = try? await db.write { c in try Self.store(c, key: key, text: text) }
+    }
+
+    private func text(_ key: String) async -> String? {
+        (try? await db.read { c in try c.scalar("SELECT result FROM eval_cache WHERE key = ?", [.text(key)])?.string }) ?? nil
+    }
+
+    private static func store(_ c: any MetadataConnection, key: String, text: String) throws {
+        try c.run("INSERT INTO eval_cache (key, result, created_unix_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET result = excluded.result, created_unix_ms = excluded.created_unix_ms",
+                  [.text(key), .text(text), .integer(nowMs())])
     }
 
     /// Inside a write transaction.
     static func put(_ c: any MetadataConnection, key: String, result: EvaluationResult) throws {
         var r = result
         r.calls = []
-        try c.run("INSERT INTO eval_cache (key, result, created_unix_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET result = excluded.result, created_unix_ms = excluded.created_unix_ms", [.text(key), .text(encodeJSON(r)), .integer(nowMs())])
+        try store(c, key: key, text: encodeJSON(r))
     }
 }

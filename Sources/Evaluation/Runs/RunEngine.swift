@@ -329,8 +329,9 @@ final class RunEngine: Service, Sendable {
             if let p = t.prompt, !p.isEmpty { messages = [.init(role: "user", content: p.replacingOccurrences(of: "{{input}}", with: base.input))] }
             if messages.isEmpty { messages = [.init(role: "user", content: base.input)] }
             // The answer is kept right after the call: a re-claim of the item reuses it (paid once).
+            // Only a re-claim can find one (the key is per run and item): a first claim reads nothing.
             let key = ResultCache.targetKey(runID: ctx.runID, itemID: c.item.id)
-            if let kept = await cache.target(key) {
+            if c.claim > 1, let kept = await cache.target(key) {
                 outcome.output = kept.text
                 outcome.latencyMs = kept.latencyMs
                 toolCalls = kept.toolCalls
